@@ -1,0 +1,120 @@
+# Makefile for isrf: the PostgreSQL extension (PGXS), the CUDA backend library
+# (nvcc, loaded with dlopen only where a GPU is used), the standalone driver
+# and the C unit tests of src/core.
+#
+#   make                 isrf.so, isrf_cuda.so (when CUDA is found), driver
+#   make USE_CUDA=0      without the CUDA backend
+#   make install         installs the extension, the CUDA library, the driver
+#   make unit            builds and runs the C unit tests (no PostgreSQL)
+#   make installcheck    pg_regress against a running server
+#   bash test/run_tests.sh   everything, on a fresh machine (see README.md)
+
+EXTENSION = isrf
+MODULE_big = isrf
+DATA = sql/isrf--0.1.sql
+PGFILEDESC = "isrf - in-database generative recommender (ISRF)"
+
+CORE_SRCS := $(sort $(wildcard src/core/*.c))
+PG_SRCS := $(sort $(wildcard src/pg/*.c))
+OBJS = $(PG_SRCS:.c=.o) $(CORE_SRCS:.c=.o)
+
+REGRESS = $(sort $(basename $(notdir $(filter-out sql/isrf--%,$(wildcard sql/*.sql)))))
+REGRESS_OPTS = --load-extension=isrf
+
+# libstemmer starts no threads; the BLAS (which does) is found with dlopen at
+# run time by src/core/cpu_backend.c, never linked here.
+SHLIB_LINK += -lstemmer -ldl -lm -lpthread
+PG_CPPFLAGS = -I$(srcdir)/src/core
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# PostgreSQL's headers are not -Wextra clean: make them system headers so
+# -Werror applies to our code only.
+override CPPFLAGS := $(patsubst -I$(includedir_server),-isystem $(includedir_server),$(patsubst -I$(includedir_internal),-isystem $(includedir_internal),$(CPPFLAGS)))
+
+# src/core is plain C11 and may declare where it uses.
+$(CORE_SRCS:.c=.o): override CFLAGS += -Wno-declaration-after-statement
+
+# ---------------------------------------------------------------------------
+# Engine objects for tools and tests, built without PostgreSQL's flags.
+BUILD := build
+CORE_CC ?= gcc
+CORE_CFLAGS ?= -O2 -g -std=gnu11 -fPIC -Wall -Wextra -Werror
+CORE_LIBS := -lstemmer -ldl -lm -lpthread
+CORE_TOOL_OBJS := $(patsubst src/core/%.c,$(BUILD)/core/%.o,$(CORE_SRCS))
+
+$(BUILD)/core/%.o: src/core/%.c $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	$(CORE_CC) $(CORE_CFLAGS) -Isrc/core -c $< -o $@
+
+# Standalone driver: the engine with no PostgreSQL.
+DRIVER_SRCS := $(sort $(wildcard src/driver/*.c))
+DRIVER := $(if $(DRIVER_SRCS),$(BUILD)/isrf_driver)
+$(DRIVER): $(DRIVER_SRCS) $(CORE_TOOL_OBJS) $(wildcard src/driver/*.h)
+	$(CORE_CC) $(CORE_CFLAGS) -Isrc/core -Isrc/driver $(DRIVER_SRCS) $(CORE_TOOL_OBJS) $(CORE_LIBS) -o $@
+
+# C unit tests: one binary per test/unit/test_*.c.
+UNIT_SRCS := $(sort $(wildcard test/unit/test_*.c))
+UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
+$(BUILD)/test/%: test/unit/%.c test/unit/unit.h $(CORE_TOOL_OBJS)
+	@mkdir -p $(dir $@)
+	$(CORE_CC) $(CORE_CFLAGS) -Isrc/core -Itest/unit -DISRF_BUILD_DIR='"$(abspath $(BUILD))"' $< $(CORE_TOOL_OBJS) $(CORE_LIBS) -o $@
+
+.PHONY: unit tools
+tools: $(DRIVER) $(UNIT_BINS)
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+# ---------------------------------------------------------------------------
+# CUDA backend: a separate shared library, never part of OBJS, never linked
+# into isrf.so.
+CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda))
+ifeq ($(CUDA_HOME),)
+USE_CUDA ?= 0
+else
+USE_CUDA ?= 1
+endif
+
+CUDA_SRCS := $(sort $(wildcard cuda/*.cu))
+CUDA_LIB := $(BUILD)/isrf_cuda.so
+ifeq ($(USE_CUDA),1)
+NVCC ?= $(CUDA_HOME)/bin/nvcc
+NVCC_GENCODE ?= -gencode arch=compute_80,code=sm_80 \
+                -gencode arch=compute_90,code=sm_90 \
+                -gencode arch=compute_90,code=compute_90
+NVCC_FLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror -Werror all-warnings $(NVCC_GENCODE)
+CUDA_OBJS := $(patsubst cuda/%.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS))
+
+$(BUILD)/cuda/%.o: cuda/%.cu $(wildcard cuda/*.h) $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -Isrc/core -c $< -o $@
+
+# The CUDA runtime is linked statically; cuBLAS and cuSPARSE come from the
+# toolkit's lib64 (found through the rpath, or LD_LIBRARY_PATH).
+$(CUDA_LIB): $(CUDA_OBJS)
+	$(NVCC) -shared $(NVCC_GENCODE) -cudart static $(CUDA_OBJS) \
+		-L$(CUDA_HOME)/lib64 -lcublas -lcusparse \
+		-Xlinker -rpath,$(CUDA_HOME)/lib64 -o $@
+
+all: $(CUDA_LIB)
+install: install-cuda
+.PHONY: install-cuda
+install-cuda: $(CUDA_LIB)
+	$(INSTALL_SHLIB) $(CUDA_LIB) '$(DESTDIR)$(pkglibdir)/isrf_cuda.so'
+endif
+
+ifneq ($(DRIVER),)
+all: $(DRIVER)
+install: install-driver
+.PHONY: install-driver
+install-driver: $(DRIVER)
+	$(INSTALL_PROGRAM) $(DRIVER) '$(DESTDIR)$(bindir)/isrf_driver'
+endif
+
+clean: clean-build
+.PHONY: clean-build
+clean-build:
+	rm -rf $(BUILD) results regression.diffs regression.out

@@ -1,0 +1,33 @@
+/*
+ * corpus.h
+ *	  Everything the engine reads from a data set, in one place: interaction
+ *	  rows, the catalogue's item ids, and pieces of item and user text keyed by
+ *	  external id.  The PostgreSQL glue fills it from SPI, the standalone
+ *	  driver from CSV files (datadir.h); the engine never knows which.
+ */
+#ifndef ISRF_CORPUS_H
+#define ISRF_CORPUS_H
+
+#include "dataset.h"
+
+/* One text value (one column of one row) about an item or a user. */
+typedef struct IsrfTextPiece
+{
+	int64_t		id;				/* external item or user id */
+	const char *text;			/* UTF-8, not necessarily NUL-terminated */
+	size_t		len;
+	float		weight;			/* field weight, 1.0 normally */
+} IsrfTextPiece;
+
+typedef struct IsrfCorpus
+{
+	IsrfInteractions rows;
+	const int64_t *catalogue_ids;	/* items table ids; NULL when absent */
+	int64_t		n_catalogue;
+	const IsrfTextPiece *item_text; /* catalogue text and LLM item descriptions */
+	int64_t		n_item_text;
+	const IsrfTextPiece *user_text; /* LLM user descriptions */
+	int64_t		n_user_text;
+} IsrfCorpus;
+
+#endif							/* ISRF_CORPUS_H */
