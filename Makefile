@@ -25,7 +25,7 @@ REGRESS_OPTS = --load-extension=isrf
 # run time by src/core/cpu_backend.c, never linked here.
 SHLIB_LINK += -lstemmer -ldl -lm -lpthread
 PG_CPPFLAGS = -I$(srcdir)/src/core
-PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+PG_CFLAGS = -Wall -Wextra -Werror
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

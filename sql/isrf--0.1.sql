@@ -1,0 +1,516 @@
+/* isrf--0.1.sql: the isrf extension, version 0.1 */
+
+\echo Use "CREATE EXTENSION isrf" to load this file. \quit
+
+CREATE SCHEMA isrf;
+COMMENT ON SCHEMA isrf IS 'isrf: in-database ISRF generative recommender (catalogue tables and admin functions)';
+GRANT USAGE ON SCHEMA isrf TO PUBLIC;
+
+----------------------------------------------------------------------------
+-- Catalogue: datasets
+----------------------------------------------------------------------------
+
+CREATE TABLE isrf.datasets (
+    name              text PRIMARY KEY,
+    owner             name NOT NULL DEFAULT current_user,
+    reviews           regclass NOT NULL,
+    items             regclass,
+    item_descriptions regclass,
+    user_descriptions regclass,
+    order_column      name NOT NULL,
+    text_columns      text[],
+    -- qualified table names at binding time, to name a table dropped since
+    bound_names       jsonb NOT NULL,
+    created_at        timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE isrf.datasets IS 'Datasets: names bound to the user''s own tables of reviews, items and LLM descriptions';
+
+ALTER TABLE isrf.datasets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY datasets_owner ON isrf.datasets
+    USING (owner = current_user) WITH CHECK (owner = current_user);
+GRANT SELECT, INSERT, UPDATE, DELETE ON isrf.datasets TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('isrf.datasets', '');
+
+----------------------------------------------------------------------------
+-- Catalogue: models (versions of a model trained on one dataset)
+----------------------------------------------------------------------------
+
+CREATE TABLE isrf.models (
+    name        text NOT NULL,
+    version     integer NOT NULL,
+    dataset     text NOT NULL REFERENCES isrf.datasets (name) ON UPDATE CASCADE,
+    owner       name NOT NULL DEFAULT current_user,
+    status      text NOT NULL DEFAULT 'training'
+                CHECK (status IN ('training', 'ready', 'failed', 'cancelled')),
+    stage       text,
+    config      jsonb NOT NULL DEFAULT '{}',
+    metrics     jsonb NOT NULL DEFAULT '{}',
+    message     text,
+    deployed    boolean NOT NULL DEFAULT false,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    deployed_at timestamptz,
+    PRIMARY KEY (name, version)
+);
+CREATE UNIQUE INDEX models_one_deployed ON isrf.models (name) WHERE deployed;
+COMMENT ON TABLE isrf.models IS 'Model versions: status, configuration, metrics and which version is deployed';
+
+ALTER TABLE isrf.models ENABLE ROW LEVEL SECURITY;
+CREATE POLICY models_owner ON isrf.models
+    USING (owner = current_user) WITH CHECK (owner = current_user);
+GRANT SELECT, INSERT, UPDATE, DELETE ON isrf.models TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('isrf.models', '');
+
+----------------------------------------------------------------------------
+-- Internal helpers (schema isrf, names starting with "_")
+----------------------------------------------------------------------------
+
+-- Whether a type is one of the integer types an id column may have.
+CREATE FUNCTION isrf._is_integer_type(t regtype) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT t IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
+$$;
+COMMENT ON FUNCTION isrf._is_integer_type(regtype) IS 'internal: true for smallint, integer and bigint';
+
+-- The type of a column of a relation, or NULL when it has none.
+CREATE FUNCTION isrf._column_type(rel regclass, col name) RETURNS regtype
+LANGUAGE sql STABLE STRICT AS $$
+    SELECT a.atttypid::regtype FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION isrf._column_type(regclass, name) IS 'internal: type of a column, NULL if absent';
+
+-- The text-typed feature columns of a relation, in column order, optionally
+-- restricted to the names in wanted.
+CREATE FUNCTION isrf._text_columns(rel regclass, wanted text[]) RETURNS name[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}')
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype)
+       AND a.attname NOT IN ('user_id', 'item_id')
+       AND (wanted IS NULL OR a.attname = ANY (wanted))
+$$;
+COMMENT ON FUNCTION isrf._text_columns(regclass, text[]) IS 'internal: text feature columns of a table';
+
+-- Check that a bound table exists, is readable by the caller and has an
+-- integer id column; raise a clear error naming table, column and expectation.
+CREATE FUNCTION isrf._check_table(role text, rel regclass, id_col name) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    t regtype;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = rel
+                   AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) THEN
+        RAISE EXCEPTION '% "%" is not a table or view', role, rel
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT pg_catalog.has_table_privilege(rel, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', rel
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('The %s table is read with the rights of the role that binds or trains the dataset.', role);
+    END IF;
+    t := isrf._column_type(rel, id_col);
+    IF t IS NULL THEN
+        RAISE EXCEPTION 'table % has no column "%"', rel, id_col
+            USING ERRCODE = 'undefined_column',
+                  HINT = format('The %s table needs a column "%s" of an integer type.', role, id_col);
+    END IF;
+    IF NOT isrf._is_integer_type(t) THEN
+        RAISE EXCEPTION 'column "%" of table % is of type %, but an integer type (smallint, integer or bigint) was expected',
+            id_col, rel, t
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._check_table(text, regclass, name) IS 'internal: validate a table bound to a dataset';
+
+-- The dataset row visible to the caller, or a clear error.
+CREATE FUNCTION isrf._dataset(ds_name text) RETURNS isrf.datasets
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    d isrf.datasets;
+    role text;
+BEGIN
+    IF ds_name IS NULL THEN
+        RAISE EXCEPTION 'dataset name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO d FROM isrf.datasets WHERE name = ds_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'dataset "%" does not exist', ds_name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with isrf.create_dataset(); isrf.datasets lists yours.';
+    END IF;
+    -- a bound table dropped since binding leaves a dangling oid: name it
+    FOREACH role IN ARRAY ARRAY['reviews', 'items', 'item_descriptions', 'user_descriptions'] LOOP
+        IF (to_jsonb(d) ->> role) IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM pg_catalog.pg_class c
+                WHERE c.oid = (CASE role WHEN 'reviews' THEN d.reviews
+                                         WHEN 'items' THEN d.items
+                                         WHEN 'item_descriptions' THEN d.item_descriptions
+                                         ELSE d.user_descriptions END)::oid) THEN
+            RAISE EXCEPTION 'table % bound to dataset "%" as % no longer exists',
+                d.bound_names ->> role, ds_name, role
+                USING ERRCODE = 'undefined_table',
+                      HINT = 'Recreate the table, or bind the dataset again with isrf.create_dataset(..., replace => true).';
+        END IF;
+    END LOOP;
+    RETURN d;
+END
+$$;
+COMMENT ON FUNCTION isrf._dataset(text) IS 'internal: look up a dataset and check its tables still exist';
+
+-- The query giving a dataset's clean interactions: (user_id bigint,
+-- item_id bigint, ord bigint) with NULL ids, NULL orders, items missing from
+-- the items table and repeated (user, item) pairs removed; ord numbers each
+-- user's interactions 1.. by (order column, item_id), so splits are
+-- deterministic whatever the order column's type.  The training loader
+-- runs this very query, so stats and training always agree.
+CREATE FUNCTION isrf._interactions_sql(d isrf.datasets) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT format(
+        'SELECT user_id, item_id, row_number() OVER (PARTITION BY user_id ORDER BY o, item_id) AS ord'
+        ' FROM (SELECT r.user_id::bigint AS user_id, r.item_id::bigint AS item_id, r.%1$I AS o,'
+        '         row_number() OVER (PARTITION BY r.user_id, r.item_id ORDER BY r.%1$I) AS dup'
+        '       FROM %2$s r'
+        '      WHERE r.user_id IS NOT NULL AND r.item_id IS NOT NULL AND r.%1$I IS NOT NULL%3$s) s'
+        ' WHERE dup = 1',
+        d.order_column, d.reviews,
+        CASE WHEN d.items IS NULL THEN ''
+             ELSE format(' AND EXISTS (SELECT 1 FROM %s i WHERE i.item_id = r.item_id)', d.items) END)
+$$;
+COMMENT ON FUNCTION isrf._interactions_sql(isrf.datasets) IS 'internal: SQL of a dataset''s clean interactions';
+
+-- The query giving a dataset's text pieces for one role ('items',
+-- 'item_descriptions' or 'user_descriptions'): (id bigint, field text,
+-- value text), non-blank values of the text feature columns only; NULL when
+-- the role is unbound or has no text column.
+CREATE FUNCTION isrf._text_sql(d isrf.datasets, role text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    rel regclass;
+    id_col name := CASE WHEN role = 'user_descriptions' THEN 'user_id' ELSE 'item_id' END;
+    cols name[];
+    parts text[] := '{}';
+    c name;
+BEGIN
+    rel := CASE role WHEN 'items' THEN d.items
+                     WHEN 'item_descriptions' THEN d.item_descriptions
+                     WHEN 'user_descriptions' THEN d.user_descriptions END;
+    IF rel IS NULL THEN
+        RETURN NULL;
+    END IF;
+    cols := isrf._text_columns(rel, d.text_columns);
+    FOREACH c IN ARRAY cols LOOP
+        parts := parts || format('SELECT %1$I::bigint AS id, %2$L::text AS field, %2$I::text AS value FROM %3$s'
+                                 ' WHERE %1$I IS NOT NULL AND btrim(%2$I) <> %4$L',
+                                 id_col, c, rel, '');
+    END LOOP;
+    IF cardinality(parts) = 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN array_to_string(parts, ' UNION ALL ');
+END
+$$;
+COMMENT ON FUNCTION isrf._text_sql(isrf.datasets, text) IS 'internal: SQL of a dataset''s text pieces for one table';
+
+----------------------------------------------------------------------------
+-- Datasets: create, drop, stats
+----------------------------------------------------------------------------
+
+CREATE FUNCTION isrf.create_dataset(
+    name text,
+    reviews regclass,
+    items regclass DEFAULT NULL,
+    item_descriptions regclass DEFAULT NULL,
+    user_descriptions regclass DEFAULT NULL,
+    order_column name DEFAULT NULL,
+    text_columns text[] DEFAULT NULL,
+    replace boolean DEFAULT false
+) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    ord name := order_column;
+    ord_type regtype;
+    col text;
+    found_col boolean;
+    bound jsonb;
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'dataset name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF name !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid dataset name "%"', name
+            USING ERRCODE = 'invalid_name',
+                  HINT = 'Use 1 to 63 letters, digits and underscores, not starting with a digit.';
+    END IF;
+    IF reviews IS NULL THEN
+        RAISE EXCEPTION 'the reviews table of dataset "%" must not be NULL', name
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF replace IS NULL THEN
+        RAISE EXCEPTION 'argument "replace" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+
+    PERFORM isrf._check_table('reviews', reviews, 'user_id');
+    PERFORM isrf._check_table('reviews', reviews, 'item_id');
+    IF items IS NOT NULL THEN
+        PERFORM isrf._check_table('items', items, 'item_id');
+    END IF;
+    IF item_descriptions IS NOT NULL THEN
+        PERFORM isrf._check_table('item_descriptions', item_descriptions, 'item_id');
+    END IF;
+    IF user_descriptions IS NOT NULL THEN
+        PERFORM isrf._check_table('user_descriptions', user_descriptions, 'user_id');
+    END IF;
+
+    -- the order column: named, or the first present of the usual names
+    IF ord IS NULL THEN
+        SELECT c INTO ord FROM unnest(ARRAY['reviewed_at', 'position', 'ts', 'timestamp']::name[])
+                                WITH ORDINALITY AS u(c, n)
+         WHERE isrf._column_type(reviews, c) IS NOT NULL ORDER BY n LIMIT 1;
+        IF ord IS NULL THEN
+            RAISE EXCEPTION 'table % has no order column', reviews
+                USING ERRCODE = 'undefined_column',
+                      HINT = 'Name one with order_column => ..., or add a column reviewed_at, position, ts or timestamp.';
+        END IF;
+    END IF;
+    ord_type := isrf._column_type(reviews, ord);
+    IF ord_type IS NULL THEN
+        RAISE EXCEPTION 'table % has no column "%"', reviews, ord
+            USING ERRCODE = 'undefined_column',
+                  HINT = 'order_column must name a column of the reviews table.';
+    END IF;
+    IF NOT (isrf._is_integer_type(ord_type) OR ord_type IN ('numeric'::regtype, 'real'::regtype,
+            'double precision'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype, 'date'::regtype)) THEN
+        RAISE EXCEPTION 'order column "%" of table % is of type %, but an integer, numeric, date, timestamp or timestamptz type was expected',
+            ord, reviews, ord_type
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+
+    -- named text columns must exist as text columns somewhere
+    IF text_columns IS NOT NULL THEN
+        FOREACH col IN ARRAY text_columns LOOP
+            found_col := col = ANY (isrf._text_columns(items, NULL))
+                      OR col = ANY (isrf._text_columns(item_descriptions, NULL))
+                      OR col = ANY (isrf._text_columns(user_descriptions, NULL));
+            IF col IS NULL OR NOT coalesce(found_col, false) THEN
+                RAISE EXCEPTION 'text column "%" is not a text column of the items or description tables', col
+                    USING ERRCODE = 'undefined_column';
+            END IF;
+        END LOOP;
+    END IF;
+
+    bound := jsonb_strip_nulls(jsonb_build_object(
+        'reviews', reviews::text, 'items', items::text,
+        'item_descriptions', item_descriptions::text,
+        'user_descriptions', user_descriptions::text));
+
+    IF EXISTS (SELECT 1 FROM isrf.datasets d WHERE d.name = create_dataset.name) THEN
+        IF NOT replace THEN
+            RAISE EXCEPTION 'dataset "%" already exists', name
+                USING ERRCODE = 'duplicate_object',
+                      HINT = 'Pass replace => true to rebind it.';
+        END IF;
+        UPDATE isrf.datasets d
+           SET reviews = create_dataset.reviews, items = create_dataset.items,
+               item_descriptions = create_dataset.item_descriptions,
+               user_descriptions = create_dataset.user_descriptions,
+               order_column = ord, text_columns = create_dataset.text_columns,
+               bound_names = bound, created_at = now()
+         WHERE d.name = create_dataset.name;
+    ELSE
+        BEGIN
+            INSERT INTO isrf.datasets (name, reviews, items, item_descriptions, user_descriptions,
+                                       order_column, text_columns, bound_names)
+            VALUES (name, reviews, items, item_descriptions, user_descriptions,
+                    ord, text_columns, bound);
+        EXCEPTION WHEN unique_violation THEN
+            RAISE EXCEPTION 'dataset "%" already exists and belongs to another role', name
+                USING ERRCODE = 'duplicate_object';
+        END;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf.create_dataset(text, regclass, regclass, regclass, regclass, name, text[], boolean)
+    IS 'Bind a dataset name to tables of reviews (required), items, item descriptions and user descriptions';
+
+CREATE FUNCTION isrf.drop_dataset(name text, cascade boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    n_models integer;
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'dataset name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM isrf.datasets d WHERE d.name = drop_dataset.name) THEN
+        RAISE EXCEPTION 'dataset "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT count(DISTINCT m.name) INTO n_models FROM isrf.models m WHERE m.dataset = drop_dataset.name;
+    IF n_models > 0 AND NOT coalesce(cascade, false) THEN
+        RAISE EXCEPTION 'cannot drop dataset "%" because % model(s) depend on it', name, n_models
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Use cascade => true to drop the models too.';
+    END IF;
+    DELETE FROM isrf.models m WHERE m.dataset = drop_dataset.name;
+    DELETE FROM isrf.datasets d WHERE d.name = drop_dataset.name;
+END
+$$;
+COMMENT ON FUNCTION isrf.drop_dataset(text, boolean) IS 'Forget a dataset (its tables are untouched); cascade => true drops its models too';
+
+CREATE FUNCTION isrf.dataset_stats(name text)
+RETURNS TABLE (users bigint, items bigint, interactions bigint, catalogue_items bigint,
+               items_with_text bigint, users_with_descriptions bigint, skipped jsonb)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    d isrf.datasets := isrf._dataset(name);
+    raw record;
+    clean record;
+    txt text;
+    item_ids text;
+    skipped_desc bigint := 0;
+    unknown_items bigint := 0;
+BEGIN
+    -- raw rows and why they are skipped
+    EXECUTE format(
+        'SELECT count(*) AS total,'
+        '       count(*) FILTER (WHERE user_id IS NULL) AS null_user,'
+        '       count(*) FILTER (WHERE user_id IS NOT NULL AND item_id IS NULL) AS null_item,'
+        '       count(*) FILTER (WHERE user_id IS NOT NULL AND item_id IS NOT NULL AND %1$I IS NULL) AS null_order'
+        '  FROM %2$s', d.order_column, d.reviews) INTO raw;
+    IF d.items IS NOT NULL THEN
+        EXECUTE format(
+            'SELECT count(*) FROM %1$s r WHERE r.user_id IS NOT NULL AND r.item_id IS NOT NULL AND r.%2$I IS NOT NULL'
+            '   AND NOT EXISTS (SELECT 1 FROM %3$s i WHERE i.item_id = r.item_id)',
+            d.reviews, d.order_column, d.items) INTO unknown_items;
+    END IF;
+    EXECUTE format('SELECT count(DISTINCT user_id) AS users, count(DISTINCT item_id) AS items, count(*) AS n FROM (%s) c',
+                   isrf._interactions_sql(d)) INTO clean;
+
+    users := clean.users;
+    items := clean.items;
+    interactions := clean.n;
+    catalogue_items := NULL;
+    IF d.items IS NOT NULL THEN
+        EXECUTE format('SELECT count(*) FROM %s', d.items) INTO catalogue_items;
+    END IF;
+
+    -- items with any non-blank text, in the items table or the LLM descriptions
+    txt := concat_ws(' UNION ALL ', isrf._text_sql(d, 'items'), isrf._text_sql(d, 'item_descriptions'));
+    items_with_text := 0;
+    IF txt <> '' THEN
+        EXECUTE format('SELECT count(DISTINCT id) FROM (%s) t', txt) INTO items_with_text;
+        IF d.items IS NOT NULL AND d.item_descriptions IS NOT NULL THEN
+            EXECUTE format('SELECT count(DISTINCT x.item_id) FROM %s x WHERE x.item_id IS NOT NULL'
+                           ' AND NOT EXISTS (SELECT 1 FROM %s i WHERE i.item_id = x.item_id)',
+                           d.item_descriptions, d.items) INTO skipped_desc;
+        END IF;
+    END IF;
+
+    users_with_descriptions := 0;
+    txt := isrf._text_sql(d, 'user_descriptions');
+    IF txt IS NOT NULL THEN
+        EXECUTE format('SELECT count(DISTINCT t.id) FROM (%s) t WHERE t.id IN (SELECT user_id FROM (%s) c)',
+                       txt, isrf._interactions_sql(d)) INTO users_with_descriptions;
+    END IF;
+
+    skipped := jsonb_build_object(
+        'null_user_id', raw.null_user,
+        'null_item_id', raw.null_item,
+        'null_order', raw.null_order,
+        'unknown_item', unknown_items,
+        'duplicate', raw.total - raw.null_user - raw.null_item - raw.null_order - unknown_items - clean.n,
+        'descriptions_of_unknown_items', skipped_desc);
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION isrf.dataset_stats(text) IS 'Counts of a dataset: users, items, interactions, catalogue, text coverage, and rows skipped with why';
+
+----------------------------------------------------------------------------
+-- Compute backend
+----------------------------------------------------------------------------
+
+CREATE FUNCTION isrf.backend_info(OUT requested text, OUT backend text, OUT description text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'isrf_backend_info'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION isrf.backend_info() IS 'Where work runs in this session: the isrf.device setting, the backend it resolves to, and its description';
+
+----------------------------------------------------------------------------
+-- Synthetic data with planted user groups
+----------------------------------------------------------------------------
+
+CREATE FUNCTION isrf.synthetic_reviews(users integer, items integer, groups integer, per_user integer, seed bigint)
+RETURNS TABLE (user_id bigint, item_id bigint, "position" integer)
+AS 'MODULE_PATHNAME', 'isrf_synthetic_reviews'
+LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 10000;
+COMMENT ON FUNCTION isrf.synthetic_reviews(integer, integer, integer, integer, bigint)
+    IS 'Synthetic interactions: users follow their planted group''s items in the group''s order, with noise';
+
+CREATE FUNCTION isrf.synthetic_items(users integer, items integer, groups integer, per_user integer, seed bigint)
+RETURNS TABLE (item_id bigint, title text, category text, group_id integer)
+AS 'MODULE_PATHNAME', 'isrf_synthetic_items'
+LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION isrf.synthetic_items(integer, integer, integer, integer, bigint)
+    IS 'Synthetic catalogue: titles and categories drawn from each item''s group vocabulary (group_id is the planted truth)';
+
+CREATE FUNCTION isrf.synthetic_item_descriptions(users integer, items integer, groups integer, per_user integer, seed bigint)
+RETURNS TABLE (item_id bigint, positive text, negative text, feature text)
+AS 'MODULE_PATHNAME', 'isrf_synthetic_item_descriptions'
+LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION isrf.synthetic_item_descriptions(integer, integer, integer, integer, bigint)
+    IS 'Synthetic LLM-style item descriptions: who would like it, who would not, key features';
+
+CREATE FUNCTION isrf.synthetic_users(users integer, items integer, groups integer, per_user integer, seed bigint)
+RETURNS TABLE (user_id bigint, group_id integer, preference text)
+AS 'MODULE_PATHNAME', 'isrf_synthetic_users'
+LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION isrf.synthetic_users(integer, integer, integer, integer, bigint)
+    IS 'Synthetic LLM-style user preference descriptions (group_id is the planted truth)';
+
+CREATE FUNCTION isrf.create_synthetic_dataset(
+    name text,
+    users integer DEFAULT 500,
+    items integer DEFAULT 300,
+    groups integer DEFAULT 5,
+    per_user integer DEFAULT 12,
+    seed bigint DEFAULT 1,
+    replace boolean DEFAULT false
+) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    s name := name;
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'dataset name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF name !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid dataset name "%"', name
+            USING ERRCODE = 'invalid_name',
+                  HINT = 'Use 1 to 63 letters, digits and underscores, not starting with a digit.';
+    END IF;
+    -- tables go into a schema named after the dataset, owned by the caller
+    EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', s);
+    IF coalesce(replace, false) THEN
+        EXECUTE format('DROP TABLE IF EXISTS %1$I.reviews, %1$I.items, %1$I.item_descriptions, %1$I.user_descriptions', s);
+    END IF;
+    EXECUTE format('CREATE TABLE %I.reviews AS SELECT * FROM isrf.synthetic_reviews($1, $2, $3, $4, $5)', s)
+        USING users, items, groups, per_user, seed;
+    EXECUTE format('CREATE TABLE %I.items AS SELECT * FROM isrf.synthetic_items($1, $2, $3, $4, $5)', s)
+        USING users, items, groups, per_user, seed;
+    EXECUTE format('CREATE TABLE %I.item_descriptions AS SELECT * FROM isrf.synthetic_item_descriptions($1, $2, $3, $4, $5)', s)
+        USING users, items, groups, per_user, seed;
+    EXECUTE format('CREATE TABLE %I.user_descriptions AS SELECT * FROM isrf.synthetic_users($1, $2, $3, $4, $5)', s)
+        USING users, items, groups, per_user, seed;
+    EXECUTE format('ALTER TABLE %1$I.items ADD PRIMARY KEY (item_id)', s);
+    EXECUTE format('ALTER TABLE %1$I.user_descriptions ADD PRIMARY KEY (user_id)', s);
+    PERFORM isrf.create_dataset(name,
+        reviews => format('%I.reviews', s)::regclass,
+        items => format('%I.items', s)::regclass,
+        item_descriptions => format('%I.item_descriptions', s)::regclass,
+        user_descriptions => format('%I.user_descriptions', s)::regclass,
+        replace => coalesce(replace, false));
+END
+$$;
+COMMENT ON FUNCTION isrf.create_synthetic_dataset(text, integer, integer, integer, integer, bigint, boolean)
+    IS 'Generate a synthetic dataset with planted user groups into schema <name> and bind it';

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# test/run_tests.sh: the one test command (README.md).  On a fresh Debian 12
+# machine it installs what it needs, builds and installs isrf (and its CUDA
+# library where nvcc exists), runs the C unit tests, starts a throwaway
+# cluster with isrf preloaded, runs pg_regress and pgTAP against it, stops it,
+# and ends with a line "isrf: N passed, N failed".
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ISRF_ROOT"
+
+isrf_workdir
+isrf_install_deps || exit 1
+t0=$(date +%s)
+isrf_build_install || { echo "isrf: 0 passed, 1 failed"; exit 1; }
+isrf_log "build and install took $(( $(date +%s) - t0 )) s"
+
+passed=0
+failed=0
+
+# --- C unit tests of src/core (no PostgreSQL) -----------------------------
+export ISRF_DATA_DIR=${ISRF_DATA_DIR:-$ISRF_ROOT/../shared/data}
+export ISRF_CUDA_LIBRARY=${ISRF_CUDA_LIBRARY:-$ISRF_ROOT/build/isrf_cuda.so}
+for t in "$ISRF_ROOT"/build/test/test_*; do
+    [ -x "$t" ] || continue
+    out=$("$t" 2>&1); rc=$?
+    echo "$out" | grep -E "^FAIL|SKIP" || true
+    line=$(echo "$out" | grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed' | tail -1)
+    p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
+    f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+    if [ -z "$line" ]; then
+        echo "unit $(basename "$t"): no summary line (exit $rc)"; echo "$out" | tail -5; f=1; p=0
+    elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+        f=1
+    fi
+    printf 'unit %-22s %s\n' "$(basename "$t")" "${line#*: }"
+    passed=$((passed + p)); failed=$((failed + f))
+done
+
+# --- pg_regress and pgTAP against a throwaway cluster ----------------------
+isrf_cluster_start || { echo "isrf: $passed passed, $((failed + 1)) failed"; exit 1; }
+
+regress_out="$ISRF_WORK/regress.out"
+mkdir -p "$ISRF_WORK/regress"
+make -C "$ISRF_ROOT" installcheck PG_CONFIG="$ISRF_PG_BIN/pg_config" \
+    REGRESS_OPTS="--load-extension=isrf --host=$PGHOST --port=$PGPORT --user=postgres --outputdir=$ISRF_WORK/regress" \
+    >"$regress_out" 2>&1
+grep -E '^(ok|not ok|test |     |#)' "$regress_out" | grep -vE '^\s*$' | sed 's/^/  /' | head -80
+if [ -f "$ISRF_WORK/regress/regression.diffs" ]; then
+    head -150 "$ISRF_WORK/regress/regression.diffs"
+fi
+r_total=$(grep -cE '^(ok|not ok) |^test .* \.\.\. (ok|FAILED)|^     [a-z_]+ +\.\.\. (ok|FAILED)' "$regress_out" || true)
+r_failed=$(grep -cE '^not ok |FAILED' "$regress_out" || true)
+if [ "$r_total" = 0 ]; then r_failed=1; cat "$regress_out" | tail -20; fi
+passed=$((passed + r_total - r_failed)); failed=$((failed + r_failed))
+isrf_log "pg_regress: $((r_total - r_failed)) passed, $r_failed failed"
+
+psql -q -X -d postgres -c "CREATE DATABASE isrf_tap" >/dev/null
+tap_out="$ISRF_WORK/tap.out"
+ISRF_DATA_DIR="$ISRF_DATA_DIR" pg_prove -d isrf_tap --ext .sql -r "$ISRF_ROOT/test/pgtap" >"$tap_out" 2>&1
+cat "$tap_out" | tail -30
+t_total=$(grep -E '^Files=' "$tap_out" | sed -E 's/.*Tests=([0-9]+).*/\1/')
+t_failed=$(grep -E '^Failed [0-9]+/[0-9]+ subtests' "$tap_out" | sed -E 's/^Failed ([0-9]+)\/.*/\1/' | awk '{s+=$1} END {print s+0}')
+if ! grep -q '^Result: PASS' "$tap_out"; then
+    [ "${t_failed:-0}" = 0 ] && t_failed=1
+fi
+passed=$((passed + ${t_total:-0} - t_failed)); failed=$((failed + t_failed))
+
+isrf_cluster_stop
+trap - EXIT
+echo "isrf: $passed passed, $failed failed"
+[ "$failed" = 0 ]
