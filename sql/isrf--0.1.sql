@@ -102,8 +102,9 @@ DECLARE
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = rel
                    AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) THEN
-        RAISE EXCEPTION '% "%" is not a table or view', role, rel
-            USING ERRCODE = 'wrong_object_type';
+        RAISE EXCEPTION '% is not a table or view', rel
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = format('The %s of a dataset must be a table, view, materialized view or foreign table.', role);
     END IF;
     IF NOT pg_catalog.has_table_privilege(rel, 'SELECT') THEN
         RAISE EXCEPTION 'permission denied for table %', rel
@@ -114,7 +115,7 @@ BEGIN
     IF t IS NULL THEN
         RAISE EXCEPTION 'table % has no column "%"', rel, id_col
             USING ERRCODE = 'undefined_column',
-                  HINT = format('The %s table needs a column "%s" of an integer type.', role, id_col);
+                  HINT = format('The %s table of a dataset needs a column "%s" of an integer type.', role, id_col);
     END IF;
     IF NOT isrf._is_integer_type(t) THEN
         RAISE EXCEPTION 'column "%" of table % is of type %, but an integer type (smallint, integer or bigint) was expected',
@@ -488,6 +489,16 @@ BEGIN
         RAISE EXCEPTION 'invalid dataset name "%"', name
             USING ERRCODE = 'invalid_name',
                   HINT = 'Use 1 to 63 letters, digits and underscores, not starting with a digit.';
+    END IF;
+    IF NOT coalesce(replace, false) THEN
+        IF EXISTS (SELECT 1 FROM isrf.datasets d WHERE d.name = create_synthetic_dataset.name) THEN
+            RAISE EXCEPTION 'dataset "%" already exists', name
+                USING ERRCODE = 'duplicate_object', HINT = 'Pass replace => true to generate it again.';
+        END IF;
+        IF to_regclass(format('%I.reviews', s)) IS NOT NULL THEN
+            RAISE EXCEPTION 'table %.reviews already exists', quote_ident(s)
+                USING ERRCODE = 'duplicate_table', HINT = 'Pass replace => true to replace the synthetic tables.';
+        END IF;
     END IF;
     -- tables go into a schema named after the dataset, owned by the caller
     EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', s);
