@@ -72,13 +72,17 @@ unit: $(UNIT_BINS)
 # CUDA backend: a separate shared library, never part of OBJS, never linked
 # into isrf.so.
 CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda))
-ifeq ($(CUDA_HOME),)
+CUDA_SRCS := $(sort $(wildcard cuda/*.cu))
+ifeq ($(CUDA_HOME)$(CUDA_SRCS),)
+USE_CUDA ?= 0
+else ifeq ($(CUDA_HOME),)
+USE_CUDA ?= 0
+else ifeq ($(CUDA_SRCS),)
 USE_CUDA ?= 0
 else
 USE_CUDA ?= 1
 endif
 
-CUDA_SRCS := $(sort $(wildcard cuda/*.cu))
 CUDA_LIB := $(BUILD)/isrf_cuda.so
 ifeq ($(USE_CUDA),1)
 NVCC ?= $(CUDA_HOME)/bin/nvcc

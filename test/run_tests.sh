@@ -55,6 +55,12 @@ passed=$((passed + r_total - r_failed)); failed=$((failed + r_failed))
 isrf_log "pg_regress: $((r_total - r_failed)) passed, $r_failed failed"
 
 psql -q -X -d postgres -c "CREATE DATABASE isrf_tap" >/dev/null
+psql -q -X -d isrf_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION isrf" >/dev/null
+if [ -d "$ISRF_DATA_DIR/ml100k" ]; then
+    PGDATABASE=isrf_tap bash "$ISRF_ROOT/bench/load_dataset.sh" ml100k "$ISRF_DATA_DIR/ml100k" >/dev/null
+else
+    echo "warning: $ISRF_DATA_DIR/ml100k not found; the real-data pgTAP test will fail"
+fi
 tap_out="$ISRF_WORK/tap.out"
 ISRF_DATA_DIR="$ISRF_DATA_DIR" pg_prove -d isrf_tap --ext .sql -r "$ISRF_ROOT/test/pgtap" >"$tap_out" 2>&1
 cat "$tap_out" | tail -30
