@@ -73,14 +73,10 @@ unit: $(UNIT_BINS)
 # into isrf.so.
 CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda))
 CUDA_SRCS := $(sort $(wildcard cuda/*.cu))
-ifeq ($(CUDA_HOME)$(CUDA_SRCS),)
-USE_CUDA ?= 0
-else ifeq ($(CUDA_HOME),)
-USE_CUDA ?= 0
-else ifeq ($(CUDA_SRCS),)
-USE_CUDA ?= 0
-else
+ifneq ($(and $(CUDA_HOME),$(CUDA_SRCS)),)
 USE_CUDA ?= 1
+else
+USE_CUDA ?= 0
 endif
 
 CUDA_LIB := $(BUILD)/isrf_cuda.so
