@@ -16,7 +16,7 @@ dir=$(cd "$2" && pwd)
 if ! [[ "$name" =~ ^[a-z_][a-z0-9_]*$ ]]; then
     echo "$0: NAME must be a lower-case identifier, not \"$name\"" >&2; exit 2
 fi
-psql_run() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+psql_run() { PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 psql_run <<SQL
 CREATE EXTENSION IF NOT EXISTS isrf;

@@ -16,7 +16,7 @@ createdb demo
 export PGDATABASE=demo
 data_dir=${ISRF_DATA_DIR:-$ISRF_ROOT/../shared/data}
 
-run_sql() { printf '\n$ psql -c %q\n' "$1"; psql -X -v ON_ERROR_STOP=1 -c "$1"; }
+run_sql() { printf '\n=> %s\n' "$1"; psql -X -v ON_ERROR_STOP=1 -c "$1"; }
 
 run_sql "CREATE EXTENSION isrf"
 run_sql "SELECT * FROM isrf.backend_info()"
