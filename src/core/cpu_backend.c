@@ -130,9 +130,17 @@ cpu_gemm(IsrfBackend *be, bool ta, bool tb, int m, int n, int k, float alpha,
 		 float *c, int ldc)
 {
 	if (m < 0 || n < 0 || k < 0)
-		return isrf_fail(be->env, ISRF_ERR_INVALID, "gemm: negative dimension");
+		return isrf_fail(be->env, ISRF_ERR_INVALID,
+						 "gemm: negative dimension (m=%d, n=%d, k=%d)", m, n, k);
 	if (m == 0 || n == 0)
 		return ISRF_OK;
+	/* the same checks as the CUDA backend, so both fail alike */
+	if (ldc < n)
+		return isrf_fail(be->env, ISRF_ERR_INVALID, "gemm: ldc=%d is less than n=%d", ldc, n);
+	if (k > 0 && alpha != 0.0f && (lda < (ta ? m : k) || ldb < (tb ? k : n)))
+		return isrf_fail(be->env, ISRF_ERR_INVALID,
+						 "gemm: leading dimension too small (lda=%d needs %d, ldb=%d needs %d)",
+						 lda, ta ? m : k, ldb, tb ? k : n);
 	if (cpu_sgemm)
 		cpu_sgemm(CPU_CBLAS_ROW_MAJOR,
 				  ta ? CPU_CBLAS_TRANS : CPU_CBLAS_NO_TRANS,
@@ -204,6 +212,7 @@ cpu_csr_create(IsrfBackend *be, const IsrfCsr *host, IsrfDevCsr **out)
 {
 	IsrfDevCsr *d;
 
+	ISRF_TRY(isrf_csr_validate(be->env, host));
 	d = isrf_calloc(be->env, 1, sizeof(IsrfDevCsr));
 	if (d == NULL)
 		return ISRF_ERR_NOMEM;
@@ -260,7 +269,9 @@ cpu_row_normalize(IsrfBackend *be, int m, int d, float *x)
 	int			r,
 				j;
 
-	(void) be;
+	if (m < 0 || d < 0)
+		return isrf_fail(be->env, ISRF_ERR_INVALID,
+						 "row_normalize: negative shape (m=%d, d=%d)", m, d);
 	for (r = 0; r < m; r++)
 	{
 		float	   *row = x + (size_t) r * d;

@@ -42,6 +42,31 @@ isrf_csr_free(IsrfEnv *env, IsrfCsr *m)
 }
 
 IsrfStatus
+isrf_csr_validate(IsrfEnv *env, const IsrfCsr *m)
+{
+	int32_t		r,
+				p;
+
+	if (m->n_rows < 0 || m->n_cols < 0 || m->nnz < 0)
+		return isrf_fail(env, ISRF_ERR_INVALID, "sparse matrix has a negative size (%d x %d, nnz %d)",
+						 m->n_rows, m->n_cols, m->nnz);
+	if (m->rowptr[0] != 0 || m->rowptr[m->n_rows] != m->nnz)
+		return isrf_fail(env, ISRF_ERR_INVALID,
+						 "sparse matrix row pointers run from %d to %d, expected 0 to nnz=%d",
+						 m->rowptr[0], m->rowptr[m->n_rows], m->nnz);
+	for (r = 0; r < m->n_rows; r++)
+	{
+		if (m->rowptr[r + 1] < m->rowptr[r])
+			return isrf_fail(env, ISRF_ERR_INVALID, "sparse matrix row pointers decrease at row %d", r);
+		for (p = m->rowptr[r]; p < m->rowptr[r + 1]; p++)
+			if (m->col[p] < 0 || m->col[p] >= m->n_cols)
+				return isrf_fail(env, ISRF_ERR_INVALID, "sparse matrix column %d in row %d outside 0..%d",
+								 m->col[p], r, m->n_cols - 1);
+	}
+	return ISRF_OK;
+}
+
+IsrfStatus
 isrf_csr_from_coo(IsrfEnv *env, int32_t n_rows, int32_t n_cols, int64_t n,
 				  const int32_t *rows, const int32_t *cols, const float *vals,
 				  IsrfCsr *out)

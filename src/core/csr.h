@@ -25,6 +25,9 @@ IsrfStatus	isrf_csr_alloc(IsrfEnv *env, int32_t n_rows, int32_t n_cols,
 
 void		isrf_csr_free(IsrfEnv *env, IsrfCsr *m);
 
+/* Check sizes, row pointers and column indices (before any device sees them). */
+IsrfStatus	isrf_csr_validate(IsrfEnv *env, const IsrfCsr *m);
+
 /*
  * Build from coordinate triples (row, col, val).  Duplicate (row, col)
  * entries are summed; rows come out with ascending columns.
