@@ -1,0 +1,83 @@
+/*
+ * commands.h
+ *	  The standalone driver's sub-commands and the helpers they share:
+ *	  option parsing, opening a backend, loading a data directory into a
+ *	  dataset and semantic features.  No PostgreSQL anywhere.
+ *
+ * Every command is called like a main(): argv[0] is the command name
+ * ("stages", "baselines", ...), argv[1..] its arguments; the return value
+ * is the process exit code (0 ok, 1 failure, 2 usage error).
+ */
+#ifndef ISRF_DRIVER_COMMANDS_H
+#define ISRF_DRIVER_COMMANDS_H
+
+#include "backend.h"
+#include "datadir.h"
+#include "dataset.h"
+#include "knn.h"
+#include "semantic.h"
+
+int			driver_cmd_info(int argc, char **argv);
+int			driver_cmd_stages(int argc, char **argv);
+int			driver_cmd_knn_reference(int argc, char **argv);
+int			driver_cmd_group_quality(int argc, char **argv);
+
+/* In cmd_baselines.c (another engineer's); main.c links it weakly. */
+int			driver_cmd_baselines(int argc, char **argv);
+
+/* Options common to the commands; each ignores what it does not use. */
+typedef struct DriverOpts
+{
+	const char *dir;			/* the one positional argument */
+	const char *device;			/* auto | cpu | cuda */
+	int32_t		k;				/* group neighbours (50) */
+	int32_t		dm;				/* semantic dimension (128) */
+	int32_t		layers;			/* LightGCN layers (3) */
+	const char *text_columns;	/* "title,attributes" or NULL = all */
+	float		threshold;		/* min similarity, -INFINITY = none */
+	int32_t		block_rows;		/* kNN block rows, 0 = auto */
+	uint64_t	seed;			/* random baselines (1) */
+	bool		user_text;		/* --user-text on|off: use user descriptions */
+} DriverOpts;
+
+/*
+ * Parse "--name value" options and at most one positional argument
+ * (argv[0] is the command name).  Prints a message and returns false on
+ * anything unknown or malformed.
+ */
+bool		driver_parse_opts(int argc, char **argv, DriverOpts *o);
+
+/* An environment on malloc whose progress lines go to stderr. */
+void		driver_env_init(IsrfEnv *env);
+
+/* Print env's failure as "isrf_driver: <what>: <message>"; returns 1. */
+int			driver_report(IsrfEnv *env, const char *what);
+
+/*
+ * Open the backend named by --device; the CUDA library is
+ * $ISRF_CUDA_LIBRARY, else isrf_cuda.so next to the executable.
+ */
+IsrfStatus	driver_open_backend(IsrfEnv *env, const char *device, IsrfBackend **out);
+
+/* A data directory loaded all the way to semantic features. */
+typedef struct DriverData
+{
+	IsrfDataDir dd;
+	IsrfDataset ds;
+	IsrfSemantic sem;
+	bool		have_dd,
+				have_ds,
+				have_sem;
+	double		t_load;			/* CSV + dataset build, seconds */
+} DriverData;
+
+/* Load o->dir and build the dataset (with_semantic: and the features). */
+IsrfStatus	driver_load(IsrfEnv *env, IsrfBackend *be, const DriverOpts *o,
+						bool with_semantic, DriverData *out);
+
+void		driver_data_free(IsrfEnv *env, DriverData *d);
+
+/* kNN configuration from the options. */
+void		driver_knn_config(const DriverOpts *o, IsrfKnnConfig *cfg);
+
+#endif							/* ISRF_DRIVER_COMMANDS_H */
