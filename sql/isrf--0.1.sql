@@ -46,6 +46,7 @@ CREATE TABLE isrf.models (
     config      jsonb NOT NULL DEFAULT '{}',
     metrics     jsonb NOT NULL DEFAULT '{}',
     message     text,
+    pid         integer,
     deployed    boolean NOT NULL DEFAULT false,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
@@ -60,6 +61,74 @@ CREATE POLICY models_owner ON isrf.models
     USING (owner = current_user) WITH CHECK (owner = current_user);
 GRANT SELECT, INSERT, UPDATE, DELETE ON isrf.models TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('isrf.models', '');
+
+-- The serialized model of each version, in chunks (src/core/model_io.h format).
+CREATE TABLE isrf.model_chunks (
+    name    text NOT NULL,
+    version integer NOT NULL,
+    seq     integer NOT NULL,
+    data    bytea NOT NULL,
+    PRIMARY KEY (name, version, seq),
+    FOREIGN KEY (name, version) REFERENCES isrf.models (name, version) ON DELETE CASCADE
+);
+COMMENT ON TABLE isrf.model_chunks IS 'Serialized model versions, in chunks of 1 MB (versioned, checksummed format)';
+
+-- The group graph of each version: each user's top-K semantic neighbours.
+CREATE TABLE isrf.group_edges (
+    model        text NOT NULL,
+    version      integer NOT NULL,
+    user_id      bigint NOT NULL,
+    neighbour_id bigint NOT NULL,
+    similarity   real NOT NULL,
+    rank         integer NOT NULL,
+    PRIMARY KEY (model, version, user_id, rank),
+    FOREIGN KEY (model, version) REFERENCES isrf.models (name, version) ON DELETE CASCADE
+);
+COMMENT ON TABLE isrf.group_edges IS 'Group graphs: each user''s top-K neighbours by cosine of user semantic features, per model version';
+
+-- The interactions each version was trained on, with their split.
+CREATE TABLE isrf.model_interactions (
+    model      text NOT NULL,
+    version    integer NOT NULL,
+    user_id    bigint NOT NULL,
+    item_id    bigint NOT NULL,
+    "position" integer NOT NULL,
+    split      text NOT NULL CHECK (split IN ('train', 'validation', 'test')),
+    PRIMARY KEY (model, version, user_id, "position"),
+    FOREIGN KEY (model, version) REFERENCES isrf.models (name, version) ON DELETE CASCADE
+);
+COMMENT ON TABLE isrf.model_interactions IS 'The cleaned, ordered interactions a model version was trained on, with their train/validation/test split';
+
+-- These tables follow the visibility of their model rows.
+ALTER TABLE isrf.model_chunks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_chunks_owner ON isrf.model_chunks
+    USING (EXISTS (SELECT 1 FROM isrf.models m WHERE m.name = model_chunks.name AND m.version = model_chunks.version));
+ALTER TABLE isrf.group_edges ENABLE ROW LEVEL SECURITY;
+CREATE POLICY group_edges_owner ON isrf.group_edges
+    USING (EXISTS (SELECT 1 FROM isrf.models m WHERE m.name = group_edges.model AND m.version = group_edges.version));
+ALTER TABLE isrf.model_interactions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_interactions_owner ON isrf.model_interactions
+    USING (EXISTS (SELECT 1 FROM isrf.models m WHERE m.name = model_interactions.model AND m.version = model_interactions.version));
+GRANT SELECT, INSERT, DELETE ON isrf.model_chunks, isrf.group_edges, isrf.model_interactions TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('isrf.model_chunks', '');
+SELECT pg_catalog.pg_extension_config_dump('isrf.group_edges', '');
+SELECT pg_catalog.pg_extension_config_dump('isrf.model_interactions', '');
+
+-- The deployed group graph of every model, for JOINs.
+CREATE VIEW isrf.group_graph WITH (security_invoker = true) AS
+    SELECT e.model, e.user_id, e.neighbour_id, e.similarity, e.rank
+      FROM isrf.group_edges e
+      JOIN isrf.models m ON m.name = e.model AND m.version = e.version AND m.deployed;
+COMMENT ON VIEW isrf.group_graph IS 'The deployed group graph of each model: user, neighbour, cosine similarity, rank (1 = most similar)';
+GRANT SELECT ON isrf.group_graph TO PUBLIC;
+
+-- Training runs in progress, for watching from another session.
+CREATE VIEW isrf.training_progress WITH (security_invoker = true) AS
+    SELECT name AS model, version, dataset, stage, pid, created_at AS started_at,
+           clock_timestamp() - created_at AS elapsed, updated_at AS stage_started_at
+      FROM isrf.models WHERE status = 'training';
+COMMENT ON VIEW isrf.training_progress IS 'Training runs in progress: model, version, current stage, elapsed time';
+GRANT SELECT ON isrf.training_progress TO PUBLIC;
 
 ----------------------------------------------------------------------------
 -- Internal helpers (schema isrf, names starting with "_")
@@ -525,3 +594,160 @@ END
 $$;
 COMMENT ON FUNCTION isrf.create_synthetic_dataset(text, integer, integer, integer, integer, bigint, boolean)
     IS 'Generate a synthetic dataset with planted user groups into schema <name> and bind it';
+
+----------------------------------------------------------------------------
+-- Models: training, resolution, integrity
+----------------------------------------------------------------------------
+
+CREATE PROCEDURE isrf_train(dataset text, config jsonb DEFAULT '{}')
+AS 'MODULE_PATHNAME', 'isrf_train_proc'
+LANGUAGE C;
+COMMENT ON PROCEDURE isrf_train(text, jsonb)
+    IS 'Train a new version of the model of a dataset (config keys in README), store it, and deploy it; progress in isrf.models';
+
+-- The model a function means: the name given, else isrf.default_model, else
+-- the only deployed model; errors list the candidates.
+CREATE FUNCTION isrf._resolve_model(model text, OUT name text, OUT version integer)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    m text := model;
+    n integer;
+    candidates text;
+BEGIN
+    IF m IS NULL THEN
+        m := nullif(current_setting('isrf.default_model', true), '');
+    END IF;
+    IF m IS NULL THEN
+        SELECT count(*), string_agg(d.name, ', ' ORDER BY d.name), min(d.name)
+          INTO n, candidates, m FROM isrf.models d WHERE d.deployed;
+        IF n = 0 THEN
+            RAISE EXCEPTION 'no model is deployed'
+                USING ERRCODE = 'undefined_object', HINT = 'Train one with CALL isrf_train(''dataset'').';
+        ELSIF n > 1 THEN
+            RAISE EXCEPTION 'more than one model is deployed: %', candidates
+                USING ERRCODE = 'ambiguous_parameter',
+                      HINT = 'Name the model, or SET isrf.default_model.';
+        END IF;
+    END IF;
+    SELECT d.name, d.version INTO name, version FROM isrf.models d WHERE d.name = m AND d.deployed;
+    IF NOT FOUND THEN
+        IF EXISTS (SELECT 1 FROM isrf.models d WHERE d.name = m) THEN
+            RAISE EXCEPTION 'model "%" has no deployed version', m
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'isrf.models shows its versions and why they failed.';
+        END IF;
+        SELECT string_agg(DISTINCT d.name, ', ') INTO candidates FROM isrf.models d WHERE d.deployed;
+        RAISE EXCEPTION 'model "%" does not exist', m
+            USING ERRCODE = 'undefined_object',
+                  HINT = coalesce('Deployed models: ' || candidates || '.', 'No model is deployed.');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._resolve_model(text) IS 'internal: resolve a model argument (NULL: isrf.default_model, else the only deployed model)';
+
+CREATE FUNCTION isrf.drop_model(name text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    DELETE FROM isrf.models m WHERE m.name = drop_model.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf.drop_model(text) IS 'Drop every version of a model, its stored bytes and its group graph';
+
+CREATE FUNCTION isrf.model_check(model text DEFAULT NULL,
+    OUT model_name text, OUT version integer, OUT bytes bigint, OUT users integer,
+    OUT items integer, OUT dim integer, OUT group_edges bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'isrf_model_check'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION isrf.model_check(text)
+    IS 'Read the deployed version of a model back and verify its format and checksums; returns its sizes';
+
+----------------------------------------------------------------------------
+-- Group interests, for analysts
+----------------------------------------------------------------------------
+
+-- Common argument checks of the analyst functions.
+CREATE FUNCTION isrf._check_user_k(user_id bigint, k integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF k IS NULL THEN
+        RAISE EXCEPTION 'k must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF k <= 0 THEN
+        RAISE EXCEPTION 'k must be positive, not %', k USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._check_user_k(bigint, integer) IS 'internal: validate user_id and k arguments';
+
+-- A user the model version knows, or a clear error.
+CREATE FUNCTION isrf._check_model_user(model text, version integer, user_id bigint) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM isrf.model_interactions i
+                    WHERE i.model = _check_model_user.model AND i.version = _check_model_user.version
+                      AND i.user_id = _check_model_user.user_id) THEN
+        RAISE EXCEPTION 'user % is not in model "%"', user_id, model
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'Only users with interactions in the training data have a group.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._check_model_user(text, integer, bigint) IS 'internal: error unless the model knows the user';
+
+CREATE FUNCTION isrf_group_neighbours(user_id bigint, k integer, model text DEFAULT NULL)
+RETURNS TABLE (neighbour_id bigint, similarity real)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    m record;
+BEGIN
+    PERFORM isrf._check_user_k(user_id, k);
+    SELECT * INTO m FROM isrf._resolve_model(model);
+    PERFORM isrf._check_model_user(m.name, m.version, user_id);
+    RETURN QUERY
+        SELECT e.neighbour_id, e.similarity FROM isrf.group_edges e
+         WHERE e.model = m.name AND e.version = m.version AND e.user_id = isrf_group_neighbours.user_id
+         ORDER BY e.rank LIMIT k;
+END
+$$;
+COMMENT ON FUNCTION isrf_group_neighbours(bigint, integer, text)
+    IS 'The user''s group: its k most similar users by semantic features, most similar first (never the user)';
+
+CREATE FUNCTION isrf_group_interests(user_id bigint, k integer, model text DEFAULT NULL)
+RETURNS TABLE (item_id bigint, support integer, score real)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    m record;
+BEGIN
+    PERFORM isrf._check_user_k(user_id, k);
+    SELECT * INTO m FROM isrf._resolve_model(model);
+    PERFORM isrf._check_model_user(m.name, m.version, user_id);
+    -- score: the share of the group's similarity mass that interacted with the item
+    RETURN QUERY
+        WITH nb AS (
+            SELECT e.neighbour_id, greatest(e.similarity, 0) AS w FROM isrf.group_edges e
+             WHERE e.model = m.name AND e.version = m.version AND e.user_id = isrf_group_interests.user_id),
+        seen AS (
+            SELECT i.item_id FROM isrf.model_interactions i
+             WHERE i.model = m.name AND i.version = m.version AND i.user_id = isrf_group_interests.user_id)
+        SELECT i.item_id, count(DISTINCT nb.neighbour_id)::integer,
+               (sum(nb.w) / nullif((SELECT sum(w) FROM nb), 0))::real
+          FROM nb JOIN isrf.model_interactions i
+            ON i.model = m.name AND i.version = m.version AND i.user_id = nb.neighbour_id
+         WHERE i.item_id NOT IN (SELECT s.item_id FROM seen s)
+         GROUP BY i.item_id
+         ORDER BY 3 DESC NULLS LAST, 2 DESC, 1
+         LIMIT k;
+END
+$$;
+COMMENT ON FUNCTION isrf_group_interests(bigint, integer, text)
+    IS 'Items the user''s group interacted with that the user has not: support = neighbours who did, score = their share of the group''s similarity';

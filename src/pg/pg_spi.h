@@ -1,0 +1,39 @@
+/*
+ * pg_spi.h
+ *	  Small SPI helpers for the glue: run a statement with parameters and
+ *	  check its result, fetch a scalar, stream a large result in batches, and
+ *	  check names of models and datasets.
+ */
+#ifndef ISRF_PG_SPI_H
+#define ISRF_PG_SPI_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+
+/*
+ * Run sql with parameters; error unless SPI returns expected.  nulls is
+ * SPI's: NULL for none, else ' ' / 'n' per parameter.
+ */
+void		isrf_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
+						  const char *nulls, int expected);
+
+/* Run a query that must return at least one row; returns SPI_tuptable. */
+SPITupleTable *isrf_spi_query(const char *sql, int nargs, Oid *types, Datum *values,
+							  const char *nulls);
+
+/* First column of the first row; error when there is none or it is NULL. */
+Datum		isrf_spi_scalar(const char *sql, int nargs, Oid *types, Datum *values);
+
+/* First column of the first row as a palloc'd string, or NULL. */
+char	   *isrf_spi_scalar_text(const char *sql, int nargs, Oid *types, Datum *values);
+
+/* Run a query through a cursor and hand each batch of rows to take(). */
+void		isrf_spi_fetch(const char *sql,
+						   void (*take) (void *arg, SPITupleTable *tt, uint64 n),
+						   void *arg);
+
+/* Error unless name is 1-63 letters, digits or underscores, not starting with a digit. */
+void		isrf_pg_check_name(const char *what, const char *name);
+
+#endif							/* ISRF_PG_SPI_H */

@@ -1,0 +1,664 @@
+/*
+ * train.c
+ *	  CALL isrf_train(dataset, config): load the dataset through SPI with the
+ *	  caller's rights, run the engine's training pipeline, store the model
+ *	  in the registry and deploy it.
+ *
+ * As a non-atomic procedure it commits a status row per stage, so other
+ * sessions watch progress in isrf.models; each stage runs in a
+ * subtransaction, so that on an error or a cancel the row can still be
+ * marked failed or cancelled (and committed) before the error is re-thrown.
+ * The previously deployed version stays deployed until the very end.  An
+ * advisory lock keeps two sessions from training one model at once, and
+ * rows a crashed session left 'training' are marked by the next run.
+ * Inside an explicit transaction block (atomic CALL) nothing is committed
+ * and an error rolls everything back.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "pg_env.h"
+#include "pg_spi.h"
+#include "pipeline.h"
+
+#define TRAIN_CHUNK_BYTES (1024 * 1024)
+
+typedef struct TrainState
+{
+	bool		atomic;
+	const char *model;
+	int32		version;
+	bool		in_subxact;
+	MemoryContext outer_cxt;
+	ResourceOwner outer_owner;
+	double		t_start;
+	IsrfPgEnv  *penv;
+} TrainState;
+
+/* Subtransactions around stages, as PL/pgSQL's exception blocks do it. */
+static void
+train_subxact_begin(TrainState *ts)
+{
+	if (ts->atomic)
+		return;
+	/* each commit starts a new transaction with a new resource owner */
+	ts->outer_owner = CurrentResourceOwner;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(ts->outer_cxt);
+	ts->in_subxact = true;
+}
+
+static void
+train_subxact_release(TrainState *ts)
+{
+	if (!ts->in_subxact)
+		return;
+	ReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(ts->outer_cxt);
+	CurrentResourceOwner = ts->outer_owner;
+	ts->in_subxact = false;
+}
+
+/* Commit the work so far, in a non-atomic call. */
+static void
+train_commit(TrainState *ts)
+{
+	if (!ts->atomic)
+	{
+		SPI_commit();
+		MemoryContextSwitchTo(ts->outer_cxt);
+	}
+}
+
+static void
+train_set_stage(TrainState *ts, const char *stage)
+{
+	isrf_spi_exec("UPDATE isrf.models SET stage = $3, updated_at = clock_timestamp()"
+				  " WHERE name = $1 AND version = $2",
+				  3, (Oid[]) {TEXTOID, INT4OID, TEXTOID},
+				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+				  CStringGetTextDatum(stage)}, NULL, SPI_OK_UPDATE);
+}
+
+/* Stage hook of the engine: record, commit, announce. */
+static IsrfStatus
+train_stage_hook(void *arg, const char *stage)
+{
+	TrainState *ts = arg;
+
+	train_subxact_release(ts);
+	train_set_stage(ts, stage);
+	train_commit(ts);
+	ereport(NOTICE,
+			(errmsg("isrf_train: model \"%s\" version %d: %s (%.1f s)",
+					ts->model, ts->version, stage, isrf_now() - ts->t_start)));
+	train_subxact_begin(ts);
+	return ISRF_OK;
+}
+
+/*
+ * Parse the config object: "model" names the model, every other key goes
+ * to the engine's validation.  Values must be scalars.
+ */
+static char *
+train_parse_config(Jsonb *config, IsrfTrainConfig *cfg, IsrfEnv *env)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *model = NULL;
+	char	   *key = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(config) || JB_ROOT_IS_SCALAR(config))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("config must be a JSON object"),
+				 errhint("For example: '{\"group_k\": 50, \"dm\": 128}'.")));
+	it = JsonbIteratorInit(&config->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *value;
+
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+		switch (v.type)
+		{
+			case jbvString:
+				value = pnstrdup(v.val.string.val, v.val.string.len);
+				break;
+			case jbvNumeric:
+				value = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
+				break;
+			case jbvBool:
+				value = pstrdup(v.val.boolean ? "true" : "false");
+				break;
+			default:
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("config key \"%s\" must be a string, number or boolean", key)));
+		}
+		if (strcmp(key, "model") == 0)
+		{
+			if (v.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("config key \"model\" must be a string")));
+			model = value;
+		}
+		else
+			isrf_pg_check(env, isrf_train_config_set(env, cfg, key, value), NULL);
+	}
+	return model;
+}
+
+/* Copy a text Datum into engine memory. */
+static IsrfTextPiece
+train_piece(IsrfEnv *env, int64 id, Datum d)
+{
+	text	   *t = DatumGetTextPP(d);
+	size_t		len = VARSIZE_ANY_EXHDR(t);
+	char	   *buf = isrf_alloc(env, len + 1);
+	IsrfTextPiece p;
+
+	if (buf == NULL)
+		isrf_pg_raise(env, NULL);
+	memcpy(buf, VARDATA_ANY(t), len);
+	buf[len] = '\0';
+	p.id = id;
+	p.text = buf;
+	p.len = len;
+	p.weight = 1.0f;
+	return p;
+}
+
+/* Growable arrays in engine memory (the engine's own allocator). */
+static void *
+train_grow(IsrfEnv *env, void *old, size_t elem, int64 *cap, int64 need)
+{
+	void	   *p;
+	int64		n = *cap ? *cap : 1024;
+
+	if (need <= *cap)
+		return old;
+	while (n < need)
+		n *= 2;
+	p = isrf_alloc(env, (size_t) n * elem);
+	if (p == NULL)
+		isrf_pg_raise(env, NULL);
+	if (old)
+	{
+		memcpy(p, old, (size_t) (*cap) * elem);
+		isrf_free(env, old);
+	}
+	*cap = n;
+	return p;
+}
+
+typedef struct TrainLoad
+{
+	IsrfEnv    *env;
+	int64_t    *users,
+			   *items;
+	double	   *order;
+	int64		n_rows,
+				cap_rows;
+	int64_t    *catalogue;
+	int64		n_catalogue,
+				cap_catalogue;
+	IsrfTextPiece *item_text,
+			   *user_text;
+	int64		n_item_text,
+				cap_item_text,
+				n_user_text,
+				cap_user_text;
+} TrainLoad;
+
+static void
+train_take_interactions(void *arg, SPITupleTable *tt, uint64 n)
+{
+	TrainLoad  *l = arg;
+	uint64		i;
+
+	int64		cap;
+
+	cap = l->cap_rows;
+	l->users = train_grow(l->env, l->users, sizeof(int64_t), &cap, l->n_rows + n);
+	cap = l->cap_rows;
+	l->items = train_grow(l->env, l->items, sizeof(int64_t), &cap, l->n_rows + n);
+	cap = l->cap_rows;
+	l->order = train_grow(l->env, l->order, sizeof(double), &cap, l->n_rows + n);
+	l->cap_rows = cap;
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		l->users[l->n_rows] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		l->items[l->n_rows] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+		l->order[l->n_rows] = (double) DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+		l->n_rows++;
+	}
+}
+
+static void
+train_take_catalogue(void *arg, SPITupleTable *tt, uint64 n)
+{
+	TrainLoad  *l = arg;
+	uint64		i;
+
+	l->catalogue = train_grow(l->env, l->catalogue, sizeof(int64_t), &l->cap_catalogue, l->n_catalogue + n);
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		l->catalogue[l->n_catalogue++] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+	}
+}
+
+static void
+train_take_item_text(void *arg, SPITupleTable *tt, uint64 n)
+{
+	TrainLoad  *l = arg;
+	uint64		i;
+
+	l->item_text = train_grow(l->env, l->item_text, sizeof(IsrfTextPiece), &l->cap_item_text, l->n_item_text + n);
+	for (i = 0; i < n; i++)
+	{
+		bool		n1,
+					n2;
+		int64		id = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &n1));
+		Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &n2);
+
+		l->item_text[l->n_item_text++] = train_piece(l->env, id, d);
+	}
+}
+
+static void
+train_take_user_text(void *arg, SPITupleTable *tt, uint64 n)
+{
+	TrainLoad  *l = arg;
+	uint64		i;
+
+	l->user_text = train_grow(l->env, l->user_text, sizeof(IsrfTextPiece), &l->cap_user_text, l->n_user_text + n);
+	for (i = 0; i < n; i++)
+	{
+		bool		n1,
+					n2;
+		int64		id = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &n1));
+		Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &n2);
+
+		l->user_text[l->n_user_text++] = train_piece(l->env, id, d);
+	}
+}
+
+/* The model's ordered histories with their split, as rows for analysts. */
+static void
+train_store_interactions(TrainState *ts, const IsrfModel *m)
+{
+	int64		n = m->seq_ptr[m->n_users],
+				e = 0;
+	Datum	   *uids = palloc(sizeof(Datum) * (n + 1)),
+			   *iids = palloc(sizeof(Datum) * (n + 1)),
+			   *pos = palloc(sizeof(Datum) * (n + 1)),
+			   *split = palloc(sizeof(Datum) * (n + 1));
+	Datum		names[3] = {CStringGetTextDatum("train"), CStringGetTextDatum("validation"),
+	CStringGetTextDatum("test")};
+	int32		u,
+				p;
+
+	for (u = 0; u < m->n_users; u++)
+	{
+		int32		len = m->seq_ptr[u + 1] - m->seq_ptr[u];
+
+		for (p = 0; p < len; p++, e++)
+		{
+			uids[e] = Int64GetDatum(m->user_ids[u]);
+			iids[e] = Int64GetDatum(m->item_ids[m->seq[m->seq_ptr[u] + p]]);
+			pos[e] = Int32GetDatum(p + 1);
+			split[e] = names[p < m->n_train[u] ? 0 : (p == len - 2 ? 1 : 2)];
+		}
+	}
+	isrf_spi_exec("INSERT INTO isrf.model_interactions (model, version, user_id, item_id, \"position\", split)"
+				  " SELECT $1, $2, u, i, p, s FROM unnest($3::bigint[], $4::bigint[], $5::int[], $6::text[]) AS t(u, i, p, s)",
+				  6, (Oid[]) {TEXTOID, INT4OID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID},
+				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+					  PointerGetDatum(construct_array(uids, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+					  PointerGetDatum(construct_array(iids, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+					  PointerGetDatum(construct_array(pos, (int) n, INT4OID, 4, true, TYPALIGN_INT)),
+				  PointerGetDatum(construct_array(split, (int) n, TEXTOID, -1, false, TYPALIGN_INT))}, NULL, SPI_OK_INSERT);
+}
+
+/* Store the serialized model in 1 MB chunks, the histories and the group graph as rows. */
+static void
+train_store(TrainState *ts, const IsrfModel *m, const uint8_t *buf, size_t len)
+{
+	size_t		off;
+	int32		seq = 0;
+	int64		n = m->group.nnz,
+				e = 0;
+	Datum	   *uids,
+			   *nids,
+			   *sims,
+			   *ranks;
+	int32		u,
+				p;
+
+	for (off = 0; off < len; off += TRAIN_CHUNK_BYTES)
+	{
+		size_t		sz = Min((size_t) TRAIN_CHUNK_BYTES, len - off);
+		bytea	   *chunk = palloc(VARHDRSZ + sz);
+
+		SET_VARSIZE(chunk, VARHDRSZ + sz);
+		memcpy(VARDATA(chunk), buf + off, sz);
+		isrf_spi_exec("INSERT INTO isrf.model_chunks (name, version, seq, data) VALUES ($1, $2, $3, $4)",
+					  4, (Oid[]) {TEXTOID, INT4OID, INT4OID, BYTEAOID},
+					  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+					  Int32GetDatum(seq++), PointerGetDatum(chunk)}, NULL, SPI_OK_INSERT);
+		pfree(chunk);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	train_store_interactions(ts, m);
+	if (n == 0)
+		return;
+	uids = palloc(sizeof(Datum) * n);
+	nids = palloc(sizeof(Datum) * n);
+	sims = palloc(sizeof(Datum) * n);
+	ranks = palloc(sizeof(Datum) * n);
+	for (u = 0; u < m->n_users; u++)
+		for (p = m->group.rowptr[u]; p < m->group.rowptr[u + 1]; p++, e++)
+		{
+			uids[e] = Int64GetDatum(m->user_ids[u]);
+			nids[e] = Int64GetDatum(m->user_ids[m->group.col[p]]);
+			sims[e] = Float4GetDatum(m->group.val[p]);
+			ranks[e] = Int32GetDatum(p - m->group.rowptr[u] + 1);
+		}
+	isrf_spi_exec("INSERT INTO isrf.group_edges (model, version, user_id, neighbour_id, similarity, rank)"
+				  " SELECT $1, $2, u, v, s, r FROM unnest($3::bigint[], $4::bigint[], $5::real[], $6::int[]) AS t(u, v, s, r)",
+				  6, (Oid[]) {TEXTOID, INT4OID, INT8ARRAYOID, INT8ARRAYOID, FLOAT4ARRAYOID, INT4ARRAYOID},
+				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+					  PointerGetDatum(construct_array(uids, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+					  PointerGetDatum(construct_array(nids, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+					  PointerGetDatum(construct_array(sims, (int) n, FLOAT4OID, 4, true, TYPALIGN_INT)),
+				  PointerGetDatum(construct_array(ranks, (int) n, INT4OID, 4, true, TYPALIGN_INT))}, NULL, SPI_OK_INSERT);
+}
+
+/* The whole run after the status row exists; errors propagate. */
+static void
+train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[5])
+{
+	IsrfPgEnv  *penv = ts->penv;
+	IsrfEnv    *env = &penv->env;
+	TrainLoad	load;
+	IsrfCorpus	corpus;
+	IsrfModel	model;
+	IsrfBackend *be;
+	uint8_t    *buf;
+	size_t		len;
+	char		metrics[2048];
+	char		desc[256];
+
+	memset(&load, 0, sizeof(load));
+	load.env = env;
+
+	/* load with the caller's rights; the queries come from isrf._*_sql */
+	isrf_spi_fetch(queries[0], train_take_interactions, &load);
+	if (queries[1])
+		isrf_spi_fetch(queries[1], train_take_catalogue, &load);
+	if (queries[2])
+		isrf_spi_fetch(queries[2], train_take_item_text, &load);
+	if (queries[3])
+		isrf_spi_fetch(queries[3], train_take_item_text, &load);
+	if (queries[4])
+		isrf_spi_fetch(queries[4], train_take_user_text, &load);
+	if (load.n_rows == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("dataset of model \"%s\" has no usable interactions", ts->model),
+				 errhint("isrf.dataset_stats() shows which rows were skipped and why.")));
+	ereport(NOTICE,
+			(errmsg("isrf_train: model \"%s\" version %d: loaded %lld interactions, %lld catalogue items, %lld item and %lld user text values",
+					ts->model, ts->version, (long long) load.n_rows, (long long) load.n_catalogue,
+					(long long) load.n_item_text, (long long) load.n_user_text)));
+
+	memset(&corpus, 0, sizeof(corpus));
+	corpus.rows.n = load.n_rows;
+	corpus.rows.user_id = load.users;
+	corpus.rows.item_id = load.items;
+	corpus.rows.order = load.order;
+	corpus.catalogue_ids = load.catalogue;
+	corpus.n_catalogue = load.n_catalogue;
+	corpus.item_text = load.item_text;
+	corpus.n_item_text = load.n_item_text;
+	corpus.user_text = load.user_text;
+	corpus.n_user_text = load.n_user_text;
+
+	be = isrf_pg_backend_open(penv);
+	PG_TRY();
+	{
+		isrf_pg_check(env, be->describe(be, desc, sizeof(desc)), NULL);
+		ereport(NOTICE, (errmsg("isrf_train: model \"%s\" version %d: training on %s",
+								ts->model, ts->version, desc)));
+		isrf_pg_check(env, isrf_train(env, be, &corpus, cfg, train_stage_hook, ts, &model),
+					  "training failed");
+	}
+	PG_FINALLY();
+	{
+		isrf_backend_close(be);
+	}
+	PG_END_TRY();
+
+	isrf_pg_check(env, isrf_model_save(env, &model, &buf, &len), "could not serialize the model");
+	train_set_stage(ts, "store");
+	train_store(ts, &model, buf, len);
+
+	/* deploy: the previous version stays deployed until this moment */
+	isrf_model_stats_json(&model, metrics, sizeof(metrics));
+	isrf_spi_exec("UPDATE isrf.models SET deployed = false WHERE name = $1 AND deployed",
+				  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(ts->model)}, NULL, SPI_OK_UPDATE);
+	isrf_spi_exec("UPDATE isrf.models SET status = 'ready', stage = 'deployed', deployed = true,"
+				  " deployed_at = clock_timestamp(), updated_at = clock_timestamp(),"
+				  " metrics = $3::jsonb || jsonb_build_object('model_bytes', $4::bigint, 'seconds_total', $5::float8)"
+				  " WHERE name = $1 AND version = $2",
+				  5, (Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, FLOAT8OID},
+				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+					  CStringGetTextDatum(metrics), Int64GetDatum((int64) len),
+				  Float8GetDatum(isrf_now() - ts->t_start)}, NULL, SPI_OK_UPDATE);
+	ereport(NOTICE,
+			(errmsg("isrf_train: model \"%s\" version %d deployed (%.1f s, %zu bytes)",
+					ts->model, ts->version, isrf_now() - ts->t_start, len)));
+}
+
+/* Mark the run's row after a failure; runs in a clean (top) transaction. */
+static void
+train_mark_failed(TrainState *ts, ErrorData *edata)
+{
+	const char *status = edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed";
+
+	isrf_spi_exec("UPDATE isrf.models SET status = $3, message = $4, updated_at = clock_timestamp()"
+				  " WHERE name = $1 AND version = $2",
+				  4, (Oid[]) {TEXTOID, INT4OID, TEXTOID, TEXTOID},
+				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+					  CStringGetTextDatum(status),
+				  CStringGetTextDatum(edata->message ? edata->message : "unknown error")}, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * Insert the version's row and run; on an error inside a stage, mark the
+ * row failed or cancelled and commit that before re-throwing.
+ */
+static void
+train_guarded(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[5],
+			  const char *dataset, Jsonb *config)
+{
+	/* rows a crashed or killed run left behind */
+	isrf_spi_exec("UPDATE isrf.models SET status = 'failed', updated_at = clock_timestamp(),"
+				  " message = 'interrupted during stage ' || coalesce(stage, '?') || ' (session ended)'"
+				  " WHERE name = $1 AND status = 'training'",
+				  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(ts->model)}, NULL, SPI_OK_UPDATE);
+	ts->version = DatumGetInt32(isrf_spi_scalar("SELECT coalesce(max(version), 0) + 1 FROM isrf.models WHERE name = $1",
+												1, (Oid[]) {TEXTOID},
+												(Datum[]) {CStringGetTextDatum(ts->model)}));
+	isrf_spi_exec("INSERT INTO isrf.models (name, version, dataset, status, stage, config, pid)"
+				  " VALUES ($1, $2, $3, 'training', 'load', coalesce($4, '{}'), pg_backend_pid())",
+				  4, (Oid[]) {TEXTOID, INT4OID, TEXTOID, JSONBOID},
+				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+				  CStringGetTextDatum(dataset), config ? JsonbPGetDatum(config) : (Datum) 0},
+				  config ? NULL : "   n", SPI_OK_INSERT);
+	train_commit(ts);
+	ts->t_start = isrf_now();
+
+	train_subxact_begin(ts);
+	PG_TRY();
+	{
+		train_run(ts, cfg, queries);
+		train_subxact_release(ts);
+		train_commit(ts);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(ts->outer_cxt);
+		edata = CopyErrorData();
+		if (!ts->in_subxact)
+			PG_RE_THROW();
+		/* back to a sound transaction: record why, keep it, re-throw */
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(ts->outer_cxt);
+		CurrentResourceOwner = ts->outer_owner;
+		ts->in_subxact = false;
+		train_mark_failed(ts, edata);
+		train_commit(ts);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
+/* Hold the model's advisory lock around the run; released whatever happens. */
+static void
+train_locked(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[5],
+			 const char *dataset, Jsonb *config)
+{
+	int64		lock_key;
+
+	lock_key = DatumGetInt64(isrf_spi_scalar("SELECT hashtextextended('isrf.model:' || $1, 0)",
+											 1, (Oid[]) {TEXTOID},
+											 (Datum[]) {CStringGetTextDatum(ts->model)}));
+	if (!DatumGetBool(isrf_spi_scalar("SELECT pg_try_advisory_lock($1)", 1, (Oid[]) {INT8OID},
+									  (Datum[]) {Int64GetDatum(lock_key)})))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("model \"%s\" is being trained by another session", ts->model),
+				 errhint("isrf.training_progress shows its progress; wait for it or cancel it.")));
+	PG_TRY();
+	{
+		train_guarded(ts, cfg, queries, dataset, config);
+	}
+	PG_FINALLY();
+	{
+		DirectFunctionCall1(pg_advisory_unlock_int8, Int64GetDatum(lock_key));
+	}
+	PG_END_TRY();
+}
+
+/* Everything between argument parsing and cleanup. */
+static void
+train_main(TrainState *ts, IsrfPgEnv *penv, const char *dataset, Jsonb *config)
+{
+	IsrfTrainConfig cfg;
+	const char *queries[5];
+	char	   *model;
+	char	   *model_dataset;
+	SPITupleTable *tt;
+	int			i;
+
+	isrf_train_config_default(&cfg);
+	model = config ? train_parse_config(config, &cfg, &penv->env) : NULL;
+	ts->model = MemoryContextStrdup(penv->mcxt, model ? model : dataset);
+	isrf_pg_check_name("model", ts->model);
+
+	SPI_connect_ext(ts->atomic ? 0 : SPI_OPT_NONATOMIC);
+	ts->outer_cxt = CurrentMemoryContext;
+
+	/* the dataset (errors name it) and the queries that read it */
+	tt = isrf_spi_query("SELECT isrf._interactions_sql(d),"
+						" CASE WHEN d.items IS NOT NULL THEN format('SELECT item_id::bigint FROM %s WHERE item_id IS NOT NULL', d.items) END,"
+						" isrf._text_sql(d, 'items'), isrf._text_sql(d, 'item_descriptions'),"
+						" isrf._text_sql(d, 'user_descriptions')"
+						" FROM isrf._dataset($1) d",
+						1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(dataset)}, NULL);
+	for (i = 0; i < 5; i++)
+	{
+		char	   *q = SPI_getvalue(tt->vals[0], tt->tupdesc, i + 1);
+
+		queries[i] = q ? MemoryContextStrdup(penv->mcxt, q) : NULL;
+	}
+
+	/* a model belongs to one dataset */
+	model_dataset = isrf_spi_scalar_text("SELECT dataset FROM isrf.models WHERE name = $1 LIMIT 1",
+										 1, (Oid[]) {TEXTOID},
+										 (Datum[]) {CStringGetTextDatum(ts->model)});
+	if (model_dataset && strcmp(model_dataset, dataset) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("model \"%s\" belongs to dataset \"%s\", not \"%s\"",
+						ts->model, model_dataset, dataset),
+				 errhint("Name another model with config => '{\"model\": \"...\"}'.")));
+
+	train_locked(ts, &cfg, queries, dataset, config);
+	SPI_finish();
+}
+
+PG_FUNCTION_INFO_V1(isrf_train_proc);
+
+/*
+ * CALL isrf_train(dataset text, config jsonb DEFAULT '{}')
+ */
+Datum
+isrf_train_proc(PG_FUNCTION_ARGS)
+{
+	TrainState	ts;
+	IsrfPgEnv	penv;
+	char	   *dataset;
+	Jsonb	   *config;
+
+	memset(&ts, 0, sizeof(ts));
+	ts.atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
+				  !castNode(CallContext, fcinfo->context)->atomic);
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("dataset name must not be NULL")));
+	config = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+
+	/* engine memory outlives the per-stage commits; freed in PG_FINALLY */
+	isrf_pg_env_init(&penv, TopMemoryContext, DEBUG1);
+	ts.penv = &penv;
+	PG_TRY();
+	{
+		dataset = MemoryContextStrdup(penv.mcxt, text_to_cstring(PG_GETARG_TEXT_PP(0)));
+		train_main(&ts, &penv, dataset, config);
+	}
+	PG_FINALLY();
+	{
+		isrf_pg_env_done(&penv);
+	}
+	PG_END_TRY();
+	PG_RETURN_VOID();
+}
