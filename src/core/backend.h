@@ -90,6 +90,9 @@ struct IsrfBackend
 /* Signature of ISRF_CUDA_ENTRY in the CUDA library. */
 typedef IsrfStatus (*IsrfCudaEntry) (IsrfEnv *env, int abi, IsrfBackend **out);
 
+/* Threads of the CPU backend's BLAS (no effect without OpenBLAS). */
+void		isrf_cpu_set_threads(int n);
+
 /* The CPU backend; fails only when memory runs out. */
 IsrfStatus	isrf_cpu_backend_create(IsrfEnv *env, IsrfBackend **out);
 

@@ -13,6 +13,8 @@
 
 #include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,10 @@ typedef void (*CpuSgemmFn) (int order, int ta, int tb, int m, int n, int k,
 							const float *b, int ldb, float beta,
 							float *c, int ldc);
 
+typedef void (*CpuSetThreadsFn) (int n);
+
 static CpuSgemmFn cpu_sgemm = NULL;
+static CpuSetThreadsFn cpu_set_threads = NULL;
 static bool cpu_blas_probed = false;
 static char cpu_blas_name[128] = "none (plain loops)";
 
@@ -81,6 +86,7 @@ cpu_load_blas_blocked(void *arg)
 		if (sym)
 		{
 			cpu_sgemm = (CpuSgemmFn) sym;
+			cpu_set_threads = (CpuSetThreadsFn) dlsym(h, "openblas_set_num_threads");
 			snprintf(cpu_blas_name, sizeof(cpu_blas_name), "%s", lib);
 			return ISRF_OK;
 		}
@@ -312,6 +318,26 @@ cpu_destroy(IsrfBackend *be)
 	isrf_free(env, be);
 }
 
+/*
+ * BLAS threads.  Small products run faster on one thread, and a database
+ * with many sessions should not multiply threads by sessions.
+ */
+void
+isrf_cpu_set_threads(int n)
+{
+	if (cpu_set_threads && n > 0)
+	{
+		sigset_t	all,
+					old;
+
+		/* OpenBLAS may start threads here: keep PostgreSQL's signals away */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		cpu_set_threads(n);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+}
+
 IsrfStatus
 isrf_cpu_backend_create(IsrfEnv *env, IsrfBackend **out)
 {
@@ -320,8 +346,12 @@ isrf_cpu_backend_create(IsrfEnv *env, IsrfBackend **out)
 
 	if (!cpu_blas_probed)
 	{
+		const char *threads = getenv("ISRF_BLAS_THREADS");
+
 		isrf_with_signals_blocked(cpu_load_blas_blocked, NULL);
 		cpu_blas_probed = true;
+		if (threads && cpu_set_threads && atoi(threads) > 0)
+			isrf_cpu_set_threads(atoi(threads));
 	}
 	be = isrf_calloc(env, 1, sizeof(IsrfBackend));
 	impl = be ? isrf_calloc(env, 1, sizeof(CpuImpl)) : NULL;
