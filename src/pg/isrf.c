@@ -15,12 +15,16 @@
 #include "utils/guc.h"
 
 #include "pg_env.h"
+#include "pg_server.h"
 
 PG_MODULE_MAGIC;
 
 int			isrf_device_guc = ISRF_DEVICE_AUTO;
 char	   *isrf_cuda_library_guc = NULL;
 char	   *isrf_default_model_guc = NULL;
+int			isrf_beam_width_guc = 20;
+int			isrf_blas_threads_guc = 0;
+char	   *isrf_server_databases_guc = NULL;
 
 static const struct config_enum_entry isrf_device_options[] = {
 	{"auto", ISRF_DEVICE_AUTO, false},
@@ -59,7 +63,32 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   NULL, NULL, NULL);
+	DefineCustomIntVariable("isrf.beam_width",
+							"Width of the constrained beam search that serves recommendations.",
+							NULL,
+							&isrf_beam_width_guc,
+							20, 1, 1024,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("isrf.blas_threads",
+							"Threads of the CPU backend's BLAS in this session (0: the library's default).",
+							NULL,
+							&isrf_blas_threads_guc,
+							0, 0, 256,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("isrf.server_databases",
+							   "Databases whose model server starts with the cluster.",
+							   "Comma-separated names; other databases start theirs on first use.",
+							   &isrf_server_databases_guc,
+							   "",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
 	MarkGUCPrefixReserved("isrf");
+	isrf_server_init();
 }
 
 PG_FUNCTION_INFO_V1(isrf_backend_info);

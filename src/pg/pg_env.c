@@ -140,5 +140,7 @@ isrf_pg_backend_open(IsrfPgEnv *penv)
 				 errdetail("%s", penv->env.errmsg),
 				 errhint("Set isrf.device to \"auto\" or \"cpu\".")));
 	isrf_pg_check(&penv->env, st, "could not open the compute backend");
+	if (isrf_blas_threads_guc > 0 && strcmp(be->name, "cpu") == 0)
+		isrf_cpu_set_threads(isrf_blas_threads_guc);
 	return be;
 }

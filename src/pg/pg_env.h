@@ -21,6 +21,7 @@ typedef struct IsrfPgEnv
 /* GUC-backed settings (isrf.c) */
 extern int	isrf_device_guc;
 extern char *isrf_cuda_library_guc;
+extern int	isrf_blas_threads_guc;
 
 /*
  * Set up an engine environment whose memory lives in a child of parent.
