@@ -73,7 +73,8 @@ unit: $(UNIT_BINS)
 # into isrf.so.
 CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda))
 CUDA_SRCS := $(sort $(wildcard cuda/*.cu))
-ifneq ($(and $(CUDA_HOME),$(CUDA_SRCS)),)
+# the toolkit must really be there (CUDA_HOME may be set on hosts without it)
+ifneq ($(and $(wildcard $(CUDA_HOME)/bin/nvcc),$(CUDA_SRCS)),)
 USE_CUDA ?= 1
 else
 USE_CUDA ?= 0

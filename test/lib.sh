@@ -29,6 +29,9 @@ isrf_install_deps() {
         isrf_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     export PATH="$ISRF_PG_BIN:$PATH"
+    if [ -n "${CUDA_HOME:-}" ] && [ ! -x "$CUDA_HOME/bin/nvcc" ]; then
+        unset CUDA_HOME       # set, but no toolkit there: build without CUDA
+    fi
     if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
         export CUDA_HOME=/usr/local/cuda
     fi
