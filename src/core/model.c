@@ -5,6 +5,7 @@
 #include "model.h"
 #include "model_io.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,10 @@
 #define TAG_UEXP	ISRF_TAG('U', 'E', 'X', 'P')
 #define TAG_IEXP	ISRF_TAG('I', 'E', 'X', 'P')
 #define TAG_UGRP	ISRF_TAG('U', 'G', 'R', 'P')
+#define TAG_GHDR	ISRF_TAG('G', 'H', 'D', 'R')
+#define TAG_GCOD	ISRF_TAG('G', 'C', 'O', 'D')
+#define TAG_GPAR	ISRF_TAG('G', 'P', 'A', 'R')
+#define TAG_GTFP	ISRF_TAG('G', 'T', 'F', 'P')
 
 void
 isrf_model_free(IsrfEnv *env, IsrfModel *m)
@@ -39,6 +44,7 @@ isrf_model_free(IsrfEnv *env, IsrfModel *m)
 	isrf_free(env, m->user_explicit);
 	isrf_free(env, m->item_explicit);
 	isrf_free(env, m->user_group);
+	isrf_genrec_free(env, &m->genrec);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -72,6 +78,26 @@ isrf_model_save(IsrfEnv *env, const IsrfModel *m, uint8_t **buf, size_t *len)
 	{
 		isrf_model_writer_abort(w);
 		return st;
+	}
+	if (m->genrec.params != NULL)
+	{
+		IsrfGenrec	hdr = m->genrec;
+
+		/* the header is the struct with its pointers cleared */
+		hdr.codes = NULL;
+		hdr.params = NULL;
+		hdr.tf_params = NULL;
+		if ((st = isrf_model_writer_add(w, TAG_GHDR, ISRF_ELEM_BYTES, &hdr, sizeof(hdr))) ||
+			(st = isrf_model_writer_add(w, TAG_GCOD, ISRF_ELEM_I32, m->genrec.codes,
+										(size_t) m->genrec.n_items * m->genrec.levels * 4)) ||
+			(st = isrf_model_writer_add(w, TAG_GPAR, ISRF_ELEM_F32, m->genrec.params,
+										m->genrec.n_params * 4)) ||
+			(st = isrf_model_writer_add(w, TAG_GTFP, ISRF_ELEM_F32, m->genrec.tf_params,
+										m->genrec.n_tf_params * 4)))
+		{
+			isrf_model_writer_abort(w);
+			return st;
+		}
 	}
 	return isrf_model_writer_finish(w, buf, len);
 }
@@ -113,6 +139,66 @@ model_check(IsrfEnv *env, const IsrfModel *m)
 	if (isrf_csr_validate(env, &m->group) != ISRF_OK)
 		return isrf_fail(env, ISRF_ERR_CORRUPT, "model group graph is damaged: %s", env->errmsg);
 	return ISRF_OK;
+}
+
+/* The generative model's sections, checked against the model's sizes. */
+static IsrfStatus
+model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
+{
+	IsrfGenrec *g = &m->genrec;
+	const void *p;
+	size_t		nc;
+	int32_t		j;
+
+	ISRF_TRY(isrf_model_reader_get(env, r, TAG_GHDR, ISRF_ELEM_BYTES, sizeof(*g), &p, NULL));
+	memcpy(g, p, sizeof(*g));
+	g->codes = NULL;
+	g->params = NULL;
+	g->tf_params = NULL;
+	if (g->n_items != m->n_items || g->dm != m->dm || g->levels < 0 ||
+		!isfinite(g->prior_weight) || !isfinite(g->prior_weight_direct) ||
+		!isfinite(g->pop_weight_direct) || !isfinite(g->content_weight_direct) ||
+		g->levels > ISRF_GENREC_MAX_LEVELS || isrf_genrec_config_check(env, &g->cfg) != ISRF_OK)
+	{
+		memset(g, 0, sizeof(*g));
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative header is damaged");
+	}
+	for (j = 0; j < g->levels; j++)
+		if (g->codebook_sizes[j] < 1)
+		{
+			memset(g, 0, sizeof(*g));
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative header is damaged");
+		}
+	if (g->n_params != isrf_genrec_param_count(&g->cfg, g->n_items, g->dm, g->levels, g->codebook_sizes))
+	{
+		memset(g, 0, sizeof(*g));
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative weights have the wrong size");
+	}
+	nc = (size_t) g->n_items * g->levels;
+	if (model_take(env, r, TAG_GCOD, ISRF_ELEM_I32, nc * 4, (void **) &g->codes) ||
+		model_take(env, r, TAG_GPAR, ISRF_ELEM_F32, g->n_params * 4, (void **) &g->params) ||
+		model_take(env, r, TAG_GTFP, ISRF_ELEM_F32, g->n_tf_params * 4, (void **) &g->tf_params))
+		return env->status;
+	for (j = 0; (size_t) j < nc; j++)
+		if (g->codes[j] < 0 || g->codes[j] >= g->codebook_sizes[j % g->levels])
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model semantic IDs are damaged");
+	return ISRF_OK;
+}
+
+void
+isrf_model_genrec_data(const IsrfModel *m, IsrfGenrecData *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->n_users = m->n_users;
+	d->n_items = m->n_items;
+	d->dm = m->dm;
+	d->seq_ptr = m->seq_ptr;
+	d->seq = m->seq;
+	d->n_train = m->n_train;
+	d->item_feat = m->item_feat;
+	d->item_explicit = m->item_explicit;
+	d->user_explicit = m->user_explicit;
+	d->user_group = m->user_group;
 }
 
 IsrfStatus
@@ -165,6 +251,9 @@ isrf_model_load(IsrfEnv *env, const uint8_t *buf, size_t len, IsrfModel *out)
 		(st = model_take(env, &r, TAG_UGRP, ISRF_ELEM_F32, nu * dm * 4, (void **) &out->user_group)) ||
 		(st = model_check(env, out)))
 		goto fail;
+	if (isrf_model_reader_has(&r, TAG_GHDR) &&
+		(st = model_load_genrec(env, &r, out)) != ISRF_OK)
+		goto fail;
 	return ISRF_OK;
 
 fail:
@@ -202,10 +291,13 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 " \"evaluated_users\": %d, \"items_with_text\": %d, \"users_with_description\": %d,"
 			 " \"users_from_history\": %d, \"users_without_feature\": %d, \"group_edges\": %lld,"
 			 " \"mean_neighbour_similarity\": %.4f, \"explained_variance\": %.4f,"
-			 " \"seconds\": {\"split\": %.3f, \"features\": %.3f, \"group_graph\": %.3f, \"lightgcn\": %.3f}}",
+			 " \"seconds\": {\"split\": %.3f, \"features\": %.3f, \"group_graph\": %.3f, \"lightgcn\": %.3f, \"train\": %.3f},"
+			 " \"epochs\": %d, \"best_epoch\": %d, \"val_hr10\": %.4f, \"val_ndcg10\": %.4f}",
 			 s->n_users, s->n_items, (long long) s->n_interactions, (long long) s->n_train_interactions,
 			 s->n_evaluated_users, s->n_items_with_text, s->n_users_with_description,
 			 s->n_users_from_history, s->n_users_without_feature, (long long) s->n_group_edges,
 			 s->mean_neighbour_similarity, s->explained_variance,
-			 s->t_split, s->t_features, s->t_group_graph, s->t_lightgcn);
+			 s->t_split, s->t_features, s->t_group_graph, s->t_lightgcn, s->t_train,
+			 m->genrec.epochs_run, m->genrec.best_epoch, m->genrec.best_val_hr10,
+			 m->genrec.best_val_ndcg10);
 }

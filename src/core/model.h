@@ -9,6 +9,7 @@
 
 #include "csr.h"
 #include "dataset.h"
+#include "genrec.h"
 
 /* Training configuration; every key is settable by name (train_config.c). */
 typedef struct IsrfTrainConfig
@@ -23,6 +24,8 @@ typedef struct IsrfTrainConfig
 	float		group_threshold;	/* minimum cosine of a neighbour */
 	int32_t		layers;			/* LightGCN layers, both graphs */
 	uint64_t	seed;
+	IsrfGenrecConfig gen;		/* the generative model (genrec.h); gen.epochs
+								 * 0 = stop after LightGCN */
 } IsrfTrainConfig;
 
 typedef struct IsrfModelStats
@@ -43,6 +46,7 @@ typedef struct IsrfModelStats
 	double		t_features;
 	double		t_group_graph;
 	double		t_lightgcn;
+	double		t_train;		/* generative model (semantic IDs + training) */
 } IsrfModelStats;
 
 typedef struct IsrfModel
@@ -63,7 +67,11 @@ typedef struct IsrfModel
 	float	   *user_explicit;	/* [n_users x dm] LightGCN over user-item graph */
 	float	   *item_explicit;	/* [n_items x dm] */
 	float	   *user_group;		/* [n_users x dm] LightGCN over group graph (h_u) */
+	IsrfGenrec	genrec;			/* generative model; params NULL when not trained */
 } IsrfModel;
+
+/* The model's arrays as the generative model reads them. */
+void		isrf_model_genrec_data(const IsrfModel *m, IsrfGenrecData *d);
 
 void		isrf_model_free(IsrfEnv *env, IsrfModel *m);
 

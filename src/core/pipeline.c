@@ -5,6 +5,7 @@
  */
 #include "pipeline.h"
 
+#include "genrec.h"
 #include "knn.h"
 #include "lightgcn.h"
 #include "semantic.h"
@@ -29,6 +30,24 @@ isrf_train_config_default(IsrfTrainConfig *cfg)
 	cfg->group_threshold = -1.0f;
 	cfg->layers = 3;
 	cfg->seed = 1;
+	isrf_genrec_config_default(&cfg->gen);
+}
+
+/* Parse a float in [lo, hi] or fail naming the key. */
+static IsrfStatus
+config_float(IsrfEnv *env, const char *key, const char *value, double lo, double hi, float *out)
+{
+	char	   *end;
+	double		v;
+
+	errno = 0;
+	v = strtod(value, &end);
+	if (errno || end == value || *end != '\0' || !(v >= lo && v <= hi))
+		return isrf_fail(env, ISRF_ERR_INVALID,
+						 "config key \"%s\" must be a number between %g and %g, not \"%s\"",
+						 key, lo, hi, value);
+	*out = (float) v;
+	return ISRF_OK;
 }
 
 /* Parse an integer in [lo, hi] or fail naming the key. */
@@ -46,6 +65,79 @@ config_int(IsrfEnv *env, const char *key, const char *value, long lo, long hi, i
 						 key, lo, hi, value);
 	*out = (int32_t) v;
 	return ISRF_OK;
+}
+
+static IsrfStatus config_bool(IsrfEnv *env, const char *key, const char *value, bool *out);
+
+/* The generative model's keys; *found false when key is none of them. */
+static IsrfStatus
+config_gen(IsrfEnv *env, IsrfGenrecConfig *g, const char *key, const char *value, bool *found)
+{
+	IsrfStatus	st = ISRF_OK;
+	IsrfGenrecConfig keep = *g;
+
+	*found = true;
+	if (strcmp(key, "d_model") == 0)
+		st = config_int(env, key, value, 2, 1024, &g->d_model);
+	else if (strcmp(key, "tf_layers") == 0)
+		st = config_int(env, key, value, 1, 16, &g->n_layers);
+	else if (strcmp(key, "n_heads") == 0)
+		st = config_int(env, key, value, 1, 64, &g->n_heads);
+	else if (strcmp(key, "max_len") == 0)
+		st = config_int(env, key, value, 1, 4096, &g->max_len);
+	else if (strcmp(key, "batch_size") == 0)
+		st = config_int(env, key, value, 2, 65536, &g->batch_size);
+	else if (strcmp(key, "epochs") == 0)
+		st = config_int(env, key, value, 0, 10000, &g->epochs);
+	else if (strcmp(key, "patience") == 0)
+		st = config_int(env, key, value, 1, 10000, &g->patience);
+	else if (strcmp(key, "semid_levels") == 0)
+		st = config_int(env, key, value, 1, ISRF_GENREC_MAX_LEVELS - 1, &g->semid_levels);
+	else if (strcmp(key, "semid_codebook") == 0)
+		st = config_int(env, key, value, 2, 65536, &g->semid_codebook);
+	else if (strcmp(key, "eval_users") == 0)
+		st = config_int(env, key, value, 0, INT32_MAX, &g->eval_users);
+	else if (strcmp(key, "lr") == 0)
+		st = config_float(env, key, value, 1e-7, 0.5, &g->lr);
+	else if (strcmp(key, "dropout") == 0)
+		st = config_float(env, key, value, 0.0, 0.95, &g->dropout);
+	else if (strcmp(key, "weight_decay") == 0)
+		st = config_float(env, key, value, 0.0, 10.0, &g->weight_decay);
+	else if (strcmp(key, "clip") == 0)
+		st = config_float(env, key, value, 0.0, 1e6, &g->clip);
+	else if (strcmp(key, "lambda1") == 0)
+		st = config_float(env, key, value, 0.0, 100.0, &g->lambda1);
+	else if (strcmp(key, "lambda2") == 0)
+		st = config_float(env, key, value, 0.0, 100.0, &g->lambda2);
+	else if (strcmp(key, "tau") == 0)
+		st = config_float(env, key, value, 1e-4, 100.0, &g->tau);
+	else if (strcmp(key, "alpha") == 0)
+		st = config_float(env, key, value, -100.0, 100.0, &g->alpha);
+	else if (strcmp(key, "gen_weight") == 0)
+		st = config_float(env, key, value, 0.0, 100.0, &g->gen_weight);
+	else if (strcmp(key, "use_generative") == 0)
+		st = config_bool(env, key, value, &g->use_generative);
+	else if (strcmp(key, "use_prior") == 0)
+		st = config_bool(env, key, value, &g->use_prior);
+	else if (strcmp(key, "use_explicit") == 0)
+		st = config_bool(env, key, value, &g->use_explicit);
+	else if (strcmp(key, "use_align") == 0)
+	{
+		bool		on;
+
+		st = config_bool(env, key, value, &on);
+		if (st == ISRF_OK && !on)
+			g->lambda1 = g->lambda2 = 0.0f;
+	}
+	else
+		*found = false;
+	if (st == ISRF_OK && *found && g->d_model % g->n_heads != 0)
+		st = isrf_fail(env, ISRF_ERR_INVALID,
+					   "config key \"%s\": n_heads (%d) must divide d_model (%d)",
+					   key, g->n_heads, g->d_model);
+	if (st != ISRF_OK)
+		*g = keep;				/* a rejected value leaves the config as it was */
+	return st;
 }
 
 static IsrfStatus
@@ -66,6 +158,13 @@ isrf_train_config_set(IsrfEnv *env, IsrfTrainConfig *cfg, const char *key, const
 {
 	if (key == NULL || value == NULL)
 		return isrf_fail(env, ISRF_ERR_INVALID, "config key \"%s\" must not be null", key ? key : "");
+	{
+		bool		found;
+		IsrfStatus	st = config_gen(env, &cfg->gen, key, value, &found);
+
+		if (found)
+			return st;
+	}
 	if (strcmp(key, "dm") == 0)
 		return config_int(env, key, value, 2, 1024, &cfg->dm);
 	if (strcmp(key, "hash_dim") == 0)
@@ -117,7 +216,11 @@ isrf_train_config_set(IsrfEnv *env, IsrfTrainConfig *cfg, const char *key, const
 	}
 	return isrf_fail(env, ISRF_ERR_INVALID,
 					 "unknown config key \"%s\" (known: dm, hash_dim, min_df, use_text, "
-					 "use_user_text, use_group, group_k, group_threshold, layers, seed)", key);
+					 "use_user_text, use_group, group_k, group_threshold, layers, seed, "
+					 "d_model, tf_layers, n_heads, max_len, batch_size, epochs, patience, lr, "
+					 "dropout, weight_decay, clip, lambda1, lambda2, tau, alpha, gen_weight, "
+					 "use_generative, use_explicit, use_align, use_prior, semid_levels, semid_codebook, "
+					 "eval_users)", key);
 }
 
 /* Call the hook if there is one. */
@@ -297,6 +400,36 @@ pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 								 cfg->layers, m->user_group)) != ISRF_OK)
 		goto done;
 	m->stats.t_lightgcn = isrf_now() - t0;
+
+	/* the generative model: semantic IDs, then the transformer and its heads */
+	if (cfg->gen.epochs > 0)
+	{
+		IsrfGenrecConfig gc = cfg->gen;
+		IsrfGenrecData gd;
+		int32_t		u,
+					learnable = 0;
+
+		for (u = 0; u < m->n_users; u++)
+			learnable += m->n_train[u] >= 2;
+		if (learnable == 0)
+		{
+			/* nothing to learn a sequence from: serve by popularity */
+			isrf_log(env, "isrf: no user has two train interactions; the generative model is skipped");
+			st = pipeline_stage(hook, hook_arg, env, "done");
+			goto done;
+		}
+
+		if ((st = pipeline_stage(hook, hook_arg, env, "train")) != ISRF_OK)
+			goto done;
+		t0 = isrf_now();
+		gc.use_group = gc.use_group && cfg->use_group;
+		gc.use_semantic = gc.use_semantic && cfg->use_text;
+		gc.seed = cfg->seed;
+		isrf_model_genrec_data(m, &gd);
+		if ((st = isrf_genrec_train(env, be, &gd, &gc, NULL, NULL, &m->genrec)) != ISRF_OK)
+			goto done;
+		m->stats.t_train = isrf_now() - t0;
+	}
 	st = pipeline_stage(hook, hook_arg, env, "done");
 
 done:

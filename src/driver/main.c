@@ -28,6 +28,9 @@ main_usage(FILE *f)
 			"  group-quality DIR [same options] [--seed n]\n"
 			"                                           lift of group neighbours vs random\n"
 			"  baselines DIR ...                        reference recommenders\n"
+			"  train DIR [--device D] [--config key=value ...] [--text-columns a,b]\n"
+			"            [--save FILE] [--evaluate on|off]\n"
+			"                                           train the model, print isrf_evaluate\n"
 			"The CUDA library is $ISRF_CUDA_LIBRARY or isrf_cuda.so next to the driver.\n");
 }
 
@@ -55,6 +58,8 @@ main(int argc, char **argv)
 		return driver_cmd_knn_reference(argc - 1, argv + 1);
 	if (strcmp(cmd, "group-quality") == 0)
 		return driver_cmd_group_quality(argc - 1, argv + 1);
+	if (strcmp(cmd, "train") == 0)
+		return driver_cmd_train(argc - 1, argv + 1);
 	if (strcmp(cmd, "baselines") == 0)
 	{
 		if (driver_cmd_baselines == NULL)

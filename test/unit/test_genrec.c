@@ -1,0 +1,658 @@
+/*
+ * test_genrec.c
+ *	  The generative recommender: finite-difference gradient checks of every
+ *	  part (adapter, LightGCN item projection, prefix projections, code
+ *	  decoder, tied dense head, InfoNCE wiring, transformer) on a tiny model,
+ *	  ablation switches, determinism of training, overfitting a tiny
+ *	  synthetic data set, and the inference pieces against the training code.
+ */
+#include "genrec.h"
+#include "nn.h"
+#include "synth.h"
+#include "unit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A small random data set: users with histories over n_items items. */
+typedef struct TestData
+{
+	IsrfGenrecData d;
+	int32_t    *seq_ptr,
+			   *seq,
+			   *n_train;
+	float	   *item_feat,
+			   *item_exp,
+			   *user_exp,
+			   *user_grp;
+} TestData;
+
+static void
+test_data_random(TestData *t, int32_t nu, int32_t ni, int32_t dm, unsigned long long seed)
+{
+	unsigned long long rs = seed;
+	int32_t		u,
+				i,
+				p = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->seq_ptr = malloc(sizeof(int32_t) * (nu + 1));
+	t->seq = malloc(sizeof(int32_t) * nu * ni);
+	t->n_train = malloc(sizeof(int32_t) * nu);
+	t->seq_ptr[0] = 0;
+	for (u = 0; u < nu; u++)
+	{
+		int32_t		len = 3 + (int32_t) (unit_rand_next(&rs) % 6);
+		int32_t		start = (int32_t) (unit_rand_next(&rs) % ni);
+
+		if (len > ni)
+			len = ni;
+		/* distinct items: a run of consecutive indices */
+		for (i = 0; i < len; i++)
+			t->seq[p++] = (start + i) % ni;
+		t->seq_ptr[u + 1] = p;
+		t->n_train[u] = len - 2;
+	}
+	t->item_feat = malloc(sizeof(float) * ni * dm);
+	t->item_exp = malloc(sizeof(float) * ni * dm);
+	t->user_exp = malloc(sizeof(float) * nu * dm);
+	t->user_grp = malloc(sizeof(float) * nu * dm);
+	for (i = 0; i < ni * dm; i++)
+	{
+		t->item_feat[i] = unit_rand_uniform(&rs);
+		t->item_exp[i] = unit_rand_uniform(&rs);
+	}
+	for (i = 0; i < nu * dm; i++)
+	{
+		t->user_exp[i] = unit_rand_uniform(&rs);
+		t->user_grp[i] = unit_rand_uniform(&rs);
+	}
+	t->d.n_users = nu;
+	t->d.n_items = ni;
+	t->d.dm = dm;
+	t->d.seq_ptr = t->seq_ptr;
+	t->d.seq = t->seq;
+	t->d.n_train = t->n_train;
+	t->d.item_feat = t->item_feat;
+	t->d.item_explicit = t->item_exp;
+	t->d.user_explicit = t->user_exp;
+	t->d.user_group = t->user_grp;
+}
+
+static void
+test_data_free(TestData *t)
+{
+	free(t->seq_ptr);
+	free(t->seq);
+	free(t->n_train);
+	free(t->item_feat);
+	free(t->item_exp);
+	free(t->user_exp);
+	free(t->user_grp);
+}
+
+static void
+tiny_config(IsrfGenrecConfig *c)
+{
+	isrf_genrec_config_default(c);
+	c->d_model = 8;
+	c->n_layers = 1;
+	c->n_heads = 2;
+	c->max_len = 6;
+	c->batch_size = 8;
+	c->epochs = 0;
+	c->dropout = 0.0f;
+	c->semid_levels = 2;
+	c->semid_codebook = 4;
+	c->lambda1 = 0.5f;
+	c->lambda2 = 0.5f;
+	c->tau = 0.5f;
+	c->use_prior = false;
+	c->seed = 7;
+}
+
+/*
+ * Central differences of the batch loss against the analytic gradient for a
+ * few coordinates of each named tensor.
+ */
+static void
+check_gradients(IsrfEnv *env, IsrfBackend *be, TestData *t, const IsrfGenrecConfig *cfg,
+				const char *label)
+{
+	static const char *names[] = {"item_emb", "ad_w1", "ad_b1", "ad_w2", "ad_b2", "ex_w",
+		"pu_w", "pu_b", "pg_w", "pg_b", "cemb0", "cemb1", "dec_w0", "dec_w1", "dec_w2",
+	"dec_b2", "tf", NULL};
+	IsrfGenrec	g;
+	IsrfGenrecSession *s = NULL;
+	int32_t		users[8];
+	int32_t		nb = 0,
+				u,
+				k;
+	double		base;
+	unsigned long long rs = 99;
+
+	CHECK(isrf_genrec_train(env, be, &t->d, cfg, NULL, NULL, &g) == ISRF_OK);
+	/* move the weights off their initial values so every path carries signal */
+	{
+		size_t		i;
+
+		for (i = 0; i < g.n_params; i++)
+			g.params[i] += 0.1f * unit_rand_uniform(&rs);
+		for (i = 0; i < g.n_tf_params; i++)
+			g.tf_params[i] += 0.05f * unit_rand_uniform(&rs);
+	}
+	CHECK(isrf_genrec_test_session(env, be, &t->d, &g, &s) == ISRF_OK);
+	for (u = 0; u < t->d.n_users && nb < 8; u++)
+		if (t->d.n_train[u] >= 2)
+			users[nb++] = u;
+	CHECK(isrf_genrec_test_loss(s, nb, users, 5, &base) == ISRF_OK);
+	CHECK(isfinite(base) && base > 0.0);
+	for (k = 0; names[k]; k++)
+	{
+		float	   *w,
+				   *gr;
+		size_t		n,
+					j;
+		float	   *ana;
+		int			bad = 0,
+					tried = 0;
+		double		worst = 0.0;
+
+		if (!isrf_genrec_test_tensor(s, names[k], &w, &gr, &n))
+			continue;
+		ana = malloc(sizeof(float) * n);
+		CHECK(isrf_genrec_test_loss(s, nb, users, 5, &base) == ISRF_OK);
+		memcpy(ana, gr, sizeof(float) * n);
+		for (j = 0; j < n && tried < 12; j += 1 + n / 12)
+		{
+			float		keep = w[j],
+						h = 1e-2f;
+			double		lp,
+						lm,
+						fd,
+						err;
+
+			w[j] = keep + h;
+			CHECK(isrf_genrec_test_loss(s, nb, users, 5, &lp) == ISRF_OK);
+			w[j] = keep - h;
+			CHECK(isrf_genrec_test_loss(s, nb, users, 5, &lm) == ISRF_OK);
+			w[j] = keep;
+			fd = (lp - lm) / (2.0 * h);
+			err = fabs(fd - ana[j]);
+			if (err > worst)
+				worst = err;
+			if (err > 2e-3 + 3e-2 * fabs(fd))
+				bad++;
+			tried++;
+		}
+		CHECK_MSG(bad == 0, "%s: gradient of %s off in %d of %d coordinates (worst %g)",
+				  label, names[k], bad, tried, worst);
+		free(ana);
+	}
+	isrf_genrec_session_close(s);
+	isrf_genrec_free(env, &g);
+}
+
+/*
+ * lambda1 = InfoNCE(g_u, stop-grad e_u): switching it on changes the group
+ * projection's gradient and leaves the explicit projection's alone.
+ */
+static void
+check_stop_gradient(IsrfEnv *env, IsrfBackend *be, TestData *t)
+{
+	IsrfGenrecConfig c;
+	IsrfGenrec	g;
+	IsrfGenrecSession *s0 = NULL,
+			   *s1 = NULL;
+	int32_t		users[4] = {0, 1, 2, 3};
+	double		l0,
+				l1;
+	float	   *w,
+			   *g0,
+			   *g1;
+	size_t		n,
+				n1;
+
+	tiny_config(&c);
+	c.lambda1 = 0.0f;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
+	CHECK(isrf_genrec_test_session(env, be, &t->d, &g, &s0) == ISRF_OK);
+	g.cfg.lambda1 = 0.5f;
+	CHECK(isrf_genrec_test_session(env, be, &t->d, &g, &s1) == ISRF_OK);
+	CHECK(isrf_genrec_test_loss(s0, 4, users, 1, &l0) == ISRF_OK);
+	CHECK(isrf_genrec_test_loss(s1, 4, users, 1, &l1) == ISRF_OK);
+	CHECK(l1 > l0);
+	CHECK(isrf_genrec_test_tensor(s0, "pu_w", &w, &g0, &n) && isrf_genrec_test_tensor(s1, "pu_w", &w, &g1, &n1));
+	CHECK(n == n1 && memcmp(g0, g1, n * 4) == 0);
+	CHECK(isrf_genrec_test_tensor(s0, "pg_w", &w, &g0, &n) && isrf_genrec_test_tensor(s1, "pg_w", &w, &g1, &n1));
+	CHECK(unit_max_abs_diff(g0, g1, n) > 1e-6);
+	isrf_genrec_session_close(s0);
+	isrf_genrec_session_close(s1);
+	isrf_genrec_free(env, &g);
+}
+
+/* Every coordinate of a tensor's gradient is exactly zero. */
+static bool
+grad_all_zero(IsrfGenrecSession *s, const char *name)
+{
+	float	   *w,
+			   *g;
+	size_t		n,
+				i;
+
+	if (!isrf_genrec_test_tensor(s, name, &w, &g, &n))
+		return true;
+	for (i = 0; i < n; i++)
+		if (g[i] != 0.0f)
+			return false;
+	return true;
+}
+
+/* Switched-off parts get no gradient; switched-on parts do. */
+static void
+check_switches(IsrfEnv *env, IsrfBackend *be, TestData *t)
+{
+	IsrfGenrecConfig c;
+	IsrfGenrec	g;
+	IsrfGenrecSession *s = NULL;
+	int32_t		users[4] = {0, 1, 2, 3};
+	double		loss;
+
+	tiny_config(&c);
+	c.use_group = false;
+	c.use_semantic = false;
+	c.use_generative = false;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
+	CHECK(g.levels == 0 && g.codes == NULL);
+	CHECK(isrf_genrec_test_session(env, be, &t->d, &g, &s) == ISRF_OK);
+	CHECK(isrf_genrec_test_loss(s, 4, users, 1, &loss) == ISRF_OK);
+	CHECK(grad_all_zero(s, "pg_w") && grad_all_zero(s, "ad_w1") && grad_all_zero(s, "ad_w2"));
+	CHECK(!grad_all_zero(s, "item_emb") && !grad_all_zero(s, "pu_w") && !grad_all_zero(s, "ex_w"));
+	isrf_genrec_session_close(s);
+	isrf_genrec_free(env, &g);
+
+	/* alignment alone reaches the group projection: lambda1 with no prefix token path */
+	tiny_config(&c);
+	c.use_explicit = false;
+	c.lambda1 = 0.0f;
+	c.lambda2 = 0.0f;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
+	CHECK(isrf_genrec_test_session(env, be, &t->d, &g, &s) == ISRF_OK);
+	CHECK(isrf_genrec_test_loss(s, 4, users, 1, &loss) == ISRF_OK);
+	CHECK(grad_all_zero(s, "pu_w") && grad_all_zero(s, "ex_w"));
+	CHECK(!grad_all_zero(s, "pg_w") && !grad_all_zero(s, "dec_w0") && !grad_all_zero(s, "cemb0"));
+	isrf_genrec_session_close(s);
+	isrf_genrec_free(env, &g);
+}
+
+/* Inference pieces agree with each other and with plain references. */
+static void
+check_inference(IsrfEnv *env, IsrfBackend *be, TestData *t)
+{
+	IsrfGenrecConfig c;
+	IsrfGenrec	g;
+	IsrfGenrecSession *s = NULL;
+	float		h[2 * 8],
+				all[2 * 64],
+				cs[3];
+	int32_t		users[2] = {0, 3},
+				lens[2],
+				cand[3] = {2, -1, 5},
+				ranks[2],
+				tg[2],
+				nin[2],
+				i,
+				j;
+	const int32_t *hist[2];
+
+	tiny_config(&c);
+	c.epochs = 2;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
+	CHECK(g.epochs_run >= 1 && g.best_epoch >= 1);
+	CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+	for (i = 0; i < 2; i++)
+	{
+		hist[i] = t->seq + t->seq_ptr[users[i]];
+		lens[i] = t->n_train[users[i]];
+		nin[i] = lens[i];
+		tg[i] = hist[i][lens[i]];
+	}
+	CHECK(isrf_genrec_encode(s, 2, users, hist, lens, h) == ISRF_OK);
+	CHECK(isrf_genrec_dense_scores(s, 2, h, all) == ISRF_OK);
+	CHECK(isrf_genrec_dense_candidates(s, h + 8, 3, cand, cs) == ISRF_OK);
+	CHECK_NEAR(cs[0], all[t->d.n_items + 2], 1e-5);
+	CHECK(isnan(cs[1]));
+	CHECK_NEAR(cs[2], all[t->d.n_items + 5], 1e-5);
+	/* encoding one user alone gives the same state as in a batch */
+	{
+		float		h1[8];
+
+		CHECK(isrf_genrec_encode(s, 1, users + 1, hist + 1, lens + 1, h1) == ISRF_OK);
+		CHECK(unit_max_abs_diff(h1, h + 8, 8) < 1e-5);
+	}
+	/* rank_targets against a plain count over the dense scores */
+	CHECK(isrf_genrec_rank_targets(s, 2, users, nin, tg, ranks) == ISRF_OK);
+	for (i = 0; i < 2; i++)
+	{
+		const float *sc = all + (size_t) i * t->d.n_items;
+		int32_t		r = 0,
+					q;
+
+		for (j = 0; j < t->d.n_items; j++)
+		{
+			bool		inhist = false;
+
+			for (q = 0; q < nin[i]; q++)
+				inhist |= hist[i][q] == j;
+			if (!inhist && (sc[j] > sc[tg[i]] || (sc[j] == sc[tg[i]] && j < tg[i])))
+				r++;
+		}
+		CHECK_MSG(ranks[i] == r, "rank %d vs %d", ranks[i], r);
+	}
+	/* code log-probabilities are normalised */
+	{
+		const float *rows[2] = {h, h + 8};
+		int32_t		prefix[2] = {0, 1};
+		float		lp[2 * 64];
+		double		sum = 0.0;
+
+		CHECK(isrf_genrec_code_logp(s, 1, 2, rows, prefix, lp) == ISRF_OK);
+		for (j = 0; j < g.codebook_sizes[1]; j++)
+			sum += exp(lp[g.codebook_sizes[1] + j]);
+		CHECK_NEAR(sum, 1.0, 1e-4);
+		CHECK(isrf_genrec_code_logp(s, g.levels, 2, rows, prefix, lp) == ISRF_ERR_INVALID);
+	}
+	isrf_genrec_session_close(s);
+	isrf_genrec_free(env, &g);
+}
+
+/*
+ * The transition prior: beta comes from the grid, and the ranking score of
+ * rank_targets is the dense score plus what prior_add adds.
+ */
+static void
+check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
+{
+	IsrfGenrecConfig c;
+	IsrfGenrec	g;
+	IsrfGenrecSession *s = NULL;
+	float		h[8],
+				all[64],
+				plain[64];
+	int32_t		u = 2,
+				len,
+				tg,
+				rank,
+				r = 0,
+				j,
+				q;
+	const int32_t *hist;
+
+	tiny_config(&c);
+	c.epochs = 2;
+	c.use_prior = true;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
+	CHECK(g.prior_weight == 0.0f ||
+		  (g.prior_weight >= 1.0f && g.prior_weight <= 256.0f &&
+		   exp2f(roundf(log2f(g.prior_weight))) == g.prior_weight));
+	g.prior_weight = 4.0f;		/* make sure the prior is exercised */
+	g.prior_weight_direct = 0.0f;
+	g.pop_weight_direct = 0.0f;
+	g.content_weight_direct = 0.0f;
+	CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+	hist = t->seq + t->seq_ptr[u];
+	len = t->n_train[u];
+	tg = hist[len];
+	CHECK(isrf_genrec_encode(s, 1, &u, &hist, &len, h) == ISRF_OK);
+	CHECK(isrf_genrec_dense_scores(s, 1, h, plain) == ISRF_OK);
+	memcpy(all, plain, sizeof(float) * t->d.n_items);
+	CHECK(isrf_genrec_prior_add(s, hist, len, t->d.n_items, NULL, false, all) == ISRF_OK);
+	/* the prior is a transition score: the item after the last input item gains */
+	CHECK(unit_max_abs_diff(all, plain, t->d.n_items) > 0.0);
+	CHECK(isrf_genrec_rank_targets(s, 1, &u, &len, &tg, &rank) == ISRF_OK);
+	for (j = 0; j < t->d.n_items; j++)
+	{
+		bool		inhist = false;
+
+		for (q = 0; q < len; q++)
+			inhist |= hist[q] == j;
+		if (!inhist && (all[j] > all[tg] || (all[j] == all[tg] && j < tg)))
+			r++;
+	}
+	CHECK_MSG(rank == r, "rank %d vs %d", rank, r);
+	/* candidates get the same addition */
+	{
+		int32_t		cand[3] = {tg, -1, 0};
+		float		cs[3];
+
+		CHECK(isrf_genrec_dense_candidates(s, h, 3, cand, cs) == ISRF_OK);
+		CHECK(isrf_genrec_prior_add(s, hist, len, 3, cand, false, cs) == ISRF_OK);
+		CHECK_NEAR(cs[0], all[tg], 1e-5);
+		CHECK(isnan(cs[1]));
+		CHECK_NEAR(cs[2], all[0], 1e-5);
+		/* the direct beta (0 here) leaves the dense scores alone */
+		CHECK(isrf_genrec_dense_candidates(s, h, 3, cand, cs) == ISRF_OK);
+		CHECK(isrf_genrec_prior_add(s, hist, len, 3, cand, true, cs) == ISRF_OK);
+		CHECK(cs[0] == plain[tg] || fabsf(cs[0] - plain[tg]) < 1e-5);
+	}
+	isrf_genrec_session_close(s);
+
+	/* the direct terms: gamma * log(1 + train count) + delta * cosine(profile, item) */
+	g.prior_weight_direct = 0.0f;
+	g.pop_weight_direct = 0.5f;
+	g.content_weight_direct = 2.0f;
+	CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+	{
+		int32_t		cand[2] = {tg, 7};
+		float		cs[2],
+					base[2];
+		double		prof[6] = {0},
+					pn = 0.0;
+		int32_t		k,
+					dm = t->d.dm;
+
+		CHECK(isrf_genrec_dense_candidates(s, h, 2, cand, base) == ISRF_OK);
+		memcpy(cs, base, sizeof(cs));
+		CHECK(isrf_genrec_prior_add(s, hist, len, 2, cand, true, cs) == ISRF_OK);
+		for (q = 0; q < len; q++)
+		{
+			const float *x = t->item_exp + (size_t) hist[q] * dm;
+			double		nx = 0.0;
+
+			for (k = 0; k < dm; k++)
+				nx += (double) x[k] * x[k];
+			for (k = 0; k < dm; k++)
+				prof[k] += x[k] / sqrt(nx);
+		}
+		for (k = 0; k < dm; k++)
+			pn += prof[k] * prof[k];
+		for (j = 0; j < 2; j++)
+		{
+			const float *x = t->item_exp + (size_t) cand[j] * dm;
+			double		nx = 0.0,
+						dot = 0.0;
+			int32_t		cnt = 0,
+						uu,
+						pp;
+
+			for (k = 0; k < dm; k++)
+			{
+				nx += (double) x[k] * x[k];
+				dot += prof[k] * x[k];
+			}
+			for (uu = 0; uu < t->d.n_users; uu++)
+				for (pp = 0; pp < t->n_train[uu]; pp++)
+					cnt += t->seq[t->seq_ptr[uu] + pp] == cand[j];
+			CHECK_NEAR(cs[j] - base[j], 0.5 * log1p((double) cnt) + 2.0 * dot / sqrt(nx * pn), 1e-4);
+		}
+	}
+	isrf_genrec_session_close(s);
+	isrf_genrec_free(env, &g);
+}
+
+/* Two trainings with one seed are bitwise identical; another seed is not. */
+static void
+check_determinism(IsrfEnv *env, IsrfBackend *be, TestData *t)
+{
+	IsrfGenrecConfig c;
+	IsrfGenrec	a,
+				b,
+				x;
+
+	tiny_config(&c);
+	c.epochs = 3;
+	c.dropout = 0.2f;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &a) == ISRF_OK);
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &b) == ISRF_OK);
+	CHECK(a.n_params == b.n_params && memcmp(a.params, b.params, a.n_params * 4) == 0);
+	CHECK(memcmp(a.tf_params, b.tf_params, a.n_tf_params * 4) == 0);
+	CHECK(memcmp(a.codes, b.codes, (size_t) a.n_items * a.levels * 4) == 0);
+	c.seed = 8;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &x) == ISRF_OK);
+	CHECK(memcmp(a.params, x.params, a.n_params * 4) != 0);
+	/* a deep copy is equal */
+	{
+		IsrfGenrec	cp;
+
+		CHECK(isrf_genrec_copy(env, &a, &cp) == ISRF_OK);
+		CHECK(memcmp(cp.params, a.params, a.n_params * 4) == 0 && cp.params != a.params);
+		isrf_genrec_free(env, &cp);
+	}
+	isrf_genrec_free(env, &a);
+	isrf_genrec_free(env, &b);
+	isrf_genrec_free(env, &x);
+}
+
+static void
+epoch_hook(void *arg, int epoch, double loss, double hr, double nd, double sec)
+{
+	double	   *last = arg;
+
+	(void) epoch;
+	(void) nd;
+	(void) sec;
+	if (epoch == 1)
+		last[0] = loss;
+	last[1] = loss;
+	last[2] = hr;
+}
+
+/*
+ * A tiny synthetic data set with planted group orders: the model must learn
+ * it (training loss falls a lot, validation hit rate far above chance).
+ */
+static void
+check_overfit(IsrfEnv *env, IsrfBackend *be)
+{
+	IsrfSynthConfig sc = {.n_users = 120, .n_items = 40, .n_groups = 4, .per_user = 8, .seed = 3};
+	IsrfSynthData sd;
+	TestData	t;
+	IsrfGenrecConfig c;
+	IsrfGenrec	g;
+	double		last[3] = {0, 0, 0};
+	int64_t		r;
+	int32_t		u,
+				p = 0;
+
+	CHECK(isrf_synth_generate(env, &sc, &sd) == ISRF_OK);
+	test_data_random(&t, sc.n_users, sc.n_items, 8, 11);
+	/* replace the random histories by the synthetic ones (rows are by user, in order) */
+	free(t.seq);
+	t.seq = malloc(sizeof(int32_t) * (size_t) sd.n_rows);
+	for (u = 0; u < sc.n_users; u++)
+	{
+		t.seq_ptr[u] = p;
+		for (r = 0; r < sd.n_rows; r++)
+			if (sd.user_id[r] == u + 1)
+			{
+				int32_t		it = (int32_t) sd.item_id[r] - 1,
+							q;
+				bool		dup = false;
+
+				for (q = t.seq_ptr[u]; q < p; q++)
+					dup |= t.seq[q] == it;
+				if (!dup)
+					t.seq[p++] = it;
+			}
+		t.n_train[u] = p - t.seq_ptr[u] >= 3 ? p - t.seq_ptr[u] - 2 : p - t.seq_ptr[u];
+	}
+	t.seq_ptr[sc.n_users] = p;
+	t.d.seq = t.seq;
+	tiny_config(&c);
+	c.d_model = 16;
+	c.epochs = 40;
+	c.patience = 40;
+	c.lr = 5e-3f;
+	c.dropout = 0.0f;
+	c.batch_size = 32;
+	CHECK(isrf_genrec_train(env, be, &t.d, &c, epoch_hook, last, &g) == ISRF_OK);
+	CHECK_MSG(last[1] < 0.6 * last[0], "loss %g -> %g", last[0], last[1]);
+	CHECK_MSG(g.best_val_hr10 > 0.6, "validation HR@10 %g (chance 10/40)", g.best_val_hr10);
+	isrf_genrec_free(env, &g);
+	test_data_free(&t);
+	isrf_synth_free(env, &sd);
+}
+
+int
+main(void)
+{
+	IsrfEnv		env;
+	IsrfBackend *be = NULL;
+	TestData	t;
+	IsrfGenrecConfig c;
+
+	isrf_env_init_malloc(&env);
+	CHECK(isrf_cpu_backend_create(&env, &be) == ISRF_OK);
+	test_data_random(&t, 12, 20, 6, 1);
+
+	/* configuration checks */
+	tiny_config(&c);
+	CHECK(isrf_genrec_config_check(&env, &c) == ISRF_OK);
+	c.n_heads = 3;
+	CHECK(isrf_genrec_config_check(&env, &c) == ISRF_ERR_INVALID);
+	CHECK(strstr(env.errmsg, "n_heads") != NULL);
+
+	/*
+	 * The whole model, every part on.  lambda1 is checked apart: its
+	 * explicit side is under stop-gradient, which finite differences of
+	 * W_u would see through.
+	 */
+	tiny_config(&c);
+	c.lambda1 = 0.0f;
+	check_gradients(&env, be, &t, &c, "full");
+	tiny_config(&c);
+	c.lambda2 = 0.0f;
+	c.use_explicit = false;
+	check_gradients(&env, be, &t, &c, "lambda1 only (group side)");
+	check_stop_gradient(&env, be, &t);
+	/* the parts one at a time */
+	tiny_config(&c);
+	c.lambda1 = c.lambda2 = 0.0f;
+	c.use_group = false;
+	c.use_explicit = false;
+	c.use_generative = false;
+	check_gradients(&env, be, &t, &c, "adapter + dense head only");
+	tiny_config(&c);
+	c.use_semantic = false;
+	c.gen_weight = 0.0f;
+	c.lambda1 = 0.0f;
+	check_gradients(&env, be, &t, &c, "prefixes + InfoNCE");
+	tiny_config(&c);
+	c.lambda1 = c.lambda2 = 0.0f;
+	c.use_group = false;
+	c.use_explicit = false;
+	c.use_semantic = false;
+	check_gradients(&env, be, &t, &c, "code decoder");
+
+	check_switches(&env, be, &t);
+	check_inference(&env, be, &t);
+	check_prior(&env, be, &t);
+	check_determinism(&env, be, &t);
+	check_overfit(&env, be);
+
+	test_data_free(&t);
+	isrf_backend_close(be);
+	UNIT_END("test_genrec");
+}

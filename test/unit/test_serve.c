@@ -1,0 +1,270 @@
+/*
+ * test_serve.c
+ *	  Serving a trained model: recommendations are real, unseen, distinct
+ *	  items (also when k exceeds the catalogue), unknown users get the
+ *	  popular items marked cold start, candidate ranking gives the dense
+ *	  head's scores with NaN for unknown items, repeated calls and a saved and
+ *	  reloaded model answer bit for bit the same, and the evaluation table has
+ *	  every task and method with sane values.
+ */
+#include "pipeline.h"
+#include "serve.h"
+#include "synth.h"
+#include "unit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct TestCorpus
+{
+	IsrfSynthConfig sc;
+	IsrfSynthData sd;
+	IsrfCorpus	corpus;
+	double	   *order;
+	IsrfTextPiece *items;
+	char	  (*texts)[256];
+} TestCorpus;
+
+static void
+corpus_build(IsrfEnv *env, TestCorpus *t)
+{
+	int64_t		i;
+
+	CHECK(isrf_synth_generate(env, &t->sc, &t->sd) == ISRF_OK);
+	t->order = malloc(sizeof(double) * t->sd.n_rows);
+	for (i = 0; i < t->sd.n_rows; i++)
+		t->order[i] = t->sd.position[i];
+	t->texts = malloc(sizeof(*t->texts) * t->sc.n_items * 2);
+	t->items = malloc(sizeof(IsrfTextPiece) * t->sc.n_items * 2);
+	for (i = 0; i < t->sc.n_items; i++)
+	{
+		isrf_synth_item_text(&t->sc, &t->sd, (int32_t) i, 0, t->texts[2 * i], 256);
+		isrf_synth_item_text(&t->sc, &t->sd, (int32_t) i, 2, t->texts[2 * i + 1], 256);
+		t->items[2 * i] = (IsrfTextPiece) {i + 1, t->texts[2 * i], strlen(t->texts[2 * i]), 1.0f};
+		t->items[2 * i + 1] = (IsrfTextPiece) {i + 1, t->texts[2 * i + 1], strlen(t->texts[2 * i + 1]), 1.0f};
+	}
+	memset(&t->corpus, 0, sizeof(t->corpus));
+	t->corpus.rows.n = t->sd.n_rows;
+	t->corpus.rows.user_id = t->sd.user_id;
+	t->corpus.rows.item_id = t->sd.item_id;
+	t->corpus.rows.order = t->order;
+	t->corpus.item_text = t->items;
+	t->corpus.n_item_text = t->sc.n_items * 2;
+}
+
+static void
+corpus_free(IsrfEnv *env, TestCorpus *t)
+{
+	free(t->order);
+	free(t->texts);
+	free(t->items);
+	isrf_synth_free(env, &t->sd);
+}
+
+/* in user u's whole history? */
+static bool
+in_history(const IsrfModel *m, int32_t u, int32_t item)
+{
+	int32_t		p;
+
+	for (p = m->seq_ptr[u]; p < m->seq_ptr[u + 1]; p++)
+		if (m->seq[p] == item)
+			return true;
+	return false;
+}
+
+/* The invariants every answer must keep. */
+static void
+check_result(const IsrfModel *m, const IsrfRecRequest *rq, const IsrfRecResult *rs)
+{
+	int32_t		i,
+				j,
+				avail = m->n_items,
+				bad = 0;
+
+	if (rq->user >= 0)
+		avail -= m->seq_ptr[rq->user + 1] - m->seq_ptr[rq->user];
+	CHECK_MSG(rs->count == (rq->k < avail ? rq->k : avail), "user %d k %d: count %d of %d available",
+			  rq->user, rq->k, rs->count, avail);
+	for (i = 0; i < rs->count; i++)
+	{
+		if (rs->items[i] < 0 || rs->items[i] >= m->n_items)
+			bad++;
+		else if (rq->user >= 0 && in_history(m, rq->user, rs->items[i]))
+			bad++;
+		for (j = 0; j < i; j++)
+			if (rs->items[j] == rs->items[i])
+				bad++;
+		if (!isfinite(rs->scores[i]))
+			bad++;
+	}
+	CHECK_MSG(bad == 0, "user %d: %d bad entries", rq->user, bad);
+}
+
+int
+main(void)
+{
+	IsrfEnv		env;
+	IsrfBackend *be = NULL;
+	TestCorpus	tc = {.sc = {300, 80, 4, 10, 5}};
+	IsrfTrainConfig cfg;
+	IsrfServeConfig scfg;
+	IsrfModel	m,
+				m2;
+	IsrfRecRequest req[6];
+	IsrfRecResult res[6],
+				res2[6];
+	int32_t		items[6][200],
+				items2[6][200];
+	float		scores[6][200],
+				scores2[6][200];
+	int32_t		i,
+				j;
+
+	isrf_env_init_malloc(&env);
+	CHECK(isrf_backend_open(&env, ISRF_DEVICE_CPU, NULL, &be) == ISRF_OK);
+	corpus_build(&env, &tc);
+	isrf_train_config_default(&cfg);
+	cfg.dm = 16;
+	cfg.group_k = 10;
+	CHECK(isrf_train_config_set(&env, &cfg, "d_model", "16") == ISRF_OK);
+	CHECK(isrf_train_config_set(&env, &cfg, "epochs", "8") == ISRF_OK);
+	CHECK(isrf_train_config_set(&env, &cfg, "batch_size", "64") == ISRF_OK);
+	CHECK(isrf_train_config_set(&env, &cfg, "semid_codebook", "8") == ISRF_OK);
+	CHECK(isrf_train_config_set(&env, &cfg, "lr", "0.005") == ISRF_OK);
+	CHECK(isrf_train_config_set(&env, &cfg, "n_heads", "3") == ISRF_ERR_INVALID);
+	CHECK(isrf_train_config_set(&env, &cfg, "dropout", "1.5") == ISRF_ERR_INVALID);
+	CHECK(isrf_train_config_set(&env, &cfg, "use_align", "off") == ISRF_OK &&
+		  cfg.gen.lambda1 == 0.0f && cfg.gen.lambda2 == 0.0f);
+	CHECK(isrf_train_config_set(&env, &cfg, "lambda1", "0.1") == ISRF_OK);
+	CHECK(isrf_train_config_set(&env, &cfg, "lambda2", "0.1") == ISRF_OK);
+	CHECK(isrf_train(&env, be, &tc.corpus, &cfg, NULL, NULL, &m) == ISRF_OK);
+	CHECK(m.genrec.params != NULL && m.genrec.epochs_run >= 1);
+	isrf_serve_config_default(&scfg);
+	scfg.beam_width = 5;
+
+	/* known users with small and large k, an unknown user, k beyond the catalogue */
+	req[0] = (IsrfRecRequest) {0, 10};
+	req[1] = (IsrfRecRequest) {7, 1};
+	req[2] = (IsrfRecRequest) {-1, 10};
+	req[3] = (IsrfRecRequest) {12, 200};
+	req[4] = (IsrfRecRequest) {-1, 200};
+	req[5] = (IsrfRecRequest) {299, 3};
+	for (i = 0; i < 6; i++)
+	{
+		res[i] = (IsrfRecResult) {items[i], scores[i], 0, false};
+		res2[i] = (IsrfRecResult) {items2[i], scores2[i], 0, false};
+	}
+	CHECK(isrf_serve_recommend(&env, be, &m, &scfg, 6, req, res) == ISRF_OK);
+	for (i = 0; i < 6; i++)
+		check_result(&m, &req[i], &res[i]);
+	CHECK(!res[0].cold_start && !res[1].cold_start && !res[3].cold_start);
+	CHECK(res[2].cold_start && res[4].cold_start);
+	/* cold start = popularity order: counts never increase down the list */
+	for (j = 1; j < res[4].count; j++)
+		CHECK(res[4].scores[j] <= res[4].scores[j - 1]);
+	/* the known users' lists are best first by the dense head, after the beam */
+	CHECK(res[0].scores[0] >= res[0].scores[res[0].count - 1]);
+
+	/* repeated call: bit for bit the same */
+	CHECK(isrf_serve_recommend(&env, be, &m, &scfg, 6, req, res2) == ISRF_OK);
+	for (i = 0; i < 6; i++)
+		CHECK(res2[i].count == res[i].count &&
+			  memcmp(items[i], items2[i], sizeof(int32_t) * res[i].count) == 0 &&
+			  memcmp(scores[i], scores2[i], sizeof(float) * res[i].count) == 0);
+	/* one request alone answers as it did in the batch */
+	CHECK(isrf_serve_recommend(&env, be, &m, &scfg, 1, &req[3], &res2[3]) == ISRF_OK);
+	CHECK(memcmp(items[3], items2[3], sizeof(int32_t) * res[3].count) == 0);
+
+	/* bad requests */
+	{
+		IsrfRecRequest bad = {0, 0};
+
+		CHECK(isrf_serve_recommend(&env, be, &m, &scfg, 1, &bad, res2) == ISRF_ERR_INVALID);
+		bad = (IsrfRecRequest) {m.n_users, 5};
+		CHECK(isrf_serve_recommend(&env, be, &m, &scfg, 1, &bad, res2) == ISRF_ERR_INVALID);
+	}
+
+	/* rank: dense scores, NaN for unknown, popularity for unknown users */
+	{
+		int32_t		cand[5] = {3, -1, res[0].items[0], 40, 79};
+		float		sc[5],
+					sc2[5];
+
+		float		keep_b = m.genrec.prior_weight_direct,
+					keep_g = m.genrec.pop_weight_direct,
+					keep_c = m.genrec.content_weight_direct;
+
+		/* with the full-ranking weights, rank scores as recommend does */
+		m.genrec.prior_weight_direct = m.genrec.prior_weight;
+		m.genrec.pop_weight_direct = 0.0f;
+		m.genrec.content_weight_direct = 0.0f;
+		CHECK(isrf_serve_rank(&env, be, &m, 0, 5, cand, sc) == ISRF_OK);
+		CHECK_NEAR(sc[2], res[0].scores[0], 1e-4);
+		m.genrec.prior_weight_direct = keep_b;
+		m.genrec.pop_weight_direct = keep_g;
+		m.genrec.content_weight_direct = keep_c;
+		CHECK(isrf_serve_rank(&env, be, &m, 0, 5, cand, sc) == ISRF_OK);
+		CHECK(isnan(sc[1]) && isfinite(sc[0]) && isfinite(sc[2]) && isfinite(sc[4]));
+		CHECK(isrf_serve_rank(&env, be, &m, 0, 5, cand, sc2) == ISRF_OK);
+		CHECK(memcmp(sc, sc2, sizeof(float)) == 0 && memcmp(sc + 2, sc2 + 2, 3 * sizeof(float)) == 0);
+		CHECK(isrf_serve_rank(&env, be, &m, -1, 5, cand, sc) == ISRF_OK);
+		CHECK(isnan(sc[1]) && sc[0] >= 0.0f && sc[0] == floorf(sc[0]));
+		CHECK(isrf_serve_rank(&env, be, &m, 0, 0, cand, sc) == ISRF_OK);
+		cand[0] = m.n_items;
+		CHECK(isrf_serve_rank(&env, be, &m, 0, 5, cand, sc) == ISRF_ERR_INVALID);
+	}
+
+	/* save and load: the same answers */
+	{
+		uint8_t    *buf;
+		size_t		len;
+
+		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
+		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_OK);
+		CHECK(m2.genrec.params != NULL && m2.genrec.n_params == m.genrec.n_params);
+		CHECK(isrf_serve_recommend(&env, be, &m2, &scfg, 6, req, res2) == ISRF_OK);
+		for (i = 0; i < 6; i++)
+			CHECK(memcmp(items[i], items2[i], sizeof(int32_t) * res[i].count) == 0 &&
+				  memcmp(scores[i], scores2[i], sizeof(float) * res[i].count) == 0);
+		/* a damaged weight section is caught */
+		buf[len - 100] ^= 0x55;
+		CHECK(isrf_model_load(&env, buf, len, &m2) != ISRF_OK);
+		isrf_free(&env, buf);
+	}
+
+	/* the evaluation table */
+	{
+		IsrfEvalRow *rows;
+		int32_t		n;
+		static const char *methods[] = {"isrf", "popularity", "markov_knn", "lightgcn"};
+		int			found = 0;
+
+		CHECK_MSG(isrf_serve_evaluate(&env, be, &m, &rows, &n) == ISRF_OK, "%s", env.errmsg);
+		CHECK(n == 8);
+		for (i = 0; i < n; i++)
+		{
+			for (j = 0; j < 4; j++)
+				if (strcmp(rows[i].method, methods[j]) == 0)
+					found++;
+			CHECK(strcmp(rows[i].task, "sequential") == 0 || strcmp(rows[i].task, "direct") == 0);
+			CHECK(rows[i].users == m.stats.n_evaluated_users);
+			CHECK(rows[i].hr5 <= rows[i].hr10 && rows[i].ndcg5 <= rows[i].ndcg10 &&
+				  rows[i].ndcg10 <= rows[i].hr10 && rows[i].hr10 <= 1.0 && rows[i].hr10 >= 0.0);
+			printf("  %-10s %-10s HR@10 %.4f NDCG@10 %.4f\n", rows[i].task, rows[i].method,
+				   rows[i].hr10, rows[i].ndcg10);
+		}
+		CHECK(found == 8);
+		/* planted group orders: the model must beat popularity by far */
+		CHECK(rows[0].hr10 > rows[1].hr10 + 0.1);
+		isrf_free(&env, rows);
+	}
+
+	isrf_model_free(&env, &m2);
+	isrf_model_free(&env, &m);
+	corpus_free(&env, &tc);
+	isrf_backend_close(be);
+	UNIT_END("test_serve");
+}
