@@ -16,46 +16,6 @@
 #include <math.h>
 #include <string.h>
 
-/* Stable merge sort of item indices by their whole code. */
-static void
-beam_sort_by_code(int32_t *idx, int32_t *tmp, int32_t n, const int32_t *codes,
-				  int32_t width)
-{
-	int32_t		run,
-				lo;
-
-	for (run = 1; run < n; run *= 2)
-	{
-		for (lo = 0; lo < n; lo += 2 * run)
-		{
-			int32_t		mid = lo + run < n ? lo + run : n,
-						hi = lo + 2 * run < n ? lo + 2 * run : n,
-						a = lo,
-						b = mid,
-						o = lo;
-
-			while (a < mid && b < hi)
-			{
-				const int32_t *ca = codes + (size_t) idx[a] * width;
-				const int32_t *cb = codes + (size_t) idx[b] * width;
-				int32_t		t = 0;
-
-				while (t < width && ca[t] == cb[t])
-					t++;
-				if (t < width && cb[t] < ca[t])
-					tmp[o++] = idx[b++];
-				else
-					tmp[o++] = idx[a++];
-			}
-			while (a < mid)
-				tmp[o++] = idx[a++];
-			while (b < hi)
-				tmp[o++] = idx[b++];
-		}
-		memcpy(idx, tmp, sizeof(int32_t) * (size_t) n);
-	}
-}
-
 void
 isrf_trie_free(IsrfEnv *env, IsrfTrie *t)
 {
@@ -181,7 +141,7 @@ isrf_trie_build(IsrfEnv *env, const int32_t *codes, int32_t n_items,
 	memcpy(t.codebook_sizes, codebook_sizes, sizeof(int32_t) * (size_t) levels);
 	for (p = 0; p < n_items; p++)
 		order[p] = p;
-	beam_sort_by_code(order, tmp, n_items, codes, levels);
+	isrf_sort_by_code(order, tmp, n_items, codes, levels, levels);
 
 	/* next[d] counts the nodes of depth d */
 	for (p = 0; p < n_items; p++)

@@ -94,4 +94,12 @@ IsrfStatus	isrf_beam_search(IsrfEnv *env, const IsrfTrie *trie, int32_t beam_wid
 							 int32_t *out_items, float *out_scores,
 							 int32_t *out_counts);
 
+/*
+ * Stable merge sort of item indices idx[0..n) by their codes (row i of codes
+ * at codes + i * stride, compared on the first width entries); tmp has n
+ * entries of scratch.  Shared by the semantic-ID de-dup and the trie.
+ */
+void		isrf_sort_by_code(int32_t *idx, int32_t *tmp, int32_t n, const int32_t *codes,
+							  int32_t stride, int32_t width);
+
 #endif							/* ISRF_BEAM_H */

@@ -11,6 +11,7 @@
  * O(n d) host loops, light next to the O(n k d) distance products.
  */
 #include "semid.h"
+#include "beam.h"
 
 #include <math.h>
 #include <string.h>
@@ -511,9 +512,9 @@ done:
 }
 
 /* Stable merge sort of item indices by their first `width` codes. */
-static void
-semid_sort_by_code(int32_t *idx, int32_t *tmp, int32_t n, const int32_t *codes,
-				   int32_t stride, int32_t width)
+void
+isrf_sort_by_code(int32_t *idx, int32_t *tmp, int32_t n, const int32_t *codes,
+				  int32_t stride, int32_t width)
 {
 	int32_t		run,
 				lo;
@@ -575,7 +576,7 @@ semid_dedup(IsrfEnv *env, IsrfSemIds *s)
 	}
 	for (i = 0; i < n; i++)
 		idx[i] = i;
-	semid_sort_by_code(idx, tmp, n, s->codes, stride, L);
+	isrf_sort_by_code(idx, tmp, n, s->codes, stride, L);
 
 	s->n_prefixes = 0;
 	s->max_collisions = 0;
