@@ -28,6 +28,7 @@
 #include "utils/resowner.h"
 
 #include "pg_env.h"
+#include "pg_server.h"
 #include "pg_spi.h"
 #include "pipeline.h"
 
@@ -209,6 +210,15 @@ train_grow(IsrfEnv *env, void *old, size_t elem, int64 *cap, int64 need)
 	return p;
 }
 
+/* Text pieces as they are loaded (one array per kind). */
+typedef struct TrainPieces
+{
+	IsrfEnv    *env;
+	IsrfTextPiece *v;
+	int64		n,
+				cap;
+} TrainPieces;
+
 typedef struct TrainLoad
 {
 	IsrfEnv    *env;
@@ -220,12 +230,8 @@ typedef struct TrainLoad
 	int64_t    *catalogue;
 	int64		n_catalogue,
 				cap_catalogue;
-	IsrfTextPiece *item_text,
-			   *user_text;
-	int64		n_item_text,
-				cap_item_text,
-				n_user_text,
-				cap_user_text;
+	TrainPieces item_text,
+				user_text;
 } TrainLoad;
 
 static void
@@ -233,7 +239,6 @@ train_take_interactions(void *arg, SPITupleTable *tt, uint64 n)
 {
 	TrainLoad  *l = arg;
 	uint64		i;
-
 	int64		cap;
 
 	cap = l->cap_rows;
@@ -269,13 +274,14 @@ train_take_catalogue(void *arg, SPITupleTable *tt, uint64 n)
 	}
 }
 
+/* Rows (id, field, value) of isrf._text_sql, into a TrainPieces. */
 static void
-train_take_item_text(void *arg, SPITupleTable *tt, uint64 n)
+train_take_text(void *arg, SPITupleTable *tt, uint64 n)
 {
-	TrainLoad  *l = arg;
+	TrainPieces *p = arg;
 	uint64		i;
 
-	l->item_text = train_grow(l->env, l->item_text, sizeof(IsrfTextPiece), &l->cap_item_text, l->n_item_text + n);
+	p->v = train_grow(p->env, p->v, sizeof(IsrfTextPiece), &p->cap, p->n + n);
 	for (i = 0; i < n; i++)
 	{
 		bool		n1,
@@ -283,25 +289,7 @@ train_take_item_text(void *arg, SPITupleTable *tt, uint64 n)
 		int64		id = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &n1));
 		Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &n2);
 
-		l->item_text[l->n_item_text++] = train_piece(l->env, id, d);
-	}
-}
-
-static void
-train_take_user_text(void *arg, SPITupleTable *tt, uint64 n)
-{
-	TrainLoad  *l = arg;
-	uint64		i;
-
-	l->user_text = train_grow(l->env, l->user_text, sizeof(IsrfTextPiece), &l->cap_user_text, l->n_user_text + n);
-	for (i = 0; i < n; i++)
-	{
-		bool		n1,
-					n2;
-		int64		id = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &n1));
-		Datum		d = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &n2);
-
-		l->user_text[l->n_user_text++] = train_piece(l->env, id, d);
+		p->v[p->n++] = train_piece(p->env, id, d);
 	}
 }
 
@@ -414,17 +402,19 @@ train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[
 
 	memset(&load, 0, sizeof(load));
 	load.env = env;
+	load.item_text.env = env;
+	load.user_text.env = env;
 
 	/* load with the caller's rights; the queries come from isrf._*_sql */
 	isrf_spi_fetch(queries[0], train_take_interactions, &load);
 	if (queries[1])
 		isrf_spi_fetch(queries[1], train_take_catalogue, &load);
 	if (queries[2])
-		isrf_spi_fetch(queries[2], train_take_item_text, &load);
+		isrf_spi_fetch(queries[2], train_take_text, &load.item_text);
 	if (queries[3])
-		isrf_spi_fetch(queries[3], train_take_item_text, &load);
+		isrf_spi_fetch(queries[3], train_take_text, &load.item_text);
 	if (queries[4])
-		isrf_spi_fetch(queries[4], train_take_user_text, &load);
+		isrf_spi_fetch(queries[4], train_take_text, &load.user_text);
 	if (load.n_rows == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -433,7 +423,7 @@ train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[
 	ereport(NOTICE,
 			(errmsg("isrf_train: model \"%s\" version %d: loaded %lld interactions, %lld catalogue items, %lld item and %lld user text values",
 					ts->model, ts->version, (long long) load.n_rows, (long long) load.n_catalogue,
-					(long long) load.n_item_text, (long long) load.n_user_text)));
+					(long long) load.item_text.n, (long long) load.user_text.n)));
 
 	memset(&corpus, 0, sizeof(corpus));
 	corpus.rows.n = load.n_rows;
@@ -442,10 +432,10 @@ train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[
 	corpus.rows.order = load.order;
 	corpus.catalogue_ids = load.catalogue;
 	corpus.n_catalogue = load.n_catalogue;
-	corpus.item_text = load.item_text;
-	corpus.n_item_text = load.n_item_text;
-	corpus.user_text = load.user_text;
-	corpus.n_user_text = load.n_user_text;
+	corpus.item_text = load.item_text.v;
+	corpus.n_item_text = load.item_text.n;
+	corpus.user_text = load.user_text.v;
+	corpus.n_user_text = load.user_text.n;
 
 	be = isrf_pg_backend_open(penv);
 	PG_TRY();
@@ -497,6 +487,18 @@ train_mark_failed(TrainState *ts, ErrorData *edata)
 				  CStringGetTextDatum(edata->message ? edata->message : "unknown error")}, NULL, SPI_OK_UPDATE);
 }
 
+/* Have the model server load the version just deployed (and committed). */
+static void
+train_tell_server(TrainState *ts)
+{
+	TimestampTz created_at;
+
+	created_at = DatumGetTimestampTz(isrf_spi_scalar("SELECT created_at FROM isrf.models WHERE name = $1 AND version = $2",
+													 2, (Oid[]) {TEXTOID, INT4OID},
+													 (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version)}));
+	isrf_server_preload(ts->model, ts->version, created_at);
+}
+
 /*
  * Insert the version's row and run; on an error inside a stage, mark the
  * row failed or cancelled and commit that before re-throwing.
@@ -528,6 +530,8 @@ train_guarded(TrainState *ts, const IsrfTrainConfig *cfg, const char *const quer
 		train_run(ts, cfg, queries);
 		train_subxact_release(ts);
 		train_commit(ts);
+		if (!ts->atomic)
+			train_tell_server(ts);
 	}
 	PG_CATCH();
 	{
