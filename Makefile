@@ -18,7 +18,7 @@ CORE_SRCS := $(sort $(wildcard src/core/*.c))
 PG_SRCS := $(sort $(wildcard src/pg/*.c))
 OBJS = $(PG_SRCS:.c=.o) $(CORE_SRCS:.c=.o)
 
-REGRESS = setup backend datasets synthetic privileges train
+REGRESS = setup backend datasets synthetic privileges train serve
 REGRESS_OPTS = --load-extension=isrf
 
 # libstemmer starts no threads; the BLAS (which does) is found with dlopen at
@@ -34,6 +34,10 @@ include $(PGXS)
 # PostgreSQL's headers are not -Wextra clean: make them system headers so
 # -Werror applies to our code only.
 override CPPFLAGS := $(patsubst -I$(includedir_server),-isystem $(includedir_server),$(patsubst -I$(includedir_internal),-isystem $(includedir_internal),$(CPPFLAGS)))
+
+# PGXS does not track header dependencies: rebuild every object when a
+# header changes (a struct layout out of step is a crash, not a warning).
+$(OBJS): $(wildcard src/core/*.h src/pg/*.h)
 
 # src/core is plain C11 and may declare where it uses.
 $(CORE_SRCS:.c=.o): override CFLAGS += -Wno-declaration-after-statement

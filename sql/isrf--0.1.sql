@@ -751,3 +751,36 @@ END
 $$;
 COMMENT ON FUNCTION isrf_group_interests(bigint, integer, text)
     IS 'Items the user''s group interacted with that the user has not: support = neighbours who did, score = their share of the group''s similarity';
+
+----------------------------------------------------------------------------
+-- Serving and evaluation
+----------------------------------------------------------------------------
+
+CREATE FUNCTION isrf_recommend(user_id bigint, k integer, model text DEFAULT NULL)
+RETURNS TABLE (rank integer, item_id bigint, score real, cold_start boolean)
+AS 'MODULE_PATHNAME', 'isrf_recommend'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 10;
+COMMENT ON FUNCTION isrf_recommend(bigint, integer, text)
+    IS 'Top-k next items for a user by constrained beam search over semantic IDs, rescored by the dense head; history excluded; unknown users get a cold-start answer';
+
+CREATE FUNCTION isrf_rank(user_id bigint, candidates bigint[], model text DEFAULT NULL)
+RETURNS TABLE (rank integer, item_id bigint, score real)
+AS 'MODULE_PATHNAME', 'isrf_rank'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 100;
+COMMENT ON FUNCTION isrf_rank(bigint, bigint[], text)
+    IS 'Score every candidate item for a user (direct recommendation), best first; unknown items last with a NULL score';
+
+CREATE FUNCTION isrf_evaluate(model text DEFAULT NULL)
+RETURNS TABLE (task text, method text, hr_5 real, ndcg_5 real, hr_10 real, ndcg_10 real, users integer)
+AS 'MODULE_PATHNAME', 'isrf_evaluate'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 8;
+COMMENT ON FUNCTION isrf_evaluate(text)
+    IS 'HR@5, NDCG@5, HR@10, NDCG@10 of the model and the popularity, Markov + item-kNN and LightGCN baselines, sequential (full ranking) and direct (99 negatives) tasks, on the model''s leak-free split';
+
+CREATE FUNCTION isrf_status()
+RETURNS TABLE (database text, pid integer, device text, models text, requests bigint, batches bigint,
+               errors bigint, mean_latency_ms real, max_latency_ms real, max_batch integer)
+AS 'MODULE_PATHNAME', 'isrf_status'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION isrf_status()
+    IS 'The model servers: database, process, device, loaded models, requests answered, batches, errors and latency';

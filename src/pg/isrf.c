@@ -15,6 +15,7 @@
 #include "utils/guc.h"
 
 #include "pg_env.h"
+#include "pg_server.h"
 
 PG_MODULE_MAGIC;
 
@@ -87,6 +88,7 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 	MarkGUCPrefixReserved("isrf");
+	isrf_server_init();
 }
 
 PG_FUNCTION_INFO_V1(isrf_backend_info);

@@ -18,17 +18,19 @@
 #include "pg_model.h"
 
 void
-isrf_pg_model_resolve(const char *requested, char **name, int32 *version)
+isrf_pg_model_resolve(const char *requested, char **name, int32 *version, TimestampTz *created_at)
 {
 	SPITupleTable *tt;
 	bool		isnull;
 
-	tt = isrf_spi_query("SELECT name, version FROM isrf._resolve_model($1)", 1,
+	tt = isrf_spi_query("SELECT r.name, r.version, m.created_at FROM isrf._resolve_model($1) r"
+						" JOIN isrf.models m ON m.name = r.name AND m.version = r.version", 1,
 						(Oid[]) {TEXTOID},
 						(Datum[]) {requested ? CStringGetTextDatum(requested) : (Datum) 0},
 						requested ? NULL : "n");
 	*name = SPI_getvalue(tt->vals[0], tt->tupdesc, 1);
 	*version = DatumGetInt32(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
+	*created_at = DatumGetTimestampTz(SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull));
 }
 
 void
@@ -96,6 +98,7 @@ isrf_model_check(PG_FUNCTION_ARGS)
 	IsrfModel	model;
 	char	   *name;
 	int32		version;
+	TimestampTz created_at;
 	size_t		bytes;
 	Datum		values[7];
 	bool		nulls[7] = {false};
@@ -106,7 +109,7 @@ isrf_model_check(PG_FUNCTION_ARGS)
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	SPI_connect();
 	isrf_pg_model_resolve(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)),
-						  &name, &version);
+						  &name, &version, &created_at);
 	isrf_pg_model_read(&penv, name, version, &model, &bytes);
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int32GetDatum(version);

@@ -8,8 +8,25 @@
 #include "model.h"
 #include "pg_env.h"
 
-/* The model a NULL-able argument means (see isrf._resolve_model); SPI connected. */
-void		isrf_pg_model_resolve(const char *requested, char **name, int32 *version);
+#include "utils/timestamp.h"
+
+/*
+ * The model a NULL-able argument means (see isrf._resolve_model), under the
+ * caller's row-level security; SPI connected.  created_at tells a version
+ * apart from an earlier one that had the same number (dropped, retrained).
+ */
+void		isrf_pg_model_resolve(const char *requested, char **name, int32 *version,
+								  TimestampTz *created_at);
+
+/*
+ * A model version as kept by this process: read from isrf.model_chunks the
+ * first time, then reused while the same version stays requested (a few
+ * models are kept, least recently used evicted).  SPI connected.
+ */
+const IsrfModel *isrf_model_cache_get(const char *name, int32 version, TimestampTz created_at);
+
+/* Names and versions of the cached models, "a v1, b v3" (for isrf_status). */
+void		isrf_model_cache_describe(char *buf, size_t len);
 
 /* Read and validate a stored version; damage is ERRCODE_DATA_CORRUPTED. */
 void		isrf_pg_model_read(IsrfPgEnv *penv, const char *name, int32 version,

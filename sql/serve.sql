@@ -1,0 +1,75 @@
+-- Serving: isrf_recommend through the model server (isrf is preloaded in
+-- the test cluster) and in-process (isrf.device = cpu), isrf_rank, and
+-- isrf_evaluate on a small synthetic dataset; every bad input.
+\set VERBOSITY terse
+SET client_min_messages = warning;
+
+SELECT isrf.create_synthetic_dataset('shop', users => 200, items => 80, groups => 4, per_user => 10, seed => 9);
+CALL isrf_train('shop', '{"group_k": 10, "dm": 16, "epochs": 3}');
+SELECT status, deployed FROM isrf.models WHERE name = 'shop';
+
+-- k results, best first, real items, none from the user's history, no duplicates
+CREATE TEMP TABLE rec AS SELECT * FROM isrf_recommend(1, 10);
+SELECT count(*) AS n, count(DISTINCT item_id) AS distinct_items, bool_and(NOT cold_start) AS warm,
+       bool_and(rank BETWEEN 1 AND 10) AS ranks
+  FROM rec;
+SELECT count(*) AS from_history FROM rec JOIN shop.reviews r ON r.user_id = 1 AND r.item_id = rec.item_id;
+SELECT count(*) AS unknown_items FROM rec WHERE item_id NOT IN (SELECT item_id FROM shop.items);
+SELECT bool_and(score <= prev) AS best_first FROM (
+    SELECT score, lag(score) OVER (ORDER BY rank) AS prev FROM rec) s WHERE prev IS NOT NULL;
+
+-- the same answer again, from the server and in-process
+SELECT (SELECT array_agg(item_id ORDER BY rank) FROM isrf_recommend(1, 10)) =
+       (SELECT array_agg(item_id ORDER BY rank) FROM rec) AS repeatable;
+SET isrf.device = 'cpu';
+SELECT (SELECT array_agg(item_id ORDER BY rank) FROM isrf_recommend(1, 10)) =
+       (SELECT array_agg(item_id ORDER BY rank) FROM rec) AS same_in_process;
+RESET isrf.device;
+SELECT count(*) >= 1 AS server_answered FROM isrf_status() WHERE database = current_database() AND requests > 0;
+
+-- huge k: everything the user has not seen, once each
+SELECT count(*) = (SELECT count(*) FROM shop.items) - (SELECT count(DISTINCT item_id) FROM shop.reviews WHERE user_id = 1)
+       AS all_unseen, count(DISTINCT item_id) = count(*) AS distinct_items
+  FROM isrf_recommend(1, 2000000000);
+
+-- an unknown user gets a cold-start answer, not an error
+SELECT count(*), bool_and(cold_start) AS cold FROM isrf_recommend(424242, 5);
+
+-- isrf_rank: every candidate, best first, unknown items last with NULL score
+SELECT count(*) AS n, count(score) AS scored, max(rank) FILTER (WHERE score IS NULL) AS unknown_rank
+  FROM isrf_rank(1, ARRAY[1, 2, 3, 987654, 5]::bigint[]);
+SELECT item_id FROM isrf_rank(1, ARRAY[987654, 1, 2]::bigint[]) WHERE score IS NULL;
+SELECT count(*) FROM isrf_rank(1, '{}'::bigint[]);
+-- rank agrees with itself whatever the candidate order
+SELECT (SELECT array_agg(item_id ORDER BY rank) FROM isrf_rank(3, ARRAY[1, 2, 3, 4, 5, 6]::bigint[])) =
+       (SELECT array_agg(item_id ORDER BY rank) FROM isrf_rank(3, ARRAY[6, 5, 4, 3, 2, 1]::bigint[])) AS order_free;
+
+-- evaluation: both tasks, the model and three baselines on the same users
+SELECT task, method, users > 0 AS has_users, hr_10 >= hr_5 AS hr_monotone, ndcg_10 <= hr_10 AS ndcg_le_hr
+  FROM isrf_evaluate() ORDER BY task, method;
+
+-- bad inputs
+SELECT err($$SELECT * FROM isrf_recommend(NULL, 5)$$);
+SELECT err($$SELECT * FROM isrf_recommend(1, NULL)$$);
+SELECT err($$SELECT * FROM isrf_recommend(1, 0)$$);
+SELECT err($$SELECT * FROM isrf_recommend(1, -5)$$);
+SELECT err($$SELECT * FROM isrf_recommend(1, 5, 'nope')$$);
+SELECT err($$SELECT * FROM isrf_rank(NULL, '{1}')$$);
+SELECT err($$SELECT * FROM isrf_rank(1, NULL)$$);
+SELECT err($$SELECT * FROM isrf_rank(1, '{1, 2, 1}')$$);
+SELECT err($$SELECT * FROM isrf_rank(1, '{1, NULL}')$$);
+SELECT err($$SELECT * FROM isrf_rank(1, '{{1, 2}, {3, 4}}')$$);
+SELECT err($$SELECT * FROM isrf_evaluate('nope')$$);
+SET isrf.device = 'cpu';
+SELECT err($$SELECT * FROM isrf_recommend(1, 0)$$);
+SELECT err($$SELECT * FROM isrf_recommend(1, 5, 'nope')$$);
+RESET isrf.device;
+
+-- a retrained model is picked up by the next call, no invalidation needed
+CALL isrf_train('shop', '{"group_k": 5, "dm": 8, "epochs": 2}');
+SELECT count(*) = 10 AS served_by_new_version FROM isrf_recommend(1, 10);
+SELECT models LIKE '%shop v2%' AS server_has_v2 FROM isrf_status() WHERE database = current_database();
+
+SELECT isrf.drop_dataset('shop', cascade => true);
+SELECT err($$SELECT * FROM isrf_recommend(1, 5)$$);
+DROP SCHEMA shop CASCADE;

@@ -1,0 +1,354 @@
+/*
+ * recommend.c
+ *	  The serving functions users call every day: isrf_recommend, isrf_rank
+ *	  and isrf_evaluate, run by the engine in the calling backend.
+ *
+ * The deployed model is resolved through the catalogue on every call (with
+ * the caller's row-level security) and taken from the process's model cache
+ * (model_cache.c), so a retrained, redeployed or dropped model is noticed
+ * by the next call with no manual invalidation.  Compute backends are opened per call and closed in
+ * PG_FINALLY, so an error or a cancel never leaks device memory.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "pg_env.h"
+#include "pg_model.h"
+#include "pg_server.h"
+#include "pg_spi.h"
+#include "serve.h"
+
+/* isrf.beam_width (isrf.c) */
+extern int	isrf_beam_width_guc;
+
+/* Resolve and load with SPI connected only for as long as needed. */
+static const IsrfModel *
+recommend_model_arg(FunctionCallInfo fcinfo, int argno)
+{
+	const IsrfModel *m;
+	char	   *requested = PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	char	   *name;
+	int32		version;
+	TimestampTz created_at;
+
+	SPI_connect();
+	isrf_pg_model_resolve(requested, &name, &version, &created_at);
+	m = isrf_model_cache_get(name, version, created_at);
+	SPI_finish();
+	return m;
+}
+
+/* Item index of an external id by binary search, or -1. */
+static int32
+recommend_item_index(const IsrfModel *m, int64 item_id)
+{
+	int32		lo = 0,
+				hi = m->n_items - 1;
+
+	while (lo <= hi)
+	{
+		int32		mid = lo + (hi - lo) / 2;
+
+		if (m->item_ids[mid] == item_id)
+			return mid;
+		if (m->item_ids[mid] < item_id)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+static void
+recommend_require(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", name)));
+}
+
+/* One row of isrf_recommend. */
+static void
+recommend_emit(ReturnSetInfo *rsinfo, int32 rank, int64 item_id, float score, bool cold_start)
+{
+	Datum		v[4];
+	bool		n[4] = {false, false, false, false};
+
+	v[0] = Int32GetDatum(rank);
+	v[1] = Int64GetDatum(item_id);
+	v[2] = Float4GetDatum(score);
+	v[3] = BoolGetDatum(cold_start);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+}
+
+PG_FUNCTION_INFO_V1(isrf_recommend);
+
+/*
+ * isrf_recommend(user_id bigint, k int, model text DEFAULT NULL)
+ *	  -> (rank int, item_id bigint, score real, cold_start boolean)
+ */
+Datum
+isrf_recommend(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const IsrfModel *m;
+	IsrfServeConfig cfg;
+	IsrfRecRequest req;
+	IsrfRecResult res;
+	IsrfPgEnv	penv;
+	IsrfBackend *volatile be = NULL;
+	int64		user_id;
+	int32		k,
+				i;
+
+	recommend_require(fcinfo, 0, "user_id");
+	recommend_require(fcinfo, 1, "k");
+	user_id = PG_GETARG_INT64(0);
+	k = PG_GETARG_INT32(1);
+	if (k <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be positive, not %d", k)));
+	InitMaterializedSRF(fcinfo, 0);
+
+	/* the model server answers, where there is one and k fits its slots */
+	if (isrf_server_available() && k <= ISRF_SERVER_MAX_K)
+	{
+		char	   *name;
+		int32		version;
+		TimestampTz created_at;
+		int64	   *ids = palloc(sizeof(int64) * k);
+		float	   *sc = palloc(sizeof(float) * k);
+		int32		count;
+		bool		cold;
+
+		SPI_connect();
+		isrf_pg_model_resolve(PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
+							  &name, &version, &created_at);
+		name = pstrdup(name);
+		SPI_finish();
+		isrf_server_recommend(name, version, created_at, user_id, k, ids, sc, &count, &cold);
+		for (i = 0; i < count; i++)
+			recommend_emit(rsinfo, i + 1, ids[i], sc[i], cold);
+		return (Datum) 0;
+	}
+	m = recommend_model_arg(fcinfo, 2);
+
+	/* a k beyond the catalogue asks for everything there is */
+	req.user = isrf_model_user_index(m, user_id);
+	req.k = Min(k, Max(m->n_items, 1));
+	res.items = palloc(sizeof(int32) * req.k);
+	res.scores = palloc(sizeof(float) * req.k);
+	res.count = 0;
+	res.cold_start = false;
+	isrf_serve_config_default(&cfg);
+	cfg.beam_width = isrf_beam_width_guc;
+
+	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
+	PG_TRY();
+	{
+		be = isrf_pg_backend_open(&penv);
+		isrf_pg_check(&penv.env, isrf_serve_recommend(&penv.env, be, m, &cfg, 1, &req, &res),
+					  "recommendation failed");
+	}
+	PG_FINALLY();
+	{
+		isrf_backend_close(be);
+		isrf_pg_env_done(&penv);
+	}
+	PG_END_TRY();
+
+	for (i = 0; i < res.count; i++)
+		recommend_emit(rsinfo, i + 1, m->item_ids[res.items[i]], res.scores[i], res.cold_start);
+	return (Datum) 0;
+}
+
+typedef struct RankedCandidate
+{
+	int64		item_id;
+	float		score;
+	bool		known;
+	int			input_pos;
+} RankedCandidate;
+
+/* Best first; unknown items last in input order; ties by item id. */
+static int
+recommend_rank_cmp(const void *a, const void *b)
+{
+	const RankedCandidate *x = a,
+			   *y = b;
+
+	if (x->known != y->known)
+		return x->known ? -1 : 1;
+	if (!x->known)
+		return x->input_pos - y->input_pos;
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return (x->item_id > y->item_id) - (x->item_id < y->item_id);
+}
+
+static int
+recommend_int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+PG_FUNCTION_INFO_V1(isrf_rank);
+
+/*
+ * isrf_rank(user_id bigint, candidates bigint[], model text DEFAULT NULL)
+ *	  -> (rank int, item_id bigint, score real)
+ */
+Datum
+isrf_rank(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const IsrfModel *m;
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	int64	   *sorted;
+	int32	   *cand;
+	float	   *scores;
+	RankedCandidate *ranked;
+	IsrfPgEnv	penv;
+	IsrfBackend *volatile be = NULL;
+	int32		user;
+
+	recommend_require(fcinfo, 0, "user_id");
+	recommend_require(fcinfo, 1, "candidates");
+	arr = PG_GETARG_ARRAYTYPE_P(1);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("candidates must be a one-dimensional array")));
+	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	InitMaterializedSRF(fcinfo, 0);
+	if (n == 0)
+		return (Datum) 0;
+
+	sorted = palloc(sizeof(int64) * n);
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("candidates must not contain NULL (element %d)", i + 1)));
+		sorted[i] = DatumGetInt64(elems[i]);
+	}
+	qsort(sorted, n, sizeof(int64), recommend_int64_cmp);
+	for (i = 1; i < n; i++)
+		if (sorted[i] == sorted[i - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("candidate item %lld appears more than once", (long long) sorted[i])));
+
+	m = recommend_model_arg(fcinfo, 2);
+	user = isrf_model_user_index(m, PG_GETARG_INT64(0));
+	cand = palloc(sizeof(int32) * n);
+	scores = palloc(sizeof(float) * n);
+	for (i = 0; i < n; i++)
+		cand[i] = recommend_item_index(m, DatumGetInt64(elems[i]));
+
+	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
+	PG_TRY();
+	{
+		be = isrf_pg_backend_open(&penv);
+		isrf_pg_check(&penv.env, isrf_serve_rank(&penv.env, be, m, user, n, cand, scores),
+					  "ranking failed");
+	}
+	PG_FINALLY();
+	{
+		isrf_backend_close(be);
+		isrf_pg_env_done(&penv);
+	}
+	PG_END_TRY();
+
+	ranked = palloc(sizeof(RankedCandidate) * n);
+	for (i = 0; i < n; i++)
+	{
+		ranked[i].item_id = DatumGetInt64(elems[i]);
+		ranked[i].known = cand[i] >= 0 && !isnan(scores[i]);
+		ranked[i].score = scores[i];
+		ranked[i].input_pos = i;
+	}
+	qsort(ranked, n, sizeof(RankedCandidate), recommend_rank_cmp);
+	for (i = 0; i < n; i++)
+	{
+		Datum		v[3];
+		bool		nl[3] = {false, false, !ranked[i].known};
+
+		v[0] = Int32GetDatum(i + 1);
+		v[1] = Int64GetDatum(ranked[i].item_id);
+		v[2] = Float4GetDatum(ranked[i].score);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(isrf_evaluate);
+
+/*
+ * isrf_evaluate(model text DEFAULT NULL)
+ *	  -> (task text, method text, hr_5 real, ndcg_5 real, hr_10 real, ndcg_10 real, users int)
+ */
+Datum
+isrf_evaluate(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const IsrfModel *m;
+	IsrfPgEnv	penv;
+	IsrfBackend *volatile be = NULL;
+	IsrfEvalRow *rows = NULL;
+	int32		n_rows = 0,
+				i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	m = recommend_model_arg(fcinfo, 0);
+	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
+	PG_TRY();
+	{
+		be = isrf_pg_backend_open(&penv);
+		isrf_pg_check(&penv.env, isrf_serve_evaluate(&penv.env, be, m, &rows, &n_rows),
+					  "evaluation failed");
+		for (i = 0; i < n_rows; i++)
+		{
+			Datum		v[7];
+			bool		nl[7] = {false};
+
+			v[0] = CStringGetTextDatum(rows[i].task);
+			v[1] = CStringGetTextDatum(rows[i].method);
+			v[2] = Float4GetDatum((float4) rows[i].hr5);
+			v[3] = Float4GetDatum((float4) rows[i].ndcg5);
+			v[4] = Float4GetDatum((float4) rows[i].hr10);
+			v[5] = Float4GetDatum((float4) rows[i].ndcg10);
+			v[6] = Int32GetDatum(rows[i].users);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+		}
+	}
+	PG_FINALLY();
+	{
+		isrf_backend_close(be);
+		isrf_pg_env_done(&penv);
+	}
+	PG_END_TRY();
+	return (Datum) 0;
+}
