@@ -61,15 +61,26 @@ if [ -d "$ISRF_DATA_DIR/ml100k" ]; then
 else
     echo "warning: $ISRF_DATA_DIR/ml100k not found; the real-data pgTAP test will fail"
 fi
+# Add up a prove / pg_prove summary: "Tests=N" and its failures.
+tap_count() {
+    local out=$1 total failed_n
+    total=$(grep -E '^Files=' "$out" | sed -E 's/.*Tests=([0-9]+).*/\1/')
+    failed_n=$(grep -E '^Failed [0-9]+/[0-9]+ subtests' "$out" | sed -E 's/^Failed ([0-9]+)\/.*/\1/' | awk '{s+=$1} END {print s+0}')
+    if ! grep -q '^Result: PASS' "$out" && [ "${failed_n:-0}" = 0 ]; then failed_n=1; fi
+    passed=$((passed + ${total:-0} - failed_n)); failed=$((failed + failed_n))
+}
+
 tap_out="$ISRF_WORK/tap.out"
 ISRF_DATA_DIR="$ISRF_DATA_DIR" pg_prove -d isrf_tap --ext .sql -r "$ISRF_ROOT/test/pgtap" >"$tap_out" 2>&1
-cat "$tap_out" | tail -30
-t_total=$(grep -E '^Files=' "$tap_out" | sed -E 's/.*Tests=([0-9]+).*/\1/')
-t_failed=$(grep -E '^Failed [0-9]+/[0-9]+ subtests' "$tap_out" | sed -E 's/^Failed ([0-9]+)\/.*/\1/' | awk '{s+=$1} END {print s+0}')
-if ! grep -q '^Result: PASS' "$tap_out"; then
-    [ "${t_failed:-0}" = 0 ] && t_failed=1
-fi
-passed=$((passed + ${t_total:-0} - t_failed)); failed=$((failed + t_failed))
+tail -30 "$tap_out"
+tap_count "$tap_out"
+
+# TAP tests that stop and restart the server (bash scripts speaking TAP)
+export ISRF_USER ISRF_CLUSTER ISRF_PG_BIN
+srv_out="$ISRF_WORK/tap_server.out"
+prove --exec bash "$ISRF_ROOT"/test/tap/*.t >"$srv_out" 2>&1
+tail -15 "$srv_out"
+tap_count "$srv_out"
 
 isrf_cluster_stop
 trap - EXIT
