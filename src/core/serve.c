@@ -317,16 +317,62 @@ done:
 	return st;
 }
 
-IsrfStatus
-isrf_serve_recommend(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m,
-					 const IsrfServeConfig *cfg, int32_t n, const IsrfRecRequest *req,
-					 IsrfRecResult *res)
+/* What recommending from one model on one backend needs, prepared once. */
+struct IsrfServeSession
 {
-	IsrfGenrecSession *s = NULL;
-	IsrfGenrecData gd;
-	int32_t    *cnt = NULL,
-			   *ord = NULL,
-			   *idx = NULL;
+	IsrfEnv    *env;			/* owns everything below */
+	IsrfBackend *be;
+	const IsrfModel *m;
+	int32_t    *cnt;			/* train popularity and its order */
+	int32_t    *ord;
+	IsrfGenrecData gd;			/* the genrec session points at it */
+	IsrfGenrecSession *s;		/* weights on the device, item table, prior; NULL without a model */
+};
+
+IsrfStatus
+isrf_serve_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, IsrfServeSession **out)
+{
+	IsrfServeSession *ss = isrf_calloc(env, 1, sizeof(IsrfServeSession));
+	IsrfStatus	st;
+
+	*out = NULL;
+	if (ss == NULL)
+		return ISRF_ERR_NOMEM;
+	ss->env = env;
+	ss->be = be;
+	ss->m = m;
+	st = serve_popularity(env, m, &ss->cnt, &ss->ord);
+	if (st == ISRF_OK && m->genrec.params != NULL)
+	{
+		isrf_model_genrec_data(m, &ss->gd);
+		st = isrf_genrec_session_open(env, be, &m->genrec, &ss->gd, &ss->s);
+	}
+	if (st != ISRF_OK)
+	{
+		isrf_serve_session_close(ss);
+		return st;
+	}
+	*out = ss;
+	return ISRF_OK;
+}
+
+void
+isrf_serve_session_close(IsrfServeSession *ss)
+{
+	if (ss == NULL)
+		return;
+	isrf_genrec_session_close(ss->s);
+	isrf_free(ss->env, ss->cnt);
+	isrf_free(ss->env, ss->ord);
+	isrf_free(ss->env, ss);
+}
+
+IsrfStatus
+isrf_serve_recommend_session(IsrfEnv *env, IsrfServeSession *ss, const IsrfServeConfig *cfg,
+							 int32_t n, const IsrfRecRequest *req, IsrfRecResult *res)
+{
+	const IsrfModel *m = ss->m;
+	int32_t    *idx = NULL;
 	uint8_t    *seen = NULL;
 	float	   *dense = NULL;
 	int32_t		nk = 0,
@@ -336,7 +382,6 @@ isrf_serve_recommend(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m,
 	ISRF_TRY(serve_check_requests(env, m, n, req));
 	if (n == 0)
 		return ISRF_OK;
-	ISRF_TRY(serve_popularity(env, m, &cnt, &ord));
 	seen = isrf_calloc(env, (size_t) m->n_items + 1, 1);
 	idx = isrf_alloc(env, (size_t) n * 4 + 4);
 	if (!seen || !idx)
@@ -348,7 +393,7 @@ isrf_serve_recommend(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m,
 	{
 		res[i].count = 0;
 		res[i].cold_start = true;
-		if (req[i].user >= 0 && m->genrec.params != NULL)
+		if (req[i].user >= 0 && ss->s != NULL)
 			idx[nk++] = i;
 		else if (req[i].user >= 0)
 		{
@@ -358,31 +403,44 @@ isrf_serve_recommend(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m,
 
 			for (q = m->seq_ptr[u]; q < m->seq_ptr[u + 1]; q++)
 				seen[m->seq[q]] = 1;
-			serve_popular(m, cnt, ord, seen, &req[i], &res[i]);
+			serve_popular(m, ss->cnt, ss->ord, seen, &req[i], &res[i]);
 			for (q = m->seq_ptr[u]; q < m->seq_ptr[u + 1]; q++)
 				seen[m->seq[q]] = 0;
 		}
 		else
-			serve_popular(m, cnt, ord, NULL, &req[i], &res[i]);
+			serve_popular(m, ss->cnt, ss->ord, NULL, &req[i], &res[i]);
 	}
 	st = ISRF_OK;
 	if (nk > 0)
 	{
-		isrf_model_genrec_data(m, &gd);
 		dense = isrf_alloc(env, (size_t) m->n_items * 4 + 4);
 		if (dense == NULL)
 			st = ISRF_ERR_NOMEM;
-		else if ((st = isrf_genrec_session_open(env, be, &m->genrec, &gd, &s)) == ISRF_OK)
-			st = serve_known(env, be, m, cfg, nk, idx, req, res, s, seen, dense);
+		else
+			st = serve_known(env, ss->be, m, cfg, nk, idx, req, res, ss->s, seen, dense);
 	}
 
 done:
-	isrf_genrec_session_close(s);
-	isrf_free(env, cnt);
-	isrf_free(env, ord);
 	isrf_free(env, idx);
 	isrf_free(env, seen);
 	isrf_free(env, dense);
+	return st;
+}
+
+IsrfStatus
+isrf_serve_recommend(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m,
+					 const IsrfServeConfig *cfg, int32_t n, const IsrfRecRequest *req,
+					 IsrfRecResult *res)
+{
+	IsrfServeSession *ss;
+	IsrfStatus	st;
+
+	ISRF_TRY(serve_check_requests(env, m, n, req));
+	if (n == 0)
+		return ISRF_OK;
+	ISRF_TRY(isrf_serve_session_open(env, be, m, &ss));
+	st = isrf_serve_recommend_session(env, ss, cfg, n, req, res);
+	isrf_serve_session_close(ss);
 	return st;
 }
 

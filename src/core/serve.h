@@ -44,6 +44,23 @@ IsrfStatus	isrf_serve_recommend(IsrfEnv *env, IsrfBackend *be, const IsrfModel *
 								 const IsrfRecRequest *req, IsrfRecResult *res);
 
 /*
+ * A serving session: what answering from one model on one backend needs
+ * (weights on the device, the item token table, the transition prior,
+ * popularity), prepared once for many calls -- the model server keeps one
+ * per loaded model.  env must outlive the session; the model too.
+ */
+typedef struct IsrfServeSession IsrfServeSession;
+
+IsrfStatus	isrf_serve_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m,
+									IsrfServeSession **out);
+void		isrf_serve_session_close(IsrfServeSession *ss);
+
+/* isrf_serve_recommend through a prepared session; env is for this call's scratch. */
+IsrfStatus	isrf_serve_recommend_session(IsrfEnv *env, IsrfServeSession *ss,
+										 const IsrfServeConfig *cfg, int32_t n,
+										 const IsrfRecRequest *req, IsrfRecResult *res);
+
+/*
  * Exact scores of candidate items for one user (the paper's direct
  * recommendation): scores[i] for cand[i]; a candidate of -1 (unknown item)
  * gets NaN.  user -1 scores by popularity.

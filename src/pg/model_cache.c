@@ -20,12 +20,14 @@ typedef struct CachedModel
 	int32		version;
 	TimestampTz created_at;
 	uint64		last_use;
+	uint64		load_id;		/* unique per read: tells a reloaded copy apart */
 	IsrfPgEnv	penv;			/* owns the model's memory */
 	IsrfModel	model;
 } CachedModel;
 
 static CachedModel model_cache[CACHE_SLOTS];
 static uint64 model_cache_clock = 0;
+static uint64 model_cache_loads = 0;
 
 static void
 cache_evict(CachedModel *c)
@@ -84,8 +86,20 @@ isrf_model_cache_get(const char *name, int32 version, TimestampTz created_at)
 	slot->version = version;
 	slot->created_at = created_at;
 	slot->last_use = ++model_cache_clock;
+	slot->load_id = ++model_cache_loads;
 	slot->used = true;
 	return &slot->model;
+}
+
+uint64
+isrf_model_cache_load_id(const IsrfModel *m)
+{
+	int			i;
+
+	for (i = 0; i < CACHE_SLOTS; i++)
+		if (model_cache[i].used && &model_cache[i].model == m)
+			return model_cache[i].load_id;
+	return 0;
 }
 
 void

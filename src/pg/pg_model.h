@@ -25,6 +25,12 @@ void		isrf_pg_model_resolve(const char *requested, char **name, int32 *version,
  */
 const IsrfModel *isrf_model_cache_get(const char *name, int32 version, TimestampTz created_at);
 
+/*
+ * An id unique to the read that put m in the cache (0 if m is not cached):
+ * state derived from a cached model is valid while this stays the same.
+ */
+uint64		isrf_model_cache_load_id(const IsrfModel *m);
+
 /* Names and versions of the cached models, "a v1, b v3" (for isrf_status). */
 void		isrf_model_cache_describe(char *buf, size_t len);
 

@@ -33,18 +33,30 @@
 /* isrf.beam_width (isrf.c) */
 extern int	isrf_beam_width_guc;
 
-/* Resolve and load with SPI connected only for as long as needed. */
+/* The model version a NULL-able argument means, under the caller's rights. */
+static void
+recommend_resolve_arg(FunctionCallInfo fcinfo, int argno, char **name, int32 *version,
+					  TimestampTz *created_at)
+{
+	char	   *requested = PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+
+	SPI_connect();
+	isrf_pg_model_resolve(requested, name, version, created_at);
+	*name = pstrdup(*name);		/* out of SPI's memory */
+	SPI_finish();
+}
+
+/* Resolve, and load the model into this process (cached). */
 static const IsrfModel *
 recommend_model_arg(FunctionCallInfo fcinfo, int argno)
 {
 	const IsrfModel *m;
-	char	   *requested = PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	char	   *name;
 	int32		version;
 	TimestampTz created_at;
 
+	recommend_resolve_arg(fcinfo, argno, &name, &version, &created_at);
 	SPI_connect();
-	isrf_pg_model_resolve(requested, &name, &version, &created_at);
 	m = isrf_model_cache_get(name, version, created_at);
 	SPI_finish();
 	return m;
@@ -135,11 +147,7 @@ isrf_recommend(PG_FUNCTION_ARGS)
 		int32		count;
 		bool		cold;
 
-		SPI_connect();
-		isrf_pg_model_resolve(PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
-							  &name, &version, &created_at);
-		name = pstrdup(name);
-		SPI_finish();
+		recommend_resolve_arg(fcinfo, 2, &name, &version, &created_at);
 		isrf_server_recommend(name, version, created_at, user_id, k, ids, sc, &count, &cold);
 		for (i = 0; i < count; i++)
 			recommend_emit(rsinfo, i + 1, ids[i], sc[i], cold);

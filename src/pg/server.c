@@ -107,6 +107,20 @@ typedef struct ServerShared
 	ServerSlot	slots[SERVER_SLOTS];
 } ServerShared;
 
+/* Serving sessions of the worker, one per loaded model (see serve.h). */
+#define SERVER_SESSIONS 4
+
+typedef struct ServerSession
+{
+	uint64		load_id;		/* of the cached model it was prepared from; 0: unused */
+	uint64		last_use;
+	IsrfServeSession *ss;
+} ServerSession;
+
+static ServerSession server_sessions[SERVER_SESSIONS];
+static uint64 server_session_clock = 0;
+static IsrfPgEnv server_penv;	/* the worker's long-lived engine memory */
+
 static ServerShared *server = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -501,6 +515,38 @@ server_reply(ServerSlot *slot)
 		pg_atomic_write_u32(&slot->state, SLOT_FREE);
 }
 
+/*
+ * The serving session of a cached model, prepared on first use: the weights
+ * on the device, the item table and the prior are built once, not per batch.
+ * Sessions of models that left the cache are closed when their entry is reused.
+ */
+static IsrfServeSession *
+server_session(IsrfBackend *be, const IsrfModel *m)
+{
+	uint64		id = isrf_model_cache_load_id(m);
+	ServerSession *slot = &server_sessions[0];
+	int			i;
+
+	for (i = 0; i < SERVER_SESSIONS; i++)
+	{
+		if (server_sessions[i].load_id == id && server_sessions[i].ss)
+		{
+			server_sessions[i].last_use = ++server_session_clock;
+			return server_sessions[i].ss;
+		}
+		if (server_sessions[i].last_use < slot->last_use)
+			slot = &server_sessions[i];
+	}
+	isrf_serve_session_close(slot->ss);
+	slot->ss = NULL;
+	slot->load_id = 0;
+	isrf_pg_check(&server_penv.env, isrf_serve_session_open(&server_penv.env, be, m, &slot->ss),
+				  "could not prepare the model for serving");
+	slot->load_id = id;
+	slot->last_use = ++server_session_clock;
+	return slot->ss;
+}
+
 /* Answer every posted slot of one model version with one batched call. */
 static void
 server_answer(IsrfBackend *be, ServerSlot **batch, int n)
@@ -532,7 +578,8 @@ server_answer(IsrfBackend *be, ServerSlot **batch, int n)
 			res[i].items = palloc(sizeof(int32) * req[i].k);
 			res[i].scores = palloc(sizeof(float) * req[i].k);
 		}
-		isrf_pg_check(&penv->env, isrf_serve_recommend(&penv->env, be, m, &cfg, n, req, res),
+		isrf_pg_check(&penv->env,
+					  isrf_serve_recommend_session(&penv->env, server_session(be, m), &cfg, n, req, res),
 					  "recommendation failed");
 		for (i = 0; i < n; i++)
 		{
@@ -553,7 +600,8 @@ server_answer(IsrfBackend *be, ServerSlot **batch, int n)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		bool		device_failed = penv->env.status == ISRF_ERR_DEVICE;
+		bool		device_failed = penv->env.status == ISRF_ERR_DEVICE ||
+			server_penv.env.status == ISRF_ERR_DEVICE;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
@@ -667,7 +715,6 @@ void
 isrf_server_main(Datum arg)
 {
 	Oid			dbid = DatumGetObjectId(arg);
-	IsrfPgEnv	penv;
 	IsrfBackend *be;
 	MemoryContext batch_cxt;
 
@@ -683,8 +730,8 @@ isrf_server_main(Datum arg)
 	server_register_self();
 
 	/* the compute backend lives as long as the worker: after fork, never before */
-	isrf_pg_env_init(&penv, TopMemoryContext, LOG);
-	be = isrf_pg_backend_open(&penv);
+	isrf_pg_env_init(&server_penv, TopMemoryContext, LOG);
+	be = isrf_pg_backend_open(&server_penv);
 	if (be->describe(be, my_worker->device, sizeof(my_worker->device)) != ISRF_OK)
 		strlcpy(my_worker->device, be->name, sizeof(my_worker->device));
 	ereport(LOG, (errmsg("isrf model server started on %s", my_worker->device)));

@@ -157,7 +157,7 @@ main(void)
 		res[i] = (IsrfRecResult) {items[i], scores[i], 0, false};
 		res2[i] = (IsrfRecResult) {items2[i], scores2[i], 0, false};
 	}
-	CHECK(isrf_serve_recommend(&env, be, &m, &scfg, 6, req, res) == ISRF_OK);
+	CHECK_MSG(isrf_serve_recommend(&env, be, &m, &scfg, 6, req, res) == ISRF_OK, "%s", env.errmsg);
 	for (i = 0; i < 6; i++)
 		check_result(&m, &req[i], &res[i]);
 	CHECK(!res[0].cold_start && !res[1].cold_start && !res[3].cold_start);
