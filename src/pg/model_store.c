@@ -102,15 +102,19 @@ isrf_model_check(PG_FUNCTION_ARGS)
 	size_t		bytes;
 	Datum		values[7];
 	bool		nulls[7] = {false};
+	MemoryContext caller;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
-	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
+	caller = CurrentMemoryContext;
+	isrf_pg_env_init(&penv, caller, DEBUG1);
 	SPI_connect();
 	isrf_pg_model_resolve(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)),
 						  &name, &version, &created_at);
 	isrf_pg_model_read(&penv, name, version, &model, &bytes);
+	name = MemoryContextStrdup(caller, name);	/* SPI_finish frees SPI's memory */
+	SPI_finish();
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int32GetDatum(version);
 	values[2] = Int64GetDatum((int64) bytes);
@@ -118,7 +122,6 @@ isrf_model_check(PG_FUNCTION_ARGS)
 	values[4] = Int32GetDatum(model.n_items);
 	values[5] = Int32GetDatum(model.dm);
 	values[6] = Int64GetDatum(model.group.nnz);
-	SPI_finish();
 	isrf_pg_env_done(&penv);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
