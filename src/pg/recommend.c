@@ -39,10 +39,11 @@ recommend_resolve_arg(FunctionCallInfo fcinfo, int argno, char **name, int32 *ve
 					  TimestampTz *created_at)
 {
 	char	   *requested = PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	MemoryContext caller = CurrentMemoryContext;
 
 	SPI_connect();
 	isrf_pg_model_resolve(requested, name, version, created_at);
-	*name = pstrdup(*name);		/* out of SPI's memory */
+	*name = MemoryContextStrdup(caller, *name);	/* SPI_finish frees SPI's memory */
 	SPI_finish();
 }
 
@@ -90,6 +91,45 @@ recommend_require(FunctionCallInfo fcinfo, int argno, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be NULL", name)));
+}
+
+/*
+ * In-process serving on the CPU keeps, like the model server, one prepared
+ * serving session (weights, item table, transition prior) for the last model
+ * used, on a CPU backend that lives as long as the process.  A cancel in the
+ * middle of a call can only leave scratch behind in that memory, never a
+ * half-built session: sessions are built before they are published.
+ */
+static IsrfPgEnv proc_env;
+static IsrfBackend *proc_be = NULL;
+static IsrfServeSession *proc_session = NULL;
+static uint64 proc_session_load_id = 0;
+
+static IsrfServeSession *
+recommend_cpu_session(const IsrfModel *m)
+{
+	uint64		id = isrf_model_cache_load_id(m);
+	IsrfServeSession *ss;
+
+	if (proc_be == NULL)
+	{
+		IsrfBackend *be;
+
+		isrf_pg_env_init(&proc_env, TopMemoryContext, DEBUG1);
+		isrf_pg_check(&proc_env.env, isrf_backend_open(&proc_env.env, ISRF_DEVICE_CPU, NULL, &be),
+					  "could not open the CPU backend");
+		proc_be = be;
+	}
+	if (proc_session != NULL && proc_session_load_id == id)
+		return proc_session;
+	isrf_serve_session_close(proc_session);
+	proc_session = NULL;
+	proc_session_load_id = 0;
+	isrf_pg_check(&proc_env.env, isrf_serve_session_open(&proc_env.env, proc_be, m, &ss),
+				  "could not prepare the model for serving");
+	proc_session = ss;
+	proc_session_load_id = id;
+	return ss;
 }
 
 /* One row of isrf_recommend. */
@@ -168,9 +208,16 @@ isrf_recommend(PG_FUNCTION_ARGS)
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		be = isrf_pg_backend_open(&penv);
-		isrf_pg_check(&penv.env, isrf_serve_recommend(&penv.env, be, m, &cfg, 1, &req, &res),
-					  "recommendation failed");
+		if (isrf_device_guc == ISRF_DEVICE_CPU)
+			isrf_pg_check(&penv.env,
+						  isrf_serve_recommend_session(&penv.env, recommend_cpu_session(m), &cfg, 1, &req, &res),
+						  "recommendation failed");
+		else
+		{
+			be = isrf_pg_backend_open(&penv);
+			isrf_pg_check(&penv.env, isrf_serve_recommend(&penv.env, be, m, &cfg, 1, &req, &res),
+						  "recommendation failed");
+		}
 	}
 	PG_FINALLY();
 	{
