@@ -284,6 +284,20 @@ END
 $$;
 COMMENT ON FUNCTION isrf._text_sql(isrf.datasets, text) IS 'internal: SQL of a dataset''s text pieces for one table';
 
+-- The query giving a dataset's precomputed item embeddings, (id bigint,
+-- embedding real[]) from the first real[] or double precision[] column of
+-- the items table; NULL when there is none.
+CREATE FUNCTION isrf._embedding_sql(d isrf.datasets) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT format('SELECT item_id::bigint, %1$I::real[] FROM %2$s WHERE item_id IS NOT NULL AND %1$I IS NOT NULL',
+                  a.attname, d.items)
+      FROM pg_catalog.pg_attribute a
+     WHERE d.items IS NOT NULL AND a.attrelid = d.items AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.atttypid IN ('real[]'::regtype, 'double precision[]'::regtype)
+     ORDER BY a.attnum LIMIT 1
+$$;
+COMMENT ON FUNCTION isrf._embedding_sql(isrf.datasets) IS 'internal: SQL of a dataset''s precomputed item embeddings, if any';
+
 ----------------------------------------------------------------------------
 -- Datasets: create, drop, stats
 ----------------------------------------------------------------------------

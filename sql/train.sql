@@ -92,6 +92,20 @@ SELECT status, metrics->>'users' AS users, metrics->>'items' AS items, metrics->
   FROM isrf.models WHERE name = 'sparse';
 SELECT count(*) <= 2 AS ok FROM isrf_group_neighbours(1, 2, 'sparse');
 
+-- precomputed embeddings (a real[] column of the items table) replace the text features
+CREATE TABLE emb_items (item_id int, title text, emb real[]);
+INSERT INTO emb_items VALUES (1, 'red apple juice', '{1, 0, 0}'), (2, 'green apple pie', '{0.9, 0.1, 0}'),
+    (3, NULL, '{0, 1, 0}'), (4, '', NULL), (5, 'unsold apple cider', '{0, 0, 1}');
+SELECT isrf.create_dataset('emb', 'sparse_reviews', items => 'emb_items');
+CALL isrf_train('emb', '{"group_k": 2, "dm": 2, "epochs": 1}');
+SELECT status, metrics->>'items_with_text' AS items_with_embedding FROM isrf.models WHERE name = 'emb';
+UPDATE emb_items SET emb = '{1, 2}' WHERE item_id = 2;
+SELECT err($$CALL isrf_train('emb', '{"group_k": 2, "dm": 2, "epochs": 1}')$$);
+UPDATE emb_items SET emb = '{1, NULL, 2}' WHERE item_id = 2;
+SELECT err($$CALL isrf_train('emb', '{"group_k": 2, "dm": 2, "epochs": 1}')$$);
+SELECT isrf.drop_dataset('emb', cascade => true);
+DROP TABLE emb_items;
+
 -- more than one model deployed: NULL model is ambiguous unless the setting names one
 SELECT err($$SELECT * FROM isrf_group_neighbours(1, 5)$$);
 SET isrf.default_model = 'sparse';

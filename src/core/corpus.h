@@ -28,6 +28,16 @@ typedef struct IsrfCorpus
 	int64_t		n_item_text;
 	const IsrfTextPiece *user_text; /* LLM user descriptions */
 	int64_t		n_user_text;
+
+	/*
+	 * Precomputed item embeddings (a real[] column of the items table), used
+	 * in place of the text featurizer when present: row r is the embedding
+	 * of item embedding_ids[r].
+	 */
+	const int64_t *embedding_ids;
+	const float *embeddings;	/* [n_embeddings x embedding_dim] */
+	int64_t		n_embeddings;
+	int32_t		embedding_dim;
 } IsrfCorpus;
 
 #endif							/* ISRF_CORPUS_H */

@@ -338,7 +338,35 @@ pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 	scfg.use_user_text = cfg->use_user_text;
 	if (!cfg->use_text)
 		text_corpus.n_item_text = text_corpus.n_user_text = 0;
-	ISRF_TRY(isrf_semantic_build(env, be, &text_corpus, ds, &scfg, sem));
+	if (cfg->use_text && corpus->n_embeddings > 0)
+	{
+		/* precomputed embeddings by dataset item index; items without one: NaN rows */
+		float	   *emb = isrf_alloc(env, ni * (size_t) corpus->embedding_dim * 4 + 4);
+		int64_t		r;
+		size_t		j;
+		IsrfStatus	st;
+
+		if (emb == NULL)
+			return ISRF_ERR_NOMEM;
+		for (j = 0; j < ni * (size_t) corpus->embedding_dim; j++)
+			emb[j] = NAN;
+		for (r = 0; r < corpus->n_embeddings; r++)
+		{
+			int32_t		it = isrf_dataset_item_index(ds, corpus->embedding_ids[r]);
+
+			if (it >= 0)
+				memcpy(emb + (size_t) it * corpus->embedding_dim,
+					   corpus->embeddings + (size_t) r * corpus->embedding_dim,
+					   sizeof(float) * (size_t) corpus->embedding_dim);
+		}
+		scfg.item_embeddings = emb;
+		scfg.embedding_dim = corpus->embedding_dim;
+		st = isrf_semantic_build(env, be, &text_corpus, ds, &scfg, sem);
+		isrf_free(env, emb);
+		ISRF_TRY(st);
+	}
+	else
+		ISRF_TRY(isrf_semantic_build(env, be, &text_corpus, ds, &scfg, sem));
 	m->dm = sem->dm;
 	dm = (size_t) sem->dm;
 	m->item_feat = isrf_alloc(env, ni * dm * 4 + 4);

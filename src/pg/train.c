@@ -22,6 +22,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -232,6 +233,12 @@ typedef struct TrainLoad
 				cap_catalogue;
 	TrainPieces item_text,
 				user_text;
+	int64_t    *emb_ids;		/* precomputed item embeddings */
+	float	   *emb;
+	int64		n_emb,
+				cap_emb_ids,
+				cap_emb;
+	int32		emb_dim;
 } TrainLoad;
 
 static void
@@ -271,6 +278,40 @@ train_take_catalogue(void *arg, SPITupleTable *tt, uint64 n)
 		bool		isnull;
 
 		l->catalogue[l->n_catalogue++] = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+	}
+}
+
+/* Rows (id, real[]) of isrf._embedding_sql: one dimension, no NULLs, one length. */
+static void
+train_take_embeddings(void *arg, SPITupleTable *tt, uint64 n)
+{
+	TrainLoad  *l = arg;
+	uint64		i;
+
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		ArrayType  *a = DatumGetArrayTypeP(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+		int			len = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+
+		if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || len < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the embedding of item %lld must be a one-dimensional array without NULLs",
+							(long long) id)));
+		if (l->emb_dim == 0)
+			l->emb_dim = len;
+		if (len != l->emb_dim)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the embedding of item %lld has %d dimensions, other items have %d",
+							(long long) id, len, l->emb_dim)));
+		l->emb_ids = train_grow(l->env, l->emb_ids, sizeof(int64_t), &l->cap_emb_ids, l->n_emb + 1);
+		l->emb = train_grow(l->env, l->emb, sizeof(float) * l->emb_dim, &l->cap_emb, l->n_emb + 1);
+		l->emb_ids[l->n_emb] = id;
+		memcpy(l->emb + (size_t) l->n_emb * l->emb_dim, ARR_DATA_PTR(a), sizeof(float) * l->emb_dim);
+		l->n_emb++;
 	}
 }
 
@@ -387,7 +428,7 @@ train_store(TrainState *ts, const IsrfModel *m, const uint8_t *buf, size_t len)
 
 /* The whole run after the status row exists; errors propagate. */
 static void
-train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[5])
+train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[6])
 {
 	IsrfPgEnv  *penv = ts->penv;
 	IsrfEnv    *env = &penv->env;
@@ -415,6 +456,8 @@ train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[
 		isrf_spi_fetch(queries[3], train_take_text, &load.item_text);
 	if (queries[4])
 		isrf_spi_fetch(queries[4], train_take_text, &load.user_text);
+	if (queries[5])
+		isrf_spi_fetch(queries[5], train_take_embeddings, &load);
 	if (load.n_rows == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -436,6 +479,14 @@ train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[
 	corpus.n_item_text = load.item_text.n;
 	corpus.user_text = load.user_text.v;
 	corpus.n_user_text = load.user_text.n;
+	corpus.embedding_ids = load.emb_ids;
+	corpus.embeddings = load.emb;
+	corpus.n_embeddings = load.n_emb;
+	corpus.embedding_dim = load.emb_dim;
+	if (load.n_emb > 0)
+		ereport(NOTICE,
+				(errmsg("isrf_train: model \"%s\" version %d: %lld precomputed item embeddings of dimension %d replace the text features",
+						ts->model, ts->version, (long long) load.n_emb, load.emb_dim)));
 
 	be = isrf_pg_backend_open(penv);
 	PG_TRY();
@@ -504,7 +555,7 @@ train_tell_server(TrainState *ts)
  * row failed or cancelled and commit that before re-throwing.
  */
 static void
-train_guarded(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[5],
+train_guarded(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[6],
 			  const char *dataset, Jsonb *config)
 {
 	/* rows a crashed or killed run left behind */
@@ -556,7 +607,7 @@ train_guarded(TrainState *ts, const IsrfTrainConfig *cfg, const char *const quer
 
 /* Hold the model's advisory lock around the run; released whatever happens. */
 static void
-train_locked(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[5],
+train_locked(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[6],
 			 const char *dataset, Jsonb *config)
 {
 	int64		lock_key;
@@ -586,7 +637,7 @@ static void
 train_main(TrainState *ts, IsrfPgEnv *penv, const char *dataset, Jsonb *config)
 {
 	IsrfTrainConfig cfg;
-	const char *queries[5];
+	const char *queries[6];
 	char	   *model;
 	char	   *model_dataset;
 	SPITupleTable *tt;
@@ -604,10 +655,10 @@ train_main(TrainState *ts, IsrfPgEnv *penv, const char *dataset, Jsonb *config)
 	tt = isrf_spi_query("SELECT isrf._interactions_sql(d),"
 						" CASE WHEN d.items IS NOT NULL THEN format('SELECT item_id::bigint FROM %s WHERE item_id IS NOT NULL', d.items) END,"
 						" isrf._text_sql(d, 'items'), isrf._text_sql(d, 'item_descriptions'),"
-						" isrf._text_sql(d, 'user_descriptions')"
+						" isrf._text_sql(d, 'user_descriptions'), isrf._embedding_sql(d)"
 						" FROM isrf._dataset($1) d",
 						1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(dataset)}, NULL);
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 6; i++)
 	{
 		char	   *q = SPI_getvalue(tt->vals[0], tt->tupdesc, i + 1);
 
