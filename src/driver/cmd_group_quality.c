@@ -202,22 +202,10 @@ driver_cmd_group_quality(int argc, char **argv)
 	int32_t		u;
 	IsrfDataset *ds;
 	double		t0;
+	int			rc;
 
-	if (!driver_parse_opts(argc, argv, &o))
-		return 2;
-	if (o.dir == NULL)
-	{
-		fprintf(stderr, "isrf_driver: group-quality needs a data directory\n");
-		return 2;
-	}
-	driver_env_init(&env);
-	if (driver_open_backend(&env, o.device, &be) != ISRF_OK)
-		return driver_report(&env, "opening the backend");
-	if (driver_load(&env, be, &o, true, &dd) != ISRF_OK)
-	{
-		isrf_backend_close(be);
-		return driver_report(&env, o.dir);
-	}
+	if ((rc = driver_start(argc, argv, "group-quality", false, &o, &env, &be, &dd)) >= 0)
+		return rc;
 	ds = &dd.ds;
 	driver_knn_config(&o, &kcfg);
 	t0 = isrf_now();

@@ -178,27 +178,12 @@ driver_cmd_knn_reference(int argc, char **argv)
 	IsrfCsr		g;
 	KnnRef		ref;
 	IsrfStatus	st;
-	char		desc[512];
+	int			rc;
 	double		t0,
 				t_block;
 
-	if (!driver_parse_opts(argc, argv, &o))
-		return 2;
-	if (o.dir == NULL)
-	{
-		fprintf(stderr, "isrf_driver: knn-reference needs a data directory\n");
-		return 2;
-	}
-	driver_env_init(&env);
-	if (driver_open_backend(&env, o.device, &be) != ISRF_OK)
-		return driver_report(&env, "opening the backend");
-	be->describe(be, desc, sizeof(desc));
-	printf("backend: %s\n", desc);
-	if (driver_load(&env, be, &o, true, &dd) != ISRF_OK)
-	{
-		isrf_backend_close(be);
-		return driver_report(&env, o.dir);
-	}
+	if ((rc = driver_start(argc, argv, "knn-reference", true, &o, &env, &be, &dd)) >= 0)
+		return rc;
 
 	driver_knn_config(&o, &kcfg);
 	t0 = isrf_now();

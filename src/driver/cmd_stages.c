@@ -239,27 +239,11 @@ driver_cmd_stages(int argc, char **argv)
 	DriverData	dd;
 	IsrfSemantic *sem;
 	IsrfStatus	st;
-	char		desc[512];
+	int			rc;
 	double		total = 0;
 
-	if (!driver_parse_opts(argc, argv, &o))
-		return 2;
-	if (o.dir == NULL)
-	{
-		fprintf(stderr, "isrf_driver: stages needs a data directory\n");
-		return 2;
-	}
-	driver_env_init(&env);
-	if (driver_open_backend(&env, o.device, &be) != ISRF_OK)
-		return driver_report(&env, "opening the backend");
-	be->describe(be, desc, sizeof(desc));
-	printf("backend: %s\n", desc);
-
-	if (driver_load(&env, be, &o, true, &dd) != ISRF_OK)
-	{
-		isrf_backend_close(be);
-		return driver_report(&env, o.dir);
-	}
+	if ((rc = driver_start(argc, argv, "stages", true, &o, &env, &be, &dd)) >= 0)
+		return rc;
 	sem = &dd.sem;
 	printf("%-15s %8.3f s  %d users, %d items (%lld catalogue), %lld interactions, "
 		   "%lld train, %d evaluated, %lld duplicates, %lld rows skipped\n",

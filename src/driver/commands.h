@@ -78,6 +78,15 @@ IsrfStatus	driver_load(IsrfEnv *env, IsrfBackend *be, const DriverOpts *o,
 
 void		driver_data_free(IsrfEnv *env, DriverData *d);
 
+/*
+ * The common start of the commands that read a data directory: parse the
+ * options, require DIR, open the backend (print_backend: say which on
+ * stdout) and load DIR to semantic features.  Returns -1 when all went
+ * well, else the exit code (the failure already reported).
+ */
+int			driver_start(int argc, char **argv, const char *command, bool print_backend,
+						 DriverOpts *o, IsrfEnv *env, IsrfBackend **be, DriverData *dd);
+
 /* kNN configuration from the options. */
 void		driver_knn_config(const DriverOpts *o, IsrfKnnConfig *cfg);
 

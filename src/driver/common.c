@@ -268,3 +268,32 @@ driver_data_free(IsrfEnv *env, DriverData *d)
 		isrf_datadir_free(env, &d->dd);
 	memset(d, 0, sizeof(*d));
 }
+
+int
+driver_start(int argc, char **argv, const char *command, bool print_backend,
+			 DriverOpts *o, IsrfEnv *env, IsrfBackend **be, DriverData *dd)
+{
+	if (!driver_parse_opts(argc, argv, o))
+		return 2;
+	if (o->dir == NULL)
+	{
+		fprintf(stderr, "isrf_driver: %s needs a data directory\n", command);
+		return 2;
+	}
+	driver_env_init(env);
+	if (driver_open_backend(env, o->device, be) != ISRF_OK)
+		return driver_report(env, "opening the backend");
+	if (print_backend)
+	{
+		char		desc[512];
+
+		(*be)->describe(*be, desc, sizeof(desc));
+		printf("backend: %s\n", desc);
+	}
+	if (driver_load(env, *be, o, true, dd) != ISRF_OK)
+	{
+		isrf_backend_close(*be);
+		return driver_report(env, o->dir);
+	}
+	return -1;
+}
