@@ -26,9 +26,10 @@
 #define GR_BUCKET 32
 /* rows of the dense logits computed at once (bounds the logits buffer) */
 #define GR_CHUNK 2048
-/* prefix token types of the transformer */
-#define GR_PRE_USER 0
-#define GR_PRE_GROUP 1
+/* group-interest queries scored against all users at once */
+#define GR_QBLOCK 256
+/* neighbours of a group-interest query when the data names none */
+#define GR_GROUP_K 50
 
 /* Offsets (in floats) of each tensor in the non-transformer block. */
 typedef struct GrLayout
@@ -89,12 +90,13 @@ struct IsrfGenrecSession
 	int32_t    *pos,
 			   *slot_item;		/* bt */
 	uint8_t    *valid;			/* bt */
-	float	   *ue,
-			   *ug;				/* B x dm */
+	float	   *ue;				/* bt x dm explicit-interest inputs */
 	float	   *pu,
-			   *pg,
-			   *dpu,
-			   *dpg;			/* B x C */
+			   *dpu;			/* bt x C their projections */
+	float	   *ug;				/* B x dm group interests (inference) */
+	float	   *lu,
+			   *lg,
+			   *dlg;			/* B x C last explicit / group projections */
 	float	   *hl,
 			   *dhl,
 			   *na,
@@ -107,16 +109,32 @@ struct IsrfGenrecSession
 			   *norm_c;			/* B x C, B */
 	int32_t    *row_user,
 			   *row_len,
-			   *row_pre;		/* B */
+			   *row_last;		/* B: index of the row's last target */
 	float	   *H,
 			   *dH,
 			   *z,
-			   *dz;				/* P x C */
+			   *dz,
+			   *pgP,
+			   *dpgP;			/* P x C */
+	float	   *ugP;			/* P x dm group interests of the targets */
 	int32_t    *tgt,
 			   *tslot;			/* P */
 	int32_t    *cid;			/* levels x P */
 	float	   *logits;			/* GR_CHUNK x max(ni, K) */
 	int32_t		logits_cols;
+
+	/* group interests: neighbours among all users' features */
+	int32_t		group_k;
+	float	   *ufeat_n;		/* n_users x dm unit user features (host) */
+	float	   *ugrp_s;			/* n_users x dm scaled group vectors h_u */
+	float	   *qf,
+			   *qscore,
+			   *qval;			/* GR_QBLOCK x dm, x n_users, x (k + 1) */
+	int32_t    *qidx,
+			   *qself;
+	float	   *gcache;			/* training: the group interest after each
+								 * train position of each user */
+	int64_t    *gptr;			/* [n_users + 1] rows of gcache */
 
 	/* transition prior (when prior_weight != 0 or while tuning it) */
 	float		prior_weight;
@@ -143,8 +161,8 @@ isrf_genrec_config_default(IsrfGenrecConfig *cfg)
 	cfg->n_heads = 2;
 	cfg->max_len = 50;
 	cfg->batch_size = 256;
-	cfg->epochs = 10;
-	cfg->patience = 3;
+	cfg->epochs = 30;
+	cfg->patience = 5;
 	cfg->lr = 1e-3f;
 	cfg->dropout = 0.5f;
 	cfg->weight_decay = 0.0f;
@@ -156,7 +174,7 @@ isrf_genrec_config_default(IsrfGenrecConfig *cfg)
 	cfg->gen_weight = 0.3f;
 	cfg->use_generative = true;
 	cfg->use_group = true;
-	cfg->use_explicit = true;
+	cfg->use_explicit = false;
 	cfg->use_semantic = true;
 	cfg->use_prior = true;
 	cfg->semid_levels = 3;
@@ -251,8 +269,8 @@ gr_tf_config(const IsrfGenrecConfig *c, IsrfTfConfig *t)
 	t->d_model = c->d_model;
 	t->n_heads = c->n_heads;
 	t->d_ff = 4 * c->d_model;
-	t->max_len = c->max_len + 2;	/* prefix tokens share the sequence */
-	t->n_prefix = 2;
+	t->max_len = c->max_len;
+	t->n_prefix = 0;
 	t->dropout = c->dropout;
 }
 
@@ -284,11 +302,12 @@ gr_free_batch(IsrfGenrecSession *s)
 	gr_mem_free(be, (void **) &s->slot_item);
 	gr_mem_free(be, (void **) &s->valid);
 	gr_mem_free(be, (void **) &s->ue);
-	gr_mem_free(be, (void **) &s->ug);
 	gr_mem_free(be, (void **) &s->pu);
-	gr_mem_free(be, (void **) &s->pg);
 	gr_mem_free(be, (void **) &s->dpu);
-	gr_mem_free(be, (void **) &s->dpg);
+	gr_mem_free(be, (void **) &s->ug);
+	gr_mem_free(be, (void **) &s->lu);
+	gr_mem_free(be, (void **) &s->lg);
+	gr_mem_free(be, (void **) &s->dlg);
 	gr_mem_free(be, (void **) &s->hl);
 	gr_mem_free(be, (void **) &s->dhl);
 	gr_mem_free(be, (void **) &s->na);
@@ -301,7 +320,7 @@ gr_free_batch(IsrfGenrecSession *s)
 	gr_mem_free(be, (void **) &s->norm_c);
 	gr_mem_free(be, (void **) &s->row_user);
 	gr_mem_free(be, (void **) &s->row_len);
-	gr_mem_free(be, (void **) &s->row_pre);
+	gr_mem_free(be, (void **) &s->row_last);
 	s->cap_rows = s->cap_bt = 0;
 }
 
@@ -312,6 +331,9 @@ gr_free_targets(IsrfGenrecSession *s)
 	gr_mem_free(s->be, (void **) &s->dH);
 	gr_mem_free(s->be, (void **) &s->z);
 	gr_mem_free(s->be, (void **) &s->dz);
+	gr_mem_free(s->be, (void **) &s->pgP);
+	gr_mem_free(s->be, (void **) &s->dpgP);
+	gr_mem_free(s->be, (void **) &s->ugP);
 	gr_mem_free(s->be, (void **) &s->tgt);
 	gr_mem_free(s->be, (void **) &s->tslot);
 	gr_mem_free(s->be, (void **) &s->cid);
@@ -339,12 +361,13 @@ gr_reserve_batch(IsrfGenrecSession *s, int32_t B, int32_t T)
 	ISRF_TRY(gr_mem(be, (void **) &s->pos, bt * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->slot_item, bt * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->valid, bt));
-	ISRF_TRY(gr_mem(be, (void **) &s->ue, b * dm * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->ue, bt * dm * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->pu, bt * C * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->dpu, bt * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->ug, b * dm * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->pu, b * C * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->pg, b * C * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->dpu, b * C * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->dpg, b * C * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->lu, b * C * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->lg, b * C * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->dlg, b * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->hl, b * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->dhl, b * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->na, b * C * 4));
@@ -357,7 +380,7 @@ gr_reserve_batch(IsrfGenrecSession *s, int32_t B, int32_t T)
 	ISRF_TRY(gr_mem(be, (void **) &s->norm_c, b * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->row_user, b * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->row_len, b * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->row_pre, b * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->row_last, b * 4));
 	s->cap_rows = B;
 	s->cap_bt = B * T;
 	return ISRF_OK;
@@ -378,6 +401,9 @@ gr_reserve_targets(IsrfGenrecSession *s, int32_t P)
 	ISRF_TRY(gr_mem(be, (void **) &s->dH, p * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->z, p * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->dz, p * C * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->pgP, p * C * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->dpgP, p * C * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->ugP, p * (size_t) s->dm * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->tgt, p * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->tslot, p * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->cid, p * 4 * (size_t) (s->levels > 0 ? s->levels : 1)));
@@ -406,6 +432,15 @@ isrf_genrec_session_close(IsrfGenrecSession *s)
 	gr_mem_free(be, (void **) &s->dg1);
 	gr_mem_free(be, (void **) &s->da1);
 	gr_mem_free(be, (void **) &s->logits);
+	gr_mem_free(be, (void **) &s->qf);
+	gr_mem_free(be, (void **) &s->qscore);
+	gr_mem_free(be, (void **) &s->qval);
+	gr_mem_free(be, (void **) &s->qidx);
+	gr_mem_free(be, (void **) &s->qself);
+	isrf_free(s->env, s->ufeat_n);
+	isrf_free(s->env, s->ugrp_s);
+	isrf_free(s->env, s->gcache);
+	isrf_free(s->env, s->gptr);
 	if (s->have_prior)
 		isrf_baselines_free(s->env, &s->prior);
 	isrf_free(s->env, s->prior_ds.evaluated);
@@ -418,6 +453,30 @@ isrf_genrec_session_close(IsrfGenrecSession *s)
 	isrf_free(s->env, s->ptie);
 	isrf_tf_destroy(s->tf);
 	isrf_free(s->env, s);
+}
+
+/* Scale each of n rows of x[n x d] (host) to unit length; zero rows stay. */
+static void
+gr_unit_rows(float *x, size_t n, size_t d)
+{
+	size_t		i,
+				j;
+
+	for (i = 0; i < n; i++)
+	{
+		float	   *r = x + i * d;
+		double		ss = 0.0;
+
+		for (j = 0; j < d; j++)
+			ss += (double) r[j] * r[j];
+		if (ss > 0.0)
+		{
+			float		inv = (float) (1.0 / sqrt(ss));
+
+			for (j = 0; j < d; j++)
+				r[j] *= inv;
+		}
+	}
 }
 
 /* RMS of the entries of x[n] (1 when zero, so scaling leaves zeros alone). */
@@ -499,6 +558,7 @@ gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cfg,
 		GR_A(s->da1, ni * C * 4);
 	}
 #undef GR_A
+#define GR_A2(ptr, bytes) do { if ((st = gr_mem(be, (void **) &(ptr), (bytes))) != ISRF_OK) goto fail; } while (0)
 	if ((st = isrf_tf_create(be, &tcfg, isrf_nn_key(cfg->seed, 11, 0), &s->tf)) != ISRF_OK)
 		goto fail;
 	/* scaled copies of the frozen inputs: host arrays to backend memory */
@@ -521,8 +581,35 @@ gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cfg,
 		if (st != ISRF_OK)
 			goto fail;
 	}
+	if (cfg->use_group && d->user_feat && d->user_group && d->n_users > 1)
+	{
+		size_t		nu = (size_t) d->n_users;
+		int32_t		kk;
+
+		s->group_k = d->group_k > 0 ? d->group_k : GR_GROUP_K;
+		if (s->group_k > d->n_users - 1)
+			s->group_k = d->n_users - 1;
+		kk = s->group_k + 1;
+		s->ufeat_n = isrf_alloc(env, nu * dm * 4 + 4);
+		s->ugrp_s = isrf_alloc(env, nu * dm * 4 + 4);
+		if (!s->ufeat_n || !s->ugrp_s)
+		{
+			st = ISRF_ERR_NOMEM;
+			goto fail;
+		}
+		memcpy(s->ufeat_n, d->user_feat, nu * dm * 4);
+		gr_unit_rows(s->ufeat_n, nu, dm);
+		for (i = 0; i < nu * dm; i++)
+			s->ugrp_s[i] = d->user_group[i] * scale[3];
+		GR_A2(s->qf, (size_t) GR_QBLOCK * dm * 4);
+		GR_A2(s->qscore, (size_t) GR_QBLOCK * nu * 4);
+		GR_A2(s->qval, (size_t) GR_QBLOCK * kk * 4);
+		GR_A2(s->qidx, (size_t) GR_QBLOCK * kk * 4);
+		GR_A2(s->qself, (size_t) GR_QBLOCK * 4);
+	}
 	*out = s;
 	return ISRF_OK;
+#undef GR_A2
 
 fail:
 	isrf_genrec_session_close(s);
@@ -621,96 +708,244 @@ gr_table_backward(IsrfGenrecSession *s)
 	return ISRF_OK;
 }
 
-/* Prefix tokens a user gets. */
-static int32_t
-gr_n_prefix(const IsrfGenrecSession *s, int32_t user)
+/*
+ * Group interests of nq queries: qf[i] (a user's feature at some point of
+ * its history, any length) is compared by cosine with every user's feature,
+ * qself[i] (-1: none) left out; out[i] = the similarity-weighted mean of the
+ * group vectors h_v of the top group_k users of positive similarity (zero
+ * when there is none).  qf and qself hold GR_QBLOCK rows.
+ */
+static IsrfStatus
+gr_group_query(IsrfGenrecSession *s, int32_t nq, float *out)
 {
-	if (user < 0)
-		return 0;
-	return (s->cfg.use_explicit ? 1 : 0) + (s->cfg.use_group ? 1 : 0);
+	IsrfBackend *be = s->be;
+	size_t		dm = (size_t) s->dm;
+	int32_t		nu = s->d->n_users,
+				kk = s->group_k + 1,
+				i,
+				j;
+
+	gr_unit_rows(s->qf, (size_t) nq, dm);
+	ISRF_TRY(be->gemm(be, false, true, nq, nu, s->dm, 1.0f, s->qf, s->dm, s->ufeat_n, s->dm,
+					  0.0f, s->qscore, nu));
+	ISRF_TRY(be->topk_rows(be, nq, nu, s->qscore, nu, kk, false, 0, s->qidx, s->qval));
+	for (i = 0; i < nq; i++)
+	{
+		float	   *o = out + (size_t) i * dm;
+		double		wsum = 0.0;
+		int32_t		taken = 0;
+		size_t		c;
+
+		memset(o, 0, dm * 4);
+		for (j = 0; j < kk && taken < s->group_k; j++)
+		{
+			int32_t		v = s->qidx[(size_t) i * kk + j];
+			float		w = s->qval[(size_t) i * kk + j];
+			const float *h;
+
+			if (v < 0 || !(w > 0.0f))
+				break;
+			if (v == s->qself[i])
+				continue;
+			h = s->ugrp_s + (size_t) v * dm;
+			for (c = 0; c < dm; c++)
+				o[c] += w * h[c];
+			wsum += w;
+			taken++;
+		}
+		if (wsum > 0.0)
+			for (c = 0; c < dm; c++)
+				o[c] = (float) (o[c] / wsum);
+	}
+	return ISRF_OK;
 }
 
 /*
- * Build the inputs of B rows (user[r], items hist[r][0..len[r])), run the
+ * Group interest after reading hist[0..len) for user `self` (-1: none):
+ * the query is the mean feature of those items.  n rows, out[n x dm].
+ */
+static IsrfStatus
+gr_group_rows(IsrfGenrecSession *s, int32_t n, const int32_t *self,
+			  const int32_t *const *hist, const int32_t *len, float *out)
+{
+	const float *feat = s->d->item_feat;
+	size_t		dm = (size_t) s->dm;
+	int32_t		i,
+				j;
+
+	for (i = 0; i < n; i += GR_QBLOCK)
+	{
+		int32_t		b = n - i < GR_QBLOCK ? n - i : GR_QBLOCK;
+
+		memset(s->qf, 0, (size_t) b * dm * 4);
+		for (j = 0; j < b; j++)
+		{
+			int32_t		q;
+			size_t		c;
+
+			s->qself[j] = self[i + j];
+			for (q = 0; q < len[i + j]; q++)
+				for (c = 0; c < dm; c++)
+					s->qf[(size_t) j * dm + c] += feat[(size_t) hist[i + j][q] * dm + c];
+		}
+		ISRF_TRY(gr_group_query(s, b, out + (size_t) i * dm));
+	}
+	return ISRF_OK;
+}
+
+/*
+ * The training cache: the group interest after every train position of
+ * every user (the query at position t reads the items 0..t of the user's
+ * history, the user itself left out), so that every target is predicted
+ * from the group of users it resembled at that moment and not from a
+ * neighbourhood chosen with the target already in the user's feature.
+ */
+static IsrfStatus
+gr_group_cache(IsrfGenrecSession *s)
+{
+	const IsrfGenrecData *d = s->d;
+	size_t		dm = (size_t) s->dm;
+	int64_t		rows = 0,
+				done = 0;
+	int32_t		u,
+				t,
+				nb = 0;
+	float	   *acc;
+	IsrfStatus	st = ISRF_OK;
+
+	s->gptr = isrf_alloc(s->env, ((size_t) d->n_users + 1) * 8);
+	if (s->gptr == NULL)
+		return ISRF_ERR_NOMEM;
+	for (u = 0; u < d->n_users; u++)
+	{
+		s->gptr[u] = rows;
+		rows += d->n_train[u];
+	}
+	s->gptr[d->n_users] = rows;
+	s->gcache = isrf_alloc(s->env, (size_t) rows * dm * 4 + 4);
+	acc = isrf_alloc(s->env, dm * 4);
+	if (s->gcache == NULL || acc == NULL)
+	{
+		isrf_free(s->env, acc);
+		return ISRF_ERR_NOMEM;
+	}
+	for (u = 0; u < d->n_users && st == ISRF_OK; u++)
+	{
+		const int32_t *seq = d->seq + d->seq_ptr[u];
+
+		memset(acc, 0, dm * 4);
+		for (t = 0; t < d->n_train[u]; t++)
+		{
+			size_t		c;
+
+			for (c = 0; c < dm; c++)
+				acc[c] += d->item_feat[(size_t) seq[t] * dm + c];
+			memcpy(s->qf + (size_t) nb * dm, acc, dm * 4);
+			s->qself[nb] = u;
+			if (++nb == GR_QBLOCK)
+			{
+				if ((st = isrf_poll(s->env)) != ISRF_OK ||
+					(st = gr_group_query(s, nb, s->gcache + (size_t) done * dm)) != ISRF_OK)
+					break;
+				done += nb;
+				nb = 0;
+			}
+		}
+	}
+	if (st == ISRF_OK && nb > 0)
+		st = gr_group_query(s, nb, s->gcache + (size_t) done * dm);
+	isrf_free(s->env, acc);
+	return st;
+}
+
+/*
+ * Explicit-interest inputs of the B x T slots: after reading items 0..j of
+ * its row, a slot gets sum of their LightGCN item vectors / sqrt(j + 1) (the
+ * propagation a user with those items would get), zero on padding; then
+ * pu = W_u ue + b_u.
+ */
+static IsrfStatus
+gr_explicit_inputs(IsrfGenrecSession *s, int32_t B, int32_t T,
+				   const int32_t *const *hist, const int32_t *len)
+{
+	size_t		dm = (size_t) s->dm;
+	int32_t		r,
+				j;
+
+	memset(s->ue, 0, (size_t) B * T * dm * 4);
+	for (r = 0; r < B; r++)
+	{
+		int32_t		t0 = T - len[r];
+		float	   *prev = NULL;
+
+		for (j = 0; j < len[r]; j++)
+		{
+			float	   *e = s->ue + ((size_t) r * T + t0 + j) * dm;
+			const float *iv = s->iexp_s + (size_t) hist[r][j] * dm;
+			float		a = (float) sqrt((double) j / (double) (j + 1)),
+						b = (float) (1.0 / sqrt((double) (j + 1)));
+			size_t		c;
+
+			/* e_j = (sum_{q<=j} v_q) / sqrt(j + 1), from e_{j-1} */
+			for (c = 0; c < dm; c++)
+				e[c] = (prev ? a * prev[c] : 0.0f) + b * iv[c];
+			prev = e;
+		}
+	}
+	return isrf_nn_linear_forward(s->be, s->pu, s->ue, s->p + s->lay.pu_w, s->p + s->lay.pu_b,
+								  B * T, s->dm, s->C);
+}
+
+/*
+ * Build the inputs of B rows (items hist[r][0..len[r])), run the
  * transformer.  Rows are left-padded to the longest; the last token of row r
- * sits at column T-1.  *T_out gets T.
+ * sits at column T-1.  *T_out gets T.  hl gets the last hidden state of each
+ * row, before the group interest is added (the callers add it).
  */
 static IsrfStatus
 gr_forward_rows(IsrfGenrecSession *s, int32_t B, const int32_t *users,
 				const int32_t *const *hist, const int32_t *len, bool train,
 				uint64_t seed, int32_t *T_out)
 {
-	IsrfBackend *be = s->be;
-	const GrLayout *l = &s->lay;
-	const IsrfGenrecData *d = s->d;
-	size_t		C = (size_t) s->C,
-				dm = (size_t) s->dm;
+	size_t		C = (size_t) s->C;
 	int32_t		T = 1,
 				r,
 				j;
 
 	for (r = 0; r < B; r++)
 	{
-		int32_t		n = len[r] + gr_n_prefix(s, users[r]);
-
 		if (len[r] > s->cfg.max_len)
 			return isrf_fail(s->env, ISRF_ERR_INTERNAL, "history of %d items exceeds max_len", len[r]);
-		if (n > T)
-			T = n;
+		if (len[r] > T)
+			T = len[r];
 	}
 	ISRF_TRY(gr_reserve_batch(s, B, T));
 	memset(s->x, 0, (size_t) B * T * C * 4);
-	memset(s->ue, 0, (size_t) B * dm * 4);
-	memset(s->ug, 0, (size_t) B * dm * 4);
+	if (s->cfg.use_explicit)
+		ISRF_TRY(gr_explicit_inputs(s, B, T, hist, len));
 	for (r = 0; r < B; r++)
 	{
-		int32_t		u = users[r];
+		int32_t		t0 = T - len[r];
 
-		s->row_user[r] = u;
-		s->row_pre[r] = gr_n_prefix(s, u);
-		s->row_len[r] = len[r] + s->row_pre[r];
-		if (u >= 0)
-			for (j = 0; j < (int32_t) dm; j++)
-			{
-				s->ue[r * dm + j] = d->user_explicit ? d->user_explicit[(size_t) u * dm + j] * s->scale[2] : 0.0f;
-				s->ug[r * dm + j] = d->user_group ? d->user_group[(size_t) u * dm + j] * s->scale[3] : 0.0f;
-			}
-	}
-	ISRF_TRY(isrf_nn_linear_forward(be, s->pu, s->ue, s->p + l->pu_w, s->p + l->pu_b, B, s->dm, s->C));
-	ISRF_TRY(isrf_nn_linear_forward(be, s->pg, s->ug, s->p + l->pg_w, s->p + l->pg_b, B, s->dm, s->C));
-	for (r = 0; r < B; r++)
-	{
-		int32_t		t0 = T - s->row_len[r],
-					t = t0;
-
+		s->row_user[r] = users[r];
+		s->row_len[r] = len[r];
 		for (j = 0; j < t0; j++)
 		{
 			s->pos[r * T + j] = ISRF_TF_POS_PAD;
 			s->slot_item[r * T + j] = -1;
 		}
-		if (s->row_pre[r] > 0 && s->cfg.use_explicit)
-		{
-			memcpy(s->x + ((size_t) r * T + t) * C, s->pu + r * C, C * 4);
-			s->pos[r * T + t] = ISRF_TF_POS_PREFIX(GR_PRE_USER);
-			s->slot_item[r * T + t] = -1;
-			t++;
-		}
-		if (s->row_pre[r] > 0 && s->cfg.use_group)
-		{
-			memcpy(s->x + ((size_t) r * T + t) * C, s->pg + r * C, C * 4);
-			s->pos[r * T + t] = ISRF_TF_POS_PREFIX(GR_PRE_GROUP);
-			s->slot_item[r * T + t] = -1;
-			t++;
-		}
-		for (j = 0; j < len[r]; j++, t++)
+		for (j = 0; j < len[r]; j++)
 		{
 			int32_t		it = hist[r][j];
+			size_t		slot = (size_t) r * T + t0 + j;
 
 			if (it < 0 || it >= s->ni)
 				return isrf_fail(s->env, ISRF_ERR_INVALID, "item index %d out of range", it);
-			memcpy(s->x + ((size_t) r * T + t) * C, s->table + (size_t) it * C, C * 4);
-			s->pos[r * T + t] = j;
-			s->slot_item[r * T + t] = it;
+			memcpy(s->x + slot * C, s->table + (size_t) it * C, C * 4);
+			if (s->cfg.use_explicit)
+				isrf_nn_accumulate(s->x + slot * C, s->pu + slot * C, C);
+			s->pos[slot] = j;
+			s->slot_item[slot] = it;
 		}
 	}
 	ISRF_TRY(isrf_tf_add_positions(s->tf, s->x, s->pos, B * T));
@@ -798,6 +1033,8 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 	double		loss = 0.0;
 
 	ISRF_TRY(gr_table_forward(s));
+	if (s->ufeat_n && s->gcache == NULL)
+		ISRF_TRY(gr_group_cache(s));
 	for (r = 0; r < B; r++)
 	{
 		int32_t		u = users[r],
@@ -814,6 +1051,10 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 	/* gather the target positions */
 	P = 0;
 	for (r = 0; r < B; r++)
+	{
+		int32_t		u = users[r],
+					off = d->n_train[u] - (lens[r] + 1);
+
 		for (j = 0; j < lens[r]; j++)
 		{
 			int32_t		slot = r * T + (T - lens[r] + j);
@@ -821,8 +1062,20 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 			s->tslot[P] = slot;
 			s->tgt[P] = hist[r][j + 1];
 			memcpy(s->H + (size_t) P * C, s->tf->hidden + (size_t) slot * C, C * 4);
+			if (s->gcache)
+				memcpy(s->ugP + (size_t) P * s->dm,
+					   s->gcache + (size_t) (s->gptr[u] + off + j) * s->dm, (size_t) s->dm * 4);
 			P++;
 		}
+		s->row_last[r] = P - 1;
+	}
+	/* the group interest at each position joins the hidden state */
+	if (s->gcache)
+	{
+		ISRF_TRY(isrf_nn_linear_forward(be, s->pgP, s->ugP, s->p + l->pg_w, s->p + l->pg_b,
+										P, s->dm, s->C));
+		isrf_nn_accumulate(s->H, s->pgP, (size_t) P * C);
+	}
 	memset(s->dH, 0, (size_t) P * C * 4);
 	memset(s->dtable, 0, (size_t) s->ni * C * 4);
 
@@ -892,15 +1145,24 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 		}
 	}
 
-	/* alignment: InfoNCE(h_last, g_u) and InfoNCE(g_u, stop-grad e_u) */
+	/*
+	 * alignment: InfoNCE(h_last, g_u) and InfoNCE(g_u, stop-grad e_u), with
+	 * g_u / e_u the projected group / explicit interest at the row's last
+	 * position and h_last its hidden state before the group joins it
+	 */
 	memset(s->dhl, 0, (size_t) B * C * 4);
-	memset(s->dpg, 0, (size_t) B * C * 4);
-	memset(s->dpu, 0, (size_t) B * C * 4);
-	if (cfg->use_group && (cfg->lambda1 > 0.0f || cfg->lambda2 > 0.0f))
+	memset(s->dlg, 0, (size_t) B * C * 4);
+	if (s->gcache && (cfg->lambda1 > 0.0f || cfg->lambda2 > 0.0f))
 	{
 		float		il;
 
-		isrf_nn_l2norm_forward(s->nb, s->norm_b, s->pg, B, s->C);
+		for (r = 0; r < B; r++)
+		{
+			memcpy(s->lg + (size_t) r * C, s->pgP + (size_t) s->row_last[r] * C, C * 4);
+			if (cfg->use_explicit)
+				memcpy(s->lu + (size_t) r * C, s->pu + ((size_t) r * T + T - 1) * C, C * 4);
+		}
+		isrf_nn_l2norm_forward(s->nb, s->norm_b, s->lg, B, s->C);
 		memset(s->dnb, 0, (size_t) B * C * 4);
 		if (cfg->lambda2 > 0.0f)
 		{
@@ -913,12 +1175,22 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 		}
 		if (cfg->lambda1 > 0.0f && cfg->use_explicit)
 		{
-			isrf_nn_l2norm_forward(s->nc, s->norm_c, s->pu, B, s->C);
+			isrf_nn_l2norm_forward(s->nc, s->norm_c, s->lu, B, s->C);
 			ISRF_TRY(isrf_nn_infonce(be, s->nb, s->nc, B, s->C, cfg->tau, true, cfg->lambda1,
 									 &il, s->dnb, NULL));
 			loss += cfg->lambda1 * il;
 		}
-		isrf_nn_l2norm_backward(s->dpg, s->dnb, s->nb, s->norm_b, B, s->C);
+		isrf_nn_l2norm_backward(s->dlg, s->dnb, s->nb, s->norm_b, B, s->C);
+	}
+
+	/* the group projection: its share of dH plus the alignment's */
+	if (s->gcache)
+	{
+		memcpy(s->dpgP, s->dH, (size_t) P * C * 4);
+		for (r = 0; r < B; r++)
+			isrf_nn_accumulate(s->dpgP + (size_t) s->row_last[r] * C, s->dlg + (size_t) r * C, C);
+		ISRF_TRY(isrf_nn_linear_backward(be, NULL, s->gp + l->pg_w, s->gp + l->pg_b, s->dpgP,
+										 s->ugP, s->p + l->pg_w, P, s->dm, s->C));
 	}
 
 	/* back through the transformer */
@@ -930,21 +1202,16 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 	ISRF_TRY(isrf_tf_backward(s->tf, s->dhid, s->dx));
 	isrf_tf_add_positions_backward(s->tf, s->dx, s->pos, B * T);
 	isrf_nn_embedding_backward(s->dtable, s->slot_item, B * T, s->dx, s->C);
-	for (r = 0; r < B; r++)
-	{
-		int32_t		t = T - s->row_len[r];
-
-		if (s->row_pre[r] > 0 && cfg->use_explicit)
-			isrf_nn_accumulate(s->dpu + (size_t) r * C, s->dx + ((size_t) r * T + t++) * C, C);
-		if (s->row_pre[r] > 0 && cfg->use_group)
-			isrf_nn_accumulate(s->dpg + (size_t) r * C, s->dx + ((size_t) r * T + t) * C, C);
-	}
 	if (cfg->use_explicit)
+	{
+		/* the explicit input was added on item slots only */
+		memset(s->dpu, 0, (size_t) B * T * C * 4);
+		for (j = 0; j < B * T; j++)
+			if (s->slot_item[j] >= 0)
+				memcpy(s->dpu + (size_t) j * C, s->dx + (size_t) j * C, C * 4);
 		ISRF_TRY(isrf_nn_linear_backward(be, NULL, s->gp + l->pu_w, s->gp + l->pu_b, s->dpu,
-										 s->ue, s->p + l->pu_w, B, s->dm, s->C));
-	if (cfg->use_group)
-		ISRF_TRY(isrf_nn_linear_backward(be, NULL, s->gp + l->pg_w, s->gp + l->pg_b, s->dpg,
-										 s->ug, s->p + l->pg_w, B, s->dm, s->C));
+										 s->ue, s->p + l->pu_w, B * T, s->dm, s->C));
+	}
 	ISRF_TRY(gr_table_backward(s));
 	*loss_out = loss;
 	return ISRF_OK;
@@ -1171,6 +1438,14 @@ gr_encode(IsrfGenrecSession *s, int32_t n, const int32_t *users, const int32_t *
 			rows[j] = hist[i + j] + (L - lens[j]);
 		}
 		ISRF_TRY(gr_forward_rows(s, b, users + i, rows, lens, false, 0, &T));
+		if (s->ufeat_n)
+		{
+			/* the group interest after the whole given history */
+			ISRF_TRY(gr_group_rows(s, b, users + i, hist + i, hist_len + i, s->ug));
+			ISRF_TRY(isrf_nn_linear_forward(s->be, s->lg, s->ug, s->p + s->lay.pg_w,
+											s->p + s->lay.pg_b, b, s->dm, s->C));
+			isrf_nn_accumulate(s->hl, s->lg, (size_t) b * s->C);
+		}
 		memcpy(h + (size_t) i * s->C, s->hl, (size_t) b * s->C * 4);
 	}
 	return ISRF_OK;

@@ -199,6 +199,8 @@ isrf_model_genrec_data(const IsrfModel *m, IsrfGenrecData *d)
 	d->item_explicit = m->item_explicit;
 	d->user_explicit = m->user_explicit;
 	d->user_group = m->user_group;
+	d->user_feat = m->cfg.use_group ? m->user_feat : NULL;
+	d->group_k = m->cfg.group_k;
 }
 
 IsrfStatus

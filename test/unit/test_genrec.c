@@ -1,9 +1,9 @@
 /*
  * test_genrec.c
  *	  The generative recommender: finite-difference gradient checks of every
- *	  part (adapter, LightGCN item projection, prefix projections, code
+ *	  part (adapter, LightGCN item projection, interest projections, code
  *	  decoder, tied dense head, InfoNCE wiring, transformer) on a tiny model,
- *	  ablation switches, determinism of training, overfitting a tiny
+ *	  ablation switches, no leak of user-level vectors, determinism, overfitting a tiny
  *	  synthetic data set, and the inference pieces against the training code.
  */
 #include "genrec.h"
@@ -26,7 +26,8 @@ typedef struct TestData
 	float	   *item_feat,
 			   *item_exp,
 			   *user_exp,
-			   *user_grp;
+			   *user_grp,
+			   *user_feat;
 } TestData;
 
 static void
@@ -59,6 +60,7 @@ test_data_random(TestData *t, int32_t nu, int32_t ni, int32_t dm, unsigned long 
 	t->item_exp = malloc(sizeof(float) * ni * dm);
 	t->user_exp = malloc(sizeof(float) * nu * dm);
 	t->user_grp = malloc(sizeof(float) * nu * dm);
+	t->user_feat = malloc(sizeof(float) * nu * dm);
 	for (i = 0; i < ni * dm; i++)
 	{
 		t->item_feat[i] = unit_rand_uniform(&rs);
@@ -68,6 +70,7 @@ test_data_random(TestData *t, int32_t nu, int32_t ni, int32_t dm, unsigned long 
 	{
 		t->user_exp[i] = unit_rand_uniform(&rs);
 		t->user_grp[i] = unit_rand_uniform(&rs);
+		t->user_feat[i] = unit_rand_uniform(&rs);
 	}
 	t->d.n_users = nu;
 	t->d.n_items = ni;
@@ -79,6 +82,8 @@ test_data_random(TestData *t, int32_t nu, int32_t ni, int32_t dm, unsigned long 
 	t->d.item_explicit = t->item_exp;
 	t->d.user_explicit = t->user_exp;
 	t->d.user_group = t->user_grp;
+	t->d.user_feat = t->user_feat;
+	t->d.group_k = 3;
 }
 
 static void
@@ -91,6 +96,7 @@ test_data_free(TestData *t)
 	free(t->item_exp);
 	free(t->user_exp);
 	free(t->user_grp);
+	free(t->user_feat);
 }
 
 static void
@@ -108,6 +114,7 @@ tiny_config(IsrfGenrecConfig *c)
 	c->semid_codebook = 4;
 	c->lambda1 = 0.5f;
 	c->lambda2 = 0.5f;
+	c->use_explicit = true;	/* every part on (off by default) */
 	c->tau = 0.5f;
 	c->use_prior = false;
 	c->seed = 7;
@@ -273,7 +280,7 @@ check_switches(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	isrf_genrec_session_close(s);
 	isrf_genrec_free(env, &g);
 
-	/* alignment alone reaches the group projection: lambda1 with no prefix token path */
+	/* without the alignment the group projection still learns through the fused state */
 	tiny_config(&c);
 	c.use_explicit = false;
 	c.lambda1 = 0.0f;
@@ -366,6 +373,68 @@ check_inference(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	}
 	isrf_genrec_session_close(s);
 	isrf_genrec_free(env, &g);
+}
+
+/*
+ * No user-level vector computed from all train items reaches the model: the
+ * state after a history does not move when the user's own feature, explicit
+ * vector or group vector change (the group interest leaves the user out and
+ * queries with the history), but does when a neighbour's group vector does.
+ */
+static void
+check_no_leak(IsrfEnv *env, IsrfBackend *be, TestData *t)
+{
+	IsrfGenrecConfig c;
+	IsrfGenrec	g;
+	IsrfGenrecSession *s = NULL;
+	float		h0[8],
+				h1[8],
+				h2[8];
+	int32_t		u = 1,
+				len = 3,
+				v,
+				dm = t->d.dm,
+				j;
+	const int32_t *hist = t->seq + t->seq_ptr[u];
+	float	   *save = malloc(sizeof(float) * 3 * dm);
+
+	tiny_config(&c);
+	c.epochs = 1;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
+	CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+	CHECK(isrf_genrec_encode(s, 1, &u, &hist, &len, h0) == ISRF_OK);
+	isrf_genrec_session_close(s);
+	memcpy(save, t->user_feat + (size_t) u * dm, sizeof(float) * dm);
+	memcpy(save + dm, t->user_exp + (size_t) u * dm, sizeof(float) * dm);
+	memcpy(save + 2 * dm, t->user_grp + (size_t) u * dm, sizeof(float) * dm);
+	for (j = 0; j < dm; j++)
+	{
+		t->user_feat[(size_t) u * dm + j] = 10.0f * (j + 1);
+		t->user_exp[(size_t) u * dm + j] = -7.0f;
+		t->user_grp[(size_t) u * dm + j] = 5.0f;
+	}
+	CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+	CHECK(isrf_genrec_encode(s, 1, &u, &hist, &len, h1) == ISRF_OK);
+	isrf_genrec_session_close(s);
+	CHECK(memcmp(h0, h1, sizeof(h0)) == 0);
+	memcpy(t->user_feat + (size_t) u * dm, save, sizeof(float) * dm);
+	memcpy(t->user_exp + (size_t) u * dm, save + dm, sizeof(float) * dm);
+	memcpy(t->user_grp + (size_t) u * dm, save + 2 * dm, sizeof(float) * dm);
+	/* every other user's group vector moved: the state moves */
+	for (v = 0; v < t->d.n_users; v++)
+		if (v != u)
+			for (j = 0; j < dm; j++)
+				t->user_grp[(size_t) v * dm + j] += 1.0f;
+	CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+	CHECK(isrf_genrec_encode(s, 1, &u, &hist, &len, h2) == ISRF_OK);
+	isrf_genrec_session_close(s);
+	CHECK(unit_max_abs_diff(h0, h2, 8) > 1e-4);
+	for (v = 0; v < t->d.n_users; v++)
+		if (v != u)
+			for (j = 0; j < dm; j++)
+				t->user_grp[(size_t) v * dm + j] -= 1.0f;
+	isrf_genrec_free(env, &g);
+	free(save);
 }
 
 /*
@@ -638,7 +707,7 @@ main(void)
 	c.use_semantic = false;
 	c.gen_weight = 0.0f;
 	c.lambda1 = 0.0f;
-	check_gradients(&env, be, &t, &c, "prefixes + InfoNCE");
+	check_gradients(&env, be, &t, &c, "interests + InfoNCE");
 	tiny_config(&c);
 	c.lambda1 = c.lambda2 = 0.0f;
 	c.use_group = false;
@@ -648,6 +717,7 @@ main(void)
 
 	check_switches(&env, be, &t);
 	check_inference(&env, be, &t);
+	check_no_leak(&env, be, &t);
 	check_prior(&env, be, &t);
 	check_determinism(&env, be, &t);
 	check_overfit(&env, be);
