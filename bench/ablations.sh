@@ -1,7 +1,7 @@
 #!/bin/bash
-# ablations.sh: train the default model and its ablations (no group graph,
-# no alignment losses, no semantic features) on beauty and goodreads and
-# print one table.
+# ablations.sh: train the default model and its variants (with the group
+# interest, with it but no alignment losses, with the explicit interest,
+# without semantic features) on beauty and goodreads and print one table.
 #
 #   bench/ablations.sh [DATA_ROOT] [extra driver options for every run]
 #
@@ -28,12 +28,13 @@ fi
 
 variants=(
 	"default|"
-	"no_group|--config use_group=false"
-	"no_align|--config use_align=false"
+	"group|--config use_group_interest=true"
+	"group_no_al|--config use_group_interest=true --config use_align=false"
+	"explicit|--config use_explicit=true"
 	"no_text|--config use_text=false"
 )
-printf '%-10s %-9s | %-15s | %-15s | %-15s | %6s %5s\n' "" "" "val dense head" "val isrf score" "val direct" "train" ""
-printf '%-10s %-9s | %7s %7s | %7s %7s | %7s %7s | %6s %5s\n' dataset variant HR@10 NDCG@10 HR@10 NDCG@10 HR@10 NDCG@10 secs beta
+printf '%-10s %-11s | %-15s | %-15s | %-15s | %6s %5s\n' "" "" "val dense head" "val isrf score" "val direct" "train" ""
+printf '%-10s %-11s | %7s %7s | %7s %7s | %7s %7s | %6s %5s\n' dataset variant HR@10 NDCG@10 HR@10 NDCG@10 HR@10 NDCG@10 secs beta
 for ds in $datasets; do
 	for v in "${variants[@]}"; do
 		name="${v%%|*}"
@@ -58,7 +59,7 @@ for ds in $datasets; do
 				if (f[i] == "HR@10") xhr = f[i + 1]
 				if (f[i] == "NDCG@10") xnd = f[i + 1]
 			}
-			printf "%-10s %-9s | %7s %7s | %7s %7s | %7s %7s | %6.0f %5s\n", ds, name, dhr, dnd, hr, nd, xhr, xnd, secs, beta
+			printf "%-10s %-11s | %7s %7s | %7s %7s | %7s %7s | %6.0f %5s\n", ds, name, dhr, dnd, hr, nd, xhr, xnd, secs, beta
 		}'
 		if [ "$evaluate" = on ]; then
 			awk -v ds="$ds" -v name="$name" '$2 == "isrf" { printf "    test %-10s %-9s %-10s HR@10 %s NDCG@10 %s\n", ds, name, $1, $5, $6 }' "$log"

@@ -65,10 +65,16 @@ SELECT err($$SELECT * FROM isrf_recommend(1, 0)$$);
 SELECT err($$SELECT * FROM isrf_recommend(1, 5, 'nope')$$);
 RESET isrf.device;
 
--- a retrained model is picked up by the next call, no invalidation needed
-CALL isrf_train('shop', '{"group_k": 5, "dm": 8, "epochs": 2}');
+-- a retrained model is picked up by the next call, no invalidation needed;
+-- this one also uses the group and explicit interests
+CALL isrf_train('shop', '{"group_k": 5, "dm": 8, "epochs": 2, "use_group_interest": true, "use_explicit": true}');
 SELECT count(*) = 10 AS served_by_new_version FROM isrf_recommend(1, 10);
 SELECT models LIKE '%shop v2%' AS server_has_v2 FROM isrf_status() WHERE database = current_database();
+SET isrf.device = 'cpu';
+CREATE TEMP TABLE v2_in_process AS SELECT * FROM isrf_recommend(1, 10);
+RESET isrf.device;
+SELECT count(*) AS same_as_server FROM isrf_recommend(1, 10) r JOIN v2_in_process p USING (rank, item_id);
+SELECT err($$CALL isrf_train('shop', '{"use_group_interest": 3}')$$);
 
 SELECT isrf.drop_dataset('shop', cascade => true);
 SELECT err($$SELECT * FROM isrf_recommend(1, 5)$$);

@@ -173,7 +173,7 @@ isrf_genrec_config_default(IsrfGenrecConfig *cfg)
 	cfg->alpha = 1.0f;
 	cfg->gen_weight = 0.3f;
 	cfg->use_generative = true;
-	cfg->use_group = true;
+	cfg->use_group = false;
 	cfg->use_explicit = false;
 	cfg->use_semantic = true;
 	cfg->use_prior = true;

@@ -81,7 +81,7 @@ typedef struct IsrfGenrecConfig
 	float		alpha;			/* weight of the LightGCN item vector (1.0) */
 	float		gen_weight;		/* weight of the code CE (0.3) */
 	bool		use_generative; /* code decoder trained and used (true) */
-	bool		use_group;		/* group interests and InfoNCE (true) */
+	bool		use_group;		/* group interests and InfoNCE (false) */
 	bool		use_explicit;	/* explicit-interest input and LightGCN
 								 * item vector (false: see genrec.h top) */
 	bool		use_semantic;	/* adapter(semantic feature) in the token (true) */

@@ -121,6 +121,8 @@ config_gen(IsrfEnv *env, IsrfGenrecConfig *g, const char *key, const char *value
 		st = config_bool(env, key, value, &g->use_prior);
 	else if (strcmp(key, "use_explicit") == 0)
 		st = config_bool(env, key, value, &g->use_explicit);
+	else if (strcmp(key, "use_group_interest") == 0)
+		st = config_bool(env, key, value, &g->use_group);
 	else if (strcmp(key, "use_align") == 0)
 	{
 		bool		on;
@@ -219,7 +221,7 @@ isrf_train_config_set(IsrfEnv *env, IsrfTrainConfig *cfg, const char *key, const
 					 "use_user_text, use_group, group_k, group_threshold, layers, seed, "
 					 "d_model, tf_layers, n_heads, max_len, batch_size, epochs, patience, lr, "
 					 "dropout, weight_decay, clip, lambda1, lambda2, tau, alpha, gen_weight, "
-					 "use_generative, use_explicit, use_align, use_prior, semid_levels, semid_codebook, "
+					 "use_generative, use_explicit, use_group_interest, use_align, use_prior, semid_levels, semid_codebook, "
 					 "eval_users)", key);
 }
 

@@ -114,7 +114,8 @@ tiny_config(IsrfGenrecConfig *c)
 	c->semid_codebook = 4;
 	c->lambda1 = 0.5f;
 	c->lambda2 = 0.5f;
-	c->use_explicit = true;	/* every part on (off by default) */
+	c->use_explicit = true;	/* every part on (both off by default) */
+	c->use_group = true;
 	c->tau = 0.5f;
 	c->use_prior = false;
 	c->seed = 7;
