@@ -455,30 +455,6 @@ isrf_genrec_session_close(IsrfGenrecSession *s)
 	isrf_free(s->env, s);
 }
 
-/* Scale each of n rows of x[n x d] (host) to unit length; zero rows stay. */
-static void
-gr_unit_rows(float *x, size_t n, size_t d)
-{
-	size_t		i,
-				j;
-
-	for (i = 0; i < n; i++)
-	{
-		float	   *r = x + i * d;
-		double		ss = 0.0;
-
-		for (j = 0; j < d; j++)
-			ss += (double) r[j] * r[j];
-		if (ss > 0.0)
-		{
-			float		inv = (float) (1.0 / sqrt(ss));
-
-			for (j = 0; j < d; j++)
-				r[j] *= inv;
-		}
-	}
-}
-
 /* RMS of the entries of x[n] (1 when zero, so scaling leaves zeros alone). */
 static float
 gr_rms(const float *x, size_t n)
@@ -598,7 +574,8 @@ gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cfg,
 			goto fail;
 		}
 		memcpy(s->ufeat_n, d->user_feat, nu * dm * 4);
-		gr_unit_rows(s->ufeat_n, nu, dm);
+		if ((st = be->row_normalize(be, d->n_users, d->dm, s->ufeat_n)) != ISRF_OK)
+			goto fail;
 		for (i = 0; i < nu * dm; i++)
 			s->ugrp_s[i] = d->user_group[i] * scale[3];
 		GR_A2(s->qf, (size_t) GR_QBLOCK * dm * 4);
@@ -725,7 +702,7 @@ gr_group_query(IsrfGenrecSession *s, int32_t nq, float *out)
 				i,
 				j;
 
-	gr_unit_rows(s->qf, (size_t) nq, dm);
+	ISRF_TRY(be->row_normalize(be, nq, s->dm, s->qf));
 	ISRF_TRY(be->gemm(be, false, true, nq, nu, s->dm, 1.0f, s->qf, s->dm, s->ufeat_n, s->dm,
 					  0.0f, s->qscore, nu));
 	ISRF_TRY(be->topk_rows(be, nq, nu, s->qscore, nu, kk, false, 0, s->qidx, s->qval));
