@@ -771,9 +771,25 @@ gr_group_rows(IsrfGenrecSession *s, int32_t n, const int32_t *self,
 }
 
 /*
- * The training cache: the group interest after every train position of
- * every user (the query at position t reads the items 0..t of the user's
- * history, the user itself left out), so that every target is predicted
+ * A training row of user u: the last max_len + 1 train items, all but the
+ * last as inputs.  Returns the number of inputs; *off gets the position of
+ * the first input in the user's history.
+ */
+static int32_t
+gr_train_inputs(const IsrfGenrecSession *s, int32_t u, int32_t *off)
+{
+	int32_t		nt = s->d->n_train[u],
+				w = nt < s->cfg.max_len + 1 ? nt : s->cfg.max_len + 1;
+
+	*off = nt - w;
+	return w > 1 ? w - 1 : 0;
+}
+
+/*
+ * The training cache: the group interest after every input position of
+ * every user's training row (the query at position t reads the items 0..t
+ * of the user's history, the user itself left out), so that every target
+ * is predicted
  * from the group of users it resembled at that moment and not from a
  * neighbourhood chosen with the target already in the user's feature.
  */
@@ -786,6 +802,7 @@ gr_group_cache(IsrfGenrecSession *s)
 				done = 0;
 	int32_t		u,
 				t,
+				off,
 				nb = 0;
 	float	   *acc;
 	IsrfStatus	st = ISRF_OK;
@@ -796,7 +813,7 @@ gr_group_cache(IsrfGenrecSession *s)
 	for (u = 0; u < d->n_users; u++)
 	{
 		s->gptr[u] = rows;
-		rows += d->n_train[u];
+		rows += gr_train_inputs(s, u, &off);
 	}
 	s->gptr[d->n_users] = rows;
 	s->gcache = isrf_alloc(s->env, (size_t) rows * dm * 4 + 4);
@@ -809,14 +826,18 @@ gr_group_cache(IsrfGenrecSession *s)
 	for (u = 0; u < d->n_users && st == ISRF_OK; u++)
 	{
 		const int32_t *seq = d->seq + d->seq_ptr[u];
+		int32_t		n_in = gr_train_inputs(s, u, &off),
+					end = off + n_in;	/* positions off .. end-1 are inputs */
 
 		memset(acc, 0, dm * 4);
-		for (t = 0; t < d->n_train[u]; t++)
+		for (t = 0; t < end; t++)
 		{
 			size_t		c;
 
 			for (c = 0; c < dm; c++)
 				acc[c] += d->item_feat[(size_t) seq[t] * dm + c];
+			if (t < off)
+				continue;		/* before the row: only in the mean */
 			memcpy(s->qf + (size_t) nb * dm, acc, dm * 4);
 			s->qself[nb] = u;
 			if (++nb == GR_QBLOCK)
@@ -1014,13 +1035,11 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 		ISRF_TRY(gr_group_cache(s));
 	for (r = 0; r < B; r++)
 	{
-		int32_t		u = users[r],
-					nt = d->n_train[u],
-					w = nt < cfg->max_len + 1 ? nt : cfg->max_len + 1;
+		int32_t		off;
 
-		hist[r] = d->seq + d->seq_ptr[u] + (nt - w);
-		lens[r] = w - 1;		/* inputs; targets are hist[r][1..w) */
-		P += w - 1;
+		lens[r] = gr_train_inputs(s, users[r], &off);	/* targets: the next items */
+		hist[r] = d->seq + d->seq_ptr[users[r]] + off;
+		P += lens[r];
 	}
 	ISRF_TRY(gr_forward_rows(s, B, users, hist, lens, true, seed, &T));
 	ISRF_TRY(gr_reserve_targets(s, P));
@@ -1029,8 +1048,7 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 	P = 0;
 	for (r = 0; r < B; r++)
 	{
-		int32_t		u = users[r],
-					off = d->n_train[u] - (lens[r] + 1);
+		int32_t		u = users[r];
 
 		for (j = 0; j < lens[r]; j++)
 		{
@@ -1041,7 +1059,7 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 			memcpy(s->H + (size_t) P * C, s->tf->hidden + (size_t) slot * C, C * 4);
 			if (s->gcache)
 				memcpy(s->ugP + (size_t) P * s->dm,
-					   s->gcache + (size_t) (s->gptr[u] + off + j) * s->dm, (size_t) s->dm * 4);
+					   s->gcache + (size_t) (s->gptr[u] + j) * s->dm, (size_t) s->dm * 4);
 			P++;
 		}
 		s->row_last[r] = P - 1;
