@@ -63,7 +63,7 @@ $(DRIVER): $(DRIVER_SRCS) $(CORE_TOOL_OBJS) $(wildcard src/driver/*.h)
 # C unit tests: one binary per test/unit/test_*.c.
 UNIT_SRCS := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
-$(BUILD)/test/%: test/unit/%.c test/unit/unit.h $(CORE_TOOL_OBJS)
+$(BUILD)/test/%: test/unit/%.c $(wildcard test/unit/*.h) $(CORE_TOOL_OBJS)
 	@mkdir -p $(dir $@)
 	$(CORE_CC) $(CORE_CFLAGS) -Isrc/core -Itest/unit -DISRF_BUILD_DIR='"$(abspath $(BUILD))"' $< $(CORE_TOOL_OBJS) $(CORE_LIBS) -o $@
 

@@ -379,6 +379,7 @@ isrf_cpu_backend_create(IsrfEnv *env, IsrfBackend **out)
 	be->axpby = cpu_axpby;
 	be->row_normalize = cpu_row_normalize;
 	be->topk_rows = cpu_topk_rows;
+	isrf_cpu_nn_install(be);
 	*out = be;
 	return ISRF_OK;
 }

@@ -6,9 +6,14 @@
  *
  * Everything runs through one IsrfGenrecSession, which holds the weights in
  * backend memory, the item token table and grown-on-demand batch buffers;
- * training adds gradients and optimizer state to it.  Like nn.h and
- * transformer.h, the elementwise parts are host loops over backend memory,
- * so a host-addressable backend is required (isrf_nn_backend_host_ok).
+ * training adds gradients and optimizer state to it.  Every tensor of the
+ * model lives in backend memory and every step of forward and backward runs
+ * on the backend's operations, so the same code trains on the CPU and on a
+ * GPU.  What stays on the host: building a batch (which items, positions and
+ * targets: small index arrays, uploaded), the group-interest queries (run
+ * on a CPU backend, s->hb, against host copies of the users' features), the
+ * alignment losses (B x C rows, downloaded, computed by the host reference
+ * in nn.c and their gradients uploaded), and the transition prior.
  */
 #include "genrec.h"
 
@@ -54,6 +59,8 @@ struct IsrfGenrecSession
 {
 	IsrfEnv    *env;
 	IsrfBackend *be;
+	IsrfBackend *hb;			/* host backend: be itself, or an own CPU one */
+	bool		own_hb;
 	const IsrfGenrecData *d;
 	IsrfGenrecConfig cfg;
 	int32_t		C,
@@ -73,6 +80,8 @@ struct IsrfGenrecSession
 	/* item token table */
 	float	   *feat_s;			/* ni x dm scaled features */
 	float	   *iexp_s;			/* ni x dm scaled LightGCN item vectors */
+	float	   *iexp_h;			/* the same on the host (explicit inputs) */
+	float	   *table_h;		/* host copy of table (inference sessions) */
 	float	   *a1,
 			   *g1,
 			   *table;			/* ni x C */
@@ -87,18 +96,30 @@ struct IsrfGenrecSession
 	float	   *x,
 			   *dx,
 			   *dhid;			/* bt x C */
-	int32_t    *pos,
-			   *slot_item;		/* bt */
-	uint8_t    *valid;			/* bt */
-	float	   *ue;				/* bt x dm explicit-interest inputs */
+	int32_t    *pos;			/* bt, host (the transformer uploads it) */
+	int32_t    *slot_item,
+			   *slot_item_d;	/* bt, host and backend */
+	uint8_t    *valid,
+			   *valid_d;		/* bt, host and backend */
+	float	   *ue,
+			   *ue_h;			/* bt x dm explicit-interest inputs */
 	float	   *pu,
 			   *dpu;			/* bt x C their projections */
-	float	   *ug;				/* B x dm group interests (inference) */
+	float	   *ug,
+			   *ug_h;			/* B x dm group interests (inference) */
 	float	   *lu,
 			   *lg,
 			   *dlg;			/* B x C last explicit / group projections */
 	float	   *hl,
-			   *dhl,
+			   *dhl;			/* B x C last hidden state and its gradient */
+	int32_t    *last_slot,
+			   *last_slot_d;	/* B: slot of the row's last token */
+	/* the alignment losses, on the host (B x C, B) */
+	float	   *hl_h,
+			   *lg_h,
+			   *lu_h,
+			   *dhl_h,
+			   *dlg_h,
 			   *na,
 			   *nb,
 			   *nc,
@@ -106,21 +127,30 @@ struct IsrfGenrecSession
 			   *dnb,
 			   *norm_a,
 			   *norm_b,
-			   *norm_c;			/* B x C, B */
+			   *norm_c;
 	int32_t    *row_user,
 			   *row_len,
-			   *row_last;		/* B: index of the row's last target */
+			   *row_last,		/* B: index of the row's last target */
+			   *row_last_d;
 	float	   *H,
 			   *dH,
 			   *z,
 			   *dz,
 			   *pgP,
 			   *dpgP;			/* P x C */
-	float	   *ugP;			/* P x dm group interests of the targets */
+	float	   *ugP,
+			   *ugP_h;			/* P x dm group interests of the targets */
 	int32_t    *tgt,
-			   *tslot;			/* P */
-	int32_t    *cid;			/* levels x P */
+			   *tgt_d,
+			   *tslot,
+			   *tslot_d;		/* P, host and backend */
+	int32_t    *cid,
+			   *cid_d;			/* P x levels host; levels x P backend */
 	float	   *logits;			/* GR_CHUNK x max(ni, K) */
+	float	   *logits_h;		/* host copy of logits (device backends) */
+	float	   *hq;				/* GR_CHUNK x C queries uploaded for scoring */
+	float	   *row_loss,
+			   *row_loss_h;		/* GR_CHUNK per-row losses */
 	int32_t		logits_cols;
 
 	/* group interests: neighbours among all users' features */
@@ -289,38 +319,47 @@ gr_mem_free(IsrfBackend *be, void **p)
 	*p = NULL;
 }
 
+/* Host allocation that records failure; *p stays NULL on failure. */
+static IsrfStatus
+gr_host(IsrfEnv *env, void **p, size_t bytes)
+{
+	*p = isrf_alloc(env, bytes ? bytes : 4);
+	return *p ? ISRF_OK : ISRF_ERR_NOMEM;
+}
+
+static void
+gr_host_free(IsrfEnv *env, void **p)
+{
+	isrf_free(env, *p);
+	*p = NULL;
+}
+
 /* Release the batch buffers. */
 static void
 gr_free_batch(IsrfGenrecSession *s)
 {
 	IsrfBackend *be = s->be;
+	IsrfEnv    *env = s->env;
+	void	  **dev[] = {
+		(void **) &s->x, (void **) &s->dx, (void **) &s->dhid, (void **) &s->slot_item_d,
+		(void **) &s->valid_d, (void **) &s->ue, (void **) &s->pu, (void **) &s->dpu,
+		(void **) &s->ug, (void **) &s->lu, (void **) &s->lg, (void **) &s->dlg,
+		(void **) &s->hl, (void **) &s->dhl, (void **) &s->last_slot_d, (void **) &s->row_last_d
+	};
+	void	  **host[] = {
+		(void **) &s->pos, (void **) &s->slot_item, (void **) &s->valid, (void **) &s->ue_h,
+		(void **) &s->ug_h, (void **) &s->last_slot, (void **) &s->hl_h, (void **) &s->lg_h,
+		(void **) &s->lu_h, (void **) &s->dhl_h, (void **) &s->dlg_h, (void **) &s->na,
+		(void **) &s->nb, (void **) &s->nc, (void **) &s->dna, (void **) &s->dnb,
+		(void **) &s->norm_a, (void **) &s->norm_b, (void **) &s->norm_c, (void **) &s->row_user,
+		(void **) &s->row_len, (void **) &s->row_last
+	};
+	size_t		i;
 
-	gr_mem_free(be, (void **) &s->x);
-	gr_mem_free(be, (void **) &s->dx);
-	gr_mem_free(be, (void **) &s->dhid);
-	gr_mem_free(be, (void **) &s->pos);
-	gr_mem_free(be, (void **) &s->slot_item);
-	gr_mem_free(be, (void **) &s->valid);
-	gr_mem_free(be, (void **) &s->ue);
-	gr_mem_free(be, (void **) &s->pu);
-	gr_mem_free(be, (void **) &s->dpu);
-	gr_mem_free(be, (void **) &s->ug);
-	gr_mem_free(be, (void **) &s->lu);
-	gr_mem_free(be, (void **) &s->lg);
-	gr_mem_free(be, (void **) &s->dlg);
-	gr_mem_free(be, (void **) &s->hl);
-	gr_mem_free(be, (void **) &s->dhl);
-	gr_mem_free(be, (void **) &s->na);
-	gr_mem_free(be, (void **) &s->nb);
-	gr_mem_free(be, (void **) &s->nc);
-	gr_mem_free(be, (void **) &s->dna);
-	gr_mem_free(be, (void **) &s->dnb);
-	gr_mem_free(be, (void **) &s->norm_a);
-	gr_mem_free(be, (void **) &s->norm_b);
-	gr_mem_free(be, (void **) &s->norm_c);
-	gr_mem_free(be, (void **) &s->row_user);
-	gr_mem_free(be, (void **) &s->row_len);
-	gr_mem_free(be, (void **) &s->row_last);
+	for (i = 0; i < sizeof(dev) / sizeof(dev[0]); i++)
+		gr_mem_free(be, dev[i]);
+	for (i = 0; i < sizeof(host) / sizeof(host[0]); i++)
+		gr_host_free(env, host[i]);
 	s->cap_rows = s->cap_bt = 0;
 }
 
@@ -334,9 +373,13 @@ gr_free_targets(IsrfGenrecSession *s)
 	gr_mem_free(s->be, (void **) &s->pgP);
 	gr_mem_free(s->be, (void **) &s->dpgP);
 	gr_mem_free(s->be, (void **) &s->ugP);
-	gr_mem_free(s->be, (void **) &s->tgt);
-	gr_mem_free(s->be, (void **) &s->tslot);
-	gr_mem_free(s->be, (void **) &s->cid);
+	gr_mem_free(s->be, (void **) &s->tgt_d);
+	gr_mem_free(s->be, (void **) &s->tslot_d);
+	gr_mem_free(s->be, (void **) &s->cid_d);
+	gr_host_free(s->env, (void **) &s->ugP_h);
+	gr_host_free(s->env, (void **) &s->tgt);
+	gr_host_free(s->env, (void **) &s->tslot);
+	gr_host_free(s->env, (void **) &s->cid);
 	s->cap_p = 0;
 }
 
@@ -345,6 +388,7 @@ static IsrfStatus
 gr_reserve_batch(IsrfGenrecSession *s, int32_t B, int32_t T)
 {
 	IsrfBackend *be = s->be;
+	IsrfEnv    *env = s->env;
 	size_t		C = (size_t) s->C,
 				dm = (size_t) s->dm,
 				b,
@@ -358,29 +402,44 @@ gr_reserve_batch(IsrfGenrecSession *s, int32_t B, int32_t T)
 	ISRF_TRY(gr_mem(be, (void **) &s->x, bt * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->dx, bt * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->dhid, bt * C * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->pos, bt * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->slot_item, bt * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->valid, bt));
-	ISRF_TRY(gr_mem(be, (void **) &s->ue, bt * dm * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->pu, bt * C * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->dpu, bt * C * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->pos, bt * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->slot_item, bt * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->slot_item_d, bt * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->valid, bt));
+	ISRF_TRY(gr_mem(be, (void **) &s->valid_d, bt));
+	if (s->cfg.use_explicit)
+	{
+		ISRF_TRY(gr_mem(be, (void **) &s->ue, bt * dm * 4));
+		ISRF_TRY(gr_host(env, (void **) &s->ue_h, bt * dm * 4));
+		ISRF_TRY(gr_mem(be, (void **) &s->pu, bt * C * 4));
+		ISRF_TRY(gr_mem(be, (void **) &s->dpu, bt * C * 4));
+	}
 	ISRF_TRY(gr_mem(be, (void **) &s->ug, b * dm * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->ug_h, b * dm * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->lu, b * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->lg, b * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->dlg, b * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->hl, b * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->dhl, b * C * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->na, b * C * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->nb, b * C * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->nc, b * C * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->dna, b * C * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->dnb, b * C * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->norm_a, b * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->norm_b, b * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->norm_c, b * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->row_user, b * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->row_len, b * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->row_last, b * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->last_slot, b * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->last_slot_d, b * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->hl_h, b * C * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->lg_h, b * C * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->lu_h, b * C * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->dhl_h, b * C * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->dlg_h, b * C * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->na, b * C * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->nb, b * C * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->nc, b * C * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->dna, b * C * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->dnb, b * C * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->norm_a, b * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->norm_b, b * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->norm_c, b * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->row_user, b * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->row_len, b * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->row_last, b * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->row_last_d, b * 4));
 	s->cap_rows = B;
 	s->cap_bt = B * T;
 	return ISRF_OK;
@@ -391,8 +450,10 @@ static IsrfStatus
 gr_reserve_targets(IsrfGenrecSession *s, int32_t P)
 {
 	IsrfBackend *be = s->be;
+	IsrfEnv    *env = s->env;
 	size_t		C = (size_t) s->C,
-				p = (size_t) P;
+				p = (size_t) P,
+				lv = (size_t) (s->levels > 0 ? s->levels : 1);
 
 	if (P <= s->cap_p)
 		return ISRF_OK;
@@ -404,9 +465,13 @@ gr_reserve_targets(IsrfGenrecSession *s, int32_t P)
 	ISRF_TRY(gr_mem(be, (void **) &s->pgP, p * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->dpgP, p * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->ugP, p * (size_t) s->dm * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->tgt, p * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->tslot, p * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->cid, p * 4 * (size_t) (s->levels > 0 ? s->levels : 1)));
+	ISRF_TRY(gr_host(env, (void **) &s->ugP_h, p * (size_t) s->dm * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->tgt, p * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->tgt_d, p * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->tslot, p * 4));
+	ISRF_TRY(gr_mem(be, (void **) &s->tslot_d, p * 4));
+	ISRF_TRY(gr_host(env, (void **) &s->cid, p * 4 * lv));
+	ISRF_TRY(gr_mem(be, (void **) &s->cid_d, p * 4 * lv));
 	s->cap_p = P;
 	return ISRF_OK;
 }
@@ -432,11 +497,20 @@ isrf_genrec_session_close(IsrfGenrecSession *s)
 	gr_mem_free(be, (void **) &s->dg1);
 	gr_mem_free(be, (void **) &s->da1);
 	gr_mem_free(be, (void **) &s->logits);
-	gr_mem_free(be, (void **) &s->qf);
-	gr_mem_free(be, (void **) &s->qscore);
-	gr_mem_free(be, (void **) &s->qval);
-	gr_mem_free(be, (void **) &s->qidx);
-	gr_mem_free(be, (void **) &s->qself);
+	gr_mem_free(be, (void **) &s->hq);
+	gr_mem_free(be, (void **) &s->row_loss);
+	isrf_free(s->env, s->row_loss_h);
+	isrf_free(s->env, s->logits_h);
+	isrf_free(s->env, s->iexp_h);
+	isrf_free(s->env, s->table_h);
+	if (s->hb)
+	{
+		gr_mem_free(s->hb, (void **) &s->qf);
+		gr_mem_free(s->hb, (void **) &s->qscore);
+		gr_mem_free(s->hb, (void **) &s->qval);
+		gr_mem_free(s->hb, (void **) &s->qidx);
+		gr_mem_free(s->hb, (void **) &s->qself);
+	}
 	isrf_free(s->env, s->ufeat_n);
 	isrf_free(s->env, s->ugrp_s);
 	isrf_free(s->env, s->gcache);
@@ -452,6 +526,8 @@ isrf_genrec_session_close(IsrfGenrecSession *s)
 	isrf_free(s->env, s->psc);
 	isrf_free(s->env, s->ptie);
 	isrf_tf_destroy(s->tf);
+	if (s->own_hb)
+		isrf_backend_close(s->hb);
 	isrf_free(s->env, s);
 }
 
@@ -489,9 +565,6 @@ gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cfg,
 	IsrfStatus	st;
 
 	*out = NULL;
-	if (!isrf_nn_backend_host_ok(be))
-		return isrf_fail(env, ISRF_ERR_UNAVAILABLE,
-						 "the generative model needs the cpu backend for now (got \"%s\")", be->name);
 	ISRF_TRY(isrf_genrec_config_check(env, cfg));
 	if (d->n_items < 1 || d->dm < 1)
 		return isrf_fail(env, ISRF_ERR_INVALID, "the generative model needs items and features (got %d items, dm %d)",
@@ -501,6 +574,16 @@ gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cfg,
 		return ISRF_ERR_NOMEM;
 	s->env = env;
 	s->be = be;
+	s->hb = be;
+	if (!isrf_nn_backend_host_ok(be))
+	{
+		if ((st = isrf_cpu_backend_create(env, &s->hb)) != ISRF_OK)
+		{
+			s->hb = NULL;
+			goto fail;
+		}
+		s->own_hb = true;
+	}
 	s->d = d;
 	s->cfg = *cfg;
 	s->C = cfg->d_model;
@@ -526,6 +609,13 @@ gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cfg,
 		if (ks[i] > s->logits_cols)
 			s->logits_cols = ks[i];
 	GR_A(s->logits, (size_t) GR_CHUNK * s->logits_cols * 4);
+	GR_A(s->hq, (size_t) GR_CHUNK * C * 4);
+	GR_A(s->row_loss, (size_t) GR_CHUNK * 4);
+	if ((st = gr_host(env, (void **) &s->row_loss_h, (size_t) GR_CHUNK * 4)) != ISRF_OK ||
+		(!isrf_nn_backend_host_ok(be) &&
+		 ((st = gr_host(env, (void **) &s->logits_h, (size_t) GR_CHUNK * s->logits_cols * 4)) != ISRF_OK ||
+		  (st = gr_host(env, (void **) &s->table_h, ni * C * 4)) != ISRF_OK)))
+		goto fail;
 	if (train)
 	{
 		GR_A(s->gp, s->lay.total * 4);
@@ -534,7 +624,7 @@ gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cfg,
 		GR_A(s->da1, ni * C * 4);
 	}
 #undef GR_A
-#define GR_A2(ptr, bytes) do { if ((st = gr_mem(be, (void **) &(ptr), (bytes))) != ISRF_OK) goto fail; } while (0)
+#define GR_A2(ptr, bytes) do { if ((st = gr_mem(s->hb, (void **) &(ptr), (bytes))) != ISRF_OK) goto fail; } while (0)
 	if ((st = isrf_tf_create(be, &tcfg, isrf_nn_key(cfg->seed, 11, 0), &s->tf)) != ISRF_OK)
 		goto fail;
 	/* scaled copies of the frozen inputs: host arrays to backend memory */
@@ -553,6 +643,11 @@ gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cfg,
 			tmp[i] = d->item_explicit ? d->item_explicit[i] * scale[1] : 0.0f;
 		if (st == ISRF_OK)
 			st = be->upload(be, s->iexp_s, tmp, ni * dm * 4);
+		if (st == ISRF_OK && cfg->use_explicit)
+		{
+			s->iexp_h = tmp;	/* kept: the explicit inputs are built on the host */
+			tmp = NULL;
+		}
 		isrf_free(env, tmp);
 		if (st != ISRF_OK)
 			goto fail;
@@ -574,7 +669,7 @@ gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cfg,
 			goto fail;
 		}
 		memcpy(s->ufeat_n, d->user_feat, nu * dm * 4);
-		if ((st = be->row_normalize(be, d->n_users, d->dm, s->ufeat_n)) != ISRF_OK)
+		if ((st = s->hb->row_normalize(s->hb, d->n_users, d->dm, s->ufeat_n)) != ISRF_OK)
 			goto fail;
 		for (i = 0; i < nu * dm; i++)
 			s->ugrp_s[i] = d->user_group[i] * scale[3];
@@ -593,45 +688,6 @@ fail:
 	return st;
 }
 
-/*
- * Softmax cross-entropy of n rows of logits[n x v] against tgt, WRITING the
- * gradient of scale * mean-over-all_rows loss into the logits in place.
- * Returns the sum of the rows' losses.
- */
-static double
-gr_softmax_ce_inplace(float *logits, int32_t n, int32_t v, const int32_t *tgt,
-					  float scale)
-{
-	double		total = 0.0;
-	int32_t		i,
-				j;
-
-	for (i = 0; i < n; i++)
-	{
-		float	   *li = logits + (size_t) i * v;
-		float		mx = li[0],
-					sum = 0.0f,
-					ly = li[tgt[i]],
-					inv;
-
-		for (j = 1; j < v; j++)
-			mx = li[j] > mx ? li[j] : mx;
-		for (j = 0; j < v; j++)
-		{
-			float		e = expf(li[j] - mx);
-
-			li[j] = e;
-			sum += e;
-		}
-		total += (double) (logf(sum) + mx - ly);
-		inv = scale / sum;
-		for (j = 0; j < v; j++)
-			li[j] *= inv;
-		li[tgt[i]] -= scale;
-	}
-	return total;
-}
-
 /* Item token table = E + adapter(feat) + alpha * iexp W_e^T. */
 static IsrfStatus
 gr_table_forward(IsrfGenrecSession *s)
@@ -645,16 +701,19 @@ gr_table_forward(IsrfGenrecSession *s)
 	{
 		ISRF_TRY(isrf_nn_linear_forward(be, s->a1, s->feat_s, p + l->ad_w1, p + l->ad_b1,
 										s->ni, s->dm, s->C));
-		isrf_nn_gelu_forward(s->g1, s->a1, n);
+		ISRF_TRY(isrf_nn_gelu_forward(be, s->g1, s->a1, n));
 		ISRF_TRY(isrf_nn_linear_forward(be, s->table, s->g1, p + l->ad_w2, p + l->ad_b2,
 										s->ni, s->C, s->C));
 		ISRF_TRY(be->axpby(be, n, 1.0f, p + l->item_emb, 1.0f, s->table));
 	}
 	else
-		memcpy(s->table, p + l->item_emb, n * 4);
+		ISRF_TRY(be->copy(be, s->table, p + l->item_emb, n * 4));
 	if (s->cfg.use_explicit && s->cfg.alpha != 0.0f)
 		ISRF_TRY(be->gemm(be, false, true, s->ni, s->C, s->dm, s->cfg.alpha, s->iexp_s, s->dm,
 						  p + l->ex_w, s->dm, 1.0f, s->table, s->C));
+	/* inference on a device scores candidate lists on the host */
+	if (s->table_h && !s->train)
+		ISRF_TRY(be->download(be, s->table_h, s->table, n * 4));
 	return ISRF_OK;
 }
 
@@ -668,17 +727,17 @@ gr_table_backward(IsrfGenrecSession *s)
 			   *g = s->gp;
 	size_t		n = (size_t) s->ni * s->C;
 
-	isrf_nn_accumulate(g + l->item_emb, s->dtable, n);
+	ISRF_TRY(isrf_nn_accumulate(be, g + l->item_emb, s->dtable, n));
 	if (s->cfg.use_explicit && s->cfg.alpha != 0.0f)
 		ISRF_TRY(be->gemm(be, true, false, s->C, s->dm, s->ni, s->cfg.alpha, s->dtable, s->C,
 						  s->iexp_s, s->dm, 1.0f, g + l->ex_w, s->dm));
 	if (s->cfg.use_semantic)
 	{
-		memset(s->dg1, 0, n * 4);
-		memset(s->da1, 0, n * 4);
+		ISRF_TRY(be->mem_zero(be, s->dg1, n * 4));
+		ISRF_TRY(be->mem_zero(be, s->da1, n * 4));
 		ISRF_TRY(isrf_nn_linear_backward(be, s->dg1, g + l->ad_w2, g + l->ad_b2, s->dtable,
 										 s->g1, p + l->ad_w2, s->ni, s->C, s->C));
-		isrf_nn_gelu_backward(s->da1, s->a1, s->dg1, n);
+		ISRF_TRY(isrf_nn_gelu_backward(be, s->da1, s->a1, s->dg1, n));
 		ISRF_TRY(isrf_nn_linear_backward(be, NULL, g + l->ad_w1, g + l->ad_b1, s->da1,
 										 s->feat_s, p + l->ad_w1, s->ni, s->dm, s->C));
 	}
@@ -690,12 +749,14 @@ gr_table_backward(IsrfGenrecSession *s)
  * its history, any length) is compared by cosine with every user's feature,
  * qself[i] (-1: none) left out; out[i] = the similarity-weighted mean of the
  * group vectors h_v of the top group_k users of positive similarity (zero
- * when there is none).  qf and qself hold GR_QBLOCK rows.
+ * when there is none).  qf and qself hold GR_QBLOCK rows.  All of it is host
+ * memory and runs on the host backend: the users' features and group
+ * vectors are host arrays, and the answer feeds host-built batches.
  */
 static IsrfStatus
 gr_group_query(IsrfGenrecSession *s, int32_t nq, float *out)
 {
-	IsrfBackend *be = s->be;
+	IsrfBackend *be = s->hb;
 	size_t		dm = (size_t) s->dm;
 	int32_t		nu = s->d->n_users,
 				kk = s->group_k + 1,
@@ -870,7 +931,7 @@ gr_explicit_inputs(IsrfGenrecSession *s, int32_t B, int32_t T,
 	int32_t		r,
 				j;
 
-	memset(s->ue, 0, (size_t) B * T * dm * 4);
+	memset(s->ue_h, 0, (size_t) B * T * dm * 4);
 	for (r = 0; r < B; r++)
 	{
 		int32_t		t0 = T - len[r];
@@ -878,8 +939,8 @@ gr_explicit_inputs(IsrfGenrecSession *s, int32_t B, int32_t T,
 
 		for (j = 0; j < len[r]; j++)
 		{
-			float	   *e = s->ue + ((size_t) r * T + t0 + j) * dm;
-			const float *iv = s->iexp_s + (size_t) hist[r][j] * dm;
+			float	   *e = s->ue_h + ((size_t) r * T + t0 + j) * dm;
+			const float *iv = s->iexp_h + (size_t) hist[r][j] * dm;
 			float		a = (float) sqrt((double) j / (double) (j + 1)),
 						b = (float) (1.0 / sqrt((double) (j + 1)));
 			size_t		c;
@@ -890,6 +951,7 @@ gr_explicit_inputs(IsrfGenrecSession *s, int32_t B, int32_t T,
 			prev = e;
 		}
 	}
+	ISRF_TRY(s->be->upload(s->be, s->ue, s->ue_h, (size_t) B * T * dm * 4));
 	return isrf_nn_linear_forward(s->be, s->pu, s->ue, s->p + s->lay.pu_w, s->p + s->lay.pu_b,
 								  B * T, s->dm, s->C);
 }
@@ -905,6 +967,7 @@ gr_forward_rows(IsrfGenrecSession *s, int32_t B, const int32_t *users,
 				const int32_t *const *hist, const int32_t *len, bool train,
 				uint64_t seed, int32_t *T_out)
 {
+	IsrfBackend *be = s->be;
 	size_t		C = (size_t) s->C;
 	int32_t		T = 1,
 				r,
@@ -918,15 +981,13 @@ gr_forward_rows(IsrfGenrecSession *s, int32_t B, const int32_t *users,
 			T = len[r];
 	}
 	ISRF_TRY(gr_reserve_batch(s, B, T));
-	memset(s->x, 0, (size_t) B * T * C * 4);
-	if (s->cfg.use_explicit)
-		ISRF_TRY(gr_explicit_inputs(s, B, T, hist, len));
 	for (r = 0; r < B; r++)
 	{
 		int32_t		t0 = T - len[r];
 
 		s->row_user[r] = users[r];
 		s->row_len[r] = len[r];
+		s->last_slot[r] = r * T + T - 1;
 		for (j = 0; j < t0; j++)
 		{
 			s->pos[r * T + j] = ISRF_TF_POS_PAD;
@@ -939,47 +1000,88 @@ gr_forward_rows(IsrfGenrecSession *s, int32_t B, const int32_t *users,
 
 			if (it < 0 || it >= s->ni)
 				return isrf_fail(s->env, ISRF_ERR_INVALID, "item index %d out of range", it);
-			memcpy(s->x + slot * C, s->table + (size_t) it * C, C * 4);
-			if (s->cfg.use_explicit)
-				isrf_nn_accumulate(s->x + slot * C, s->pu + slot * C, C);
 			s->pos[slot] = j;
 			s->slot_item[slot] = it;
 		}
 	}
-	ISRF_TRY(isrf_tf_add_positions(s->tf, s->x, s->pos, B * T));
 	isrf_nn_mask_left_padded(s->valid, s->row_len, B, T);
+	ISRF_TRY(be->upload(be, s->slot_item_d, s->slot_item, (size_t) B * T * 4));
+	ISRF_TRY(be->upload(be, s->valid_d, s->valid, (size_t) B * T));
+	ISRF_TRY(be->upload(be, s->last_slot_d, s->last_slot, (size_t) B * 4));
+	/* token = item row of the table (+ explicit interest), zero on padding */
+	ISRF_TRY(be->gather_rows(be, s->x, s->slot_item_d, B * T, s->table, s->C, false));
+	if (s->cfg.use_explicit)
+	{
+		ISRF_TRY(gr_explicit_inputs(s, B, T, hist, len));
+		ISRF_TRY(isrf_nn_accumulate(be, s->x, s->pu, (size_t) B * T * C));
+		ISRF_TRY(be->mask_rows(be, s->x, s->valid_d, B * T, s->C));
+	}
+	ISRF_TRY(isrf_tf_add_positions(s->tf, s->x, s->pos, B * T));
 	ISRF_TRY(isrf_tf_forward(s->tf, s->x, s->valid, B, T, train, seed));
-	for (r = 0; r < B; r++)
-		memcpy(s->hl + r * C, s->tf->hidden + ((size_t) r * T + T - 1) * C, C * 4);
+	ISRF_TRY(be->gather_rows(be, s->hl, s->last_slot_d, B, s->tf->hidden, s->C, false));
 	*T_out = T;
 	return ISRF_OK;
 }
 
-/* z = H + sum_{j<level} cemb_j[cid_j] for P rows. */
-static void
+/*
+ * z = H + sum_{j<level} cemb_j[cid_j] for P rows: H is backend memory, or
+ * (hrows) host rows, staged through z; cid_d holds the codes level-major
+ * (level j at cid_d + j * P).
+ */
+static IsrfStatus
 gr_code_input(IsrfGenrecSession *s, int32_t level, int32_t P, const float *const *hrows,
-			  const float *H, const int32_t *prefix, int32_t prefix_ld, float *z)
+			  const float *H, float *z)
 {
+	IsrfBackend *be = s->be;
 	size_t		C = (size_t) s->C;
 	int32_t		i,
 				j;
-	size_t		c;
 
-	for (i = 0; i < P; i++)
+	if (hrows)
 	{
-		float	   *zi = z + (size_t) i * C;
-		const float *hi = hrows ? hrows[i] : H + (size_t) i * C;
+		float	   *stage = isrf_alloc(s->env, (size_t) P * C * 4 + 4);
+		IsrfStatus	st;
 
-		memcpy(zi, hi, C * 4);
-		for (j = 0; j < level; j++)
-		{
-			const float *e = s->p + s->lay.cemb[j] + (size_t) prefix[(size_t) i * prefix_ld + j] * C;
-
-			for (c = 0; c < C; c++)
-				zi[c] += e[c];
-		}
+		if (stage == NULL)
+			return ISRF_ERR_NOMEM;
+		for (i = 0; i < P; i++)
+			memcpy(stage + (size_t) i * C, hrows[i], C * 4);
+		st = be->upload(be, z, stage, (size_t) P * C * 4);
+		isrf_free(s->env, stage);
+		ISRF_TRY(st);
 	}
+	else
+		ISRF_TRY(be->copy(be, z, H, (size_t) P * C * 4));
+	for (j = 0; j < level; j++)
+		ISRF_TRY(be->gather_rows(be, z, s->cid_d + (size_t) j * P, P,
+								 s->p + s->lay.cemb[j], s->C, true));
+	return ISRF_OK;
 }
+
+/* Upload the codes of P rows, cid[P x levels] (host), level-major into cid_d. */
+static IsrfStatus
+gr_upload_codes(IsrfGenrecSession *s, int32_t P, const int32_t *cid, int32_t ld, int32_t levels)
+{
+	int32_t    *lm = isrf_alloc(s->env, (size_t) P * (levels > 0 ? levels : 1) * 4 + 4);
+	int32_t		i,
+				j;
+	IsrfStatus	st;
+
+	if (lm == NULL)
+		return ISRF_ERR_NOMEM;
+	if (levels < 1 || P < 1)
+	{
+		isrf_free(s->env, lm);
+		return ISRF_OK;
+	}
+	for (j = 0; j < levels; j++)
+		for (i = 0; i < P; i++)
+			lm[(size_t) j * P + i] = cid[(size_t) i * ld + j];
+	st = s->be->upload(s->be, s->cid_d, lm, (size_t) P * levels * 4);
+	isrf_free(s->env, lm);
+	return st;
+}
+
 
 static IsrfStatus gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users,
 										uint64_t seed, const int32_t **hist, int32_t *lens,
@@ -1012,13 +1114,74 @@ gr_train_batch(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint64_t s
 	return st;
 }
 
+/* Sum of the first n per-row losses of the last softmax_ce, in row order. */
+static IsrfStatus
+gr_loss_sum(IsrfGenrecSession *s, int32_t n, double *total)
+{
+	int32_t		q;
+
+	ISRF_TRY(s->be->download(s->be, s->row_loss_h, s->row_loss, (size_t) n * 4));
+	*total = 0.0;
+	for (q = 0; q < n; q++)
+		*total += (double) s->row_loss_h[q];
+	return ISRF_OK;
+}
+
+/*
+ * The alignment losses on the host: InfoNCE(h_last, g_u) and
+ * InfoNCE(g_u, stop-grad e_u), with g_u / e_u the projected group / explicit
+ * interest at each row's last position and h_last its hidden state before
+ * the group joins it.  B x C rows come down, their gradients go back up into
+ * dhl and dlg (zero when no loss is on).
+ */
+static IsrfStatus
+gr_alignment(IsrfGenrecSession *s, int32_t B, double *loss)
+{
+	IsrfBackend *be = s->be,
+			   *hb = s->hb;
+	const IsrfGenrecConfig *cfg = &s->cfg;
+	size_t		bc = (size_t) B * s->C;
+	float		il;
+
+	memset(s->dhl_h, 0, bc * 4);
+	memset(s->dlg_h, 0, bc * 4);
+	if (s->gcache && (cfg->lambda1 > 0.0f || cfg->lambda2 > 0.0f))
+	{
+		ISRF_TRY(be->gather_rows(be, s->lg, s->row_last_d, B, s->pgP, s->C, false));
+		ISRF_TRY(be->download(be, s->lg_h, s->lg, bc * 4));
+		isrf_nn_l2norm_forward(s->nb, s->norm_b, s->lg_h, B, s->C);
+		memset(s->dnb, 0, bc * 4);
+		if (cfg->lambda2 > 0.0f)
+		{
+			ISRF_TRY(be->download(be, s->hl_h, s->hl, bc * 4));
+			isrf_nn_l2norm_forward(s->na, s->norm_a, s->hl_h, B, s->C);
+			memset(s->dna, 0, bc * 4);
+			ISRF_TRY(isrf_nn_infonce(hb, s->na, s->nb, B, s->C, cfg->tau, true, cfg->lambda2,
+									 &il, s->dna, s->dnb));
+			*loss += cfg->lambda2 * il;
+			isrf_nn_l2norm_backward(s->dhl_h, s->dna, s->na, s->norm_a, B, s->C);
+		}
+		if (cfg->lambda1 > 0.0f && cfg->use_explicit)
+		{
+			ISRF_TRY(be->gather_rows(be, s->lu, s->last_slot_d, B, s->pu, s->C, false));
+			ISRF_TRY(be->download(be, s->lu_h, s->lu, bc * 4));
+			isrf_nn_l2norm_forward(s->nc, s->norm_c, s->lu_h, B, s->C);
+			ISRF_TRY(isrf_nn_infonce(hb, s->nb, s->nc, B, s->C, cfg->tau, true, cfg->lambda1,
+									 &il, s->dnb, NULL));
+			*loss += cfg->lambda1 * il;
+		}
+		isrf_nn_l2norm_backward(s->dlg_h, s->dnb, s->nb, s->norm_b, B, s->C);
+	}
+	ISRF_TRY(be->upload(be, s->dhl, s->dhl_h, bc * 4));
+	return be->upload(be, s->dlg, s->dlg_h, bc * 4);
+}
+
 /* The body of gr_train_batch with its row arrays supplied. */
 static IsrfStatus
 gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint64_t seed,
 					 const int32_t **hist, int32_t *lens, double *loss_out)
 {
 	IsrfBackend *be = s->be;
-	IsrfEnv    *env = s->env;
 	const IsrfGenrecData *d = s->d;
 	const GrLayout *l = &s->lay;
 	const IsrfGenrecConfig *cfg = &s->cfg;
@@ -1028,7 +1191,8 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 				r,
 				j,
 				lev;
-	double		loss = 0.0;
+	double		loss = 0.0,
+				part;
 
 	ISRF_TRY(gr_table_forward(s));
 	if (s->ufeat_n && s->gcache == NULL)
@@ -1044,7 +1208,7 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 	ISRF_TRY(gr_forward_rows(s, B, users, hist, lens, true, seed, &T));
 	ISRF_TRY(gr_reserve_targets(s, P));
 
-	/* gather the target positions */
+	/* the target positions: slots, next items, group interests (host) */
 	P = 0;
 	for (r = 0; r < B; r++)
 	{
@@ -1052,27 +1216,29 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 
 		for (j = 0; j < lens[r]; j++)
 		{
-			int32_t		slot = r * T + (T - lens[r] + j);
-
-			s->tslot[P] = slot;
+			s->tslot[P] = r * T + (T - lens[r] + j);
 			s->tgt[P] = hist[r][j + 1];
-			memcpy(s->H + (size_t) P * C, s->tf->hidden + (size_t) slot * C, C * 4);
 			if (s->gcache)
-				memcpy(s->ugP + (size_t) P * s->dm,
+				memcpy(s->ugP_h + (size_t) P * s->dm,
 					   s->gcache + (size_t) (s->gptr[u] + j) * s->dm, (size_t) s->dm * 4);
 			P++;
 		}
 		s->row_last[r] = P - 1;
 	}
+	ISRF_TRY(be->upload(be, s->tslot_d, s->tslot, (size_t) P * 4));
+	ISRF_TRY(be->upload(be, s->tgt_d, s->tgt, (size_t) P * 4));
+	ISRF_TRY(be->upload(be, s->row_last_d, s->row_last, (size_t) B * 4));
+	ISRF_TRY(be->gather_rows(be, s->H, s->tslot_d, P, s->tf->hidden, s->C, false));
 	/* the group interest at each position joins the hidden state */
 	if (s->gcache)
 	{
+		ISRF_TRY(be->upload(be, s->ugP, s->ugP_h, (size_t) P * s->dm * 4));
 		ISRF_TRY(isrf_nn_linear_forward(be, s->pgP, s->ugP, s->p + l->pg_w, s->p + l->pg_b,
 										P, s->dm, s->C));
-		isrf_nn_accumulate(s->H, s->pgP, (size_t) P * C);
+		ISRF_TRY(isrf_nn_accumulate(be, s->H, s->pgP, (size_t) P * C));
 	}
-	memset(s->dH, 0, (size_t) P * C * 4);
-	memset(s->dtable, 0, (size_t) s->ni * C * 4);
+	ISRF_TRY(be->mem_zero(be, s->dH, (size_t) P * C * 4));
+	ISRF_TRY(be->mem_zero(be, s->dtable, (size_t) s->ni * C * 4));
 
 	/* dense head, tied to the token table, in chunks of rows */
 	for (j = 0; j < P; j += GR_CHUNK)
@@ -1081,7 +1247,10 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 
 		ISRF_TRY(be->gemm(be, false, true, n, s->ni, s->C, 1.0f, s->H + (size_t) j * C, s->C,
 						  s->table, s->C, 0.0f, s->logits, s->ni));
-		loss += gr_softmax_ce_inplace(s->logits, n, s->ni, s->tgt + j, 1.0f / (float) P) / P;
+		ISRF_TRY(be->softmax_ce(be, s->logits, s->ni, s->tgt_d + j, n, s->ni, 1.0f / (float) P,
+								s->row_loss, s->logits));
+		ISRF_TRY(gr_loss_sum(s, n, &part));
+		loss += part / P;
 		ISRF_TRY(be->gemm(be, false, false, n, s->C, s->ni, 1.0f, s->logits, s->ni,
 						  s->table, s->C, 1.0f, s->dH + (size_t) j * C, s->C));
 		ISRF_TRY(be->gemm(be, true, false, s->ni, s->C, n, 1.0f, s->logits, s->ni,
@@ -1094,116 +1263,63 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 		for (j = 0; j < P; j++)
 			for (lev = 0; lev < s->levels; lev++)
 				s->cid[(size_t) j * s->levels + lev] = s->codes[(size_t) s->tgt[j] * s->levels + lev];
+		ISRF_TRY(gr_upload_codes(s, P, s->cid, s->levels, s->levels));
 		for (lev = 0; lev < s->levels; lev++)
 		{
 			int32_t		K = s->ks[lev],
 						i;
+			const int32_t *tg = s->cid_d + (size_t) lev * P;
 
-			gr_code_input(s, lev, P, NULL, s->H, s->cid, s->levels, s->z);
-			memset(s->dz, 0, (size_t) P * C * 4);
+			ISRF_TRY(gr_code_input(s, lev, P, NULL, s->H, s->z));
+			ISRF_TRY(be->mem_zero(be, s->dz, (size_t) P * C * 4));
 			for (i = 0; i < P; i += GR_CHUNK)
 			{
-				int32_t		n = P - i < GR_CHUNK ? P - i : GR_CHUNK,
-							q;
-				int32_t		tg[GR_CHUNK];
-				float		cl;
+				int32_t		n = P - i < GR_CHUNK ? P - i : GR_CHUNK;
+				float		gs = cfg->gen_weight * (float) n / (float) P;
 
-				for (q = 0; q < n; q++)
-					tg[q] = s->cid[(size_t) (i + q) * s->levels + lev];
 				ISRF_TRY(isrf_nn_linear_forward(be, s->logits, s->z + (size_t) i * C,
 												s->p + l->dec_w[lev], s->p + l->dec_b[lev],
 												n, s->C, K));
-				ISRF_TRY(isrf_nn_softmax_ce(env, s->logits, K, tg, n, K, NULL, 0,
-											cfg->gen_weight * (float) n / (float) P,
-											&cl, NULL, s->logits));
-				loss += cfg->gen_weight * cl * (double) n / P;
+				/* the mean over the chunk's n rows, weighted n / P */
+				ISRF_TRY(be->softmax_ce(be, s->logits, K, tg + i, n, K, gs / (float) n,
+										s->row_loss, s->logits));
+				ISRF_TRY(gr_loss_sum(s, n, &part));
+				loss += cfg->gen_weight * (float) (part / n) * (double) n / P;
 				ISRF_TRY(isrf_nn_linear_backward(be, s->dz + (size_t) i * C, s->gp + l->dec_w[lev],
 												 s->gp + l->dec_b[lev], s->logits,
 												 s->z + (size_t) i * C, s->p + l->dec_w[lev],
 												 n, s->C, K));
 			}
-			isrf_nn_accumulate(s->dH, s->dz, (size_t) P * C);
+			ISRF_TRY(isrf_nn_accumulate(be, s->dH, s->dz, (size_t) P * C));
 			for (i = 0; i < lev; i++)
-			{
-				int32_t		q;
-
-				for (q = 0; q < P; q++)
-				{
-					float	   *e = s->gp + l->cemb[i] + (size_t) s->cid[(size_t) q * s->levels + i] * C;
-					const float *dzq = s->dz + (size_t) q * C;
-					size_t		c;
-
-					for (c = 0; c < C; c++)
-						e[c] += dzq[c];
-				}
-			}
+				ISRF_TRY(be->scatter_add_rows(be, s->gp + l->cemb[i], s->cid_d + (size_t) i * P, P,
+											  s->dz, s->C));
 		}
 	}
 
-	/*
-	 * alignment: InfoNCE(h_last, g_u) and InfoNCE(g_u, stop-grad e_u), with
-	 * g_u / e_u the projected group / explicit interest at the row's last
-	 * position and h_last its hidden state before the group joins it
-	 */
-	memset(s->dhl, 0, (size_t) B * C * 4);
-	memset(s->dlg, 0, (size_t) B * C * 4);
-	if (s->gcache && (cfg->lambda1 > 0.0f || cfg->lambda2 > 0.0f))
-	{
-		float		il;
-
-		for (r = 0; r < B; r++)
-		{
-			memcpy(s->lg + (size_t) r * C, s->pgP + (size_t) s->row_last[r] * C, C * 4);
-			if (cfg->use_explicit)
-				memcpy(s->lu + (size_t) r * C, s->pu + ((size_t) r * T + T - 1) * C, C * 4);
-		}
-		isrf_nn_l2norm_forward(s->nb, s->norm_b, s->lg, B, s->C);
-		memset(s->dnb, 0, (size_t) B * C * 4);
-		if (cfg->lambda2 > 0.0f)
-		{
-			isrf_nn_l2norm_forward(s->na, s->norm_a, s->hl, B, s->C);
-			memset(s->dna, 0, (size_t) B * C * 4);
-			ISRF_TRY(isrf_nn_infonce(be, s->na, s->nb, B, s->C, cfg->tau, true, cfg->lambda2,
-									 &il, s->dna, s->dnb));
-			loss += cfg->lambda2 * il;
-			isrf_nn_l2norm_backward(s->dhl, s->dna, s->na, s->norm_a, B, s->C);
-		}
-		if (cfg->lambda1 > 0.0f && cfg->use_explicit)
-		{
-			isrf_nn_l2norm_forward(s->nc, s->norm_c, s->lu, B, s->C);
-			ISRF_TRY(isrf_nn_infonce(be, s->nb, s->nc, B, s->C, cfg->tau, true, cfg->lambda1,
-									 &il, s->dnb, NULL));
-			loss += cfg->lambda1 * il;
-		}
-		isrf_nn_l2norm_backward(s->dlg, s->dnb, s->nb, s->norm_b, B, s->C);
-	}
+	ISRF_TRY(gr_alignment(s, B, &loss));
 
 	/* the group projection: its share of dH plus the alignment's */
 	if (s->gcache)
 	{
-		memcpy(s->dpgP, s->dH, (size_t) P * C * 4);
-		for (r = 0; r < B; r++)
-			isrf_nn_accumulate(s->dpgP + (size_t) s->row_last[r] * C, s->dlg + (size_t) r * C, C);
+		ISRF_TRY(be->copy(be, s->dpgP, s->dH, (size_t) P * C * 4));
+		ISRF_TRY(be->scatter_add_rows(be, s->dpgP, s->row_last_d, B, s->dlg, s->C));
 		ISRF_TRY(isrf_nn_linear_backward(be, NULL, s->gp + l->pg_w, s->gp + l->pg_b, s->dpgP,
 										 s->ugP, s->p + l->pg_w, P, s->dm, s->C));
 	}
 
 	/* back through the transformer */
-	memset(s->dhid, 0, (size_t) B * T * C * 4);
-	for (j = 0; j < P; j++)
-		isrf_nn_accumulate(s->dhid + (size_t) s->tslot[j] * C, s->dH + (size_t) j * C, C);
-	for (r = 0; r < B; r++)
-		isrf_nn_accumulate(s->dhid + ((size_t) r * T + T - 1) * C, s->dhl + (size_t) r * C, C);
+	ISRF_TRY(be->mem_zero(be, s->dhid, (size_t) B * T * C * 4));
+	ISRF_TRY(be->scatter_add_rows(be, s->dhid, s->tslot_d, P, s->dH, s->C));
+	ISRF_TRY(be->scatter_add_rows(be, s->dhid, s->last_slot_d, B, s->dhl, s->C));
 	ISRF_TRY(isrf_tf_backward(s->tf, s->dhid, s->dx));
-	isrf_tf_add_positions_backward(s->tf, s->dx, s->pos, B * T);
-	isrf_nn_embedding_backward(s->dtable, s->slot_item, B * T, s->dx, s->C);
+	ISRF_TRY(isrf_tf_add_positions_backward(s->tf, s->dx, s->pos, B * T));
+	ISRF_TRY(isrf_nn_embedding_backward(be, s->dtable, s->slot_item_d, B * T, s->dx, s->C));
 	if (cfg->use_explicit)
 	{
 		/* the explicit input was added on item slots only */
-		memset(s->dpu, 0, (size_t) B * T * C * 4);
-		for (j = 0; j < B * T; j++)
-			if (s->slot_item[j] >= 0)
-				memcpy(s->dpu + (size_t) j * C, s->dx + (size_t) j * C, C * 4);
+		ISRF_TRY(be->copy(be, s->dpu, s->dx, (size_t) B * T * C * 4));
+		ISRF_TRY(be->mask_rows(be, s->dpu, s->valid_d, B * T, s->C));
 		ISRF_TRY(isrf_nn_linear_backward(be, NULL, s->gp + l->pu_w, s->gp + l->pu_b, s->dpu,
 										 s->ue, s->p + l->pu_w, B * T, s->dm, s->C));
 	}
@@ -1213,16 +1329,19 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 }
 
 /* Fresh weights: small normals, biases zero (see genrec.h for the parts). */
-static void
+static IsrfStatus
 gr_init_params(IsrfGenrecSession *s)
 {
 	const GrLayout *l = &s->lay;
-	float	   *p = s->p;
+	float	   *p = isrf_alloc(s->env, l->total * 4 + 4);
 	uint64_t	seed = s->cfg.seed;
 	size_t		C = (size_t) s->C,
 				dm = (size_t) s->dm;
 	int32_t		j;
+	IsrfStatus	st;
 
+	if (p == NULL)
+		return ISRF_ERR_NOMEM;
 	memset(p, 0, l->total * 4);
 	isrf_nn_init_normal(p + l->item_emb, (size_t) s->ni * C, 0.05f, isrf_nn_key(seed, 1, 0));
 	isrf_nn_init_normal(p + l->ad_w1, C * dm, 1.0f / sqrtf((float) dm), isrf_nn_key(seed, 1, 1));
@@ -1235,6 +1354,9 @@ gr_init_params(IsrfGenrecSession *s)
 		isrf_nn_init_normal(p + l->cemb[j], (size_t) s->ks[j] * C, 0.02f, isrf_nn_key(seed, 2, (uint64_t) j));
 		isrf_nn_init_normal(p + l->dec_w[j], (size_t) s->ks[j] * C, 0.02f, isrf_nn_key(seed, 3, (uint64_t) j));
 	}
+	st = s->be->upload(s->be, s->p, p, l->total * 4);
+	isrf_free(s->env, p);
+	return st;
 }
 
 /* Weight decay applies to the matrices, not embeddings or biases. */
@@ -1332,7 +1454,8 @@ gr_content(IsrfGenrecSession *s, const int32_t *hist, int32_t len, int32_t n,
 
 	memset(s->profile, 0, (size_t) dm * 4);
 	for (i = 0; i < len; i++)
-		isrf_nn_accumulate(s->profile, s->iexp_n + (size_t) hist[i] * dm, (size_t) dm);
+		for (j = 0; j < dm; j++)
+			s->profile[j] += s->iexp_n[(size_t) hist[i] * dm + j];
 	for (j = 0; j < dm; j++)
 		ss += (double) s->profile[j] * s->profile[j];
 	for (j = 0; j < dm; j++)
@@ -1436,12 +1559,13 @@ gr_encode(IsrfGenrecSession *s, int32_t n, const int32_t *users, const int32_t *
 		if (s->ufeat_n)
 		{
 			/* the group interest after the whole given history */
-			ISRF_TRY(gr_group_rows(s, b, users + i, hist + i, hist_len + i, s->ug));
+			ISRF_TRY(gr_group_rows(s, b, users + i, hist + i, hist_len + i, s->ug_h));
+			ISRF_TRY(s->be->upload(s->be, s->ug, s->ug_h, (size_t) b * s->dm * 4));
 			ISRF_TRY(isrf_nn_linear_forward(s->be, s->lg, s->ug, s->p + s->lay.pg_w,
 											s->p + s->lay.pg_b, b, s->dm, s->C));
-			isrf_nn_accumulate(s->hl, s->lg, (size_t) b * s->C);
+			ISRF_TRY(isrf_nn_accumulate(s->be, s->hl, s->lg, (size_t) b * s->C));
 		}
-		memcpy(h + (size_t) i * s->C, s->hl, (size_t) b * s->C * 4);
+		ISRF_TRY(s->be->download(s->be, h + (size_t) i * s->C, s->hl, (size_t) b * s->C * 4));
 	}
 	return ISRF_OK;
 }
@@ -1458,19 +1582,41 @@ isrf_genrec_encode(IsrfGenrecSession *s, int32_t n, const int32_t *users,
 	return gr_encode(s, n, users, hist, hist_len, h);
 }
 
+/*
+ * Dense scores of b <= GR_CHUNK host rows h against every item, into host
+ * memory: *out points at s->logits on a host backend, else at its
+ * downloaded copy.
+ */
+static IsrfStatus
+gr_dense_chunk(IsrfGenrecSession *s, int32_t b, const float *h, float **out)
+{
+	IsrfBackend *be = s->be;
+	size_t		bytes = (size_t) b * s->ni * 4;
+
+	ISRF_TRY(be->upload(be, s->hq, h, (size_t) b * s->C * 4));
+	ISRF_TRY(be->gemm(be, false, true, b, s->ni, s->C, 1.0f, s->hq, s->C,
+					  s->table, s->C, 0.0f, s->logits, s->ni));
+	if (s->logits_h == NULL)
+	{
+		*out = s->logits;
+		return ISRF_OK;
+	}
+	*out = s->logits_h;
+	return be->download(be, s->logits_h, s->logits, bytes);
+}
+
 IsrfStatus
 isrf_genrec_dense_scores(IsrfGenrecSession *s, int32_t n, const float *h, float *scores)
 {
-	IsrfBackend *be = s->be;
 	int32_t		i;
 
 	for (i = 0; i < n; i += GR_CHUNK)
 	{
 		int32_t		b = n - i < GR_CHUNK ? n - i : GR_CHUNK;
+		float	   *sc;
 
-		ISRF_TRY(be->gemm(be, false, true, b, s->ni, s->C, 1.0f, h + (size_t) i * s->C, s->C,
-						  s->table, s->C, 0.0f, s->logits, s->ni));
-		memcpy(scores + (size_t) i * s->ni, s->logits, (size_t) b * s->ni * 4);
+		ISRF_TRY(gr_dense_chunk(s, b, h + (size_t) i * s->C, &sc));
+		memcpy(scores + (size_t) i * s->ni, sc, (size_t) b * s->ni * 4);
 	}
 	return ISRF_OK;
 }
@@ -1492,7 +1638,7 @@ isrf_genrec_dense_candidates(IsrfGenrecSession *s, const float *h, int32_t n_can
 			scores[i] = NAN;
 			continue;
 		}
-		e = s->table + (size_t) cand[i] * s->C;
+		e = (s->table_h ? s->table_h : s->table) + (size_t) cand[i] * s->C;
 		for (c = 0; c < s->C; c++)
 			acc += (double) h[c] * e[c];
 		scores[i] = (float) acc;
@@ -1511,10 +1657,20 @@ isrf_genrec_code_logp(IsrfGenrecSession *s, int32_t level, int32_t n,
 	if (level < 0 || level >= s->levels)
 		return isrf_fail(s->env, ISRF_ERR_INVALID, "code level %d out of range 0..%d", level, s->levels - 1);
 	K = s->ks[level];
+	if (n > GR_CHUNK)
+	{
+		for (i = 0; i < n; i += GR_CHUNK)
+			ISRF_TRY(isrf_genrec_code_logp(s, level, n - i < GR_CHUNK ? n - i : GR_CHUNK,
+										   h_rows + i, prefix + (size_t) i * level,
+										   logp + (size_t) i * K));
+		return ISRF_OK;
+	}
 	ISRF_TRY(gr_reserve_targets(s, n));
-	gr_code_input(s, level, n, h_rows, NULL, prefix, level, s->z);
-	ISRF_TRY(isrf_nn_linear_forward(s->be, logp, s->z, s->p + s->lay.dec_w[level],
+	ISRF_TRY(gr_upload_codes(s, n, prefix, level, level));
+	ISRF_TRY(gr_code_input(s, level, n, h_rows, NULL, s->z));
+	ISRF_TRY(isrf_nn_linear_forward(s->be, s->logits, s->z, s->p + s->lay.dec_w[level],
 									s->p + s->lay.dec_b[level], n, s->C, K));
+	ISRF_TRY(s->be->download(s->be, logp, s->logits, (size_t) n * K * 4));
 	for (i = 0; i < n; i++)
 	{
 		float	   *row = logp + (size_t) i * K;
@@ -1540,7 +1696,8 @@ isrf_genrec_rank_targets(IsrfGenrecSession *s, int32_t n, const int32_t *users,
 {
 	const IsrfGenrecData *d = s->d;
 	const int32_t *hist[256];
-	float	   *h;
+	float	   *h,
+			   *scores;
 	int32_t		i,
 				j;
 	IsrfStatus	st = ISRF_OK;
@@ -1558,12 +1715,11 @@ isrf_genrec_rank_targets(IsrfGenrecSession *s, int32_t n, const int32_t *users,
 			hist[j] = d->seq + d->seq_ptr[users[i + j]];
 		if ((st = gr_encode(s, b, users + i, hist, n_input + i, h)) != ISRF_OK)
 			break;
-		if ((st = s->be->gemm(s->be, false, true, b, s->ni, s->C, 1.0f, h, s->C, s->table, s->C,
-							  0.0f, s->logits, s->ni)) != ISRF_OK)
+		if ((st = gr_dense_chunk(s, b, h, &scores)) != ISRF_OK)
 			break;
 		for (j = 0; j < b; j++)
 		{
-			float	   *sc = s->logits + (size_t) j * s->ni;
+			float	   *sc = scores + (size_t) j * s->ni;
 			int32_t		t = target[i + j],
 						q,
 						r = 0;
@@ -1663,6 +1819,14 @@ isrf_genrec_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfGenrec *g,
 	}
 	*out = s;
 	return ISRF_OK;
+}
+
+/* Copy the session's weights into out's host arrays. */
+static IsrfStatus
+gr_weights_out(IsrfGenrecSession *s, IsrfGenrec *out)
+{
+	ISRF_TRY(s->be->download(s->be, out->params, s->p, s->lay.total * 4));
+	return s->be->download(s->be, out->tf_params, s->tf->params, s->tf->n_params * 4);
 }
 
 /* Stable sort of users[0..n) by key[user] (merge sort through tmp). */
@@ -1823,8 +1987,8 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 	total = spe * cfg->epochs;
 
 	/* best weights so far live in out */
-	memcpy(out->params, s->p, s->lay.total * 4);
-	memcpy(out->tf_params, s->tf->params, s->tf->n_params * 4);
+	if ((st = gr_weights_out(s, out)) != ISRF_OK)
+		goto done;
 	for (epoch = 1; epoch <= cfg->epochs; epoch++)
 	{
 		double		t0 = isrf_now(),
@@ -1876,16 +2040,17 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 
 			if ((st = isrf_poll(env)) != ISRF_OK)
 				goto done;
-			memset(s->gp, 0, s->lay.total * 4);
-			isrf_tf_zero_grad(s->tf);
+			if ((st = be->mem_zero(be, s->gp, s->lay.total * 4)) != ISRF_OK ||
+				(st = isrf_tf_zero_grad(s->tf)) != ISRF_OK)
+				goto done;
 			if ((st = gr_train_batch(s, b, order + first, isrf_nn_key(cfg->seed, 200 + (uint64_t) epoch, (uint64_t) bidx), &bl)) != ISRF_OK)
 				goto done;
 			garr[0] = s->gp;
 			garr[1] = s->tf->grads;
 			gsz[0] = s->lay.total;
 			gsz[1] = s->tf->n_params;
-			norm = cfg->clip > 0.0f ? isrf_grad_clip(garr, gsz, 2, cfg->clip)
-				: (float) sqrt(isrf_grad_sumsq(garr[0], gsz[0]) + isrf_grad_sumsq(garr[1], gsz[1]));
+			if ((st = isrf_grad_clip(be, garr, gsz, 2, cfg->clip, &norm)) != ISRF_OK)
+				goto done;
 			step++;
 			if (!isfinite(norm))
 				continue;		/* skip a step that blew up rather than poison the weights */
@@ -1925,8 +2090,8 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 			out->best_epoch = epoch;
 			out->best_val_hr10 = hr;
 			out->best_val_ndcg10 = nd;
-			memcpy(out->params, s->p, s->lay.total * 4);
-			memcpy(out->tf_params, s->tf->params, s->tf->n_params * 4);
+			if ((st = gr_weights_out(s, out)) != ISRF_OK)
+				goto done;
 		}
 		else if (++bad >= cfg->patience)
 			break;
@@ -2248,21 +2413,19 @@ isrf_genrec_train(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d,
 		st = ISRF_ERR_NOMEM;
 		goto fail;
 	}
-	gr_init_params(s);
+	if ((st = gr_init_params(s)) != ISRF_OK)
+		goto fail;
 	if (cfg->epochs > 0)
 		st = gr_fit(s, hook, hook_arg, out);
 	if (st == ISRF_OK && cfg->epochs > 0 && cfg->use_prior)
 	{
 		/* the kept (best) weights back into the session, then beta */
-		memcpy(s->p, out->params, s->lay.total * 4);
-		memcpy(s->tf->params, out->tf_params, s->tf->n_params * 4);
-		st = gr_tune_prior(s, out);
+		if ((st = be->upload(be, s->p, out->params, s->lay.total * 4)) == ISRF_OK &&
+			(st = be->upload(be, s->tf->params, out->tf_params, s->tf->n_params * 4)) == ISRF_OK)
+			st = gr_tune_prior(s, out);
 	}
-	else
-	{
-		memcpy(out->params, s->p, s->lay.total * 4);
-		memcpy(out->tf_params, s->tf->params, s->tf->n_params * 4);
-	}
+	else if (st == ISRF_OK)
+		st = gr_weights_out(s, out);
 	if (st != ISRF_OK)
 		goto fail;
 	isrf_genrec_session_close(s);
@@ -2299,8 +2462,8 @@ IsrfStatus
 isrf_genrec_test_loss(IsrfGenrecSession *s, int32_t n_users, const int32_t *users,
 					  uint64_t seed, double *loss)
 {
-	memset(s->gp, 0, s->lay.total * 4);
-	isrf_tf_zero_grad(s->tf);
+	ISRF_TRY(s->be->mem_zero(s->be, s->gp, s->lay.total * 4));
+	ISRF_TRY(isrf_tf_zero_grad(s->tf));
 	return gr_train_batch(s, n_users, users, seed, loss);
 }
 

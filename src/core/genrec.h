@@ -153,8 +153,9 @@ typedef void (*IsrfGenrecEpochHook) (void *arg, int epoch, double loss,
 
 /*
  * Build semantic IDs over d->item_feat, then train; out is filled with
- * memory from env (isrf_genrec_free).  Deterministic given cfg->seed on the
- * CPU backend.  Needs a host-addressable backend (see nn.h).
+ * memory from env (isrf_genrec_free).  Runs on any backend (CPU or CUDA);
+ * deterministic given cfg->seed on each, and the two agree to rounding
+ * (test_parity_model).
  */
 IsrfStatus	isrf_genrec_train(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d,
 							  const IsrfGenrecConfig *cfg, IsrfGenrecEpochHook hook,

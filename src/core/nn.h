@@ -12,12 +12,13 @@
  *   The caller zeroes gradients before a step.  A NULL gradient pointer means
  *   "not needed" (stop-gradient) and is skipped.  The one exception is
  *   isrf_nn_softmax_ce, which WRITES the gradient of its logits.
- * - Matrix products go through be->gemm, so the pointers handed to a
- *   function that takes a backend must be backend memory.  The elementwise
- *   parts are plain loops over the same pointers, so for now every function
- *   here needs a backend whose memory the host can address (the CPU backend;
- *   isrf_nn_backend_host_ok says whether it is).  A device backend needs the
- *   elementwise ops (layernorm, gelu, softmax, ...) added to its table first.
+ * - Every function that takes a backend runs on that backend's operations
+ *   (backend.h: gemm and the neural-network ops), so its pointers, index
+ *   arrays included, are backend memory and the tensors stay on the device.
+ *   The few functions that take no backend (softmax cross-entropy with
+ *   candidate masks, L2 normalisation, and InfoNCE's loops) are host
+ *   reference code for small tensors; they need host memory
+ *   (isrf_nn_backend_host_ok says whether a backend's memory is).
  * - Everything is deterministic; dropout masks come from a counter-based
  *   hash of (seed, element index), so backward regenerates the mask that
  *   forward used instead of storing it.
@@ -38,8 +39,17 @@ bool		isrf_nn_backend_host_ok(const IsrfBackend *be);
 
 /* ---- deterministic randomness ---------------------------------------- */
 
-/* splitmix64 finaliser: a well-mixed 64-bit hash of x. */
-uint64_t	isrf_nn_hash64(uint64_t x);
+/*
+ * splitmix64 finaliser: a well-mixed 64-bit hash of x.  Inline: dropout
+ * draws one per element.
+ */
+static inline uint64_t
+isrf_nn_hash64(uint64_t x)
+{
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+	return x ^ (x >> 31);
+}
 
 /* Derive a stream key from a seed and two small integers (step, site, ...). */
 uint64_t	isrf_nn_key(uint64_t seed, uint64_t a, uint64_t b);
@@ -51,14 +61,15 @@ void		isrf_nn_init_normal(float *w, size_t n, float std, uint64_t seed);
 
 /*
  * out[i,:] = table[ids[i],:] for i < n; a negative id (padding) gives a zero
- * row.  Fails when an id is >= n_rows.
+ * row.  On a host backend an id >= n_rows fails; a device backend cannot
+ * look at the ids, so the caller checks them before uploading.
  */
-IsrfStatus	isrf_nn_embedding_forward(IsrfEnv *env, float *out, const int32_t *ids,
+IsrfStatus	isrf_nn_embedding_forward(IsrfBackend *be, float *out, const int32_t *ids,
 									  int n, const float *table, int n_rows, int d);
 
 /* dtable[ids[i],:] += dout[i,:] (scatter-add); negative ids are skipped. */
-void		isrf_nn_embedding_backward(float *dtable, const int32_t *ids, int n,
-									   const float *dout, int d);
+IsrfStatus	isrf_nn_embedding_backward(IsrfBackend *be, float *dtable, const int32_t *ids,
+									   int n, const float *dout, int d);
 
 /* ---- linear ----------------------------------------------------------- */
 
@@ -81,11 +92,11 @@ IsrfStatus	isrf_nn_linear_backward(IsrfBackend *be, float *dx, float *dw, float 
  * out = (x - mean) * rstd * w + b per row of x[N,C]; mean[N] and rstd[N] are
  * cached for backward.  out may not alias x.
  */
-void		isrf_nn_layernorm_forward(float *out, float *mean, float *rstd,
+IsrfStatus	isrf_nn_layernorm_forward(IsrfBackend *be, float *out, float *mean, float *rstd,
 									  const float *x, const float *w, const float *b,
 									  int n, int c);
 
-void		isrf_nn_layernorm_backward(float *dx, float *dw, float *db,
+IsrfStatus	isrf_nn_layernorm_backward(IsrfBackend *be, float *dx, float *dw, float *db,
 									   const float *dout, const float *x,
 									   const float *w, const float *mean,
 									   const float *rstd, int n, int c);
@@ -93,18 +104,20 @@ void		isrf_nn_layernorm_backward(float *dx, float *dw, float *db,
 /* ---- GELU (tanh approximation) --------------------------------------- */
 
 /* out[i] = gelu(x[i]); out may alias x only if backward is not needed. */
-void		isrf_nn_gelu_forward(float *out, const float *x, size_t n);
+IsrfStatus	isrf_nn_gelu_forward(IsrfBackend *be, float *out, const float *x, size_t n);
 
 /* dx += gelu'(x) * dout */
-void		isrf_nn_gelu_backward(float *dx, const float *x, const float *dout, size_t n);
+IsrfStatus	isrf_nn_gelu_backward(IsrfBackend *be, float *dx, const float *x,
+								  const float *dout, size_t n);
 
 /* ---- residual add ------------------------------------------------------ */
 
 /* out = a + b (out may alias a or b). Backward: isrf_nn_accumulate twice. */
-void		isrf_nn_residual_forward(float *out, const float *a, const float *b, size_t n);
+IsrfStatus	isrf_nn_residual_forward(IsrfBackend *be, float *out, const float *a,
+									 const float *b, size_t n);
 
 /* dst += src */
-void		isrf_nn_accumulate(float *dst, const float *src, size_t n);
+IsrfStatus	isrf_nn_accumulate(IsrfBackend *be, float *dst, const float *src, size_t n);
 
 /* ---- dropout ----------------------------------------------------------- */
 
@@ -113,12 +126,12 @@ void		isrf_nn_accumulate(float *dst, const float *src, size_t n);
  * a hash of (seed, i), so the same seed replays it in backward.  out may
  * alias x.  p == 0 copies; p must be in [0, 1).
  */
-void		isrf_nn_dropout_forward(float *out, const float *x, size_t n, float p,
-									uint64_t seed);
+IsrfStatus	isrf_nn_dropout_forward(IsrfBackend *be, float *out, const float *x, size_t n,
+									float p, uint64_t seed);
 
 /* dx += keep(seed, i) ? dout[i] / (1 - p) : 0 */
-void		isrf_nn_dropout_backward(float *dx, const float *dout, size_t n, float p,
-									 uint64_t seed);
+IsrfStatus	isrf_nn_dropout_backward(IsrfBackend *be, float *dx, const float *dout, size_t n,
+									 float p, uint64_t seed);
 
 /* ---- causal multi-head self-attention ---------------------------------- */
 
@@ -132,19 +145,23 @@ void		isrf_nn_dropout_backward(float *dx, const float *dout, size_t n, float p,
  *
  * out[B,T,C] receives the concatenated heads (before the output
  * projection); att[B,H,T,T] caches the attention probabilities for
- * backward.  The scores are computed per (sequence, head) with gemm.
+ * backward.  The scores are computed for all (sequence, head) pairs at once
+ * with gemm_batched.
  */
 IsrfStatus	isrf_nn_attention_forward(IsrfBackend *be, float *out, float *att,
 									  const float *qkv, const uint8_t *valid,
 									  int b, int t, int c, int n_heads);
 
-/* dqkv += d(out)/d(qkv) . dout; scratch is T*T floats of backend memory. */
+/* dqkv += d(out)/d(qkv) . dout; scratch is B*H*T*T floats of backend memory. */
 IsrfStatus	isrf_nn_attention_backward(IsrfBackend *be, float *dqkv, float *scratch,
 									   const float *dout, const float *qkv,
 									   const float *att, int b, int t, int c,
 									   int n_heads);
 
-/* valid[b*T + t] = 1 for the last lens[b] positions of each row (left padding). */
+/*
+ * valid[b*T + t] = 1 for the last lens[b] positions of each row (left
+ * padding); host memory.
+ */
 void		isrf_nn_mask_left_padded(uint8_t *valid, const int32_t *lens, int b, int t);
 
 /* ---- softmax cross-entropy -------------------------------------------- */

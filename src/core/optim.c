@@ -34,11 +34,9 @@ isrf_adamw_init(IsrfBackend *be, IsrfAdamW *opt, size_t n, float beta1,
 		st = be->mem_alloc(be, sizeof(float) * (n ? n : 1), (void **) &opt->v);
 	if (st == ISRF_OK && decay_mask)
 	{
-		opt->decay = isrf_alloc(be->env, n ? n : 1);
-		if (opt->decay == NULL)
-			st = ISRF_ERR_NOMEM;
-		else
-			memcpy(opt->decay, decay_mask, n);
+		st = be->mem_alloc(be, n ? n : 1, (void **) &opt->decay);
+		if (st == ISRF_OK && n)
+			st = be->upload(be, opt->decay, decay_mask, n);
 	}
 	if (st != ISRF_OK)
 		isrf_adamw_free(opt);
@@ -54,7 +52,8 @@ isrf_adamw_free(IsrfAdamW *opt)
 		opt->be->mem_free(opt->be, opt->m);
 	if (opt->v)
 		opt->be->mem_free(opt->be, opt->v);
-	isrf_free(opt->be->env, opt->decay);
+	if (opt->decay)
+		opt->be->mem_free(opt->be, opt->decay);
 	opt->m = opt->v = NULL;
 	opt->decay = NULL;
 }
@@ -65,65 +64,43 @@ isrf_adamw_step(IsrfAdamW *opt, float *params, const float *grads, float lr)
 	float		b1 = opt->beta1,
 				b2 = opt->beta2;
 	float		c1,
-				c2,
-				wd = lr * opt->weight_decay;
-	size_t		i;
+				c2;
 
 	if (opt->m == NULL)
 		return isrf_fail(opt->be->env, ISRF_ERR_INTERNAL, "AdamW step on a freed optimizer");
 	opt->step++;
 	c1 = (float) (1.0 / (1.0 - pow(b1, (double) opt->step)));
 	c2 = (float) (1.0 / (1.0 - pow(b2, (double) opt->step)));
-	for (i = 0; i < opt->n; i++)
-	{
-		float		g = grads[i];
-		float		m = b1 * opt->m[i] + (1.0f - b1) * g;
-		float		v = b2 * opt->v[i] + (1.0f - b2) * g * g;
-		float		p = params[i];
-
-		opt->m[i] = m;
-		opt->v[i] = v;
-		if (opt->decay == NULL || opt->decay[i])
-			p -= wd * p;
-		params[i] = p - lr * (m * c1) / (sqrtf(v * c2) + opt->eps);
-	}
-	return ISRF_OK;
+	return opt->be->adamw_step(opt->be, params, grads, opt->m, opt->v, opt->decay, opt->n,
+							   lr, b1, b2, opt->eps, opt->weight_decay, c1, c2);
 }
 
-double
-isrf_grad_sumsq(const float *g, size_t n)
-{
-	double		s = 0.0;
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-		s += (double) g[i] * g[i];
-	return s;
-}
-
-float
-isrf_grad_clip(float *const *grads, const size_t *sizes, int n_arrays, float max_norm)
+IsrfStatus
+isrf_grad_clip(IsrfBackend *be, float *const *grads, const size_t *sizes, int n_arrays,
+			   float max_norm, float *norm_out)
 {
 	double		ss = 0.0,
 				norm;
 	int			a;
 
 	for (a = 0; a < n_arrays; a++)
-		ss += isrf_grad_sumsq(grads[a], sizes[a]);
+	{
+		double		part;
+
+		ISRF_TRY(be->sumsq(be, grads[a], sizes[a], &part));
+		ss += part;
+	}
 	norm = sqrt(ss);
 	if (max_norm > 0.0f && isfinite(norm) && norm > max_norm)
 	{
 		float		s = (float) (max_norm / norm);
 
+		/* y = 0 x + s y: a scale through the backend's axpby */
 		for (a = 0; a < n_arrays; a++)
-		{
-			size_t		i;
-
-			for (i = 0; i < sizes[a]; i++)
-				grads[a][i] *= s;
-		}
+			ISRF_TRY(be->axpby(be, sizes[a], 0.0f, grads[a], s, grads[a]));
 	}
-	return (float) norm;
+	*norm_out = (float) norm;
+	return ISRF_OK;
 }
 
 float

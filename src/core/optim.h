@@ -4,7 +4,7 @@
  *	  warmup + cosine learning-rate schedule.
  *
  * Parameters, gradients and optimizer state are backend memory; the update
- * is a plain loop, so like nn.h it needs a host-addressable backend for now.
+ * and the norm run on the backend's adamw_step and sumsq.
  * One IsrfAdamW covers one contiguous parameter array; a model with several
  * arrays (transformer block, embedding tables, adapter) keeps one each and
  * clips them together with isrf_grad_clip.
@@ -20,7 +20,8 @@ typedef struct IsrfAdamW
 	size_t		n;
 	float	   *m;				/* first moments, backend memory */
 	float	   *v;				/* second moments, backend memory */
-	uint8_t    *decay;			/* own copy of the decay mask, or NULL = all */
+	uint8_t    *decay;			/* own copy of the decay mask (backend
+								 * memory), or NULL = all */
 	int64_t		step;			/* updates done so far */
 	float		beta1;
 	float		beta2;
@@ -46,17 +47,15 @@ void		isrf_adamw_free(IsrfAdamW *opt);
  */
 IsrfStatus	isrf_adamw_step(IsrfAdamW *opt, float *params, const float *grads, float lr);
 
-/* Sum of squares of g[n], accumulated in double. */
-double		isrf_grad_sumsq(const float *g, size_t n);
-
 /*
- * Global-norm clipping over n_arrays gradient arrays: when the joint L2 norm
- * exceeds max_norm (> 0), every array is scaled by max_norm / norm.  Returns
- * the norm before clipping; a non-finite norm is returned without scaling
- * so the caller can skip the step.
+ * Global-norm clipping over n_arrays gradient arrays (backend memory): when
+ * the joint L2 norm exceeds max_norm (> 0), every array is scaled by
+ * max_norm / norm; max_norm <= 0 only measures.  *norm_out gets the norm
+ * before clipping; a non-finite norm is reported without scaling so the
+ * caller can skip the step.
  */
-float		isrf_grad_clip(float *const *grads, const size_t *sizes, int n_arrays,
-						   float max_norm);
+IsrfStatus	isrf_grad_clip(IsrfBackend *be, float *const *grads, const size_t *sizes,
+						   int n_arrays, float max_norm, float *norm_out);
 
 /*
  * Linear warmup over warmup steps to base, then cosine decay to

@@ -15,6 +15,9 @@ struct IsrfTfActs
 	int			cap_t;			/* T the attention buffers hold */
 	size_t		cap_att;		/* floats per layer of att */
 	uint8_t    *valid;			/* [BT] host copy of the mask (1 = real) */
+	uint8_t    *dvalid;			/* [BT] the same in backend memory */
+	int32_t    *pos_ids;		/* backend memory: rows of the position table */
+	size_t		pos_cap;		/* entries pos_ids holds (kept across growth) */
 	bool		has_mask;
 	bool		train;
 	uint64_t	seed;
@@ -44,7 +47,7 @@ struct IsrfTfActs
 	float	   *dqkv;			/* [BT,3C] */
 	float	   *dfchg;			/* [BT,F] */
 	float	   *dfch;			/* [BT,F] */
-	float	   *dscore;			/* [T,T] */
+	float	   *dscore;			/* [B,H,T,T] */
 };
 
 IsrfStatus
@@ -178,9 +181,6 @@ isrf_tf_create(IsrfBackend *be, const IsrfTfConfig *cfg, uint64_t seed,
 
 	*out = NULL;
 	ISRF_TRY(isrf_tf_config_check(env, cfg));
-	if (!isrf_nn_backend_host_ok(be))
-		return isrf_fail(env, ISRF_ERR_UNAVAILABLE,
-						 "the transformer layers do not run on the \"%s\" backend yet", be->name);
 	tf = isrf_calloc(env, 1, sizeof(IsrfTransformer));
 	if (tf == NULL)
 		return ISRF_ERR_NOMEM;
@@ -243,6 +243,8 @@ tf_free_acts(IsrfTransformer *tf)
 		be->mem_free(be, *bufs[i]);
 		*bufs[i] = NULL;
 	}
+	be->mem_free(be, a->dvalid);
+	a->dvalid = NULL;
 	isrf_free(be->env, a->valid);
 	a->valid = NULL;
 	a->cap_bt = 0;
@@ -262,6 +264,8 @@ isrf_tf_destroy(IsrfTransformer *tf)
 	if (tf->acts)
 	{
 		tf_free_acts(tf);
+		if (tf->acts->pos_ids)
+			tf->be->mem_free(tf->be, tf->acts->pos_ids);
 		isrf_free(env, tf->acts);
 	}
 	if (tf->params)
@@ -273,10 +277,10 @@ isrf_tf_destroy(IsrfTransformer *tf)
 	isrf_free(env, tf);
 }
 
-void
+IsrfStatus
 isrf_tf_zero_grad(IsrfTransformer *tf)
 {
-	memset(tf->grads, 0, sizeof(float) * tf->n_params);
+	return tf->be->mem_zero(tf->be, tf->grads, sizeof(float) * tf->n_params);
 }
 
 void
@@ -299,62 +303,67 @@ isrf_tf_decay_mask(const IsrfTransformer *tf, uint8_t *mask)
 	}
 }
 
-/* Source row of the position table for pos, or NULL for padding. */
-static inline float *
-tf_pos_row(const IsrfTfView *v, int c, int32_t pos)
+/*
+ * Check host positions and map them to rows of the position block (wpe and
+ * wpre are contiguous: prefix type j is row max_len + j, padding is -1),
+ * uploaded into acts->pos_ids, which must hold n entries.
+ */
+static IsrfStatus
+tf_position_rows(IsrfTransformer *tf, const int32_t *pos, int n)
 {
-	if (pos >= 0)
-		return v->wpe + (size_t) pos * c;
-	if (pos == ISRF_TF_POS_PAD)
-		return NULL;
-	return v->wpre + (size_t) (-2 - pos) * c;
+	IsrfBackend *be = tf->be;
+	int32_t    *rows;
+	int			i;
+	IsrfStatus	st;
+
+	if ((size_t) n > tf->acts->pos_cap)
+	{
+		be->mem_free(be, tf->acts->pos_ids);
+		tf->acts->pos_ids = NULL;
+		tf->acts->pos_cap = 0;
+		ISRF_TRY(be->mem_alloc(be, sizeof(int32_t) * (size_t) n, (void **) &tf->acts->pos_ids));
+		tf->acts->pos_cap = (size_t) n;
+	}
+	rows = isrf_alloc(be->env, sizeof(int32_t) * (size_t) (n > 0 ? n : 1));
+	if (rows == NULL)
+		return ISRF_ERR_NOMEM;
+	for (i = 0; i < n; i++)
+	{
+		if (pos[i] >= tf->cfg.max_len)
+		{
+			isrf_free(be->env, rows);
+			return isrf_fail(be->env, ISRF_ERR_INVALID,
+							 "position %d at row %d is beyond max_len %d",
+							 (int) pos[i], i, tf->cfg.max_len);
+		}
+		if (pos[i] < ISRF_TF_POS_PAD && -2 - pos[i] >= tf->cfg.n_prefix)
+		{
+			isrf_free(be->env, rows);
+			return isrf_fail(be->env, ISRF_ERR_INVALID,
+							 "prefix type %d at row %d is beyond n_prefix %d",
+							 (int) (-2 - pos[i]), i, tf->cfg.n_prefix);
+		}
+		rows[i] = pos[i] >= 0 ? pos[i] : pos[i] == ISRF_TF_POS_PAD ? -1
+			: tf->cfg.max_len + (-2 - pos[i]);
+	}
+	st = be->upload(be, tf->acts->pos_ids, rows, sizeof(int32_t) * (size_t) n);
+	isrf_free(be->env, rows);
+	return st;
 }
 
 IsrfStatus
 isrf_tf_add_positions(IsrfTransformer *tf, float *x, const int32_t *pos, int n)
 {
-	int			c = tf->cfg.d_model;
-	int			i,
-				j;
-
-	for (i = 0; i < n; i++)
-	{
-		const float *src;
-		float	   *xi = x + (size_t) i * c;
-
-		if (pos[i] >= tf->cfg.max_len)
-			return isrf_fail(tf->be->env, ISRF_ERR_INVALID,
-							 "position %d at row %d is beyond max_len %d",
-							 (int) pos[i], i, tf->cfg.max_len);
-		if (pos[i] < ISRF_TF_POS_PAD && -2 - pos[i] >= tf->cfg.n_prefix)
-			return isrf_fail(tf->be->env, ISRF_ERR_INVALID,
-							 "prefix type %d at row %d is beyond n_prefix %d",
-							 (int) (-2 - pos[i]), i, tf->cfg.n_prefix);
-		src = tf_pos_row(&tf->p, c, pos[i]);
-		if (src)
-			for (j = 0; j < c; j++)
-				xi[j] += src[j];
-	}
-	return ISRF_OK;
+	ISRF_TRY(tf_position_rows(tf, pos, n));
+	return tf->be->gather_rows(tf->be, x, tf->acts->pos_ids, n, tf->p.wpe, tf->cfg.d_model, true);
 }
 
-void
+IsrfStatus
 isrf_tf_add_positions_backward(IsrfTransformer *tf, const float *dx,
 							   const int32_t *pos, int n)
 {
-	int			c = tf->cfg.d_model;
-	int			i,
-				j;
-
-	for (i = 0; i < n; i++)
-	{
-		float	   *dst = tf_pos_row(&tf->g, c, pos[i]);
-		const float *di = dx + (size_t) i * c;
-
-		if (dst)
-			for (j = 0; j < c; j++)
-				dst[j] += di[j];
-	}
+	ISRF_TRY(tf_position_rows(tf, pos, n));
+	return tf->be->scatter_add_rows(tf->be, tf->g.wpe, tf->acts->pos_ids, n, dx, tf->cfg.d_model);
 }
 
 /* Make sure the activation buffers hold B*T rows of T positions. */
@@ -410,7 +419,7 @@ tf_reserve(IsrfTransformer *tf, int B, int T)
 			{&a->dqkv, bt * 3 * c},
 			{&a->dfchg, bt * f},
 			{&a->dfch, bt * f},
-			{&a->dscore, (size_t) T * T},
+			{&a->dscore, att},
 		};
 
 		for (i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
@@ -425,10 +434,10 @@ tf_reserve(IsrfTransformer *tf, int B, int T)
 		}
 	}
 	a->valid = isrf_alloc(be->env, bt);
-	if (a->valid == NULL)
+	if (a->valid == NULL || be->mem_alloc(be, bt, (void **) &a->dvalid) != ISRF_OK)
 	{
 		tf_free_acts(tf);
-		return ISRF_ERR_NOMEM;
+		return a->valid ? be->env->status : ISRF_ERR_NOMEM;
 	}
 	a->cap_bt = bt;
 	a->cap_t = T;
@@ -456,7 +465,6 @@ isrf_tf_forward(IsrfTransformer *tf, const float *input, const uint8_t *valid,
 	size_t		att_stride = (size_t) B * cfg->n_heads * T * T;
 	float		p = train ? cfg->dropout : 0.0f;
 	int			l;
-	size_t		i;
 
 	tf->hidden = NULL;
 	if (B < 1 || T < 1 || T > cfg->max_len)
@@ -473,8 +481,9 @@ isrf_tf_forward(IsrfTransformer *tf, const float *input, const uint8_t *valid,
 		memcpy(a->valid, valid, bt);
 	else
 		memset(a->valid, 1, bt);
+	ISRF_TRY(be->upload(be, a->dvalid, a->valid, bt));
 
-	isrf_nn_dropout_forward(a->resid, input, bt * c, p, tf_drop_key(a, 0));
+	ISRF_TRY(isrf_nn_dropout_forward(be, a->resid, input, bt * c, p, tf_drop_key(a, 0)));
 	for (l = 0; l < cfg->n_layers; l++)
 	{
 		const IsrfTfLayer *w = &tf->p.layers[l];
@@ -488,32 +497,30 @@ isrf_tf_forward(IsrfTransformer *tf, const float *input, const uint8_t *valid,
 		float	   *fchg = a->fchg + l * bt * f;
 
 		ISRF_TRY(isrf_poll(be->env));
-		isrf_nn_layernorm_forward(ln1, a->ln1_mean + l * bt, a->ln1_rstd + l * bt,
-								  res, w->ln1_w, w->ln1_b, (int) bt, (int) c);
+		ISRF_TRY(isrf_nn_layernorm_forward(be, ln1, a->ln1_mean + l * bt, a->ln1_rstd + l * bt,
+										   res, w->ln1_w, w->ln1_b, (int) bt, (int) c));
 		ISRF_TRY(isrf_nn_linear_forward(be, qkv, ln1, w->qkv_w, w->qkv_b, (int) bt, (int) c, 3 * (int) c));
 		ISRF_TRY(isrf_nn_attention_forward(be, atty, a->att + l * att_stride, qkv,
-										   a->has_mask ? a->valid : NULL,
+										   a->has_mask ? a->dvalid : NULL,
 										   B, T, (int) c, cfg->n_heads));
 		ISRF_TRY(isrf_nn_linear_forward(be, a->tmp, atty, w->proj_w, w->proj_b, (int) bt, (int) c, (int) c));
-		isrf_nn_dropout_forward(a->tmp, a->tmp, bt * c, p, tf_drop_key(a, 2 * l + 1));
-		isrf_nn_residual_forward(res2, res, a->tmp, bt * c);
+		ISRF_TRY(isrf_nn_dropout_forward(be, a->tmp, a->tmp, bt * c, p, tf_drop_key(a, 2 * l + 1)));
+		ISRF_TRY(isrf_nn_residual_forward(be, res2, res, a->tmp, bt * c));
 
-		isrf_nn_layernorm_forward(ln2, a->ln2_mean + l * bt, a->ln2_rstd + l * bt,
-								  res2, w->ln2_w, w->ln2_b, (int) bt, (int) c);
+		ISRF_TRY(isrf_nn_layernorm_forward(be, ln2, a->ln2_mean + l * bt, a->ln2_rstd + l * bt,
+										   res2, w->ln2_w, w->ln2_b, (int) bt, (int) c));
 		ISRF_TRY(isrf_nn_linear_forward(be, fch, ln2, w->fc_w, w->fc_b, (int) bt, (int) c, (int) f));
-		isrf_nn_gelu_forward(fchg, fch, bt * f);
+		ISRF_TRY(isrf_nn_gelu_forward(be, fchg, fch, bt * f));
 		ISRF_TRY(isrf_nn_linear_forward(be, a->tmp, fchg, w->fc2_w, w->fc2_b, (int) bt, (int) f, (int) c));
-		isrf_nn_dropout_forward(a->tmp, a->tmp, bt * c, p, tf_drop_key(a, 2 * l + 2));
-		isrf_nn_residual_forward(res + bt * c, res2, a->tmp, bt * c);
+		ISRF_TRY(isrf_nn_dropout_forward(be, a->tmp, a->tmp, bt * c, p, tf_drop_key(a, 2 * l + 2)));
+		ISRF_TRY(isrf_nn_residual_forward(be, res + bt * c, res2, a->tmp, bt * c));
 	}
-	isrf_nn_layernorm_forward(a->hidden, a->lnf_mean, a->lnf_rstd,
-							  a->resid + cfg->n_layers * bt * c,
-							  tf->p.lnf_w, tf->p.lnf_b, (int) bt, (int) c);
+	ISRF_TRY(isrf_nn_layernorm_forward(be, a->hidden, a->lnf_mean, a->lnf_rstd,
+									   a->resid + cfg->n_layers * bt * c,
+									   tf->p.lnf_w, tf->p.lnf_b, (int) bt, (int) c));
 	/* padding rows carry whatever the input had: hide them from the heads */
 	if (a->has_mask)
-		for (i = 0; i < bt; i++)
-			if (!a->valid[i])
-				memset(a->hidden + i * c, 0, sizeof(float) * c);
+		ISRF_TRY(be->mask_rows(be, a->hidden, a->dvalid, (int) bt, (int) c));
 	tf->hidden = a->hidden;
 	return ISRF_OK;
 }
@@ -532,21 +539,18 @@ isrf_tf_backward(IsrfTransformer *tf, const float *dhidden, float *dinput)
 	size_t		att_stride = (size_t) B * cfg->n_heads * T * T;
 	float		p = a->train ? cfg->dropout : 0.0f;
 	int			l;
-	size_t		i;
 
 	if (tf->hidden == NULL)
 		return isrf_fail(be->env, ISRF_ERR_INTERNAL, "transformer backward without a forward");
 
 	/* gradient of the final LayerNorm, padding rows dropped */
-	memcpy(a->tmp, dhidden, sizeof(float) * bt * c);
+	ISRF_TRY(be->copy(be, a->tmp, dhidden, sizeof(float) * bt * c));
 	if (a->has_mask)
-		for (i = 0; i < bt; i++)
-			if (!a->valid[i])
-				memset(a->tmp + i * c, 0, sizeof(float) * c);
-	memset(a->dres, 0, sizeof(float) * bt * c);
-	isrf_nn_layernorm_backward(a->dres, tf->g.lnf_w, tf->g.lnf_b, a->tmp,
-							   a->resid + cfg->n_layers * bt * c, tf->p.lnf_w,
-							   a->lnf_mean, a->lnf_rstd, (int) bt, (int) c);
+		ISRF_TRY(be->mask_rows(be, a->tmp, a->dvalid, (int) bt, (int) c));
+	ISRF_TRY(be->mem_zero(be, a->dres, sizeof(float) * bt * c));
+	ISRF_TRY(isrf_nn_layernorm_backward(be, a->dres, tf->g.lnf_w, tf->g.lnf_b, a->tmp,
+										a->resid + cfg->n_layers * bt * c, tf->p.lnf_w,
+										a->lnf_mean, a->lnf_rstd, (int) bt, (int) c));
 
 	for (l = cfg->n_layers - 1; l >= 0; l--)
 	{
@@ -563,41 +567,41 @@ isrf_tf_backward(IsrfTransformer *tf, const float *dhidden, float *dinput)
 
 		ISRF_TRY(isrf_poll(be->env));
 		/* MLP branch: dres is d(res3); the skip path leaves it as part of d(res2) */
-		memset(a->tmp, 0, sizeof(float) * bt * c);
-		isrf_nn_dropout_backward(a->tmp, a->dres, bt * c, p, tf_drop_key(a, 2 * l + 2));
-		memset(a->dfchg, 0, sizeof(float) * bt * f);
+		ISRF_TRY(be->mem_zero(be, a->tmp, sizeof(float) * bt * c));
+		ISRF_TRY(isrf_nn_dropout_backward(be, a->tmp, a->dres, bt * c, p, tf_drop_key(a, 2 * l + 2)));
+		ISRF_TRY(be->mem_zero(be, a->dfchg, sizeof(float) * bt * f));
 		ISRF_TRY(isrf_nn_linear_backward(be, a->dfchg, g->fc2_w, g->fc2_b, a->tmp, fchg,
 										 w->fc2_w, (int) bt, (int) f, (int) c));
-		memset(a->dfch, 0, sizeof(float) * bt * f);
-		isrf_nn_gelu_backward(a->dfch, fch, a->dfchg, bt * f);
-		memset(a->dln, 0, sizeof(float) * bt * c);
+		ISRF_TRY(be->mem_zero(be, a->dfch, sizeof(float) * bt * f));
+		ISRF_TRY(isrf_nn_gelu_backward(be, a->dfch, fch, a->dfchg, bt * f));
+		ISRF_TRY(be->mem_zero(be, a->dln, sizeof(float) * bt * c));
 		ISRF_TRY(isrf_nn_linear_backward(be, a->dln, g->fc_w, g->fc_b, a->dfch, ln2,
 										 w->fc_w, (int) bt, (int) c, (int) f));
-		isrf_nn_layernorm_backward(a->dres, g->ln2_w, g->ln2_b, a->dln, res2, w->ln2_w,
-								   a->ln2_mean + l * bt, a->ln2_rstd + l * bt,
-								   (int) bt, (int) c);
+		ISRF_TRY(isrf_nn_layernorm_backward(be, a->dres, g->ln2_w, g->ln2_b, a->dln, res2,
+											w->ln2_w, a->ln2_mean + l * bt,
+											a->ln2_rstd + l * bt, (int) bt, (int) c));
 
 		/* attention branch: dres is now d(res2) */
-		memset(a->tmp, 0, sizeof(float) * bt * c);
-		isrf_nn_dropout_backward(a->tmp, a->dres, bt * c, p, tf_drop_key(a, 2 * l + 1));
-		memset(a->datty, 0, sizeof(float) * bt * c);
+		ISRF_TRY(be->mem_zero(be, a->tmp, sizeof(float) * bt * c));
+		ISRF_TRY(isrf_nn_dropout_backward(be, a->tmp, a->dres, bt * c, p, tf_drop_key(a, 2 * l + 1)));
+		ISRF_TRY(be->mem_zero(be, a->datty, sizeof(float) * bt * c));
 		ISRF_TRY(isrf_nn_linear_backward(be, a->datty, g->proj_w, g->proj_b, a->tmp, atty,
 										 w->proj_w, (int) bt, (int) c, (int) c));
-		memset(a->dqkv, 0, sizeof(float) * bt * 3 * c);
+		ISRF_TRY(be->mem_zero(be, a->dqkv, sizeof(float) * bt * 3 * c));
 		ISRF_TRY(isrf_nn_attention_backward(be, a->dqkv, a->dscore, a->datty, qkv,
 											a->att + l * att_stride, B, T, (int) c,
 											cfg->n_heads));
-		memset(a->dln, 0, sizeof(float) * bt * c);
+		ISRF_TRY(be->mem_zero(be, a->dln, sizeof(float) * bt * c));
 		ISRF_TRY(isrf_nn_linear_backward(be, a->dln, g->qkv_w, g->qkv_b, a->dqkv, ln1,
 										 w->qkv_w, (int) bt, (int) c, 3 * (int) c));
-		isrf_nn_layernorm_backward(a->dres, g->ln1_w, g->ln1_b, a->dln, res, w->ln1_w,
-								   a->ln1_mean + l * bt, a->ln1_rstd + l * bt,
-								   (int) bt, (int) c);
+		ISRF_TRY(isrf_nn_layernorm_backward(be, a->dres, g->ln1_w, g->ln1_b, a->dln, res,
+											w->ln1_w, a->ln1_mean + l * bt,
+											a->ln1_rstd + l * bt, (int) bt, (int) c));
 	}
 	if (dinput)
 	{
-		memset(dinput, 0, sizeof(float) * bt * c);
-		isrf_nn_dropout_backward(dinput, a->dres, bt * c, p, tf_drop_key(a, 0));
+		ISRF_TRY(be->mem_zero(be, dinput, sizeof(float) * bt * c));
+		ISRF_TRY(isrf_nn_dropout_backward(be, dinput, a->dres, bt * c, p, tf_drop_key(a, 0)));
 	}
 	return ISRF_OK;
 }

@@ -26,8 +26,9 @@
  *
  * Linear weights are [out, in] (y = x W^T + b).  Activations are sized for
  * the largest B*T seen so far and reused.  All pointers in IsrfTransformer
- * are backend memory; like nn.h, the layers need a host-addressable backend
- * for now.
+ * are backend memory and every layer runs on the backend's operations, so
+ * the whole forward and backward stay on the device (CPU or CUDA); only the
+ * small index arrays (positions, the valid mask) come from the host.
  */
 #ifndef ISRF_TRANSFORMER_H
 #define ISRF_TRANSFORMER_H
@@ -113,7 +114,7 @@ IsrfStatus	isrf_tf_create(IsrfBackend *be, const IsrfTfConfig *cfg, uint64_t see
 void		isrf_tf_destroy(IsrfTransformer *tf);
 
 /* Zero the gradient block. */
-void		isrf_tf_zero_grad(IsrfTransformer *tf);
+IsrfStatus	isrf_tf_zero_grad(IsrfTransformer *tf);
 
 /*
  * mask[i] = 1 where parameter i takes weight decay (the four matrices of
@@ -125,18 +126,19 @@ void		isrf_tf_decay_mask(const IsrfTransformer *tf, uint8_t *mask);
 /*
  * x[i,:] += wpe[pos[i]] for pos[i] >= 0, += wpre[j] for
  * pos[i] == ISRF_TF_POS_PREFIX(j), nothing for ISRF_TF_POS_PAD.
- * Fails on a position >= max_len or a prefix type >= n_prefix.
+ * Fails on a position >= max_len or a prefix type >= n_prefix.  x is
+ * backend memory, pos host memory.
  */
 IsrfStatus	isrf_tf_add_positions(IsrfTransformer *tf, float *x, const int32_t *pos,
 								  int n);
 
 /* Gradient of the above: scatter-adds dx rows into the wpe / wpre grads. */
-void		isrf_tf_add_positions_backward(IsrfTransformer *tf, const float *dx,
+IsrfStatus	isrf_tf_add_positions_backward(IsrfTransformer *tf, const float *dx,
 										   const int32_t *pos, int n);
 
 /*
- * Forward over input[B,T,C] with valid[B,T] (NULL: all valid; see
- * isrf_nn_attention_forward).  train enables dropout, whose masks derive
+ * Forward over input[B,T,C] with valid[B,T] (host memory, NULL: all valid;
+ * see isrf_nn_attention_forward).  train enables dropout, whose masks derive
  * from dropout_seed (use a new seed per step).  On success tf->hidden points
  * at the final hidden states [B,T,C] (after the final LayerNorm), zero at
  * invalid positions, valid until the next forward.  input is not modified

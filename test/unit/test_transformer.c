@@ -356,7 +356,7 @@ shift_step(ShiftModel *m, int B, const int32_t *ids, const int32_t *pos,
 				hit = 0,
 				cnt = 0;
 
-	ISRF_TRY(isrf_nn_embedding_forward(&env, x, ids, N, m->emb, SV, C));
+	ISRF_TRY(isrf_nn_embedding_forward(be, x, ids, N, m->emb, SV, C));
 	ISRF_TRY(isrf_tf_add_positions(m->tf, x, pos, N));
 	ISRF_TRY(isrf_tf_forward(m->tf, x, valid, B, ST, train, seed));
 	ISRF_TRY(isrf_nn_linear_forward(be, logits, m->tf->hidden, m->wh, m->bh, N, C, SV));
@@ -388,8 +388,12 @@ shift_step(ShiftModel *m, int B, const int32_t *ids, const int32_t *pos,
 										 m->wh, N, C, SV));
 		ISRF_TRY(isrf_tf_backward(m->tf, dh, x));
 		isrf_tf_add_positions_backward(m->tf, x, pos, N);
-		isrf_nn_embedding_backward(m->demb, ids, N, x, C);
-		isrf_grad_clip(arrs, sizes, 3, 1.0f);
+		isrf_nn_embedding_backward(be, m->demb, ids, N, x, C);
+		{
+			float		norm;
+
+			ISRF_TRY(isrf_grad_clip(be, arrs, sizes, 3, 1.0f, &norm));
+		}
 		ISRF_TRY(isrf_adamw_step(&m->opt_tf, m->tf->params, m->tf->grads, lr));
 		ISRF_TRY(isrf_adamw_step(&m->opt_emb, m->emb, m->demb, lr));
 		ISRF_TRY(isrf_adamw_step(&m->opt_head, m->wh, m->dwh, lr));
