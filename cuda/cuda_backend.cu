@@ -51,53 +51,23 @@
  *  - axpby uses __fmul_rn/__fadd_rn so that no FMA is contracted and the
  *    result is bitwise that of the CPU loop; row_normalize sums squares in
  *    double like the CPU (one warp per row, fixed reduction order).
+ *
+ * The neural-network operations of backend ABI 2 (LayerNorm, GELU, dropout,
+ * attention softmax, cross-entropy, AdamW, ...) live in cuda_nn.cu; what the
+ * two files share (CudaImpl, the failure helpers and macros, device
+ * allocation) is in cuda_internal.h.
  */
-#include <cuda_runtime.h>
-#include <cublas_v2.h>
-#include <cusparse.h>
-
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-extern "C"
-{
-#include "backend.h"
-}
+#include "cuda_internal.h"
 #include "isrf_hd.h"
 
 #define CUDA_TOPK_THREADS 256
 #define CUDA_NORM_WARPS 8
 #define CUDA_SPMM_THREADS 256
-#define CUDA_EW_THREADS 256
-
-/* Device allocations, an open-addressing table keyed by address. */
-typedef struct CudaAllocTable
-{
-	void	  **keys;			/* NULL = empty slot */
-	size_t	   *sizes;
-	size_t		cap;			/* power of two, or 0 */
-	size_t		count;
-	size_t		bytes;			/* live device bytes, for describe() */
-} CudaAllocTable;
-
-typedef struct CudaImpl
-{
-	int			device;
-	cudaStream_t stream;
-	cublasHandle_t blas;
-	cusparseHandle_t sparse;
-	CudaAllocTable allocs;
-	IsrfDevCsr *csr_list;		/* live sparse matrices */
-	size_t		topk_smem_max;	/* dynamic shared memory the top-k may use */
-	int			topk_k_max;
-	char		devname[256];
-	int			cc_major;
-	int			cc_minor;
-	int			sms;
-	size_t		total_mem;
-} CudaImpl;
 
 struct IsrfDevCsr
 {
@@ -120,11 +90,7 @@ struct IsrfDevCsr
  * ------------------------------------------------------------------- */
 
 /* Record a failure in env like isrf_fail and return st. */
-static IsrfStatus
-cuda_fail(IsrfEnv *env, IsrfStatus st, const char *fmt,...)
-	__attribute__((format(printf, 3, 4)));
-
-static IsrfStatus
+IsrfStatus
 cuda_fail(IsrfEnv *env, IsrfStatus st, const char *fmt,...)
 {
 	va_list		ap;
@@ -137,7 +103,7 @@ cuda_fail(IsrfEnv *env, IsrfStatus st, const char *fmt,...)
 }
 
 /* Zeroed host memory through env; records ISRF_ERR_NOMEM on failure. */
-static void *
+void *
 cuda_host_calloc(IsrfEnv *env, size_t bytes)
 {
 	void	   *p;
@@ -155,7 +121,7 @@ cuda_host_calloc(IsrfEnv *env, size_t bytes)
 	return p;
 }
 
-static void
+void
 cuda_host_free(IsrfEnv *env, void *p)
 {
 	if (p)
@@ -163,47 +129,26 @@ cuda_host_free(IsrfEnv *env, void *p)
 }
 
 /* A CUDA runtime failure as ISRF_ERR_DEVICE, naming the call. */
-static IsrfStatus
+IsrfStatus
 cuda_rt_fail(IsrfEnv *env, const char *what, cudaError_t e)
 {
 	return cuda_fail(env, ISRF_ERR_DEVICE, "CUDA error in %s: %s (%s)",
 					 what, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
-static IsrfStatus
+IsrfStatus
 cuda_blas_fail(IsrfEnv *env, const char *what, cublasStatus_t s)
 {
 	return cuda_fail(env, ISRF_ERR_DEVICE, "cuBLAS error in %s: %s",
 					 what, cublasGetStatusString(s));
 }
 
-static IsrfStatus
+IsrfStatus
 cuda_sparse_fail(IsrfEnv *env, const char *what, cusparseStatus_t s)
 {
 	return cuda_fail(env, ISRF_ERR_DEVICE, "cuSPARSE error in %s: %s",
 					 what, cusparseGetErrorString(s));
 }
-
-#define CUDA_RT(env, call) \
-	do { \
-		cudaError_t cuda_e_ = (call); \
-		if (cuda_e_ != cudaSuccess) \
-			return cuda_rt_fail((env), #call, cuda_e_); \
-	} while (0)
-
-#define CUDA_BLAS(env, call) \
-	do { \
-		cublasStatus_t cuda_s_ = (call); \
-		if (cuda_s_ != CUBLAS_STATUS_SUCCESS) \
-			return cuda_blas_fail((env), #call, cuda_s_); \
-	} while (0)
-
-#define CUDA_SPARSE(env, call) \
-	do { \
-		cusparseStatus_t cuda_s_ = (call); \
-		if (cuda_s_ != CUSPARSE_STATUS_SUCCESS) \
-			return cuda_sparse_fail((env), #call, cuda_s_); \
-	} while (0)
 
 /* ---------------------------------------------------------------------
  * Allocation table
@@ -304,7 +249,7 @@ cuda_alloc_remove(CudaAllocTable *t, void *p, size_t *bytes)
 }
 
 /* cudaMalloc + zero fill, recorded for destroy(). */
-static IsrfStatus
+IsrfStatus
 cuda_dev_alloc(IsrfBackend *b, size_t bytes, void **out)
 {
 	CudaImpl   *impl = (CudaImpl *) b->impl;
@@ -339,7 +284,7 @@ cuda_dev_alloc(IsrfBackend *b, size_t bytes, void **out)
 	return ISRF_OK;
 }
 
-static void
+void
 cuda_dev_free(IsrfBackend *b, void *p)
 {
 	CudaImpl   *impl = (CudaImpl *) b->impl;
@@ -664,19 +609,6 @@ cuda_topk_kernel(int n, const float *__restrict__ x, int ld, int k, int pow2,
 			val[o] = -INFINITY;
 		}
 	}
-}
-
-/* Grid size for grid-stride element-wise kernels. */
-static unsigned int
-cuda_ew_blocks(size_t n, int threads)
-{
-	size_t		b = (n + threads - 1) / threads;
-
-	if (b < 1)
-		b = 1;
-	if (b > 65535u * 16u)
-		b = 65535u * 16u;
-	return (unsigned int) b;
 }
 
 /* ---------------------------------------------------------------------
@@ -1215,6 +1147,7 @@ isrf_cuda_backend_create(IsrfEnv *env, int abi, IsrfBackend **out)
 	b->axpby = cuda_axpby;
 	b->row_normalize = cuda_row_normalize;
 	b->topk_rows = cuda_topk_rows;
+	cuda_nn_install(b);
 	*out = b;
 	return ISRF_OK;
 }
