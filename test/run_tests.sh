@@ -20,20 +20,31 @@ failed=0
 # --- C unit tests of src/core (no PostgreSQL) -----------------------------
 export ISRF_DATA_DIR=${ISRF_DATA_DIR:-$ISRF_ROOT/../shared/data}
 export ISRF_CUDA_LIBRARY=${ISRF_CUDA_LIBRARY:-$ISRF_ROOT/build/isrf_cuda.so}
-for t in "$ISRF_ROOT"/build/test/test_*; do
-    [ -x "$t" ] || continue
+# run_unit LABEL BINARY: run one test binary, add its summary line to the totals
+run_unit() {
+    local label=$1 t=$2 out rc line p f
     out=$("$t" 2>&1); rc=$?
     echo "$out" | grep -E "^FAIL|SKIP" || true
     line=$(echo "$out" | grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed' | tail -1)
     p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
     f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
     if [ -z "$line" ]; then
-        echo "unit $(basename "$t"): no summary line (exit $rc)"; echo "$out" | tail -5; f=1; p=0
+        echo "unit $label: no summary line (exit $rc)"; echo "$out" | tail -5; f=1; p=0
     elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then
         f=1
     fi
-    printf 'unit %-22s %s\n' "$(basename "$t")" "${line#*: }"
+    printf 'unit %-22s %s\n' "$label" "${line#*: }"
     passed=$((passed + p)); failed=$((failed + f))
+}
+for t in "$ISRF_ROOT"/build/test/test_*; do
+    [ -x "$t" ] || continue
+    run_unit "$(basename "$t")" "$t"
+done
+# The GPU parity tests skip without a device; their CPU-vs-CPU mode checks
+# the tests themselves (and the model's device code paths) here too.
+for t in test_parity_nn test_parity_model; do
+    [ -x "$ISRF_ROOT/build/test/$t" ] || continue
+    ISRF_PARITY_SELF=1 run_unit "$t(self)" "$ISRF_ROOT/build/test/$t"
 done
 
 # --- pg_regress and pgTAP against a throwaway cluster ----------------------
