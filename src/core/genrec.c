@@ -81,7 +81,8 @@ struct IsrfGenrecSession
 	float	   *feat_s;			/* ni x dm scaled features */
 	float	   *iexp_s;			/* ni x dm scaled LightGCN item vectors */
 	float	   *iexp_h;			/* the same on the host (explicit inputs) */
-	float	   *table_h;		/* host copy of table (inference sessions) */
+	float	   *table_h;		/* host copy of table (device backends) */
+	bool		table_h_ok;		/* table_h matches table */
 	float	   *a1,
 			   *g1,
 			   *table;			/* ni x C */
@@ -711,9 +712,7 @@ gr_table_forward(IsrfGenrecSession *s)
 	if (s->cfg.use_explicit && s->cfg.alpha != 0.0f)
 		ISRF_TRY(be->gemm(be, false, true, s->ni, s->C, s->dm, s->cfg.alpha, s->iexp_s, s->dm,
 						  p + l->ex_w, s->dm, 1.0f, s->table, s->C));
-	/* inference on a device scores candidate lists on the host */
-	if (s->table_h && !s->train)
-		ISRF_TRY(be->download(be, s->table_h, s->table, n * 4));
+	s->table_h_ok = false;		/* copied when a candidate list asks for it */
 	return ISRF_OK;
 }
 
@@ -1628,6 +1627,12 @@ isrf_genrec_dense_candidates(IsrfGenrecSession *s, const float *h, int32_t n_can
 	int32_t		i,
 				c;
 
+	/* a few dot products: on the host, from a copy of the table */
+	if (s->table_h && !s->table_h_ok)
+	{
+		ISRF_TRY(s->be->download(s->be, s->table_h, s->table, (size_t) s->ni * s->C * 4));
+		s->table_h_ok = true;
+	}
 	for (i = 0; i < n_cand; i++)
 	{
 		const float *e;

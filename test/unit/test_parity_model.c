@@ -21,7 +21,8 @@
  *	parameter gradients		max |gpu - cpu| <= 1e-3 * (max |cpu| + 1e-3) per tensor
  *	training-step loss		relative 1e-5
  *	inference scores, log-probabilities	|gpu - cpu| <= 1e-4 * (1 + |cpu|)
- *	after two epochs of training	validation NDCG@10 within 0.02, weights
+ *	after two epochs of training	validation NDCG@10 within 0.02, the tuned
+ *					prior weights equal, weights
  *					within 5e-2 (dropout masks are identical, but
  *					rounding differences grow over steps)
  */
@@ -437,6 +438,7 @@ test_training(TestData *t)
 	model_config(&c);
 	c.epochs = 2;
 	c.patience = 2;
+	c.use_prior = true;			/* the tuning scores candidate lists too */
 	CHECK(isrf_genrec_train(&env, cpu, &t->d, &c, NULL, NULL, &gc) == ISRF_OK);
 	CHECK(isrf_genrec_train(&env, gpu, &t->d, &c, NULL, NULL, &gg) == ISRF_OK);
 	CHECK(isrf_genrec_train(&env, gpu, &t->d, &c, NULL, NULL, &gg2) == ISRF_OK);
@@ -444,6 +446,9 @@ test_training(TestData *t)
 		return;
 	CHECK_MSG(fabs(gg.best_val_ndcg10 - gc.best_val_ndcg10) <= 0.02,
 			  "validation NDCG@10 %g on %s vs %g", gg.best_val_ndcg10, gpu->name, gc.best_val_ndcg10);
+	CHECK_MSG(gg.prior_weight == gc.prior_weight && gg.prior_weight_direct == gc.prior_weight_direct,
+			  "tuned prior weights %g / %g on %s vs %g / %g", gg.prior_weight, gg.prior_weight_direct,
+			  gpu->name, gc.prior_weight, gc.prior_weight_direct);
 	wd = unit_max_abs_diff(gg.params, gc.params, gc.n_params);
 	CHECK_MSG(wd <= 5e-2, "weights after training differ by %g", wd);
 	CHECK_MSG(gg.n_params == gg2.n_params &&
