@@ -371,6 +371,7 @@ isrf_cpu_backend_create(IsrfEnv *env, IsrfBackend **out)
 	be->mem_free = cpu_mem_free;
 	be->upload = cpu_copy;
 	be->download = cpu_copy;
+	be->copy = cpu_copy;
 	be->sync = cpu_sync;
 	be->gemm = cpu_gemm;
 	be->csr_create = cpu_csr_create;

@@ -31,15 +31,6 @@ cpu_mem_zero(IsrfBackend *be, void *ptr, size_t bytes)
 	return ISRF_OK;
 }
 
-static IsrfStatus
-cpu_copy_dev(IsrfBackend *be, void *dst, const void *src, size_t bytes)
-{
-	(void) be;
-	if (bytes && dst != src)
-		memcpy(dst, src, bytes);
-	return ISRF_OK;
-}
-
 /* The grid of products, one gemm call each (the BLAS threads inside). */
 static IsrfStatus
 cpu_gemm_batched(IsrfBackend *be, bool ta, bool tb, int m, int n, int k, float alpha,
@@ -362,11 +353,11 @@ cpu_dropout_threshold(float p)
 	return (uint32_t) ((double) p * 16777216.0);
 }
 
-/* The draw of element i of the dropout stream keyed by seed. */
+/* The 24-bit draw of element i of the dropout stream keyed by seed. */
 static inline uint32_t
 cpu_dropout_draw(uint64_t seed, size_t i)
 {
-	return (uint32_t) (isrf_nn_hash64(seed + 0x9E3779B97F4A7C15ULL * (i + 1)) >> 40);
+	return (uint32_t) (isrf_nn_stream(seed, i) >> 40);
 }
 
 static IsrfStatus
@@ -645,7 +636,6 @@ void
 isrf_cpu_nn_install(IsrfBackend *be)
 {
 	be->mem_zero = cpu_mem_zero;
-	be->copy = cpu_copy_dev;
 	be->gemm_batched = cpu_gemm_batched;
 	be->rows_set = cpu_rows_set;
 	be->colsum_acc = cpu_colsum_acc;

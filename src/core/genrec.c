@@ -129,9 +129,7 @@ struct IsrfGenrecSession
 			   *norm_a,
 			   *norm_b,
 			   *norm_c;
-	int32_t    *row_user,
-			   *row_len,
-			   *row_last,		/* B: index of the row's last target */
+	int32_t    *row_last,		/* B: index of the row's last target */
 			   *row_last_d;
 	float	   *H,
 			   *dH,
@@ -146,7 +144,7 @@ struct IsrfGenrecSession
 			   *tslot,
 			   *tslot_d;		/* P, host and backend */
 	int32_t    *cid,
-			   *cid_d;			/* P x levels host; levels x P backend */
+			   *cid_d;			/* levels x P (level-major), host and backend */
 	float	   *logits;			/* GR_CHUNK x max(ni, K) */
 	float	   *logits_h;		/* host copy of logits (device backends) */
 	float	   *hq;				/* GR_CHUNK x C queries uploaded for scoring */
@@ -352,8 +350,7 @@ gr_free_batch(IsrfGenrecSession *s)
 		(void **) &s->ug_h, (void **) &s->last_slot, (void **) &s->hl_h, (void **) &s->lg_h,
 		(void **) &s->lu_h, (void **) &s->dhl_h, (void **) &s->dlg_h, (void **) &s->na,
 		(void **) &s->nb, (void **) &s->nc, (void **) &s->dna, (void **) &s->dnb,
-		(void **) &s->norm_a, (void **) &s->norm_b, (void **) &s->norm_c, (void **) &s->row_user,
-		(void **) &s->row_len, (void **) &s->row_last
+		(void **) &s->norm_a, (void **) &s->norm_b, (void **) &s->norm_c, (void **) &s->row_last
 	};
 	size_t		i;
 
@@ -414,10 +411,13 @@ gr_reserve_batch(IsrfGenrecSession *s, int32_t B, int32_t T)
 		ISRF_TRY(gr_host(env, (void **) &s->ue_h, bt * dm * 4));
 		ISRF_TRY(gr_mem(be, (void **) &s->pu, bt * C * 4));
 		ISRF_TRY(gr_mem(be, (void **) &s->dpu, bt * C * 4));
+		ISRF_TRY(gr_mem(be, (void **) &s->lu, b * C * 4));
 	}
-	ISRF_TRY(gr_mem(be, (void **) &s->ug, b * dm * 4));
-	ISRF_TRY(gr_host(env, (void **) &s->ug_h, b * dm * 4));
-	ISRF_TRY(gr_mem(be, (void **) &s->lu, b * C * 4));
+	if (s->ufeat_n)
+	{
+		ISRF_TRY(gr_mem(be, (void **) &s->ug, b * dm * 4));
+		ISRF_TRY(gr_host(env, (void **) &s->ug_h, b * dm * 4));
+	}
 	ISRF_TRY(gr_mem(be, (void **) &s->lg, b * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->dlg, b * C * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->hl, b * C * 4));
@@ -437,8 +437,6 @@ gr_reserve_batch(IsrfGenrecSession *s, int32_t B, int32_t T)
 	ISRF_TRY(gr_host(env, (void **) &s->norm_a, b * 4));
 	ISRF_TRY(gr_host(env, (void **) &s->norm_b, b * 4));
 	ISRF_TRY(gr_host(env, (void **) &s->norm_c, b * 4));
-	ISRF_TRY(gr_host(env, (void **) &s->row_user, b * 4));
-	ISRF_TRY(gr_host(env, (void **) &s->row_len, b * 4));
 	ISRF_TRY(gr_host(env, (void **) &s->row_last, b * 4));
 	ISRF_TRY(gr_mem(be, (void **) &s->row_last_d, b * 4));
 	s->cap_rows = B;
@@ -962,9 +960,8 @@ gr_explicit_inputs(IsrfGenrecSession *s, int32_t B, int32_t T,
  * row, before the group interest is added (the callers add it).
  */
 static IsrfStatus
-gr_forward_rows(IsrfGenrecSession *s, int32_t B, const int32_t *users,
-				const int32_t *const *hist, const int32_t *len, bool train,
-				uint64_t seed, int32_t *T_out)
+gr_forward_rows(IsrfGenrecSession *s, int32_t B, const int32_t *const *hist,
+				const int32_t *len, bool train, uint64_t seed, int32_t *T_out)
 {
 	IsrfBackend *be = s->be;
 	size_t		C = (size_t) s->C;
@@ -984,8 +981,6 @@ gr_forward_rows(IsrfGenrecSession *s, int32_t B, const int32_t *users,
 	{
 		int32_t		t0 = T - len[r];
 
-		s->row_user[r] = users[r];
-		s->row_len[r] = len[r];
 		s->last_slot[r] = r * T + T - 1;
 		for (j = 0; j < t0; j++)
 		{
@@ -1003,7 +998,7 @@ gr_forward_rows(IsrfGenrecSession *s, int32_t B, const int32_t *users,
 			s->slot_item[slot] = it;
 		}
 	}
-	isrf_nn_mask_left_padded(s->valid, s->row_len, B, T);
+	isrf_nn_mask_left_padded(s->valid, len, B, T);
 	ISRF_TRY(be->upload(be, s->slot_item_d, s->slot_item, (size_t) B * T * 4));
 	ISRF_TRY(be->upload(be, s->valid_d, s->valid, (size_t) B * T));
 	ISRF_TRY(be->upload(be, s->last_slot_d, s->last_slot, (size_t) B * 4));
@@ -1057,28 +1052,13 @@ gr_code_input(IsrfGenrecSession *s, int32_t level, int32_t P, const float *const
 	return ISRF_OK;
 }
 
-/* Upload the codes of P rows, cid[P x levels] (host), level-major into cid_d. */
+/* Upload the first levels rows of s->cid (level-major, levels x P) into cid_d. */
 static IsrfStatus
-gr_upload_codes(IsrfGenrecSession *s, int32_t P, const int32_t *cid, int32_t ld, int32_t levels)
+gr_upload_codes(IsrfGenrecSession *s, int32_t P, int32_t levels)
 {
-	int32_t    *lm = isrf_alloc(s->env, (size_t) P * (levels > 0 ? levels : 1) * 4 + 4);
-	int32_t		i,
-				j;
-	IsrfStatus	st;
-
-	if (lm == NULL)
-		return ISRF_ERR_NOMEM;
 	if (levels < 1 || P < 1)
-	{
-		isrf_free(s->env, lm);
 		return ISRF_OK;
-	}
-	for (j = 0; j < levels; j++)
-		for (i = 0; i < P; i++)
-			lm[(size_t) j * P + i] = cid[(size_t) i * ld + j];
-	st = s->be->upload(s->be, s->cid_d, lm, (size_t) P * levels * 4);
-	isrf_free(s->env, lm);
-	return st;
+	return s->be->upload(s->be, s->cid_d, s->cid, (size_t) P * levels * 4);
 }
 
 
@@ -1142,35 +1122,37 @@ gr_alignment(IsrfGenrecSession *s, int32_t B, double *loss)
 	size_t		bc = (size_t) B * s->C;
 	float		il;
 
+	if (!s->gcache || !(cfg->lambda1 > 0.0f || cfg->lambda2 > 0.0f))
+	{
+		ISRF_TRY(be->mem_zero(be, s->dhl, bc * 4));
+		return be->mem_zero(be, s->dlg, bc * 4);
+	}
 	memset(s->dhl_h, 0, bc * 4);
 	memset(s->dlg_h, 0, bc * 4);
-	if (s->gcache && (cfg->lambda1 > 0.0f || cfg->lambda2 > 0.0f))
+	ISRF_TRY(be->gather_rows(be, s->lg, s->row_last_d, B, s->pgP, s->C, false));
+	ISRF_TRY(be->download(be, s->lg_h, s->lg, bc * 4));
+	isrf_nn_l2norm_forward(s->nb, s->norm_b, s->lg_h, B, s->C);
+	memset(s->dnb, 0, bc * 4);
+	if (cfg->lambda2 > 0.0f)
 	{
-		ISRF_TRY(be->gather_rows(be, s->lg, s->row_last_d, B, s->pgP, s->C, false));
-		ISRF_TRY(be->download(be, s->lg_h, s->lg, bc * 4));
-		isrf_nn_l2norm_forward(s->nb, s->norm_b, s->lg_h, B, s->C);
-		memset(s->dnb, 0, bc * 4);
-		if (cfg->lambda2 > 0.0f)
-		{
-			ISRF_TRY(be->download(be, s->hl_h, s->hl, bc * 4));
-			isrf_nn_l2norm_forward(s->na, s->norm_a, s->hl_h, B, s->C);
-			memset(s->dna, 0, bc * 4);
-			ISRF_TRY(isrf_nn_infonce(hb, s->na, s->nb, B, s->C, cfg->tau, true, cfg->lambda2,
-									 &il, s->dna, s->dnb));
-			*loss += cfg->lambda2 * il;
-			isrf_nn_l2norm_backward(s->dhl_h, s->dna, s->na, s->norm_a, B, s->C);
-		}
-		if (cfg->lambda1 > 0.0f && cfg->use_explicit)
-		{
-			ISRF_TRY(be->gather_rows(be, s->lu, s->last_slot_d, B, s->pu, s->C, false));
-			ISRF_TRY(be->download(be, s->lu_h, s->lu, bc * 4));
-			isrf_nn_l2norm_forward(s->nc, s->norm_c, s->lu_h, B, s->C);
-			ISRF_TRY(isrf_nn_infonce(hb, s->nb, s->nc, B, s->C, cfg->tau, true, cfg->lambda1,
-									 &il, s->dnb, NULL));
-			*loss += cfg->lambda1 * il;
-		}
-		isrf_nn_l2norm_backward(s->dlg_h, s->dnb, s->nb, s->norm_b, B, s->C);
+		ISRF_TRY(be->download(be, s->hl_h, s->hl, bc * 4));
+		isrf_nn_l2norm_forward(s->na, s->norm_a, s->hl_h, B, s->C);
+		memset(s->dna, 0, bc * 4);
+		ISRF_TRY(isrf_nn_infonce(hb, s->na, s->nb, B, s->C, cfg->tau, true, cfg->lambda2,
+								 &il, s->dna, s->dnb));
+		*loss += cfg->lambda2 * il;
+		isrf_nn_l2norm_backward(s->dhl_h, s->dna, s->na, s->norm_a, B, s->C);
 	}
+	if (cfg->lambda1 > 0.0f && cfg->use_explicit)
+	{
+		ISRF_TRY(be->gather_rows(be, s->lu, s->last_slot_d, B, s->pu, s->C, false));
+		ISRF_TRY(be->download(be, s->lu_h, s->lu, bc * 4));
+		isrf_nn_l2norm_forward(s->nc, s->norm_c, s->lu_h, B, s->C);
+		ISRF_TRY(isrf_nn_infonce(hb, s->nb, s->nc, B, s->C, cfg->tau, true, cfg->lambda1,
+								 &il, s->dnb, NULL));
+		*loss += cfg->lambda1 * il;
+	}
+	isrf_nn_l2norm_backward(s->dlg_h, s->dnb, s->nb, s->norm_b, B, s->C);
 	ISRF_TRY(be->upload(be, s->dhl, s->dhl_h, bc * 4));
 	return be->upload(be, s->dlg, s->dlg_h, bc * 4);
 }
@@ -1204,7 +1186,7 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 		hist[r] = d->seq + d->seq_ptr[users[r]] + off;
 		P += lens[r];
 	}
-	ISRF_TRY(gr_forward_rows(s, B, users, hist, lens, true, seed, &T));
+	ISRF_TRY(gr_forward_rows(s, B, hist, lens, true, seed, &T));
 	ISRF_TRY(gr_reserve_targets(s, P));
 
 	/* the target positions: slots, next items, group interests (host) */
@@ -1261,8 +1243,8 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 	{
 		for (j = 0; j < P; j++)
 			for (lev = 0; lev < s->levels; lev++)
-				s->cid[(size_t) j * s->levels + lev] = s->codes[(size_t) s->tgt[j] * s->levels + lev];
-		ISRF_TRY(gr_upload_codes(s, P, s->cid, s->levels, s->levels));
+				s->cid[(size_t) lev * P + j] = s->codes[(size_t) s->tgt[j] * s->levels + lev];
+		ISRF_TRY(gr_upload_codes(s, P, s->levels));
 		for (lev = 0; lev < s->levels; lev++)
 		{
 			int32_t		K = s->ks[lev],
@@ -1554,7 +1536,7 @@ gr_encode(IsrfGenrecSession *s, int32_t n, const int32_t *users, const int32_t *
 			lens[j] = L < s->cfg.max_len ? L : s->cfg.max_len;
 			rows[j] = hist[i + j] + (L - lens[j]);
 		}
-		ISRF_TRY(gr_forward_rows(s, b, users + i, rows, lens, false, 0, &T));
+		ISRF_TRY(gr_forward_rows(s, b, rows, lens, false, 0, &T));
 		if (s->ufeat_n)
 		{
 			/* the group interest after the whole given history */
@@ -1671,7 +1653,10 @@ isrf_genrec_code_logp(IsrfGenrecSession *s, int32_t level, int32_t n,
 		return ISRF_OK;
 	}
 	ISRF_TRY(gr_reserve_targets(s, n));
-	ISRF_TRY(gr_upload_codes(s, n, prefix, level, level));
+	for (j = 0; j < level; j++)
+		for (i = 0; i < n; i++)
+			s->cid[(size_t) j * n + i] = prefix[(size_t) i * level + j];
+	ISRF_TRY(gr_upload_codes(s, n, level));
 	ISRF_TRY(gr_code_input(s, level, n, h_rows, NULL, s->z));
 	ISRF_TRY(isrf_nn_linear_forward(s->be, s->logits, s->z, s->p + s->lay.dec_w[level],
 									s->p + s->lay.dec_b[level], n, s->C, K));

@@ -23,13 +23,6 @@ isrf_nn_key(uint64_t seed, uint64_t a, uint64_t b)
 	return isrf_nn_hash64(isrf_nn_hash64(seed + NN_GOLDEN * (a + 1)) + NN_GOLDEN * (b + 1));
 }
 
-/* Element i of the counter-based stream keyed by seed (splitmix64 order). */
-static inline uint64_t
-nn_stream(uint64_t seed, uint64_t i)
-{
-	return isrf_nn_hash64(seed + NN_GOLDEN * (i + 1));
-}
-
 void
 isrf_nn_init_normal(float *w, size_t n, float std, uint64_t seed)
 {
@@ -38,8 +31,8 @@ isrf_nn_init_normal(float *w, size_t n, float std, uint64_t seed)
 	for (i = 0; i < n; i++)
 	{
 		/* Box-Muller on two 53-bit uniforms; u1 in (0, 1] keeps log finite */
-		double		u1 = ((nn_stream(seed, 2 * i) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-		double		u2 = (nn_stream(seed, 2 * i + 1) >> 11) * (1.0 / 9007199254740992.0);
+		double		u1 = ((isrf_nn_stream(seed, 2 * i) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+		double		u2 = (isrf_nn_stream(seed, 2 * i + 1) >> 11) * (1.0 / 9007199254740992.0);
 
 		w[i] = (float) (std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 	}

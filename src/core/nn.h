@@ -51,6 +51,16 @@ isrf_nn_hash64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/*
+ * Element i of the counter-based stream keyed by seed (splitmix64 order):
+ * the normal initialiser and the dropout masks draw from it.
+ */
+static inline uint64_t
+isrf_nn_stream(uint64_t seed, uint64_t i)
+{
+	return isrf_nn_hash64(seed + 0x9E3779B97F4A7C15ULL * (i + 1));
+}
+
 /* Derive a stream key from a seed and two small integers (step, site, ...). */
 uint64_t	isrf_nn_key(uint64_t seed, uint64_t a, uint64_t b);
 
