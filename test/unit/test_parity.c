@@ -20,36 +20,16 @@
  *	row_normalize  |gpu - cpu| <= 1e-6
  *	topk_rows	exact: same indices, bitwise same values
  */
-#include "backend.h"
-#include "unit.h"
+#define PARITY_NAME "test_parity"
+#include "parity.h"
 
 #include <dlfcn.h>
 #include <stdint.h>
 #include <string.h>
 
-#ifndef ISRF_BUILD_DIR
-#define ISRF_BUILD_DIR "build"
-#endif
-
-static IsrfEnv env;
-static IsrfBackend *cpu;
-static IsrfBackend *gpu;
 static unsigned long long seed = 20260101ULL;
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static void *
-xmalloc(size_t bytes)
-{
-	void	   *p = malloc(bytes ? bytes : 1);
-
-	if (p == NULL)
-	{
-		fprintf(stderr, "test_parity: out of host memory\n");
-		exit(2);
-	}
-	return p;
-}
 
 static float *
 rand_floats(size_t n)
@@ -60,39 +40,6 @@ rand_floats(size_t n)
 	for (i = 0; i < n; i++)
 		p[i] = unit_rand_uniform(&seed);
 	return p;
-}
-
-/* Copy host bytes into new memory of backend b. */
-static void *
-to_backend(IsrfBackend *b, const void *host, size_t bytes)
-{
-	void	   *d = NULL;
-
-	if (b->mem_alloc(b, bytes, &d) != ISRF_OK)
-	{
-		fprintf(stderr, "test_parity: %s mem_alloc(%zu): %s\n", b->name, bytes, env.errmsg);
-		exit(2);
-	}
-	if (bytes && b->upload(b, d, host, bytes) != ISRF_OK)
-	{
-		fprintf(stderr, "test_parity: %s upload: %s\n", b->name, env.errmsg);
-		exit(2);
-	}
-	return d;
-}
-
-/* Download bytes of backend memory into a new host buffer. */
-static void *
-from_backend(IsrfBackend *b, const void *dev, size_t bytes)
-{
-	void	   *h = xmalloc(bytes);
-
-	if (bytes && b->download(b, h, dev, bytes) != ISRF_OK)
-	{
-		fprintf(stderr, "test_parity: %s download: %s\n", b->name, env.errmsg);
-		exit(2);
-	}
-	return h;
 }
 
 static double
@@ -800,25 +747,11 @@ timings(void)
 int
 main(void)
 {
-	const char *lib = getenv("ISRF_CUDA_LIBRARY");
+	const char *lib = parity_cuda_library();
 	char		desc[512];
-	IsrfStatus	st;
 
-	if (lib == NULL || lib[0] == '\0')
-		lib = ISRF_BUILD_DIR "/isrf_cuda.so";
-	isrf_env_init_malloc(&env);
-	st = isrf_backend_open(&env, ISRF_DEVICE_CUDA, lib, &gpu);
-	if (st != ISRF_OK)
-	{
-		printf("test_parity: SKIP: %s\n", env.errmsg);
-		printf("test_parity: 0 passed, 0 failed\n");
+	if (!parity_open(false))
 		return 0;
-	}
-	if (isrf_backend_open(&env, ISRF_DEVICE_CPU, NULL, &cpu) != ISRF_OK)
-	{
-		fprintf(stderr, "test_parity: CPU backend: %s\n", env.errmsg);
-		return 2;
-	}
 	CHECK(strcmp(gpu->name, "cuda") == 0 && gpu->abi == ISRF_BACKEND_ABI);
 	CHECK(gpu->describe(gpu, desc, sizeof(desc)) == ISRF_OK);
 	printf("backend: %s\n", desc);

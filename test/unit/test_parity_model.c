@@ -26,67 +26,18 @@
  *					within 5e-2 (dropout masks are identical, but
  *					rounding differences grow over steps)
  */
-#include "backend.h"
+#define PARITY_NAME "test_parity_model"
+#include "parity.h"
 #include "genrec.h"
 #include "genrec_data.h"
 #include "transformer.h"
-#include "unit.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-#ifndef ISRF_BUILD_DIR
-#define ISRF_BUILD_DIR "build"
-#endif
-
-static IsrfEnv env;
-static IsrfBackend *cpu;
-static IsrfBackend *gpu;
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static void *
-xmalloc(size_t bytes)
-{
-	void	   *p = malloc(bytes ? bytes : 1);
-
-	if (p == NULL)
-	{
-		fprintf(stderr, "test_parity_model: out of host memory\n");
-		exit(2);
-	}
-	return p;
-}
-
-/* A host copy of n floats of b's memory. */
-static float *
-host_copy(IsrfBackend *b, const float *src, size_t n)
-{
-	float	   *h = xmalloc(sizeof(float) * n);
-
-	if (n && b->download(b, h, src, sizeof(float) * n) != ISRF_OK)
-	{
-		fprintf(stderr, "test_parity_model: %s download: %s\n", b->name, env.errmsg);
-		exit(2);
-	}
-	return h;
-}
-
-/* Copy host floats into new memory of backend b. */
-static float *
-to_backend(IsrfBackend *b, const float *host, size_t n)
-{
-	void	   *d = NULL;
-
-	if (b->mem_alloc(b, sizeof(float) * n, &d) != ISRF_OK ||
-		(n && b->upload(b, d, host, sizeof(float) * n) != ISRF_OK))
-	{
-		fprintf(stderr, "test_parity_model: %s alloc/upload: %s\n", b->name, env.errmsg);
-		exit(2);
-	}
-	return d;
-}
 
 /* Largest |a - b| / (1 + |b|) (NaN counts as infinite). */
 static double
@@ -136,21 +87,21 @@ tf_run(IsrfBackend *b, const IsrfTfConfig *cfg, int B, int T, const float *x,
 {
 	IsrfTransformer *tf = NULL;
 	size_t		n = (size_t) B * T * cfg->d_model;
-	float	   *dx = to_backend(b, x, n),
-			   *ddh = to_backend(b, dh, n),
-			   *din = to_backend(b, x, n);
+	float	   *dx = to_backend(b, x, sizeof(float) * n),
+			   *ddh = to_backend(b, dh, sizeof(float) * n),
+			   *din = to_backend(b, x, sizeof(float) * n);
 
 	CHECK(isrf_tf_create(b, cfg, 77, &tf) == ISRF_OK);
 	if (tf == NULL)
 		exit(2);
 	CHECK(isrf_tf_add_positions(tf, dx, pos, B * T) == ISRF_OK);
 	CHECK(isrf_tf_forward(tf, dx, valid, B, T, true, 4242) == ISRF_OK);
-	out->hidden = host_copy(b, tf->hidden, n);
+	out->hidden = from_backend(b, tf->hidden, sizeof(float) * n);
 	CHECK(isrf_tf_zero_grad(tf) == ISRF_OK);
 	CHECK(isrf_tf_backward(tf, ddh, din) == ISRF_OK);
 	CHECK(isrf_tf_add_positions_backward(tf, din, pos, B * T) == ISRF_OK);
-	out->dinput = host_copy(b, din, n);
-	out->grads = host_copy(b, tf->grads, tf->n_params);
+	out->dinput = from_backend(b, din, sizeof(float) * n);
+	out->grads = from_backend(b, tf->grads, sizeof(float) * tf->n_params);
 	out->n_params = tf->n_params;
 	isrf_tf_destroy(tf);
 	b->mem_free(b, dx);
@@ -284,7 +235,7 @@ step_run(IsrfBackend *b, TestData *t, const IsrfGenrec *g, const int32_t *users,
 		grads[k] = NULL;
 		sizes[k] = 0;
 		if (isrf_genrec_test_tensor(s, tensor_names[k], &w, &gr, &sizes[k]))
-			grads[k] = host_copy(b, gr, sizes[k]);
+			grads[k] = from_backend(b, gr, sizeof(float) * sizes[k]);
 	}
 	isrf_genrec_session_close(s);
 	return loss;
@@ -485,31 +436,16 @@ test_genrec(void)
 int
 main(void)
 {
-	const char *lib = getenv("ISRF_CUDA_LIBRARY");
-	const char *self = getenv("ISRF_PARITY_SELF");
+	bool		self_mode = parity_self_mode();
 	char		desc[512];
 
-	if (lib == NULL || lib[0] == '\0')
-		lib = ISRF_BUILD_DIR "/isrf_cuda.so";
-	isrf_env_init_malloc(&env);
-	if (self && strcmp(self, "1") == 0)
+	if (!parity_open(self_mode))
+		return 0;
+	if (self_mode)
 	{
-		if (isrf_cpu_backend_create(&env, &gpu) != ISRF_OK)
-			return 2;
 		/* not named "cpu": the model takes its device paths (staging, downloads) */
 		gpu->name = "cpu-as-device";
-		printf("test_parity_model: ISRF_PARITY_SELF=1: a second CPU backend stands in for CUDA\n");
-	}
-	else if (isrf_backend_open(&env, ISRF_DEVICE_CUDA, lib, &gpu) != ISRF_OK)
-	{
-		printf("test_parity_model: SKIP: %s\n", env.errmsg);
-		printf("test_parity_model: 0 passed, 0 failed\n");
-		return 0;
-	}
-	if (isrf_backend_open(&env, ISRF_DEVICE_CPU, NULL, &cpu) != ISRF_OK)
-	{
-		fprintf(stderr, "test_parity_model: CPU backend: %s\n", env.errmsg);
-		return 2;
+		printf("test_parity_model: ISRF_PARITY_SELF: a second CPU backend stands in for CUDA\n");
 	}
 	CHECK(gpu->describe(gpu, desc, sizeof(desc)) == ISRF_OK);
 	printf("backend: %s\n", desc);

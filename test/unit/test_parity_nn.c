@@ -64,43 +64,23 @@
  *	sumsq: 1e-12 sqrt(n + 1) relative (sums in double; a float square
  *		fails on the small and the huge cases)
  */
-#include "backend.h"
+#define PARITY_NAME "test_parity_nn"
+#include "parity.h"
 #include "nn.h"
-#include "unit.h"
 
 #include <stdint.h>
 #include <string.h>
-
-#ifndef ISRF_BUILD_DIR
-#define ISRF_BUILD_DIR "build"
-#endif
 
 #define PARITY_GOLDEN 0x9E3779B97F4A7C15ULL
 #define PARITY_GELU_K 0.7978845608028654	/* sqrt(2 / pi) */
 #define PARITY_GELU_C 0.044715
 
-static IsrfEnv env;
-static IsrfBackend *cpu;
-static IsrfBackend *gpu;
 static bool self_mode;			/* gpu is a second CPU backend */
 static bool verbose;
 static const char *gpu_label = "cuda";
 static unsigned long long seed = 20260303ULL;
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static void *
-xmalloc(size_t bytes)
-{
-	void	   *p = malloc(bytes ? bytes : 1);
-
-	if (p == NULL)
-	{
-		fprintf(stderr, "test_parity_nn: out of host memory\n");
-		exit(2);
-	}
-	return p;
-}
 
 /* n uniform floats in (-scale, scale), none of them exactly zero. */
 static float *
@@ -134,53 +114,6 @@ static int
 rand_below(int n)
 {
 	return (int) (unit_rand_next(&seed) % (unsigned long long) n);
-}
-
-static void *
-dev_alloc(IsrfBackend *b, size_t bytes)
-{
-	void	   *d = NULL;
-
-	if (b->mem_alloc(b, bytes, &d) != ISRF_OK)
-	{
-		fprintf(stderr, "test_parity_nn: %s mem_alloc(%zu): %s\n", b->name, bytes, env.errmsg);
-		exit(2);
-	}
-	return d;
-}
-
-static void
-upload(IsrfBackend *b, void *dev, const void *host, size_t bytes)
-{
-	if (bytes && b->upload(b, dev, host, bytes) != ISRF_OK)
-	{
-		fprintf(stderr, "test_parity_nn: %s upload: %s\n", b->name, env.errmsg);
-		exit(2);
-	}
-}
-
-/* Copy host bytes into new memory of backend b. */
-static void *
-to_backend(IsrfBackend *b, const void *host, size_t bytes)
-{
-	void	   *d = dev_alloc(b, bytes);
-
-	upload(b, d, host, bytes);
-	return d;
-}
-
-/* Download bytes of backend memory into a new host buffer. */
-static void *
-from_backend(IsrfBackend *b, const void *dev, size_t bytes)
-{
-	void	   *h = xmalloc(bytes);
-
-	if (bytes && b->download(b, h, dev, bytes) != ISRF_OK)
-	{
-		fprintf(stderr, "test_parity_nn: %s download: %s\n", b->name, env.errmsg);
-		exit(2);
-	}
-	return h;
 }
 
 /* The backend of run t: the reference first, then the one under test twice. */
@@ -2452,36 +2385,15 @@ timings(void)
 int
 main(void)
 {
-	const char *lib = getenv("ISRF_CUDA_LIBRARY");
-	const char *self = getenv("ISRF_PARITY_SELF");
 	const char *verb = getenv("ISRF_PARITY_VERBOSE");
 	char		desc[512];
 
-	if (lib == NULL || lib[0] == '\0')
-		lib = ISRF_BUILD_DIR "/isrf_cuda.so";
-	self_mode = self != NULL && self[0] != '\0' && strcmp(self, "0") != 0;
+	self_mode = parity_self_mode();
 	verbose = verb != NULL && verb[0] != '\0' && strcmp(verb, "0") != 0;
-	isrf_env_init_malloc(&env);
-	if (self_mode)
-	{
-		if (isrf_cpu_backend_create(&env, &gpu) != ISRF_OK)
-		{
-			fprintf(stderr, "test_parity_nn: second CPU backend: %s\n", env.errmsg);
-			return 2;
-		}
-		gpu_label = "cpu#2";
-	}
-	else if (isrf_backend_open(&env, ISRF_DEVICE_CUDA, lib, &gpu) != ISRF_OK)
-	{
-		printf("test_parity_nn: SKIP: %s\n", env.errmsg);
-		printf("test_parity_nn: 0 passed, 0 failed\n");
+	if (!parity_open(self_mode))
 		return 0;
-	}
-	if (isrf_backend_open(&env, ISRF_DEVICE_CPU, NULL, &cpu) != ISRF_OK)
-	{
-		fprintf(stderr, "test_parity_nn: CPU backend: %s\n", env.errmsg);
-		return 2;
-	}
+	if (self_mode)
+		gpu_label = "cpu#2";
 	if (!self_mode)
 		CHECK(strcmp(gpu->name, "cuda") == 0);
 	CHECK(gpu->abi == ISRF_BACKEND_ABI && cpu->abi == ISRF_BACKEND_ABI);
