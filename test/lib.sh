@@ -37,16 +37,40 @@ isrf_install_deps() {
     fi
 }
 
-# Build everything (the CUDA library too when nvcc is there) and install it.
+# Build everything (the CUDA library too when nvcc is there) and install it:
+# into the system's PostgreSQL, or, with ISRF_PREFIX set, into a private copy
+# of it under that directory (PostgreSQL finds its libraries and share files
+# relative to its binaries), so that several checkouts can be tested at once
+# without replacing each other's isrf.so.
 isrf_build_install() {
-    local jobs
+    local jobs sys_bin=/usr/lib/postgresql/$ISRF_PG_VERSION/bin
     jobs=$(nproc 2>/dev/null || echo 2)
     isrf_log "building (CUDA_HOME=${CUDA_HOME:-none})"
-    make -C "$ISRF_ROOT" -j"$jobs" PG_CONFIG="$ISRF_PG_BIN/pg_config" >/dev/null 2>"$ISRF_WORK/build.err" || {
+    make -C "$ISRF_ROOT" -j"$jobs" PG_CONFIG="$sys_bin/pg_config" >/dev/null 2>"$ISRF_WORK/build.err" || {
         cat "$ISRF_WORK/build.err"; return 1; }
     make -C "$ISRF_ROOT" -j"$jobs" tools >/dev/null 2>>"$ISRF_WORK/build.err" || {
         cat "$ISRF_WORK/build.err"; return 1; }
-    isrf_as_root make -C "$ISRF_ROOT" install PG_CONFIG="$ISRF_PG_BIN/pg_config" >/dev/null
+    if [ -n "${ISRF_PREFIX:-}" ]; then
+        isrf_private_postgres || return 1
+        make -C "$ISRF_ROOT" install PG_CONFIG="$sys_bin/pg_config" DESTDIR="$ISRF_PREFIX" >/dev/null
+    else
+        isrf_as_root make -C "$ISRF_ROOT" install PG_CONFIG="$sys_bin/pg_config" >/dev/null
+    fi
+}
+
+# A private copy of the system's PostgreSQL under $ISRF_PREFIX (made once);
+# ISRF_PG_BIN and PATH then point at its binaries.
+isrf_private_postgres() {
+    local lib=/usr/lib/postgresql/$ISRF_PG_VERSION share=/usr/share/postgresql/$ISRF_PG_VERSION
+    mkdir -p "$ISRF_PREFIX"
+    ISRF_PREFIX=$(cd "$ISRF_PREFIX" && pwd)
+    if [ ! -x "$ISRF_PREFIX$lib/bin/postgres" ]; then
+        mkdir -p "$ISRF_PREFIX$lib" "$ISRF_PREFIX$share"
+        cp -a "$lib/." "$ISRF_PREFIX$lib/" && cp -a "$share/." "$ISRF_PREFIX$share/" || return 1
+        chmod -R a+rX "$ISRF_PREFIX"
+    fi
+    ISRF_PG_BIN=$ISRF_PREFIX$lib/bin
+    export ISRF_PREFIX ISRF_PG_BIN PATH="$ISRF_PREFIX$lib/bin:$PATH"
 }
 
 # The unprivileged OS user that owns the throwaway cluster.

@@ -52,7 +52,7 @@ isrf_cluster_start || { echo "isrf: $passed passed, $((failed + 1)) failed"; exi
 
 regress_out="$ISRF_WORK/regress.out"
 mkdir -p "$ISRF_WORK/regress"
-make -C "$ISRF_ROOT" installcheck PG_CONFIG="$ISRF_PG_BIN/pg_config" \
+make -C "$ISRF_ROOT" installcheck PG_CONFIG="/usr/lib/postgresql/$ISRF_PG_VERSION/bin/pg_config" \
     REGRESS_OPTS="--load-extension=isrf --host=$PGHOST --port=$PGPORT --user=postgres --outputdir=$ISRF_WORK/regress" \
     >"$regress_out" 2>&1
 grep -E '^(ok|not ok|test |     |#)' "$regress_out" | grep -vE '^\s*$' | sed 's/^/  /' | head -80
