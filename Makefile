@@ -14,9 +14,15 @@ MODULE_big = isrf
 DATA = sql/isrf--0.1.sql
 PGFILEDESC = "isrf - in-database generative recommender (ISRF)"
 
-CORE_SRCS := $(sort $(wildcard src/core/*.c))
+# src/core is in rooms (src/core/<room>/*.c); every object is built under
+# build/, none beside the sources.
+BUILD := build
+CORE_SRCS := $(sort $(wildcard src/core/*/*.c))
+CORE_HDRS := $(wildcard src/core/*/*.h)
 PG_SRCS := $(sort $(wildcard src/pg/*.c))
-OBJS = $(PG_SRCS:.c=.o) $(CORE_SRCS:.c=.o)
+EXT_PG_OBJS := $(patsubst src/%.c,$(BUILD)/ext/%.o,$(PG_SRCS))
+EXT_CORE_OBJS := $(patsubst src/%.c,$(BUILD)/ext/%.o,$(CORE_SRCS))
+OBJS = $(EXT_PG_OBJS) $(EXT_CORE_OBJS)
 
 REGRESS = setup backend datasets synthetic privileges train serve
 REGRESS_OPTS = --load-extension=isrf
@@ -27,9 +33,17 @@ SHLIB_LINK += -lstemmer -ldl -lm -lpthread
 PG_CPPFLAGS = -I$(srcdir)/src/core
 PG_CFLAGS = -Wall -Wextra -Werror
 
+# No LLVM bitcode of our objects: nothing of isrf is worth inlining into
+# JIT-compiled expressions, and PGXS would build it beside the sources.
+override with_llvm = no
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+$(BUILD)/ext/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
 
 # PostgreSQL's headers are not -Wextra clean: make them system headers so
 # -Werror applies to our code only.
@@ -37,20 +51,19 @@ override CPPFLAGS := $(patsubst -I$(includedir_server),-isystem $(includedir_ser
 
 # PGXS does not track header dependencies: rebuild every object when a
 # header changes (a struct layout out of step is a crash, not a warning).
-$(OBJS): $(wildcard src/core/*.h src/pg/*.h)
+$(OBJS): $(CORE_HDRS) $(wildcard src/pg/*.h)
 
 # src/core is plain C11 and may declare where it uses.
-$(CORE_SRCS:.c=.o): override CFLAGS += -Wno-declaration-after-statement
+$(EXT_CORE_OBJS): override CFLAGS += -Wno-declaration-after-statement
 
 # ---------------------------------------------------------------------------
 # Engine objects for tools and tests, built without PostgreSQL's flags.
-BUILD := build
 CORE_CC ?= gcc
 CORE_CFLAGS ?= -O2 -g -std=gnu11 -fPIC -Wall -Wextra -Werror
 CORE_LIBS := -lstemmer -ldl -lm -lpthread
 CORE_TOOL_OBJS := $(patsubst src/core/%.c,$(BUILD)/core/%.o,$(CORE_SRCS))
 
-$(BUILD)/core/%.o: src/core/%.c $(wildcard src/core/*.h)
+$(BUILD)/core/%.o: src/core/%.c $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CORE_CC) $(CORE_CFLAGS) -Isrc/core -c $< -o $@
 
@@ -93,7 +106,7 @@ NVCC_GENCODE ?= -gencode arch=compute_80,code=sm_80 \
 NVCC_FLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra,-Werror -Werror all-warnings $(NVCC_GENCODE)
 CUDA_OBJS := $(patsubst cuda/%.cu,$(BUILD)/cuda/%.o,$(CUDA_SRCS))
 
-$(BUILD)/cuda/%.o: cuda/%.cu $(wildcard cuda/*.h) $(wildcard src/core/*.h)
+$(BUILD)/cuda/%.o: cuda/%.cu $(wildcard cuda/*.h) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -Isrc/core -c $< -o $@
 

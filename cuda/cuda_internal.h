@@ -18,7 +18,7 @@
 
 extern "C"
 {
-#include "backend.h"
+#include "compute/backend.h"
 }
 
 /* shared by the library's own functions: never exported */

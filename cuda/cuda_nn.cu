@@ -48,7 +48,7 @@
 
 extern "C"
 {
-#include "nn.h"					/* ISRF_NN_LN_EPS */
+#include "nn/layers.h"					/* ISRF_NN_LN_EPS */
 }
 
 #define CUDA_NN_ROW_WARPS 8		/* warp-per-row kernels: 256 threads */

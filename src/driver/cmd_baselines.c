@@ -6,8 +6,8 @@
  *	  HR@5/NDCG@5/HR@10/NDCG@10 and timings; optionally the top-10 lists as a
  *	  user_id,rank,item_id CSV that ../shared/tools/referee.py can score.
  */
-#include "baselines.h"
-#include "datadir.h"
+#include "eval/baselines.h"
+#include "data/datadir.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -192,7 +192,7 @@ driver_cmd_group_quality(int argc, char **argv)
 	IsrfEnv		env;
 	IsrfBackend *be;
 	DriverData	dd;
-	IsrfKnnConfig kcfg;
+	IsrfGroupGraphConfig kcfg;
 	IsrfCsr		g;
 	GroupRates	rn,
 				rr;
@@ -209,7 +209,7 @@ driver_cmd_group_quality(int argc, char **argv)
 	ds = &dd.ds;
 	driver_knn_config(&o, &kcfg);
 	t0 = isrf_now();
-	if (isrf_knn_build(&env, be, dd.sem.user, ds->n_users, dd.sem.dm, &kcfg, &g) != ISRF_OK)
+	if (isrf_group_graph_build(&env, be, dd.sem.user, ds->n_users, dd.sem.dm, &kcfg, &g) != ISRF_OK)
 	{
 		driver_data_free(&env, &dd);
 		isrf_backend_close(be);

@@ -2,7 +2,7 @@
  * cmd_knn_ref.c
  *	  isrf_driver knn-reference DIR: the plain reference for the group
  *	  graph -- the full cosine matrix of all user pairs with ONE GEMM, then a
- *	  top-K per row -- timed against the blockwise isrf_knn_build and
+ *	  top-K per row -- timed against the blockwise isrf_group_graph_build and
  *	  compared with it row by row.  Needs n^2 floats of (device) memory,
  *	  which is exactly what the blockwise build avoids.
  */
@@ -174,7 +174,7 @@ driver_cmd_knn_reference(int argc, char **argv)
 	IsrfEnv		env;
 	IsrfBackend *be;
 	DriverData	dd;
-	IsrfKnnConfig kcfg;
+	IsrfGroupGraphConfig kcfg;
 	IsrfCsr		g;
 	KnnRef		ref;
 	IsrfStatus	st;
@@ -187,7 +187,7 @@ driver_cmd_knn_reference(int argc, char **argv)
 
 	driver_knn_config(&o, &kcfg);
 	t0 = isrf_now();
-	st = isrf_knn_build(&env, be, dd.sem.user, dd.ds.n_users, dd.sem.dm, &kcfg, &g);
+	st = isrf_group_graph_build(&env, be, dd.sem.user, dd.ds.n_users, dd.sem.dm, &kcfg, &g);
 	t_block = isrf_now() - t0;
 	if (st != ISRF_OK)
 		goto fail;

@@ -7,7 +7,7 @@
  *	  if the stage were.
  */
 #include "commands.h"
-#include "lightgcn.h"
+#include "graph/lightgcn.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -136,7 +136,7 @@ stages_run(IsrfEnv *env, IsrfBackend *be, const DriverOpts *o, DriverData *dd,
 {
 	IsrfDataset *ds = &dd->ds;
 	IsrfSemantic *sem = &dd->sem;
-	IsrfKnnConfig kcfg;
+	IsrfGroupGraphConfig kcfg;
 	IsrfCsr		knn,
 				gnorm,
 				ui;
@@ -157,7 +157,7 @@ stages_run(IsrfEnv *env, IsrfBackend *be, const DriverOpts *o, DriverData *dd,
 	/* group graph */
 	driver_knn_config(o, &kcfg);
 	t0 = isrf_now();
-	if ((st = isrf_knn_build(env, be, sem->user, ds->n_users, sem->dm, &kcfg, &knn)) != ISRF_OK)
+	if ((st = isrf_group_graph_build(env, be, sem->user, ds->n_users, sem->dm, &kcfg, &knn)) != ISRF_OK)
 		goto done;
 	t = isrf_now() - t0;
 	*total += t;
@@ -171,7 +171,7 @@ stages_run(IsrfEnv *env, IsrfBackend *be, const DriverOpts *o, DriverData *dd,
 		   knn.nnz ? sim_sum / knn.nnz : 0.0);
 
 	t0 = isrf_now();
-	if ((st = isrf_knn_normalize(env, &knn, &gnorm)) != ISRF_OK)
+	if ((st = isrf_group_graph_normalize(env, &knn, &gnorm)) != ISRF_OK)
 		goto done;
 	t = isrf_now() - t0;
 	*total += t;

@@ -8,8 +8,8 @@
  *	  validation figures only).
  */
 #include "commands.h"
-#include "pipeline.h"
-#include "serve.h"
+#include "train/pipeline.h"
+#include "serve/serve.h"
 
 #include <stdio.h>
 #include <stdlib.h>

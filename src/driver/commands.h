@@ -11,11 +11,11 @@
 #ifndef ISRF_DRIVER_COMMANDS_H
 #define ISRF_DRIVER_COMMANDS_H
 
-#include "backend.h"
-#include "datadir.h"
-#include "dataset.h"
-#include "knn.h"
-#include "semantic.h"
+#include "compute/backend.h"
+#include "data/datadir.h"
+#include "data/dataset.h"
+#include "graph/group_graph.h"
+#include "features/semantic_features.h"
 
 int			driver_cmd_info(int argc, char **argv);
 int			driver_cmd_stages(int argc, char **argv);
@@ -88,6 +88,6 @@ int			driver_start(int argc, char **argv, const char *command, bool print_backen
 						 DriverOpts *o, IsrfEnv *env, IsrfBackend **be, DriverData *dd);
 
 /* kNN configuration from the options. */
-void		driver_knn_config(const DriverOpts *o, IsrfKnnConfig *cfg);
+void		driver_knn_config(const DriverOpts *o, IsrfGroupGraphConfig *cfg);
 
 #endif							/* ISRF_DRIVER_COMMANDS_H */

@@ -190,9 +190,9 @@ driver_open_backend(IsrfEnv *env, const char *device, IsrfBackend **out)
 }
 
 void
-driver_knn_config(const DriverOpts *o, IsrfKnnConfig *cfg)
+driver_knn_config(const DriverOpts *o, IsrfGroupGraphConfig *cfg)
 {
-	isrf_knn_config_default(cfg);
+	isrf_group_graph_config_default(cfg);
 	cfg->k = o->k;
 	cfg->min_similarity = o->threshold;
 	cfg->block_rows = o->block_rows;

@@ -12,7 +12,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
-#include "model.h"
+#include "model/model.h"
 #include "pg_env.h"
 #include "pg_spi.h"
 #include "pg_model.h"

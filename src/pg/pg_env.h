@@ -9,7 +9,7 @@
 
 #include "postgres.h"
 
-#include "backend.h"
+#include "compute/backend.h"
 
 typedef struct IsrfPgEnv
 {

@@ -5,7 +5,7 @@
 #ifndef ISRF_PG_MODEL_H
 #define ISRF_PG_MODEL_H
 
-#include "model.h"
+#include "model/model.h"
 #include "pg_env.h"
 
 #include "utils/timestamp.h"

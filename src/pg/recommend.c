@@ -28,7 +28,7 @@
 #include "pg_model.h"
 #include "pg_server.h"
 #include "pg_spi.h"
-#include "serve.h"
+#include "serve/serve.h"
 
 /* isrf.beam_width (isrf.c) */
 extern int	isrf_beam_width_guc;

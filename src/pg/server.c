@@ -48,7 +48,7 @@
 #include "pg_env.h"
 #include "pg_model.h"
 #include "pg_server.h"
-#include "serve.h"
+#include "serve/serve.h"
 
 #define SERVER_SLOTS 64
 #define SERVER_MAX_WORKERS 8

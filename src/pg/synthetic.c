@@ -13,7 +13,7 @@
 #include "utils/tuplestore.h"
 
 #include "pg_env.h"
-#include "synth.h"
+#include "data/synthetic.h"
 
 typedef enum SynthTable
 {

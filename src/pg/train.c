@@ -31,7 +31,7 @@
 #include "pg_env.h"
 #include "pg_server.h"
 #include "pg_spi.h"
-#include "pipeline.h"
+#include "train/pipeline.h"
 
 #define TRAIN_CHUNK_BYTES (1024 * 1024)
 

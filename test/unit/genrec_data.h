@@ -7,7 +7,7 @@
 #ifndef ISRF_GENREC_DATA_H
 #define ISRF_GENREC_DATA_H
 
-#include "genrec.h"
+#include "model/genrec.h"
 #include "unit.h"
 
 #include <stdlib.h>

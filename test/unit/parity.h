@@ -10,7 +10,7 @@
 #ifndef ISRF_PARITY_H
 #define ISRF_PARITY_H
 
-#include "backend.h"
+#include "compute/backend.h"
 #include "unit.h"
 
 #include <stdbool.h>

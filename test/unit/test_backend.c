@@ -4,7 +4,7 @@
  *	  transpose combination, CSR building and sparse x dense, row-wise top-k
  *	  (ties, NaN, self exclusion, padding), axpby and row normalisation.
  */
-#include "backend.h"
+#include "compute/backend.h"
 #include "unit.h"
 
 #include <string.h>

@@ -6,8 +6,8 @@
  *	  scores worked out by hand on a toy data set, and the figures of
  *	  ../shared/tools/referee.py on ml100k and beauty when the data is there.
  */
-#include "baselines.h"
-#include "datadir.h"
+#include "eval/baselines.h"
+#include "data/datadir.h"
 #include "unit.h"
 
 #include <string.h>

@@ -4,8 +4,8 @@
  *	  file and line) and of loading a data directory (order column, text
  *	  column choice, skipped rows, ISO timestamps).
  */
-#include "csv.h"
-#include "datadir.h"
+#include "base/csv.h"
+#include "data/datadir.h"
 #include "unit.h"
 
 #include <stdio.h>

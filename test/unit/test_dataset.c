@@ -4,7 +4,7 @@
  *	  duplicates, the split, id lookups, the catalogue union, train counts,
  *	  bad input, and a randomised comparison with a plain reference.
  */
-#include "dataset.h"
+#include "data/dataset.h"
 #include "unit.h"
 
 #include <string.h>

@@ -6,9 +6,9 @@
  *	  ablation switches, no leak of user-level vectors, determinism, overfitting a tiny
  *	  synthetic data set, and the inference pieces against the training code.
  */
-#include "genrec.h"
-#include "nn.h"
-#include "synth.h"
+#include "model/genrec.h"
+#include "nn/layers.h"
+#include "data/synthetic.h"
 #include "unit.h"
 #include "genrec_data.h"
 

@@ -5,7 +5,7 @@
  *	  dense double-precision reference, and backward through the adjoint
  *	  identity <F(x), y> = <x, F^T(y)> and finite differences.
  */
-#include "lightgcn.h"
+#include "graph/lightgcn.h"
 #include "unit.h"
 
 #include <string.h>

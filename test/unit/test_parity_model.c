@@ -28,9 +28,9 @@
  */
 #define PARITY_NAME "test_parity_model"
 #include "parity.h"
-#include "genrec.h"
+#include "model/genrec.h"
 #include "genrec_data.h"
-#include "transformer.h"
+#include "nn/transformer.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -66,7 +66,7 @@
  */
 #define PARITY_NAME "test_parity_nn"
 #include "parity.h"
-#include "nn.h"
+#include "nn/layers.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -12,7 +12,7 @@
  * 0.9999; the sparse and dense paths see the same sketch and must agree to
  * 1e-4 of the largest score.
  */
-#include "pca.h"
+#include "features/pca.h"
 #include "unit.h"
 
 #include <string.h>

@@ -4,8 +4,8 @@
  *	  groups: stage order, that the group graph recovers the groups, model
  *	  save/load round trip and damage detection, and configuration keys.
  */
-#include "pipeline.h"
-#include "synth.h"
+#include "train/pipeline.h"
+#include "data/synthetic.h"
 #include "unit.h"
 
 #include <string.h>

@@ -7,9 +7,9 @@
  *	  reloaded model answer bit for bit the same, and the evaluation table has
  *	  every task and method with sane values.
  */
-#include "pipeline.h"
-#include "serve.h"
-#include "synth.h"
+#include "train/pipeline.h"
+#include "serve/serve.h"
+#include "data/synthetic.h"
 #include "unit.h"
 
 #include <math.h>

@@ -5,7 +5,7 @@
  *	  TF-IDF values against numbers computed by hand, min_df / max_df
  *	  filtering, field weights, determinism and argument errors.
  */
-#include "text.h"
+#include "features/text.h"
 #include "unit.h"
 
 #include <string.h>

@@ -6,8 +6,8 @@
  *	  bitwise determinism, batch independence, a tiny model that must learn
  *	  to shift a sequence, and a timing of the size the real model uses.
  */
-#include "transformer.h"
-#include "optim.h"
+#include "nn/transformer.h"
+#include "nn/optim.h"
 #include "unit.h"
 
 #include <string.h>

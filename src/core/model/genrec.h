@@ -1,0 +1,263 @@
+/*
+ * model/genrec.h
+ *	  The generative recommender of DESIGN.md section 5: a causal transformer
+ *	  over the user's history with causal explicit and group interests, a semantic-ID
+ *	  code decoder (the generative head) and a tied dense item head; its
+ *	  training (every position of every train prefix, AdamW, early stopping
+ *	  on validation NDCG@10) and the inference pieces that serve.c uses.
+ *
+ * One token per item: ID embedding + adapter(frozen semantic feature, a
+ * two-layer GELU MLP) + alpha * W_e (LightGCN item vector) + position.  The
+ * same item token table is the dense head's output matrix (tied weights).
+ *
+ * User-level interests, causal so that training never sees its targets:
+ * - explicit: each token also gets W_u e_t + b_u, e_t = (sum of the LightGCN
+ *   item vectors of the items read so far) / sqrt(count), which is what
+ *   LightGCN propagation gives a user with exactly those items;
+ * - group: the hidden state at position t gets W_g g_t + b_g, g_t the
+ *   similarity-weighted mean of the group vectors h_v (LightGCN over the
+ *   group graph) of the group_k users whose features are closest to the
+ *   mean feature of the items read so far (the user itself left out).
+ * A user vector computed once from all train items (the design's prefix
+ * tokens) holds every train target: trained that way the model learns to
+ * read the answer off it and fails at validation (HR@10 0.062 against
+ * 0.079 without it on Amazon Beauty).  In training the group interests of
+ * all train positions are computed once; at inference only the last
+ * position's is needed.  The explicit part is off by default: the LightGCN
+ * item vectors come from the train graph, where every history item and
+ * every train target share the user, so they still carry some of the
+ * answer in training (measured: validation NDCG@10 lower with it on).
+ *
+ * Code decoder: level l reads z_l = h + sum_{j<l} C_j[code_j] (h the final
+ * hidden state, C_j an embedding of the level-j code) and scores the level-l
+ * codes with a linear classifier; trained by teacher forcing.
+ *
+ * Losses: dense CE + gen_weight * sum_l CE_l + lambda1 * InfoNCE(g_u,
+ * stop-grad e_u) + lambda2 * InfoNCE(h_last, g_u), where g_u / e_u are the
+ * projected group / explicit interests at the last position and h_last the
+ * hidden state there before g_u joins it; L2-normalised, temperature tau,
+ * one row per user in the batch (users are unique within a batch by
+ * construction: a batch is a set of users).
+ *
+ * Ranking score: the dense head's logit plus beta times an item-transition
+ * prior, the Markov + item-kNN score of baselines.h fitted on the train
+ * split (first-order transitions of the last 5 items and co-occurrence).
+ * beta is chosen after training on the validation targets from a fixed
+ * grid that includes 0, so the prior is used only where it helps (one beta
+ * for full ranking, one for candidate lists, each on its validation task;
+ * candidate lists also get gamma * log(1 + train count) and delta times
+ * the cosine between the item's LightGCN vector and the mean of the input
+ * items' (the explicit interest), tuned with their beta, since their
+ * negatives are drawn from the whole catalogue); with
+ * use_prior off beta is 0 and the ranking is the dense head alone.
+ *
+ * This file needs nothing from model.h so that model.h can embed an
+ * IsrfGenrec; callers pass the model's arrays through IsrfGenrecData.
+ */
+#ifndef ISRF_GENREC_H
+#define ISRF_GENREC_H
+
+#include "compute/backend.h"
+#include "model/beam_search.h"
+
+#define ISRF_GENREC_MAX_LEVELS 8
+
+typedef struct IsrfGenrecConfig
+{
+	int32_t		d_model;		/* C (64) */
+	int32_t		n_layers;		/* transformer blocks (2) */
+	int32_t		n_heads;		/* (2) */
+	int32_t		max_len;		/* history items read (50) */
+	int32_t		batch_size;		/* users per step (256) */
+	int32_t		epochs;			/* at most; 0 = no generative model (30) */
+	int32_t		patience;		/* epochs without validation gain (5) */
+	float		lr;				/* peak AdamW learning rate (1e-3) */
+	float		dropout;		/* (0.5) */
+	float		weight_decay;	/* on matrices only (0.0) */
+	float		clip;			/* global gradient norm (1.0) */
+	float		lambda1;		/* InfoNCE(group, stop-grad explicit) (0.1) */
+	float		lambda2;		/* InfoNCE(final hidden, group) (0.1) */
+	float		tau;			/* InfoNCE temperature (0.1) */
+	float		alpha;			/* weight of the LightGCN item vector (1.0) */
+	float		gen_weight;		/* weight of the code CE (0.3) */
+	bool		use_generative; /* code decoder trained and used (true) */
+	bool		use_group;		/* group interests and InfoNCE (false) */
+	bool		use_explicit;	/* explicit-interest input and LightGCN
+								 * item vector (false: see genrec.h top) */
+	bool		use_semantic;	/* adapter(semantic feature) in the token (true) */
+	bool		use_prior;		/* fuse the transition prior, weight tuned on
+								 * validation (true) */
+	int32_t		semid_levels;	/* residual k-means levels (3) */
+	int32_t		semid_codebook; /* codes per level (256) */
+	int32_t		eval_users;		/* validation users per evaluation, 0 = all */
+	uint64_t	seed;
+} IsrfGenrecConfig;
+
+void		isrf_genrec_config_default(IsrfGenrecConfig *cfg);
+
+/* Check a configuration; the message names the bad field. */
+IsrfStatus	isrf_genrec_config_check(IsrfEnv *env, const IsrfGenrecConfig *cfg);
+
+/* What the model is trained on (host memory, not owned). */
+typedef struct IsrfGenrecData
+{
+	int32_t		n_users;
+	int32_t		n_items;
+	int32_t		dm;
+	const int32_t *seq_ptr;		/* [n_users + 1] full histories */
+	const int32_t *seq;
+	const int32_t *n_train;		/* [n_users] train prefix lengths */
+	const float *item_feat;		/* [n_items x dm] */
+	const float *item_explicit; /* [n_items x dm] */
+	const float *user_explicit; /* [n_users x dm] */
+	const float *user_group;	/* [n_users x dm] group vectors h_u */
+	const float *user_feat;		/* [n_users x dm] the features the group
+								 * graph was built from (NULL: no group
+								 * interests) */
+	int32_t		group_k;		/* neighbours of a group query (0: 50) */
+} IsrfGenrecData;
+
+/* A trained model: configuration, codes and weights (host memory). */
+typedef struct IsrfGenrec
+{
+	IsrfGenrecConfig cfg;
+	int32_t		n_items;
+	int32_t		dm;
+	int32_t		levels;			/* code columns (semid levels + de-dup) */
+	int32_t		codebook_sizes[ISRF_GENREC_MAX_LEVELS];
+	float		scale[4];		/* input scales: feat, item_exp, user_exp, group */
+	float		prior_weight;	/* beta of the transition prior (0 = none) */
+	float		prior_weight_direct;	/* beta for candidate lists (direct task) */
+	float		pop_weight_direct;	/* gamma: + gamma * log(1 + train count)
+									 * for candidate lists */
+	float		content_weight_direct;	/* delta: + delta * cosine(history
+										 * profile, item) for candidate lists */
+	int32_t    *codes;			/* [n_items x levels] */
+	size_t		n_params;
+	float	   *params;			/* embeddings, adapter, projections, decoder */
+	size_t		n_tf_params;
+	float	   *tf_params;		/* transformer block (transformer.h layout) */
+
+	/* training record */
+	int32_t		epochs_run;
+	int32_t		best_epoch;
+	double		best_val_hr10;
+	double		best_val_ndcg10;
+	double		t_train;
+} IsrfGenrec;
+
+/* Per-epoch progress (may be NULL in isrf_genrec_train). */
+typedef void (*IsrfGenrecEpochHook) (void *arg, int epoch, double loss,
+									 double val_hr10, double val_ndcg10,
+									 double seconds);
+
+/*
+ * Build semantic IDs over d->item_feat, then train; out is filled with
+ * memory from env (isrf_genrec_free).  Runs on any backend (CPU or CUDA);
+ * deterministic given cfg->seed on each, and the two agree to rounding
+ * (test_parity_model).
+ */
+IsrfStatus	isrf_genrec_train(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d,
+							  const IsrfGenrecConfig *cfg, IsrfGenrecEpochHook hook,
+							  void *hook_arg, IsrfGenrec *out);
+
+void		isrf_genrec_free(IsrfEnv *env, IsrfGenrec *g);
+
+/* Deep copy (for model load/save round trips and tests). */
+IsrfStatus	isrf_genrec_copy(IsrfEnv *env, const IsrfGenrec *src, IsrfGenrec *dst);
+
+/* Number of floats of the non-transformer block for these sizes. */
+size_t		isrf_genrec_param_count(const IsrfGenrecConfig *cfg, int32_t n_items,
+									int32_t dm, int32_t levels,
+									const int32_t *codebook_sizes);
+
+/* ---- inference --------------------------------------------------------- */
+
+typedef struct IsrfGenrecSession IsrfGenrecSession;
+
+/*
+ * Prepare inference: the transformer with g's weights and the item token
+ * table.  d supplies the user features and group vectors; it must outlive the
+ * session.
+ */
+IsrfStatus	isrf_genrec_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfGenrec *g,
+									 const IsrfGenrecData *d, IsrfGenrecSession **out);
+
+void		isrf_genrec_session_close(IsrfGenrecSession *s);
+
+/*
+ * Final hidden state after reading each history: h[n x C] (host) for user
+ * users[i] (or -1: anonymous) with history hist[i][0 .. hist_len[i])
+ * (oldest first; only the last max_len items are read).
+ */
+IsrfStatus	isrf_genrec_encode(IsrfGenrecSession *s, int32_t n, const int32_t *users,
+							   const int32_t *const *hist, const int32_t *hist_len,
+							   float *h);
+
+/* Dense-head scores of every item: scores[n x n_items] (host) from h[n x C]. */
+IsrfStatus	isrf_genrec_dense_scores(IsrfGenrecSession *s, int32_t n, const float *h,
+									 float *scores);
+
+/*
+ * Add beta * prior to scores of cand[0..n) (cand NULL: all items, scores has
+ * n_items entries) for the input history hist[0..len); nothing when the
+ * model's beta is 0.  -1 candidates are left alone.  direct picks the beta
+ * tuned for ranking candidate lists (the direct task) instead of the one
+ * tuned for full ranking.
+ */
+IsrfStatus	isrf_genrec_prior_add(IsrfGenrecSession *s, const int32_t *hist, int32_t len,
+								  int32_t n, const int32_t *cand, bool direct, float *scores);
+
+/* Dense-head scores of cand[0..n_cand) for one hidden state; -1 gives NaN. */
+IsrfStatus	isrf_genrec_dense_candidates(IsrfGenrecSession *s, const float *h,
+										 int32_t n_cand, const int32_t *cand,
+										 float *scores);
+
+/*
+ * Log-probabilities of the level-`level` code for n beams: h_rows[i] is the
+ * hidden state of beam i (host, C floats each), prefix the beams' codes so
+ * far (n x level), logp n x codebook_sizes[level] (host).
+ */
+IsrfStatus	isrf_genrec_code_logp(IsrfGenrecSession *s, int32_t level, int32_t n,
+								  const float *const *h_rows, const int32_t *prefix,
+								  float *logp);
+
+/* d_model of the session (width of the rows of h). */
+int32_t		isrf_genrec_width(const IsrfGenrecSession *s);
+
+/* The trie over g's codes. */
+IsrfStatus	isrf_genrec_trie(IsrfEnv *env, const IsrfGenrec *g, IsrfTrie *out);
+
+/*
+ * Full-ranking rank (0-based, -1 = not ranked) of target[i] for users[i]
+ * whose input is the first n_input[i] items of its history: ranking score
+ * (dense + beta * prior) over all items, the input excluded, ties to the
+ * lower index.
+ */
+IsrfStatus	isrf_genrec_rank_targets(IsrfGenrecSession *s, int32_t n, const int32_t *users,
+									 const int32_t *n_input, const int32_t *target,
+									 int32_t *ranks);
+
+/* ---- for tests: the training loss and its gradients ------------------- */
+
+/* A training session over d with g's configuration, codes and weights. */
+IsrfStatus	isrf_genrec_test_session(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d,
+									 const IsrfGenrec *g, IsrfGenrecSession **out);
+
+/*
+ * Zero the gradients, then compute the loss of one training batch (users
+ * with at least two train items) and its gradients, as a training step does.
+ */
+IsrfStatus	isrf_genrec_test_loss(IsrfGenrecSession *s, int32_t n_users, const int32_t *users,
+								  uint64_t seed, double *loss);
+
+/*
+ * A named tensor of the weights ("item_emb", "ad_w1", "ad_b1", "ad_w2",
+ * "ad_b2", "ex_w", "pu_w", "pu_b", "pg_w", "pg_b", "cemb0", "dec_w0",
+ * "dec_b0", ... or "tf" for the transformer block): pointers to its weights
+ * and gradients and its length; false when there is no such tensor.
+ */
+bool		isrf_genrec_test_tensor(IsrfGenrecSession *s, const char *name, float **w,
+									float **g, size_t *n);
+
+#endif							/* ISRF_GENREC_H */

@@ -1,0 +1,305 @@
+/*
+ * model/model.c
+ *	  Freeing, saving and loading IsrfModel (see model.h).
+ */
+#include "model/model.h"
+#include "model/model_file.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define TAG_CONFIG	ISRF_TAG('C', 'O', 'N', 'F')
+#define TAG_STATS	ISRF_TAG('S', 'T', 'A', 'T')
+#define TAG_SIZES	ISRF_TAG('S', 'I', 'Z', 'E')
+#define TAG_USERS	ISRF_TAG('U', 'I', 'D', 'S')
+#define TAG_ITEMS	ISRF_TAG('I', 'I', 'D', 'S')
+#define TAG_SEQPTR	ISRF_TAG('S', 'Q', 'P', 'T')
+#define TAG_SEQ		ISRF_TAG('S', 'E', 'Q', ' ')
+#define TAG_NTRAIN	ISRF_TAG('N', 'T', 'R', 'N')
+#define TAG_IFEAT	ISRF_TAG('I', 'F', 'E', 'A')
+#define TAG_UFEAT	ISRF_TAG('U', 'F', 'E', 'A')
+#define TAG_GPTR	ISRF_TAG('G', 'P', 'T', 'R')
+#define TAG_GCOL	ISRF_TAG('G', 'C', 'O', 'L')
+#define TAG_GVAL	ISRF_TAG('G', 'V', 'A', 'L')
+#define TAG_UEXP	ISRF_TAG('U', 'E', 'X', 'P')
+#define TAG_IEXP	ISRF_TAG('I', 'E', 'X', 'P')
+#define TAG_UGRP	ISRF_TAG('U', 'G', 'R', 'P')
+#define TAG_GHDR	ISRF_TAG('G', 'H', 'D', 'R')
+#define TAG_GCOD	ISRF_TAG('G', 'C', 'O', 'D')
+#define TAG_GPAR	ISRF_TAG('G', 'P', 'A', 'R')
+#define TAG_GTFP	ISRF_TAG('G', 'T', 'F', 'P')
+
+void
+isrf_model_free(IsrfEnv *env, IsrfModel *m)
+{
+	isrf_free(env, m->user_ids);
+	isrf_free(env, m->item_ids);
+	isrf_free(env, m->seq_ptr);
+	isrf_free(env, m->seq);
+	isrf_free(env, m->n_train);
+	isrf_free(env, m->item_feat);
+	isrf_free(env, m->user_feat);
+	isrf_csr_free(env, &m->group);
+	isrf_free(env, m->user_explicit);
+	isrf_free(env, m->item_explicit);
+	isrf_free(env, m->user_group);
+	isrf_genrec_free(env, &m->genrec);
+	memset(m, 0, sizeof(*m));
+}
+
+IsrfStatus
+isrf_model_save(IsrfEnv *env, const IsrfModel *m, uint8_t **buf, size_t *len)
+{
+	IsrfModelWriter *w;
+	int32_t		sizes[4] = {m->n_users, m->n_items, m->dm, m->group.nnz};
+	size_t		nu = (size_t) m->n_users,
+				ni = (size_t) m->n_items,
+				dm = (size_t) m->dm;
+	IsrfStatus	st;
+
+	ISRF_TRY(isrf_model_writer_begin(env, &w));
+	if ((st = isrf_model_writer_add(w, TAG_CONFIG, ISRF_ELEM_BYTES, &m->cfg, sizeof(m->cfg))) ||
+		(st = isrf_model_writer_add(w, TAG_STATS, ISRF_ELEM_BYTES, &m->stats, sizeof(m->stats))) ||
+		(st = isrf_model_writer_add(w, TAG_SIZES, ISRF_ELEM_I32, sizes, sizeof(sizes))) ||
+		(st = isrf_model_writer_add(w, TAG_USERS, ISRF_ELEM_I64, m->user_ids, nu * 8)) ||
+		(st = isrf_model_writer_add(w, TAG_ITEMS, ISRF_ELEM_I64, m->item_ids, ni * 8)) ||
+		(st = isrf_model_writer_add(w, TAG_SEQPTR, ISRF_ELEM_I32, m->seq_ptr, (nu + 1) * 4)) ||
+		(st = isrf_model_writer_add(w, TAG_SEQ, ISRF_ELEM_I32, m->seq, (size_t) m->seq_ptr[nu] * 4)) ||
+		(st = isrf_model_writer_add(w, TAG_NTRAIN, ISRF_ELEM_I32, m->n_train, nu * 4)) ||
+		(st = isrf_model_writer_add(w, TAG_IFEAT, ISRF_ELEM_F32, m->item_feat, ni * dm * 4)) ||
+		(st = isrf_model_writer_add(w, TAG_UFEAT, ISRF_ELEM_F32, m->user_feat, nu * dm * 4)) ||
+		(st = isrf_model_writer_add(w, TAG_GPTR, ISRF_ELEM_I32, m->group.rowptr, (nu + 1) * 4)) ||
+		(st = isrf_model_writer_add(w, TAG_GCOL, ISRF_ELEM_I32, m->group.col, (size_t) m->group.nnz * 4)) ||
+		(st = isrf_model_writer_add(w, TAG_GVAL, ISRF_ELEM_F32, m->group.val, (size_t) m->group.nnz * 4)) ||
+		(st = isrf_model_writer_add(w, TAG_UEXP, ISRF_ELEM_F32, m->user_explicit, nu * dm * 4)) ||
+		(st = isrf_model_writer_add(w, TAG_IEXP, ISRF_ELEM_F32, m->item_explicit, ni * dm * 4)) ||
+		(st = isrf_model_writer_add(w, TAG_UGRP, ISRF_ELEM_F32, m->user_group, nu * dm * 4)))
+	{
+		isrf_model_writer_abort(w);
+		return st;
+	}
+	if (m->genrec.params != NULL)
+	{
+		IsrfGenrec	hdr = m->genrec;
+
+		/* the header is the struct with its pointers cleared */
+		hdr.codes = NULL;
+		hdr.params = NULL;
+		hdr.tf_params = NULL;
+		if ((st = isrf_model_writer_add(w, TAG_GHDR, ISRF_ELEM_BYTES, &hdr, sizeof(hdr))) ||
+			(st = isrf_model_writer_add(w, TAG_GCOD, ISRF_ELEM_I32, m->genrec.codes,
+										(size_t) m->genrec.n_items * m->genrec.levels * 4)) ||
+			(st = isrf_model_writer_add(w, TAG_GPAR, ISRF_ELEM_F32, m->genrec.params,
+										m->genrec.n_params * 4)) ||
+			(st = isrf_model_writer_add(w, TAG_GTFP, ISRF_ELEM_F32, m->genrec.tf_params,
+										m->genrec.n_tf_params * 4)))
+		{
+			isrf_model_writer_abort(w);
+			return st;
+		}
+	}
+	return isrf_model_writer_finish(w, buf, len);
+}
+
+/* Copy a section of exactly bytes into a fresh allocation. */
+static IsrfStatus
+model_take(IsrfEnv *env, const IsrfModelReader *r, uint32_t tag, IsrfElemType type,
+		   size_t bytes, void **out)
+{
+	const void *p;
+
+	ISRF_TRY(isrf_model_reader_get(env, r, tag, type, bytes, &p, NULL));
+	*out = isrf_alloc(env, bytes ? bytes : 1);
+	if (*out == NULL)
+		return ISRF_ERR_NOMEM;
+	if (bytes)
+		memcpy(*out, p, bytes);
+	return ISRF_OK;
+}
+
+/* Structural checks a damaged-but-checksummed model could still fail. */
+static IsrfStatus
+model_check(IsrfEnv *env, const IsrfModel *m)
+{
+	int32_t		u,
+				p;
+
+	if (m->seq_ptr[0] != 0)
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model histories are damaged");
+	for (u = 0; u < m->n_users; u++)
+	{
+		if (m->seq_ptr[u + 1] < m->seq_ptr[u] || m->n_train[u] < 0 ||
+			m->n_train[u] > m->seq_ptr[u + 1] - m->seq_ptr[u])
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model history of user %d is damaged", u);
+		for (p = m->seq_ptr[u]; p < m->seq_ptr[u + 1]; p++)
+			if (m->seq[p] < 0 || m->seq[p] >= m->n_items)
+				return isrf_fail(env, ISRF_ERR_CORRUPT, "model history of user %d is damaged", u);
+	}
+	if (isrf_csr_validate(env, &m->group) != ISRF_OK)
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model group graph is damaged: %s", env->errmsg);
+	return ISRF_OK;
+}
+
+/* The generative model's sections, checked against the model's sizes. */
+static IsrfStatus
+model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
+{
+	IsrfGenrec *g = &m->genrec;
+	const void *p;
+	size_t		nc;
+	int32_t		j;
+
+	ISRF_TRY(isrf_model_reader_get(env, r, TAG_GHDR, ISRF_ELEM_BYTES, sizeof(*g), &p, NULL));
+	memcpy(g, p, sizeof(*g));
+	g->codes = NULL;
+	g->params = NULL;
+	g->tf_params = NULL;
+	if (g->n_items != m->n_items || g->dm != m->dm || g->levels < 0 ||
+		!isfinite(g->prior_weight) || !isfinite(g->prior_weight_direct) ||
+		!isfinite(g->pop_weight_direct) || !isfinite(g->content_weight_direct) ||
+		g->levels > ISRF_GENREC_MAX_LEVELS || isrf_genrec_config_check(env, &g->cfg) != ISRF_OK)
+	{
+		memset(g, 0, sizeof(*g));
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative header is damaged");
+	}
+	for (j = 0; j < g->levels; j++)
+		if (g->codebook_sizes[j] < 1)
+		{
+			memset(g, 0, sizeof(*g));
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative header is damaged");
+		}
+	if (g->n_params != isrf_genrec_param_count(&g->cfg, g->n_items, g->dm, g->levels, g->codebook_sizes))
+	{
+		memset(g, 0, sizeof(*g));
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative weights have the wrong size");
+	}
+	nc = (size_t) g->n_items * g->levels;
+	if (model_take(env, r, TAG_GCOD, ISRF_ELEM_I32, nc * 4, (void **) &g->codes) ||
+		model_take(env, r, TAG_GPAR, ISRF_ELEM_F32, g->n_params * 4, (void **) &g->params) ||
+		model_take(env, r, TAG_GTFP, ISRF_ELEM_F32, g->n_tf_params * 4, (void **) &g->tf_params))
+		return env->status;
+	for (j = 0; (size_t) j < nc; j++)
+		if (g->codes[j] < 0 || g->codes[j] >= g->codebook_sizes[j % g->levels])
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model semantic IDs are damaged");
+	return ISRF_OK;
+}
+
+void
+isrf_model_genrec_data(const IsrfModel *m, IsrfGenrecData *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->n_users = m->n_users;
+	d->n_items = m->n_items;
+	d->dm = m->dm;
+	d->seq_ptr = m->seq_ptr;
+	d->seq = m->seq;
+	d->n_train = m->n_train;
+	d->item_feat = m->item_feat;
+	d->item_explicit = m->item_explicit;
+	d->user_explicit = m->user_explicit;
+	d->user_group = m->user_group;
+	d->user_feat = m->cfg.use_group ? m->user_feat : NULL;
+	d->group_k = m->cfg.group_k;
+}
+
+IsrfStatus
+isrf_model_load(IsrfEnv *env, const uint8_t *buf, size_t len, IsrfModel *out)
+{
+	IsrfModelReader r;
+	const int32_t *sizes;
+	const void *p;
+	IsrfStatus	st;
+	size_t		nu,
+				ni,
+				dm,
+				nseq;
+
+	memset(out, 0, sizeof(*out));
+	ISRF_TRY(isrf_model_reader_open(env, buf, len, &r));
+	ISRF_TRY(isrf_model_reader_get(env, &r, TAG_SIZES, ISRF_ELEM_I32, 4 * sizeof(int32_t), &p, NULL));
+	sizes = p;
+	if (sizes[0] < 0 || sizes[1] < 0 || sizes[2] < 1 || sizes[3] < 0)
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model sizes are damaged");
+	out->n_users = sizes[0];
+	out->n_items = sizes[1];
+	out->dm = sizes[2];
+	nu = (size_t) sizes[0];
+	ni = (size_t) sizes[1];
+	dm = (size_t) sizes[2];
+	out->group.n_rows = out->group.n_cols = sizes[0];
+	out->group.nnz = sizes[3];
+
+	if ((st = isrf_model_reader_get(env, &r, TAG_CONFIG, ISRF_ELEM_BYTES, sizeof(out->cfg), &p, NULL)) != ISRF_OK)
+		goto fail;
+	memcpy(&out->cfg, p, sizeof(out->cfg));
+	if ((st = isrf_model_reader_get(env, &r, TAG_STATS, ISRF_ELEM_BYTES, sizeof(out->stats), &p, NULL)) != ISRF_OK)
+		goto fail;
+	memcpy(&out->stats, p, sizeof(out->stats));
+	if ((st = model_take(env, &r, TAG_SEQPTR, ISRF_ELEM_I32, (nu + 1) * 4, (void **) &out->seq_ptr)) != ISRF_OK)
+		goto fail;
+	nseq = out->seq_ptr[nu] < 0 ? 0 : (size_t) out->seq_ptr[nu];
+	if ((st = model_take(env, &r, TAG_USERS, ISRF_ELEM_I64, nu * 8, (void **) &out->user_ids)) ||
+		(st = model_take(env, &r, TAG_ITEMS, ISRF_ELEM_I64, ni * 8, (void **) &out->item_ids)) ||
+		(st = model_take(env, &r, TAG_SEQ, ISRF_ELEM_I32, nseq * 4, (void **) &out->seq)) ||
+		(st = model_take(env, &r, TAG_NTRAIN, ISRF_ELEM_I32, nu * 4, (void **) &out->n_train)) ||
+		(st = model_take(env, &r, TAG_IFEAT, ISRF_ELEM_F32, ni * dm * 4, (void **) &out->item_feat)) ||
+		(st = model_take(env, &r, TAG_UFEAT, ISRF_ELEM_F32, nu * dm * 4, (void **) &out->user_feat)) ||
+		(st = model_take(env, &r, TAG_GPTR, ISRF_ELEM_I32, (nu + 1) * 4, (void **) &out->group.rowptr)) ||
+		(st = model_take(env, &r, TAG_GCOL, ISRF_ELEM_I32, (size_t) sizes[3] * 4, (void **) &out->group.col)) ||
+		(st = model_take(env, &r, TAG_GVAL, ISRF_ELEM_F32, (size_t) sizes[3] * 4, (void **) &out->group.val)) ||
+		(st = model_take(env, &r, TAG_UEXP, ISRF_ELEM_F32, nu * dm * 4, (void **) &out->user_explicit)) ||
+		(st = model_take(env, &r, TAG_IEXP, ISRF_ELEM_F32, ni * dm * 4, (void **) &out->item_explicit)) ||
+		(st = model_take(env, &r, TAG_UGRP, ISRF_ELEM_F32, nu * dm * 4, (void **) &out->user_group)) ||
+		(st = model_check(env, out)))
+		goto fail;
+	if (isrf_model_reader_has(&r, TAG_GHDR) &&
+		(st = model_load_genrec(env, &r, out)) != ISRF_OK)
+		goto fail;
+	return ISRF_OK;
+
+fail:
+	isrf_model_free(env, out);
+	return st;
+}
+
+int32_t
+isrf_model_user_index(const IsrfModel *m, int64_t user_id)
+{
+	int32_t		lo = 0,
+				hi = m->n_users - 1;
+
+	while (lo <= hi)
+	{
+		int32_t		mid = lo + (hi - lo) / 2;
+
+		if (m->user_ids[mid] == user_id)
+			return mid;
+		if (m->user_ids[mid] < user_id)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+void
+isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
+{
+	const IsrfModelStats *s = &m->stats;
+
+	snprintf(buf, len,
+			 "{\"users\": %d, \"items\": %d, \"interactions\": %lld, \"train_interactions\": %lld,"
+			 " \"evaluated_users\": %d, \"items_with_text\": %d, \"users_with_description\": %d,"
+			 " \"users_from_history\": %d, \"users_without_feature\": %d, \"group_edges\": %lld,"
+			 " \"mean_neighbour_similarity\": %.4f, \"explained_variance\": %.4f,"
+			 " \"seconds\": {\"split\": %.3f, \"features\": %.3f, \"group_graph\": %.3f, \"lightgcn\": %.3f, \"train\": %.3f},"
+			 " \"epochs\": %d, \"best_epoch\": %d, \"val_hr10\": %.4f, \"val_ndcg10\": %.4f}",
+			 s->n_users, s->n_items, (long long) s->n_interactions, (long long) s->n_train_interactions,
+			 s->n_evaluated_users, s->n_items_with_text, s->n_users_with_description,
+			 s->n_users_from_history, s->n_users_without_feature, (long long) s->n_group_edges,
+			 s->mean_neighbour_similarity, s->explained_variance,
+			 s->t_split, s->t_features, s->t_group_graph, s->t_lightgcn, s->t_train,
+			 m->genrec.epochs_run, m->genrec.best_epoch, m->genrec.best_val_hr10,
+			 m->genrec.best_val_ndcg10);
+}

@@ -1,0 +1,32 @@
+/*
+ * train/pipeline.h
+ *	  The training pipeline, stage by stage: split, semantic features, group
+ *	  graph, LightGCN over both graphs.  One implementation serves the
+ *	  extension (CALL isrf_train) and the standalone driver.
+ */
+#ifndef ISRF_PIPELINE_H
+#define ISRF_PIPELINE_H
+
+#include "compute/backend.h"
+#include "data/corpus.h"
+#include "model/model.h"
+
+/* Defaults: dm 128, hash_dim 2^18, min_df 2, text and group on, K 50, 3 layers. */
+void		isrf_train_config_default(IsrfTrainConfig *cfg);
+
+/*
+ * Set one configuration key from its text value.  Unknown keys and values
+ * out of range are ISRF_ERR_INVALID with a message naming the key.
+ */
+IsrfStatus	isrf_train_config_set(IsrfEnv *env, IsrfTrainConfig *cfg,
+								  const char *key, const char *value);
+
+/* Called as each stage starts (stage name) and once at the end ("done"). */
+typedef IsrfStatus (*IsrfStageHook) (void *arg, const char *stage);
+
+/* Run every stage over the corpus; the model owns all it returns. */
+IsrfStatus	isrf_train(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
+					   const IsrfTrainConfig *cfg, IsrfStageHook hook, void *hook_arg,
+					   IsrfModel *out);
+
+#endif							/* ISRF_PIPELINE_H */
