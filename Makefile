@@ -76,9 +76,17 @@ $(DRIVER): $(DRIVER_SRCS) $(CORE_TOOL_OBJS) $(wildcard src/driver/*.h)
 # C unit tests: one binary per test/unit/test_*.c.
 UNIT_SRCS := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRCS))
-$(BUILD)/test/%: test/unit/%.c $(wildcard test/unit/*.h) $(CORE_TOOL_OBJS)
+# test-only code (hooks into the engine's internals), linked into the tests only
+UNIT_SUPPORT_SRCS := $(sort $(wildcard test/unit/support/*.c))
+UNIT_SUPPORT_OBJS := $(patsubst test/unit/%.c,$(BUILD)/test/%.o,$(UNIT_SUPPORT_SRCS))
+UNIT_HDRS := $(wildcard test/unit/*.h test/unit/support/*.h)
+$(BUILD)/test/support/%.o: test/unit/support/%.c $(UNIT_HDRS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
-	$(CORE_CC) $(CORE_CFLAGS) -Isrc/core -Itest/unit -DISRF_BUILD_DIR='"$(abspath $(BUILD))"' $< $(CORE_TOOL_OBJS) $(CORE_LIBS) -o $@
+	$(CORE_CC) $(CORE_CFLAGS) -Isrc/core -Itest/unit -c $< -o $@
+$(BUILD)/test/%: test/unit/%.c $(UNIT_HDRS) $(CORE_TOOL_OBJS) $(UNIT_SUPPORT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CORE_CC) $(CORE_CFLAGS) -Isrc/core -Itest/unit -DISRF_BUILD_DIR='"$(abspath $(BUILD))"' \
+		-DISRF_SOURCE_DIR='"$(abspath .)"' $< $(UNIT_SUPPORT_OBJS) $(CORE_TOOL_OBJS) $(CORE_LIBS) -o $@
 
 .PHONY: unit tools
 tools: $(DRIVER) $(UNIT_BINS)

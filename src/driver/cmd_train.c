@@ -173,7 +173,7 @@ driver_cmd_train(int argc, char **argv)
 		   "validation HR@10 %.4f NDCG@10 %.4f, prior beta %g / direct %g)\n",
 		   t_train, m.stats.t_train, m.genrec.epochs_run, m.genrec.best_epoch,
 		   m.genrec.best_val_hr10, m.genrec.best_val_ndcg10,
-		   (double) m.genrec.prior_weight, (double) m.genrec.prior_weight_direct);
+		   (double) m.genrec.weights.prior, (double) m.genrec.weights.prior_direct);
 	fflush(stdout);
 	if (save)
 	{

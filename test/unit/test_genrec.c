@@ -7,6 +7,7 @@
  *	  synthetic data set, and the inference pieces against the training code.
  */
 #include "model/genrec.h"
+#include "support/genrec_hooks.h"
 #include "nn/layers.h"
 #include "data/synthetic.h"
 #include "unit.h"
@@ -382,13 +383,13 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	c.epochs = 2;
 	c.use_prior = true;
 	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
-	CHECK(g.prior_weight == 0.0f ||
-		  (g.prior_weight >= 1.0f && g.prior_weight <= 256.0f &&
-		   exp2f(roundf(log2f(g.prior_weight))) == g.prior_weight));
-	g.prior_weight = 4.0f;		/* make sure the prior is exercised */
-	g.prior_weight_direct = 0.0f;
-	g.pop_weight_direct = 0.0f;
-	g.content_weight_direct = 0.0f;
+	CHECK(g.weights.prior == 0.0f ||
+		  (g.weights.prior >= 1.0f && g.weights.prior <= 256.0f &&
+		   exp2f(roundf(log2f(g.weights.prior))) == g.weights.prior));
+	g.weights.prior = 4.0f;		/* make sure the prior is exercised */
+	g.weights.prior_direct = 0.0f;
+	g.weights.pop_direct = 0.0f;
+	g.weights.content_direct = 0.0f;
 	CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
 	hist = t->seq + t->seq_ptr[u];
 	len = t->n_train[u];
@@ -396,7 +397,7 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	CHECK(isrf_genrec_encode(s, 1, &u, &hist, &len, h) == ISRF_OK);
 	CHECK(isrf_genrec_dense_scores(s, 1, h, plain) == ISRF_OK);
 	memcpy(all, plain, sizeof(float) * t->d.n_items);
-	CHECK(isrf_genrec_prior_add(s, hist, len, t->d.n_items, NULL, false, all) == ISRF_OK);
+	CHECK(isrf_genrec_score_terms(s, hist, len, t->d.n_items, NULL, false, all) == ISRF_OK);
 	/* the prior is a transition score: the item after the last input item gains */
 	CHECK(unit_max_abs_diff(all, plain, t->d.n_items) > 0.0);
 	CHECK(isrf_genrec_rank_targets(s, 1, &u, &len, &tg, &rank) == ISRF_OK);
@@ -416,21 +417,21 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 		float		cs[3];
 
 		CHECK(isrf_genrec_dense_candidates(s, h, 3, cand, cs) == ISRF_OK);
-		CHECK(isrf_genrec_prior_add(s, hist, len, 3, cand, false, cs) == ISRF_OK);
+		CHECK(isrf_genrec_score_terms(s, hist, len, 3, cand, false, cs) == ISRF_OK);
 		CHECK_NEAR(cs[0], all[tg], 1e-5);
 		CHECK(isnan(cs[1]));
 		CHECK_NEAR(cs[2], all[0], 1e-5);
 		/* the direct beta (0 here) leaves the dense scores alone */
 		CHECK(isrf_genrec_dense_candidates(s, h, 3, cand, cs) == ISRF_OK);
-		CHECK(isrf_genrec_prior_add(s, hist, len, 3, cand, true, cs) == ISRF_OK);
+		CHECK(isrf_genrec_score_terms(s, hist, len, 3, cand, true, cs) == ISRF_OK);
 		CHECK(cs[0] == plain[tg] || fabsf(cs[0] - plain[tg]) < 1e-5);
 	}
 	isrf_genrec_session_close(s);
 
 	/* the direct terms: gamma * log(1 + train count) + delta * cosine(profile, item) */
-	g.prior_weight_direct = 0.0f;
-	g.pop_weight_direct = 0.5f;
-	g.content_weight_direct = 2.0f;
+	g.weights.prior_direct = 0.0f;
+	g.weights.pop_direct = 0.5f;
+	g.weights.content_direct = 2.0f;
 	CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
 	{
 		int32_t		cand[2] = {tg, 7};
@@ -443,7 +444,7 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 
 		CHECK(isrf_genrec_dense_candidates(s, h, 2, cand, base) == ISRF_OK);
 		memcpy(cs, base, sizeof(cs));
-		CHECK(isrf_genrec_prior_add(s, hist, len, 2, cand, true, cs) == ISRF_OK);
+		CHECK(isrf_genrec_score_terms(s, hist, len, 2, cand, true, cs) == ISRF_OK);
 		for (q = 0; q < len; q++)
 		{
 			const float *x = t->item_exp + (size_t) hist[q] * dm;

@@ -29,6 +29,7 @@
 #define PARITY_NAME "test_parity_model"
 #include "parity.h"
 #include "model/genrec.h"
+#include "support/genrec_hooks.h"
 #include "genrec_data.h"
 #include "nn/transformer.h"
 
@@ -397,9 +398,9 @@ test_training(TestData *t)
 		return;
 	CHECK_MSG(fabs(gg.best_val_ndcg10 - gc.best_val_ndcg10) <= 0.02,
 			  "validation NDCG@10 %g on %s vs %g", gg.best_val_ndcg10, gpu->name, gc.best_val_ndcg10);
-	CHECK_MSG(gg.prior_weight == gc.prior_weight && gg.prior_weight_direct == gc.prior_weight_direct,
-			  "tuned prior weights %g / %g on %s vs %g / %g", gg.prior_weight, gg.prior_weight_direct,
-			  gpu->name, gc.prior_weight, gc.prior_weight_direct);
+	CHECK_MSG(gg.weights.prior == gc.weights.prior && gg.weights.prior_direct == gc.weights.prior_direct,
+			  "tuned prior weights %g / %g on %s vs %g / %g", gg.weights.prior, gg.weights.prior_direct,
+			  gpu->name, gc.weights.prior, gc.weights.prior_direct);
 	wd = unit_max_abs_diff(gg.params, gc.params, gc.n_params);
 	CHECK_MSG(wd <= 5e-2, "weights after training differ by %g", wd);
 	CHECK_MSG(gg.n_params == gg2.n_params &&

@@ -193,19 +193,19 @@ main(void)
 		float		sc[5],
 					sc2[5];
 
-		float		keep_b = m.genrec.prior_weight_direct,
-					keep_g = m.genrec.pop_weight_direct,
-					keep_c = m.genrec.content_weight_direct;
+		float		keep_b = m.genrec.weights.prior_direct,
+					keep_g = m.genrec.weights.pop_direct,
+					keep_c = m.genrec.weights.content_direct;
 
 		/* with the full-ranking weights, rank scores as recommend does */
-		m.genrec.prior_weight_direct = m.genrec.prior_weight;
-		m.genrec.pop_weight_direct = 0.0f;
-		m.genrec.content_weight_direct = 0.0f;
+		m.genrec.weights.prior_direct = m.genrec.weights.prior;
+		m.genrec.weights.pop_direct = 0.0f;
+		m.genrec.weights.content_direct = 0.0f;
 		CHECK(isrf_serve_rank(&env, be, &m, 0, 5, cand, sc) == ISRF_OK);
 		CHECK_NEAR(sc[2], res[0].scores[0], 1e-4);
-		m.genrec.prior_weight_direct = keep_b;
-		m.genrec.pop_weight_direct = keep_g;
-		m.genrec.content_weight_direct = keep_c;
+		m.genrec.weights.prior_direct = keep_b;
+		m.genrec.weights.pop_direct = keep_g;
+		m.genrec.weights.content_direct = keep_c;
 		CHECK(isrf_serve_rank(&env, be, &m, 0, 5, cand, sc) == ISRF_OK);
 		CHECK(isnan(sc[1]) && isfinite(sc[0]) && isfinite(sc[2]) && isfinite(sc[4]));
 		CHECK(isrf_serve_rank(&env, be, &m, 0, 5, cand, sc2) == ISRF_OK);

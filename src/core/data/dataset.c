@@ -111,6 +111,30 @@ ds_take_ids(IsrfEnv *env, const int64_t *tmp, int64_t n, const char *what,
 	return ISRF_OK;
 }
 
+/*
+ * The counts that follow from the histories and the split: who is
+ * evaluated (isrf_split_evaluated), interactions and each item's train
+ * interactions.  evaluated and item_train_count are allocated and zeroed.
+ */
+static void
+ds_count_split(IsrfDataset *ds)
+{
+	int32_t		u,
+				j;
+
+	ds->n_evaluated = 0;
+	ds->n_interactions = ds->seq_ptr[ds->n_users];
+	ds->n_train_interactions = 0;
+	for (u = 0; u < ds->n_users; u++)
+	{
+		ds->evaluated[u] = isrf_split_evaluated(isrf_dataset_len(ds, u), ds->n_train[u]);
+		ds->n_evaluated += ds->evaluated[u];
+		ds->n_train_interactions += ds->n_train[u];
+		for (j = 0; j < ds->n_train[u]; j++)
+			ds->item_train_count[ds->seq[ds->seq_ptr[u] + j]]++;
+	}
+}
+
 /* The body of isrf_dataset_build; the caller frees out on failure. */
 static IsrfStatus
 ds_build(IsrfEnv *env, const IsrfInteractions *rows,
@@ -209,21 +233,13 @@ ds_build(IsrfEnv *env, const IsrfInteractions *rows,
 	for (u = 0; u < out->n_users; u++)
 		out->seq_ptr[u + 1] += out->seq_ptr[u];
 
-	out->n_evaluated = 0;
-	out->n_train_interactions = 0;
 	for (u = 0; u < out->n_users; u++)
 	{
 		int32_t		len = isrf_dataset_len(out, u);
-		int32_t		j;
 
-		out->evaluated[u] = len >= 3;
 		out->n_train[u] = len >= 3 ? len - 2 : len;
-		if (out->evaluated[u])
-			out->n_evaluated++;
-		out->n_train_interactions += out->n_train[u];
-		for (j = 0; j < out->n_train[u]; j++)
-			out->item_train_count[out->seq[out->seq_ptr[u] + j]]++;
 	}
+	ds_count_split(out);
 	return ISRF_OK;
 }
 
@@ -258,6 +274,35 @@ isrf_dataset_free(IsrfEnv *env, IsrfDataset *ds)
 	isrf_free(env, ds->seq_ptr);
 	isrf_free(env, ds->seq);
 	isrf_free(env, ds->n_train);
+	isrf_free(env, ds->evaluated);
+	isrf_free(env, ds->item_train_count);
+	memset(ds, 0, sizeof(*ds));
+}
+
+IsrfStatus
+isrf_dataset_view(IsrfEnv *env, int32_t n_users, int32_t n_items, const int32_t *seq_ptr,
+				  const int32_t *seq, const int32_t *n_train, IsrfDataset *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->n_users = n_users;
+	out->n_items = n_items;
+	out->seq_ptr = (int32_t *) seq_ptr;
+	out->seq = (int32_t *) seq;
+	out->n_train = (int32_t *) n_train;
+	out->evaluated = isrf_calloc(env, (size_t) n_users + 1, sizeof(bool));
+	out->item_train_count = isrf_calloc(env, (size_t) n_items + 1, 4);
+	if (!out->evaluated || !out->item_train_count)
+	{
+		isrf_dataset_view_free(env, out);
+		return ISRF_ERR_NOMEM;
+	}
+	ds_count_split(out);
+	return ISRF_OK;
+}
+
+void
+isrf_dataset_view_free(IsrfEnv *env, IsrfDataset *ds)
+{
 	isrf_free(env, ds->evaluated);
 	isrf_free(env, ds->item_train_count);
 	memset(ds, 0, sizeof(*ds));

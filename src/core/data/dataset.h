@@ -68,6 +68,26 @@ void		isrf_dataset_free(IsrfEnv *env, IsrfDataset *ds);
 int32_t		isrf_dataset_user_index(const IsrfDataset *ds, int64_t user_id);
 int32_t		isrf_dataset_item_index(const IsrfDataset *ds, int64_t item_id);
 
+/*
+ * A dataset over histories and a split owned elsewhere (a trained model's):
+ * the ids stay NULL, evaluated and item_train_count are computed and owned
+ * by the view (isrf_dataset_view_free).
+ */
+IsrfStatus	isrf_dataset_view(IsrfEnv *env, int32_t n_users, int32_t n_items,
+							  const int32_t *seq_ptr, const int32_t *seq,
+							  const int32_t *n_train, IsrfDataset *out);
+void		isrf_dataset_view_free(IsrfEnv *env, IsrfDataset *ds);
+
+/*
+ * The split's one rule for who is evaluated: at least three interactions,
+ * train = all but the last two (validation = second-to-last, test = last).
+ */
+static inline bool
+isrf_split_evaluated(int32_t len, int32_t n_train)
+{
+	return len >= 3 && n_train == len - 2;
+}
+
 /* Length of user u's full history. */
 static inline int32_t
 isrf_dataset_len(const IsrfDataset *ds, int32_t u)

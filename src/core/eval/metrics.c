@@ -23,6 +23,41 @@ isrf_ndcg_at(int32_t rank, int32_t k)
 }
 
 int32_t
+isrf_full_rank(const float *score, int32_t n, int32_t target, int32_t cap)
+{
+	float		t = score[target];
+	int32_t		q,
+				r = 0;
+
+	if (isnan(t))
+		return -1;
+	for (q = 0; q < n && (cap <= 0 || r < cap); q++)
+		if (score[q] > t || (score[q] == t && q < target))
+			r++;
+	return r;
+}
+
+int32_t
+isrf_full_rank_blend(const float *a, const double *b, float wb, int32_t n, int32_t target,
+					 int32_t cap)
+{
+	float		t = a[target] + wb * (float) b[target];
+	int32_t		q,
+				r = 0;
+
+	if (isnan(t))
+		return -1;
+	for (q = 0; q < n && (cap <= 0 || r < cap); q++)
+	{
+		float		v = a[q] + wb * (float) b[q];
+
+		if (v > t || (v == t && q < target))
+			r++;
+	}
+	return r;
+}
+
+int32_t
 isrf_rank_in_list(const int32_t *list, int32_t n, int32_t target)
 {
 	int32_t		i;
@@ -339,6 +374,18 @@ metrics_direct_draw(IsrfEnv *env, const IsrfDataset *ds, uint64_t seed,
 											   hist[len - (out->target == ISRF_TARGET_TEST ? 1 : 2)]);
 	}
 	return ISRF_OK;
+}
+
+int32_t
+isrf_direct_negatives(const IsrfDataset *ds)
+{
+	int32_t		u,
+				longest = 0;
+
+	for (u = 0; u < ds->n_users; u++)
+		if (isrf_dataset_len(ds, u) > longest)
+			longest = isrf_dataset_len(ds, u);
+	return ds->n_items - longest < ISRF_DIRECT_NEGATIVES ? ds->n_items - longest : ISRF_DIRECT_NEGATIVES;
 }
 
 IsrfStatus

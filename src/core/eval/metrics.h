@@ -49,6 +49,19 @@ typedef struct IsrfMetrics
 double		isrf_hr_at(int32_t rank, int32_t k);
 double		isrf_ndcg_at(int32_t rank, int32_t k);
 
+/*
+ * Full ranking: the 0-based rank of item target among score[0..n) -- the
+ * items scoring higher plus those tying with it at a lower index; NaN
+ * scores (excluded items) never count, a NaN target is not ranked (-1).
+ * Counting stops at cap when cap > 0 (cap is then returned for any rank
+ * >= cap: enough for HR/NDCG@cap).
+ */
+int32_t		isrf_full_rank(const float *score, int32_t n, int32_t target, int32_t cap);
+
+/* The same under the blended score a[i] + wb * (float) b[i]. */
+int32_t		isrf_full_rank_blend(const float *a, const double *b, float wb, int32_t n,
+								 int32_t target, int32_t cap);
+
 /* 0-based position of target in list[0..n), or -1. */
 int32_t		isrf_rank_in_list(const int32_t *list, int32_t n, int32_t target);
 
@@ -95,6 +108,14 @@ typedef struct IsrfDirectTask
 	int32_t    *cand;			/* [n_users * n_cand] item indices, shuffled */
 	int32_t    *target_pos;		/* [n_users] where the target is in its row */
 } IsrfDirectTask;
+
+/*
+ * Negatives per user of the direct task: ISRF_DIRECT_NEGATIVES as the
+ * protocol says, or, for a catalogue too small for that (tests, toy data),
+ * as many as every user can have (n_items minus the longest history; < 1:
+ * the direct task cannot be drawn).
+ */
+int32_t		isrf_direct_negatives(const IsrfDataset *ds);
 
 /*
  * Draw the candidates for the evaluated users (max_users > 0: only the first

@@ -4,7 +4,8 @@
  *	  over the user's history with causal explicit and group interests, a semantic-ID
  *	  code decoder (the generative head) and a tied dense item head; its
  *	  training (every position of every train prefix, AdamW, early stopping
- *	  on validation NDCG@10) and the inference pieces that serve.c uses.
+ *	  on validation NDCG@10) and the inference pieces that serving uses.
+ *	  The code is in genrec_*.c (see genrec_internal.h for which is where).
  *
  * One token per item: ID embedding + adapter(frozen semantic feature, a
  * two-layer GELU MLP) + alpha * W_e (LightGCN item vector) + position.  The
@@ -39,17 +40,11 @@
  * one row per user in the batch (users are unique within a batch by
  * construction: a batch is a set of users).
  *
- * Ranking score: the dense head's logit plus beta times an item-transition
- * prior, the Markov + item-kNN score of baselines.h fitted on the train
- * split (first-order transitions of the last 5 items and co-occurrence).
- * beta is chosen after training on the validation targets from a fixed
- * grid that includes 0, so the prior is used only where it helps (one beta
- * for full ranking, one for candidate lists, each on its validation task;
- * candidate lists also get gamma * log(1 + train count) and delta times
- * the cosine between the item's LightGCN vector and the mean of the input
- * items' (the explicit interest), tuned with their beta, since their
- * negatives are drawn from the whole catalogue); with
- * use_prior off beta is 0 and the ranking is the dense head alone.
+ * Ranking score: the dense head's logit plus weighted terms that need no
+ * transformer (the transition prior, and for candidate lists popularity and
+ * the profile cosine), written once in scorer.h and chosen on validation
+ * after training (scorer_tune.c); with use_prior off every weight is 0 and
+ * the ranking is the dense head alone.
  *
  * This file needs nothing from model.h so that model.h can embed an
  * IsrfGenrec; callers pass the model's arrays through IsrfGenrecData.
@@ -59,6 +54,7 @@
 
 #include "compute/backend.h"
 #include "model/beam_search.h"
+#include "model/scorer.h"
 
 #define ISRF_GENREC_MAX_LEVELS 8
 
@@ -126,12 +122,7 @@ typedef struct IsrfGenrec
 	int32_t		levels;			/* code columns (semid levels + de-dup) */
 	int32_t		codebook_sizes[ISRF_GENREC_MAX_LEVELS];
 	float		scale[4];		/* input scales: feat, item_exp, user_exp, group */
-	float		prior_weight;	/* beta of the transition prior (0 = none) */
-	float		prior_weight_direct;	/* beta for candidate lists (direct task) */
-	float		pop_weight_direct;	/* gamma: + gamma * log(1 + train count)
-									 * for candidate lists */
-	float		content_weight_direct;	/* delta: + delta * cosine(history
-										 * profile, item) for candidate lists */
+	IsrfScoreWeights weights;	/* of the ranking score's terms (scorer.h) */
 	int32_t    *codes;			/* [n_items x levels] */
 	size_t		n_params;
 	float	   *params;			/* embeddings, adapter, projections, decoder */
@@ -199,14 +190,13 @@ IsrfStatus	isrf_genrec_dense_scores(IsrfGenrecSession *s, int32_t n, const float
 									 float *scores);
 
 /*
- * Add beta * prior to scores of cand[0..n) (cand NULL: all items, scores has
- * n_items entries) for the input history hist[0..len); nothing when the
- * model's beta is 0.  -1 candidates are left alone.  direct picks the beta
- * tuned for ranking candidate lists (the direct task) instead of the one
- * tuned for full ranking.
+ * Add the ranking score's other terms (scorer.h) to dense scores of
+ * cand[0..n) (cand NULL: all items, scores has n_items entries) after the
+ * input history hist[0..len); direct picks the weights of candidate lists.
+ * -1 candidates are left alone.
  */
-IsrfStatus	isrf_genrec_prior_add(IsrfGenrecSession *s, const int32_t *hist, int32_t len,
-								  int32_t n, const int32_t *cand, bool direct, float *scores);
+IsrfStatus	isrf_genrec_score_terms(IsrfGenrecSession *s, const int32_t *hist, int32_t len,
+									int32_t n, const int32_t *cand, bool direct, float *scores);
 
 /* Dense-head scores of cand[0..n_cand) for one hidden state; -1 gives NaN. */
 IsrfStatus	isrf_genrec_dense_candidates(IsrfGenrecSession *s, const float *h,
@@ -237,27 +227,5 @@ IsrfStatus	isrf_genrec_trie(IsrfEnv *env, const IsrfGenrec *g, IsrfTrie *out);
 IsrfStatus	isrf_genrec_rank_targets(IsrfGenrecSession *s, int32_t n, const int32_t *users,
 									 const int32_t *n_input, const int32_t *target,
 									 int32_t *ranks);
-
-/* ---- for tests: the training loss and its gradients ------------------- */
-
-/* A training session over d with g's configuration, codes and weights. */
-IsrfStatus	isrf_genrec_test_session(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d,
-									 const IsrfGenrec *g, IsrfGenrecSession **out);
-
-/*
- * Zero the gradients, then compute the loss of one training batch (users
- * with at least two train items) and its gradients, as a training step does.
- */
-IsrfStatus	isrf_genrec_test_loss(IsrfGenrecSession *s, int32_t n_users, const int32_t *users,
-								  uint64_t seed, double *loss);
-
-/*
- * A named tensor of the weights ("item_emb", "ad_w1", "ad_b1", "ad_w2",
- * "ad_b2", "ex_w", "pu_w", "pu_b", "pg_w", "pg_b", "cemb0", "dec_w0",
- * "dec_b0", ... or "tf" for the transformer block): pointers to its weights
- * and gradients and its length; false when there is no such tensor.
- */
-bool		isrf_genrec_test_tensor(IsrfGenrecSession *s, const char *name, float **w,
-									float **g, size_t *n);
 
 #endif							/* ISRF_GENREC_H */

@@ -156,8 +156,8 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 	g->params = NULL;
 	g->tf_params = NULL;
 	if (g->n_items != m->n_items || g->dm != m->dm || g->levels < 0 ||
-		!isfinite(g->prior_weight) || !isfinite(g->prior_weight_direct) ||
-		!isfinite(g->pop_weight_direct) || !isfinite(g->content_weight_direct) ||
+		!isfinite(g->weights.prior) || !isfinite(g->weights.prior_direct) ||
+		!isfinite(g->weights.pop_direct) || !isfinite(g->weights.content_direct) ||
 		g->levels > ISRF_GENREC_MAX_LEVELS || isrf_genrec_config_check(env, &g->cfg) != ISRF_OK)
 	{
 		memset(g, 0, sizeof(*g));

@@ -247,7 +247,7 @@ serve_known(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, const IsrfServeCo
 		if ((st = isrf_poll(env)) != ISRF_OK)
 			goto done;
 		if ((st = isrf_genrec_dense_scores(s, 1, h + (size_t) i * C, dense)) != ISRF_OK ||
-			(st = isrf_genrec_prior_add(s, hist[i], lens[i], m->n_items, NULL, false, dense)) != ISRF_OK)
+			(st = isrf_genrec_score_terms(s, hist[i], lens[i], m->n_items, NULL, false, dense)) != ISRF_OK)
 			goto done;
 		for (q = 0; q < lens[i]; q++)
 			seen[hist[i][q]] = 1;
@@ -485,7 +485,7 @@ isrf_serve_rank(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, int32_t user,
 			st = ISRF_ERR_NOMEM;
 		else if ((st = isrf_genrec_encode(s, 1, &user, &hist, &len, h)) == ISRF_OK &&
 				 (st = isrf_genrec_dense_candidates(s, h, n_cand, cand, scores)) == ISRF_OK)
-			st = isrf_genrec_prior_add(s, hist, len, n_cand, cand, true, scores);
+			st = isrf_genrec_score_terms(s, hist, len, n_cand, cand, true, scores);
 		isrf_free(env, h);
 	}
 	isrf_genrec_session_close(s);
@@ -600,7 +600,7 @@ serve_eval_isrf(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, const IsrfDat
 		hist = m->seq + m->seq_ptr[u];
 		if ((st = isrf_genrec_encode(s, 1, &u, &hist, &len, h)) != ISRF_OK ||
 			(st = isrf_genrec_dense_candidates(s, h, dt->n_cand, cand, fs)) != ISRF_OK ||
-			(st = isrf_genrec_prior_add(s, hist, len, dt->n_cand, cand, true, fs)) != ISRF_OK)
+			(st = isrf_genrec_score_terms(s, hist, len, dt->n_cand, cand, true, fs)) != ISRF_OK)
 			goto done;
 		for (j = 0; j < dt->n_cand; j++)
 			sc[j] = fs[j];

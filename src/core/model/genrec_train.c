@@ -1,0 +1,450 @@
+/*
+ * model/genrec_train.c
+ *	  Training the generative model: semantic IDs, then every position of
+ *	  every user's train prefix, AdamW with warm-up and cosine decay, early
+ *	  stopping on validation NDCG@10 of the dense head's full ranking, and
+ *	  finally the score weights chosen on validation (scorer_tune.c).
+ */
+#include "model/genrec_internal.h"
+
+#include "eval/metrics.h"
+#include "model/semantic_ids.h"
+#include "nn/layers.h"
+#include "nn/optim.h"
+
+#include <math.h>
+#include <string.h>
+
+/* batches whose users are sorted by length together */
+#define GR_BUCKET 32
+
+void
+isrf_genrec_config_default(IsrfGenrecConfig *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->d_model = 64;
+	cfg->n_layers = 2;
+	cfg->n_heads = 2;
+	cfg->max_len = 50;
+	cfg->batch_size = 256;
+	cfg->epochs = 30;
+	cfg->patience = 5;
+	cfg->lr = 1e-3f;
+	cfg->dropout = 0.5f;
+	cfg->weight_decay = 0.0f;
+	cfg->clip = 1.0f;
+	cfg->lambda1 = 0.1f;
+	cfg->lambda2 = 0.1f;
+	cfg->tau = 0.1f;
+	cfg->alpha = 1.0f;
+	cfg->gen_weight = 0.3f;
+	cfg->use_generative = true;
+	cfg->use_group = false;
+	cfg->use_explicit = false;
+	cfg->use_semantic = true;
+	cfg->use_prior = true;
+	cfg->semid_levels = 3;
+	cfg->semid_codebook = 256;
+	cfg->eval_users = 0;
+	cfg->seed = 1;
+}
+
+IsrfStatus
+isrf_genrec_config_check(IsrfEnv *env, const IsrfGenrecConfig *c)
+{
+	if (c->d_model < 2 || c->d_model > 1024)
+		return isrf_fail(env, ISRF_ERR_INVALID, "d_model must be in 2..1024 (got %d)", c->d_model);
+	if (c->n_heads < 1 || c->d_model % c->n_heads)
+		return isrf_fail(env, ISRF_ERR_INVALID, "n_heads must divide d_model (got %d heads for %d)",
+						 c->n_heads, c->d_model);
+	if (c->n_layers < 1 || c->n_layers > 16)
+		return isrf_fail(env, ISRF_ERR_INVALID, "n_layers must be in 1..16 (got %d)", c->n_layers);
+	if (c->max_len < 1 || c->max_len > 4096)
+		return isrf_fail(env, ISRF_ERR_INVALID, "max_len must be in 1..4096 (got %d)", c->max_len);
+	if (c->batch_size < 2 || c->batch_size > 65536)
+		return isrf_fail(env, ISRF_ERR_INVALID, "batch_size must be in 2..65536 (got %d)", c->batch_size);
+	if (c->epochs < 0 || c->patience < 1)
+		return isrf_fail(env, ISRF_ERR_INVALID, "epochs must be >= 0 and patience >= 1 (got %d, %d)",
+						 c->epochs, c->patience);
+	if (!(c->lr > 0.0f && c->lr < 1.0f))
+		return isrf_fail(env, ISRF_ERR_INVALID, "lr must be in (0, 1) (got %g)", (double) c->lr);
+	if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+		return isrf_fail(env, ISRF_ERR_INVALID, "dropout must be in [0, 1) (got %g)", (double) c->dropout);
+	if (!(c->weight_decay >= 0.0f) || !(c->clip >= 0.0f) || !(c->lambda1 >= 0.0f) ||
+		!(c->lambda2 >= 0.0f) || !(c->gen_weight >= 0.0f) || !isfinite(c->alpha))
+		return isrf_fail(env, ISRF_ERR_INVALID,
+						 "weight_decay, clip, lambda1, lambda2 and gen_weight must be >= 0 and alpha finite");
+	if (!(c->tau > 0.0f))
+		return isrf_fail(env, ISRF_ERR_INVALID, "tau must be > 0 (got %g)", (double) c->tau);
+	if (c->semid_levels < 1 || c->semid_levels > ISRF_GENREC_MAX_LEVELS - 1)
+		return isrf_fail(env, ISRF_ERR_INVALID, "semid_levels must be in 1..%d (got %d)",
+						 ISRF_GENREC_MAX_LEVELS - 1, c->semid_levels);
+	if (c->semid_codebook < 2 || c->semid_codebook > 65536)
+		return isrf_fail(env, ISRF_ERR_INVALID, "semid_codebook must be in 2..65536 (got %d)",
+						 c->semid_codebook);
+	if (c->eval_users < 0)
+		return isrf_fail(env, ISRF_ERR_INVALID, "eval_users must be >= 0 (got %d)", c->eval_users);
+	return ISRF_OK;
+}
+
+/* Stable sort of users[0..n) by key[user] (merge sort through tmp). */
+static void
+gr_sort_by_length(int32_t *users, int32_t n, const int32_t *key, int32_t *tmp)
+{
+	int32_t		w;
+
+	for (w = 1; w < n; w *= 2)
+	{
+		int32_t		lo;
+
+		for (lo = 0; lo < n; lo += 2 * w)
+		{
+			int32_t		mid = lo + w < n ? lo + w : n,
+						hi = lo + 2 * w < n ? lo + 2 * w : n,
+						a = lo,
+						b = mid,
+						k = lo;
+
+			while (a < mid && b < hi)
+				tmp[k++] = key[users[b]] < key[users[a]] ? users[b++] : users[a++];
+			while (a < mid)
+				tmp[k++] = users[a++];
+			while (b < hi)
+				tmp[k++] = users[b++];
+		}
+		memcpy(users, tmp, (size_t) n * 4);
+	}
+}
+
+/*
+ * Order the validation users by input length so the encoder batches pad
+ * little (metrics are sums, so order does not matter).  scratch has n ints.
+ */
+static void
+gr_sort_val(int32_t *vu, int32_t *vin, int32_t *vt, int32_t n, int32_t *tmp, int32_t *scratch)
+{
+	int32_t		i;
+
+	/* sort positions by their input length, then permute the three arrays */
+	for (i = 0; i < n; i++)
+		scratch[i] = i;
+	gr_sort_by_length(scratch, n, vin, tmp);
+	for (i = 0; i < n; i++)
+		tmp[i] = vu[scratch[i]];
+	memcpy(vu, tmp, (size_t) n * 4);
+	for (i = 0; i < n; i++)
+		tmp[i] = vt[scratch[i]];
+	memcpy(vt, tmp, (size_t) n * 4);
+	for (i = 0; i < n; i++)
+		tmp[i] = vin[scratch[i]];
+	memcpy(vin, tmp, (size_t) n * 4);
+}
+
+/* Validation users (evaluated: history >= 3, train = all but the last two). */
+int32_t
+isrf_gr_val_users(const IsrfGenrecData *d, const IsrfGenrecConfig *cfg, int32_t *users,
+			 int32_t *n_input, int32_t *target)
+{
+	int32_t		u,
+				n = 0,
+				total = 0,
+				stride;
+
+	for (u = 0; u < d->n_users; u++)
+	{
+		int32_t		len = d->seq_ptr[u + 1] - d->seq_ptr[u];
+
+		if (len >= 3 && d->n_train[u] == len - 2)
+			total++;
+	}
+	stride = (cfg->eval_users > 0 && total > cfg->eval_users) ? (total + cfg->eval_users - 1) / cfg->eval_users : 1;
+	total = 0;
+	for (u = 0; u < d->n_users; u++)
+	{
+		int32_t		len = d->seq_ptr[u + 1] - d->seq_ptr[u];
+
+		if (len >= 3 && d->n_train[u] == len - 2)
+		{
+			if (total++ % stride)
+				continue;
+			users[n] = u;
+			n_input[n] = d->n_train[u];
+			target[n] = d->seq[d->seq_ptr[u] + d->n_train[u]];
+			n++;
+		}
+	}
+	return n;
+}
+
+/* The training loop proper; s is a training session with its weights set. */
+static IsrfStatus
+gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenrec *out)
+{
+	IsrfEnv    *env = s->env;
+	IsrfBackend *be = s->be;
+	const IsrfGenrecData *d = s->d;
+	const IsrfGenrecConfig *cfg = &s->cfg;
+	IsrfAdamW	o1,
+				o2;
+	uint8_t    *mask1 = NULL,
+			   *mask2 = NULL;
+	int32_t    *order = NULL,
+			   *tmp = NULL,
+			   *border = NULL,
+			   *vu = NULL,
+			   *vin = NULL,
+			   *vt = NULL,
+			   *vr = NULL;
+	int32_t		n_tr = 0,
+				n_val,
+				n_batches,
+				bidx,
+				u,
+				epoch,
+				bad = 0;
+	int64_t		step = 0,
+				spe,
+				total;
+	double		best = -1.0,
+				t_start = isrf_now();
+	IsrfStatus	st = ISRF_OK;
+
+	memset(&o1, 0, sizeof(o1));
+	memset(&o2, 0, sizeof(o2));
+	order = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	tmp = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	border = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	vu = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	vin = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	vt = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	vr = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	mask1 = isrf_alloc(env, s->lay.total + 1);
+	mask2 = isrf_alloc(env, s->tf->n_params + 1);
+	if (!order || !tmp || !border || !vu || !vin || !vt || !vr || !mask1 || !mask2)
+	{
+		st = ISRF_ERR_NOMEM;
+		goto done;
+	}
+	for (u = 0; u < d->n_users; u++)
+		if (d->n_train[u] >= 2)
+			order[n_tr++] = u;
+	if (n_tr == 0)
+	{
+		st = isrf_fail(env, ISRF_ERR_INVALID, "no user has two train interactions to learn from");
+		goto done;
+	}
+	n_val = isrf_gr_val_users(d, cfg, vu, vin, vt);
+	gr_sort_val(vu, vin, vt, n_val, tmp, vr);
+	isrf_gr_decay_mask(s, mask1);
+	isrf_tf_decay_mask(s->tf, mask2);
+	if ((st = isrf_adamw_init(be, &o1, s->lay.total, 0.9f, 0.98f, 1e-8f, cfg->weight_decay, mask1)) != ISRF_OK ||
+		(st = isrf_adamw_init(be, &o2, s->tf->n_params, 0.9f, 0.98f, 1e-8f, cfg->weight_decay, mask2)) != ISRF_OK)
+		goto done;
+	spe = (n_tr + cfg->batch_size - 1) / cfg->batch_size;
+	n_batches = (int32_t) spe;
+	total = spe * cfg->epochs;
+
+	/* best weights so far live in out */
+	if ((st = isrf_gr_weights_out(s, out)) != ISRF_OK)
+		goto done;
+	for (epoch = 1; epoch <= cfg->epochs; epoch++)
+	{
+		double		t0 = isrf_now(),
+					ep_loss = 0.0,
+					hr,
+					nd;
+		IsrfMetrics val;
+		int32_t		i,
+					nb = 0;
+
+		/* a seeded shuffle of the training users */
+		for (i = n_tr - 1; i > 0; i--)
+		{
+			int32_t		j = (int32_t) (isrf_nn_hash64(isrf_nn_key(cfg->seed, 100 + (uint64_t) epoch, (uint64_t) i)) % (uint64_t) (i + 1)),
+						t = order[i];
+
+			order[i] = order[j];
+			order[j] = t;
+		}
+
+		/*
+		 * Bucket by length: sort runs of GR_BUCKET batches by train length so
+		 * a batch pads little, then visit the batches in a shuffled order.
+		 */
+		for (i = 0; i < n_tr; i += GR_BUCKET * cfg->batch_size)
+		{
+			int32_t		n = n_tr - i < GR_BUCKET * cfg->batch_size ? n_tr - i : GR_BUCKET * cfg->batch_size;
+
+			gr_sort_by_length(order + i, n, d->n_train, tmp);
+		}
+		for (i = 0; i < n_batches; i++)
+			border[i] = i;
+		for (i = n_batches - 1; i > 0; i--)
+		{
+			int32_t		j = (int32_t) (isrf_nn_hash64(isrf_nn_key(cfg->seed, 300 + (uint64_t) epoch, (uint64_t) i)) % (uint64_t) (i + 1)),
+						t = border[i];
+
+			border[i] = border[j];
+			border[j] = t;
+		}
+		for (bidx = 0; bidx < n_batches; bidx++)
+		{
+			int32_t		first = border[bidx] * cfg->batch_size;
+			int32_t		b = n_tr - first < cfg->batch_size ? n_tr - first : cfg->batch_size;
+			double		bl;
+			float	   *garr[2];
+			size_t		gsz[2];
+			float		norm,
+						lr;
+
+			if ((st = isrf_poll(env)) != ISRF_OK)
+				goto done;
+			if ((st = be->mem_zero(be, s->gp, s->lay.total * 4)) != ISRF_OK ||
+				(st = isrf_tf_zero_grad(s->tf)) != ISRF_OK)
+				goto done;
+			if ((st = isrf_gr_train_batch(s, b, order + first, isrf_nn_key(cfg->seed, 200 + (uint64_t) epoch, (uint64_t) bidx), &bl)) != ISRF_OK)
+				goto done;
+			garr[0] = s->gp;
+			garr[1] = s->tf->grads;
+			gsz[0] = s->lay.total;
+			gsz[1] = s->tf->n_params;
+			if ((st = isrf_grad_clip(be, garr, gsz, 2, cfg->clip, &norm)) != ISRF_OK)
+				goto done;
+			step++;
+			if (!isfinite(norm))
+				continue;		/* skip a step that blew up rather than poison the weights */
+			lr = isrf_lr_schedule(cfg->lr, step, spe < 100 ? spe : 100, total, 0.1f);
+			if ((st = isrf_adamw_step(&o1, s->p, s->gp, lr)) != ISRF_OK ||
+				(st = isrf_adamw_step(&o2, s->tf->params, s->tf->grads, lr)) != ISRF_OK)
+				goto done;
+			ep_loss += bl;
+			nb++;
+		}
+		/* validation: full ranking with the dense head */
+		if ((st = isrf_gr_table_forward(s)) != ISRF_OK ||
+			(st = isrf_genrec_rank_targets(s, n_val, vu, vin, vt, vr)) != ISRF_OK)
+			goto done;
+		memset(&val, 0, sizeof(val));
+		for (i = 0; i < n_val; i++)
+			isrf_metrics_add(&val, vr[i]);
+		val = isrf_metrics_mean(&val);
+		hr = val.hr10;
+		nd = val.ndcg10;
+		out->epochs_run = epoch;
+		if (hook)
+			hook(hook_arg, epoch, nb ? ep_loss / nb : 0.0, hr, nd, isrf_now() - t0);
+		isrf_log(env, "isrf: epoch %d loss %.4f val HR@10 %.4f NDCG@10 %.4f (%.1f s)",
+				 epoch, nb ? ep_loss / nb : 0.0, hr, nd, isrf_now() - t0);
+		if (nd > best)
+		{
+			best = nd;
+			bad = 0;
+			out->best_epoch = epoch;
+			out->best_val_hr10 = hr;
+			out->best_val_ndcg10 = nd;
+			if ((st = isrf_gr_weights_out(s, out)) != ISRF_OK)
+				goto done;
+		}
+		else if (++bad >= cfg->patience)
+			break;
+	}
+	out->t_train = isrf_now() - t_start;
+
+done:
+	isrf_adamw_free(&o1);
+	isrf_adamw_free(&o2);
+	isrf_free(env, order);
+	isrf_free(env, tmp);
+	isrf_free(env, border);
+	isrf_free(env, vu);
+	isrf_free(env, vin);
+	isrf_free(env, vt);
+	isrf_free(env, vr);
+	isrf_free(env, mask1);
+	isrf_free(env, mask2);
+	return st;
+}
+
+IsrfStatus
+isrf_genrec_train(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d,
+				  const IsrfGenrecConfig *cfg, IsrfGenrecEpochHook hook, void *hook_arg,
+				  IsrfGenrec *out)
+{
+	IsrfGenrecSession *s = NULL;
+	IsrfSemIds	ids;
+	IsrfStatus	st;
+	size_t		ni = (size_t) d->n_items,
+				dm = (size_t) d->dm;
+
+	memset(out, 0, sizeof(*out));
+	memset(&ids, 0, sizeof(ids));
+	ISRF_TRY(isrf_genrec_config_check(env, cfg));
+	if (d->n_items < 1 || d->n_users < 1 || d->dm < 1)
+		return isrf_fail(env, ISRF_ERR_INVALID, "the generative model needs users, items and features (got %d, %d, dm %d)",
+						 d->n_users, d->n_items, d->dm);
+	out->cfg = *cfg;
+	out->n_items = d->n_items;
+	out->dm = d->dm;
+	out->scale[0] = 1.0f / isrf_gr_rms(d->item_feat, ni * dm);
+	out->scale[1] = 1.0f / isrf_gr_rms(d->item_explicit, ni * dm);
+	out->scale[2] = 1.0f / isrf_gr_rms(d->user_explicit, (size_t) d->n_users * dm);
+	out->scale[3] = 1.0f / isrf_gr_rms(d->user_group, (size_t) d->n_users * dm);
+	if (cfg->use_generative)
+	{
+		IsrfSemIdConfig sc;
+		int32_t		j;
+
+		isrf_semid_config_default(&sc);
+		sc.levels = cfg->semid_levels;
+		sc.codebook_size = cfg->semid_codebook;
+		sc.kmeans.seed = cfg->seed;
+		if ((st = isrf_semid_build(env, be, d->item_feat, d->n_items, d->dm, &sc, &ids)) != ISRF_OK)
+			goto fail;
+		out->levels = ids.levels + 1;
+		for (j = 0; j < out->levels; j++)
+			out->codebook_sizes[j] = ids.codebook_sizes[j];
+		out->codes = isrf_alloc(env, ni * (size_t) out->levels * 4 + 4);
+		if (out->codes == NULL)
+		{
+			st = ISRF_ERR_NOMEM;
+			goto fail;
+		}
+		memcpy(out->codes, ids.codes, ni * (size_t) out->levels * 4);
+		isrf_semid_free(env, &ids);
+	}
+	if ((st = isrf_gr_session_create(env, be, cfg, d, out->levels, out->codebook_sizes, out->codes,
+									 out->scale, NULL, true, &s)) != ISRF_OK)
+		goto fail;
+	out->n_params = s->lay.total;
+	out->n_tf_params = s->tf->n_params;
+	out->params = isrf_alloc(env, out->n_params * 4 + 4);
+	out->tf_params = isrf_alloc(env, out->n_tf_params * 4 + 4);
+	if (!out->params || !out->tf_params)
+	{
+		st = ISRF_ERR_NOMEM;
+		goto fail;
+	}
+	if ((st = isrf_gr_init_params(s)) != ISRF_OK)
+		goto fail;
+	if (cfg->epochs > 0)
+		st = gr_fit(s, hook, hook_arg, out);
+	if (st == ISRF_OK && cfg->epochs > 0 && cfg->use_prior)
+	{
+		/* the kept (best) weights back into the session, then beta */
+		if ((st = be->upload(be, s->p, out->params, s->lay.total * 4)) == ISRF_OK &&
+			(st = be->upload(be, s->tf->params, out->tf_params, s->tf->n_params * 4)) == ISRF_OK)
+			st = isrf_gr_tune_scorer(s, out);
+	}
+	else if (st == ISRF_OK)
+		st = isrf_gr_weights_out(s, out);
+	if (st != ISRF_OK)
+		goto fail;
+	isrf_genrec_session_close(s);
+	return ISRF_OK;
+
+fail:
+	isrf_semid_free(env, &ids);
+	isrf_genrec_session_close(s);
+	isrf_genrec_free(env, out);
+	return st;
+}

@@ -1,0 +1,178 @@
+/*
+ * model/scorer.c
+ *	  The ranking score's terms beside the dense logit (see scorer.h).
+ */
+#include "model/scorer.h"
+
+#include <math.h>
+#include <string.h>
+
+void
+isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items, int32_t dm,
+				 const int32_t *seq_ptr, const int32_t *seq, const int32_t *n_train,
+				 const float *item_explicit, const IsrfScoreWeights *w)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->env = env;
+	sc->n_users = n_users;
+	sc->n_items = n_items;
+	sc->dm = dm;
+	sc->seq_ptr = seq_ptr;
+	sc->seq = seq;
+	sc->n_train = n_train;
+	sc->item_explicit = item_explicit;
+	if (w)
+		sc->w = *w;
+}
+
+IsrfStatus
+isrf_scorer_fit(IsrfScorer *sc)
+{
+	IsrfEnv    *env = sc->env;
+	int32_t		p,
+				dm = sc->dm;
+
+	if (sc->fitted)
+		return ISRF_OK;
+	ISRF_TRY(isrf_dataset_view(env, sc->n_users, sc->n_items, sc->seq_ptr, sc->seq,
+							   sc->n_train, &sc->view));
+	sc->all_items = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
+	sc->psc = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
+	sc->ptie = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
+	sc->iexp_n = isrf_alloc(env, (size_t) sc->n_items * dm * 4 + 4);
+	sc->profile = isrf_alloc(env, (size_t) dm * 4 + 4);
+	sc->content = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
+	if (!sc->all_items || !sc->psc || !sc->ptie || !sc->iexp_n || !sc->profile || !sc->content)
+		return ISRF_ERR_NOMEM;
+	for (p = 0; p < sc->n_items; p++)
+		sc->all_items[p] = p;
+	/* unit LightGCN item vectors for the content term */
+	for (p = 0; p < sc->n_items; p++)
+	{
+		const float *x = sc->item_explicit ? sc->item_explicit + (size_t) p * dm : NULL;
+		float	   *y = sc->iexp_n + (size_t) p * dm;
+		double		ss = 0.0;
+		int32_t		j;
+
+		for (j = 0; j < dm; j++)
+			ss += x ? (double) x[j] * x[j] : 0.0;
+		for (j = 0; j < dm; j++)
+			y[j] = ss > 0.0 ? (float) (x[j] / sqrt(ss)) : 0.0f;
+	}
+	ISRF_TRY(isrf_baselines_fit(env, &sc->view, &sc->prior));
+	sc->fitted = true;
+	return ISRF_OK;
+}
+
+void
+isrf_scorer_free(IsrfScorer *sc)
+{
+	IsrfEnv    *env = sc->env;
+
+	if (env == NULL)
+		return;
+	if (sc->fitted)
+		isrf_baselines_free(env, &sc->prior);
+	isrf_dataset_view_free(env, &sc->view);
+	isrf_free(env, sc->all_items);
+	isrf_free(env, sc->psc);
+	isrf_free(env, sc->ptie);
+	isrf_free(env, sc->iexp_n);
+	isrf_free(env, sc->profile);
+	isrf_free(env, sc->content);
+	memset(sc, 0, sizeof(*sc));
+}
+
+IsrfStatus
+isrf_scorer_prior_all(IsrfScorer *sc, const int32_t *hist, int32_t len)
+{
+	return isrf_baselines_score(sc->env, &sc->prior, ISRF_BASELINE_MARKOV_KNN, hist, len,
+								sc->all_items, sc->n_items, sc->psc, sc->ptie);
+}
+
+/* The normalised mean of the unit LightGCN vectors of hist[0..len), in sc->profile. */
+static void
+scorer_profile(IsrfScorer *sc, const int32_t *hist, int32_t len)
+{
+	int32_t		dm = sc->dm,
+				i,
+				j;
+	double		ss = 0.0;
+
+	memset(sc->profile, 0, (size_t) dm * 4);
+	for (i = 0; i < len; i++)
+		for (j = 0; j < dm; j++)
+			sc->profile[j] += sc->iexp_n[(size_t) hist[i] * dm + j];
+	for (j = 0; j < dm; j++)
+		ss += (double) sc->profile[j] * sc->profile[j];
+	for (j = 0; j < dm; j++)
+		sc->profile[j] = ss > 0.0 ? (float) (sc->profile[j] / sqrt(ss)) : 0.0f;
+}
+
+/* Cosine of the current profile and item it (0 for an unknown item). */
+static float
+scorer_cosine(const IsrfScorer *sc, int32_t it)
+{
+	const float *e;
+	float		acc = 0.0f;
+	int32_t		j;
+
+	if (it < 0 || it >= sc->n_items)
+		return 0.0f;
+	e = sc->iexp_n + (size_t) it * sc->dm;
+	for (j = 0; j < sc->dm; j++)
+		acc += sc->profile[j] * e[j];
+	return acc;
+}
+
+void
+isrf_scorer_content(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
+					const int32_t *cand, float *out)
+{
+	int32_t		i;
+
+	scorer_profile(sc, hist, len);
+	for (i = 0; i < n; i++)
+		out[i] = scorer_cosine(sc, cand[i]);
+}
+
+IsrfStatus
+isrf_scorer_add(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
+				const int32_t *cand, bool direct, float *scores)
+{
+	float		beta = direct ? sc->w.prior_direct : sc->w.prior,
+				gamma = direct ? sc->w.pop_direct : 0.0f,
+				delta = direct ? sc->w.content_direct : 0.0f;
+	int32_t		ni = sc->n_items,
+				i;
+
+	if (beta == 0.0f && gamma == 0.0f && delta == 0.0f)
+		return ISRF_OK;
+	ISRF_TRY(isrf_scorer_fit(sc));
+	if (delta != 0.0f)
+	{
+		/* no buffer sized by the catalogue: a candidate list may be longer */
+		scorer_profile(sc, hist, len);
+		for (i = 0; i < (cand ? n : ni); i++)
+			scores[i] += delta * scorer_cosine(sc, cand ? cand[i] : i);
+	}
+	if (gamma != 0.0f)
+		for (i = 0; i < (cand ? n : ni); i++)
+		{
+			int32_t		it = cand ? cand[i] : i;
+
+			if (it >= 0 && it < ni)
+				scores[i] += gamma * log1pf((float) sc->prior.pop[it]);
+		}
+	if (beta == 0.0f)
+		return ISRF_OK;
+	ISRF_TRY(isrf_scorer_prior_all(sc, hist, len));
+	for (i = 0; i < (cand ? n : ni); i++)
+	{
+		int32_t		it = cand ? cand[i] : i;
+
+		if (it >= 0 && it < ni)
+			scores[i] += beta * (float) sc->psc[it];
+	}
+	return ISRF_OK;
+}

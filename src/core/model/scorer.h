@@ -1,0 +1,94 @@
+/*
+ * model/scorer.h
+ *	  The ranking score of the generative model, written once for serving,
+ *	  evaluation and training's own validation: the dense head's logit plus
+ *	  weighted terms that do not need the transformer.
+ *
+ *	  full ranking (isrf_recommend, the sequential task):
+ *	    score(i) = dense(i) + prior * markov_knn(i)
+ *	  candidate lists (isrf_rank, the direct task):
+ *	    score(i) = dense(i) + prior_direct * markov_knn(i)
+ *	             + pop_direct * log(1 + train count of i)
+ *	             + content_direct * cosine(history profile, LightGCN vector of i)
+ *
+ * markov_knn is the Markov + item-kNN score of eval/baselines.h fitted on the
+ * train split (first-order transitions of the last 5 items and
+ * co-occurrence); the history profile is the normalised mean of the unit
+ * LightGCN vectors of the input items.  The weights are chosen on the
+ * validation targets after training (model/scorer_tune.c) from grids that
+ * include 0, and stored with the model.
+ */
+#ifndef ISRF_SCORER_H
+#define ISRF_SCORER_H
+
+#include "data/dataset.h"
+#include "eval/baselines.h"
+
+/* The weights of the ranking score's terms beside the dense logit. */
+typedef struct IsrfScoreWeights
+{
+	float		prior;			/* Markov + item-kNN, full ranking */
+	float		prior_direct;	/* Markov + item-kNN, candidate lists */
+	float		pop_direct;		/* log(1 + train count), candidate lists */
+	float		content_direct; /* profile cosine, candidate lists */
+} IsrfScoreWeights;
+
+/*
+ * What the terms need, built from the train split on first use: the
+ * transition prior, the unit LightGCN item vectors, and scratch.
+ */
+typedef struct IsrfScorer
+{
+	IsrfEnv    *env;
+	int32_t		n_items;
+	int32_t		dm;
+	IsrfScoreWeights w;
+	/* the data (not owned) */
+	int32_t		n_users;
+	const int32_t *seq_ptr;
+	const int32_t *seq;
+	const int32_t *n_train;
+	const float *item_explicit; /* [n_items x dm] or NULL */
+	/* fitted by isrf_scorer_fit */
+	bool		fitted;
+	IsrfDataset view;			/* the train split, for eval/baselines.h */
+	IsrfBaselines prior;
+	int32_t    *all_items;		/* 0 .. n_items - 1 */
+	double	   *psc;			/* [n_items] prior scores of the last history */
+	double	   *ptie;
+	float	   *iexp_n;			/* [n_items x dm] unit LightGCN item vectors */
+	float	   *profile;		/* [dm] */
+	float	   *content;		/* [n_items] */
+} IsrfScorer;
+
+/* Point a scorer at its data (nothing is allocated until it is fitted). */
+void		isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items,
+							 int32_t dm, const int32_t *seq_ptr, const int32_t *seq,
+							 const int32_t *n_train, const float *item_explicit,
+							 const IsrfScoreWeights *w);
+
+/* Fit the prior and the unit item vectors (once; later calls do nothing). */
+IsrfStatus	isrf_scorer_fit(IsrfScorer *sc);
+
+void		isrf_scorer_free(IsrfScorer *sc);
+
+/* sc->psc[i] = the prior score of every item i after hist[0..len). */
+IsrfStatus	isrf_scorer_prior_all(IsrfScorer *sc, const int32_t *hist, int32_t len);
+
+/*
+ * out[i] = cosine between the history profile of hist[0..len) and the
+ * LightGCN vector of cand[i] (0 for -1 or a zero profile).
+ */
+void		isrf_scorer_content(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
+								const int32_t *cand, float *out);
+
+/*
+ * Add the weighted terms to dense scores: of cand[0..n) (cand NULL: of all
+ * items, scores has n_items entries) after hist[0..len); direct picks the
+ * candidate-list weights.  Candidates of -1 are left alone.  Nothing is
+ * added when every weight is 0.
+ */
+IsrfStatus	isrf_scorer_add(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
+							const int32_t *cand, bool direct, float *scores);
+
+#endif							/* ISRF_SCORER_H */
