@@ -46,6 +46,11 @@ SELECT split, count(*) FROM isrf.model_interactions WHERE model = 'groups' GROUP
 
 -- a second version becomes the deployed one; the first stays, undeployed
 CALL isrf_train('groups', '{"group_k": 5, "dm": 16, "layers": 1}');
+-- the effective configuration is stored with the version: every key that
+-- has an effect, defaults included, and nothing else
+SELECT config->>'model' AS model, config->>'group_k' AS group_k, config->>'d_model' AS d_model,
+       config->>'lr' AS lr, config->>'use_align' AS use_align, config ? 'lambda1' AS has_lambda1
+  FROM isrf.models WHERE name = 'groups' ORDER BY version DESC LIMIT 1;
 SELECT version, status, deployed FROM isrf.models ORDER BY version;
 SELECT count(*) FROM isrf_group_neighbours(1, 100);
 
@@ -56,6 +61,13 @@ SELECT err($$CALL isrf_train('groups', '{"no_such_key": 1}')$$);
 SELECT err($$CALL isrf_train('groups', '{"group_k": 0}')$$);
 SELECT err($$CALL isrf_train('groups', '{"group_k": "many"}')$$);
 SELECT err($$CALL isrf_train('groups', '{"dm": [1, 2]}')$$);
+-- keys are validated together, whatever their order; a key the rest of the
+-- configuration makes ineffective is refused, saying why
+SELECT err($$CALL isrf_train('groups', '{"n_heads": 3}')$$);
+SELECT err($$CALL isrf_train('groups', '{"lambda1": 0.2}')$$);
+SELECT err($$CALL isrf_train('groups', '{"use_group_interest": true, "use_align": false, "tau": 0.5}')$$);
+SELECT err($$CALL isrf_train('groups', '{"epochs": 0, "d_model": 32}')$$);
+SELECT err($$CALL isrf_train('groups', '{"use_group": false, "group_k": 5}')$$);
 SELECT err($$CALL isrf_train('groups', '[1, 2]')$$);
 SELECT err($$CALL isrf_train('groups', '{"model": "bad name"}')$$);
 SELECT err($$CALL isrf_train('groups', '{"model": 5}')$$);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #define TRAIN_MAX_COLUMNS 32
+#define TRAIN_MAX_KEYS 64
 
 /* Print stage starts with the time since the start. */
 static IsrfStatus
@@ -65,9 +66,12 @@ driver_cmd_train(int argc, char **argv)
 				t_train;
 	bool		evaluate = true;
 	int			rc = 1;
+	char		kvbuf[TRAIN_MAX_KEYS][256];
+	const char *keys[TRAIN_MAX_KEYS],
+			   *values[TRAIN_MAX_KEYS];
+	int			n_keys = 0;
 
 	driver_env_init(&env);
-	isrf_train_config_default(&cfg);
 	memset(&dd, 0, sizeof(dd));
 	memset(&m, 0, sizeof(m));
 	for (i = 1; i < argc; i++)
@@ -108,28 +112,35 @@ driver_cmd_train(int argc, char **argv)
 		}
 		else if (strcmp(a, "--config") == 0)
 		{
-			char		kv[256];
 			char	   *eq;
 
-			snprintf(kv, sizeof(kv), "%s", v);
-			eq = strchr(kv, '=');
+			if (n_keys == TRAIN_MAX_KEYS)
+			{
+				fprintf(stderr, "isrf_driver: too many --config options\n");
+				return 2;
+			}
+			snprintf(kvbuf[n_keys], sizeof(kvbuf[n_keys]), "%s", v);
+			eq = strchr(kvbuf[n_keys], '=');
 			if (eq == NULL)
 			{
 				fprintf(stderr, "isrf_driver: --config wants key=value, got \"%s\"\n", v);
 				return 2;
 			}
 			*eq = '\0';
-			if (isrf_train_config_set(&env, &cfg, kv, eq + 1) != ISRF_OK)
-			{
-				driver_report(&env, "train");
-				return 2;
-			}
+			keys[n_keys] = kvbuf[n_keys];
+			values[n_keys] = eq + 1;
+			n_keys++;
 		}
 		else
 		{
 			fprintf(stderr, "isrf_driver: train: unknown option %s\n", a);
 			return 2;
 		}
+	}
+	if (isrf_train_config_parse(&env, n_keys, keys, values, &cfg) != ISRF_OK)
+	{
+		driver_report(&env, "train");
+		return 2;
 	}
 	if (dir == NULL)
 	{

@@ -22,6 +22,7 @@ int			driver_cmd_stages(int argc, char **argv);
 int			driver_cmd_knn_reference(int argc, char **argv);
 int			driver_cmd_group_quality(int argc, char **argv);
 int			driver_cmd_train(int argc, char **argv);
+int			driver_cmd_config_keys(int argc, char **argv);
 
 /* In cmd_baselines.c (another engineer's); main.c links it weakly. */
 int			driver_cmd_baselines(int argc, char **argv);

@@ -109,8 +109,9 @@ train_stage_hook(void *arg, const char *stage)
 }
 
 /*
- * Parse the config object: "model" names the model, every other key goes
- * to the engine's validation.  Values must be scalars.
+ * Parse the config object: every key through the engine's table of keys
+ * (train/config.h), validated as a whole; "model" names the model.  Values
+ * must be scalars.
  */
 static char *
 train_parse_config(Jsonb *config, IsrfTrainConfig *cfg, IsrfEnv *env)
@@ -120,6 +121,10 @@ train_parse_config(Jsonb *config, IsrfTrainConfig *cfg, IsrfEnv *env)
 	JsonbIteratorToken tok;
 	char	   *model = NULL;
 	char	   *key = NULL;
+	int			n = 0,
+				cap = 16;
+	const char **keys = palloc(sizeof(char *) * cap);
+	const char **values = palloc(sizeof(char *) * cap);
 
 	if (!JB_ROOT_IS_OBJECT(config) || JB_ROOT_IS_SCALAR(config))
 		ereport(ERROR,
@@ -162,9 +167,17 @@ train_parse_config(Jsonb *config, IsrfTrainConfig *cfg, IsrfEnv *env)
 						 errmsg("config key \"model\" must be a string")));
 			model = value;
 		}
-		else
-			isrf_pg_check(env, isrf_train_config_set(env, cfg, key, value), NULL);
+		if (n == cap)
+		{
+			cap *= 2;
+			keys = repalloc(keys, sizeof(char *) * cap);
+			values = repalloc(values, sizeof(char *) * cap);
+		}
+		keys[n] = key;
+		values[n] = value;
+		n++;
 	}
+	isrf_pg_check(env, isrf_train_config_parse(env, n, keys, values, cfg), NULL);
 	return model;
 }
 
@@ -556,7 +569,7 @@ train_tell_server(TrainState *ts)
  */
 static void
 train_guarded(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[6],
-			  const char *dataset, Jsonb *config)
+			  const char *dataset, const char *effective)
 {
 	/* rows a crashed or killed run left behind */
 	isrf_spi_exec("UPDATE isrf.models SET status = 'failed', updated_at = clock_timestamp(),"
@@ -566,12 +579,13 @@ train_guarded(TrainState *ts, const IsrfTrainConfig *cfg, const char *const quer
 	ts->version = DatumGetInt32(isrf_spi_scalar("SELECT coalesce(max(version), 0) + 1 FROM isrf.models WHERE name = $1",
 												1, (Oid[]) {TEXTOID},
 												(Datum[]) {CStringGetTextDatum(ts->model)}));
+	/* the effective configuration: every key that has an effect, and the model */
 	isrf_spi_exec("INSERT INTO isrf.models (name, version, dataset, status, stage, config, pid)"
-				  " VALUES ($1, $2, $3, 'training', 'load', coalesce($4, '{}'), pg_backend_pid())",
-				  4, (Oid[]) {TEXTOID, INT4OID, TEXTOID, JSONBOID},
+				  " VALUES ($1, $2, $3, 'training', 'load',"
+				  " jsonb_build_object('model', $1) || $4::jsonb, pg_backend_pid())",
+				  4, (Oid[]) {TEXTOID, INT4OID, TEXTOID, TEXTOID},
 				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
-				  CStringGetTextDatum(dataset), config ? JsonbPGetDatum(config) : (Datum) 0},
-				  config ? NULL : "   n", SPI_OK_INSERT);
+				  CStringGetTextDatum(dataset), CStringGetTextDatum(effective)}, NULL, SPI_OK_INSERT);
 	train_commit(ts);
 	ts->t_start = isrf_now();
 
@@ -608,7 +622,7 @@ train_guarded(TrainState *ts, const IsrfTrainConfig *cfg, const char *const quer
 /* Hold the model's advisory lock around the run; released whatever happens. */
 static void
 train_locked(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[6],
-			 const char *dataset, Jsonb *config)
+			 const char *dataset, const char *effective)
 {
 	int64		lock_key;
 
@@ -623,7 +637,7 @@ train_locked(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queri
 				 errhint("isrf.training_progress shows its progress; wait for it or cancel it.")));
 	PG_TRY();
 	{
-		train_guarded(ts, cfg, queries, dataset, config);
+		train_guarded(ts, cfg, queries, dataset, effective);
 	}
 	PG_FINALLY();
 	{
@@ -640,11 +654,13 @@ train_main(TrainState *ts, IsrfPgEnv *penv, const char *dataset, Jsonb *config)
 	const char *queries[6];
 	char	   *model;
 	char	   *model_dataset;
+	char		effective[4096];
 	SPITupleTable *tt;
 	int			i;
 
 	isrf_train_config_default(&cfg);
 	model = config ? train_parse_config(config, &cfg, &penv->env) : NULL;
+	isrf_train_config_json(&cfg, effective, sizeof(effective));
 	ts->model = MemoryContextStrdup(penv->mcxt, model ? model : dataset);
 	isrf_pg_check_name("model", ts->model);
 
@@ -676,7 +692,7 @@ train_main(TrainState *ts, IsrfPgEnv *penv, const char *dataset, Jsonb *config)
 						ts->model, model_dataset, dataset),
 				 errhint("Name another model with config => '{\"model\": \"...\"}'.")));
 
-	train_locked(ts, &cfg, queries, dataset, config);
+	train_locked(ts, &cfg, queries, dataset, effective);
 	SPI_finish();
 }
 

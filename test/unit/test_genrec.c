@@ -7,6 +7,7 @@
  *	  synthetic data set, and the inference pieces against the training code.
  */
 #include "model/genrec.h"
+#include "train/config.h"
 #include "support/genrec_hooks.h"
 #include "nn/layers.h"
 #include "data/synthetic.h"
@@ -21,9 +22,12 @@
 static void
 tiny_config(IsrfGenrecConfig *c)
 {
-	isrf_genrec_config_default(c);
+	IsrfTrainConfig defaults;
+
+	isrf_train_config_default(&defaults);
+	*c = defaults.gen;
 	c->d_model = 8;
-	c->n_layers = 1;
+	c->tf_layers = 1;
 	c->n_heads = 2;
 	c->max_len = 6;
 	c->batch_size = 8;
@@ -34,7 +38,7 @@ tiny_config(IsrfGenrecConfig *c)
 	c->lambda1 = 0.5f;
 	c->lambda2 = 0.5f;
 	c->use_explicit = true;	/* every part on (both off by default) */
-	c->use_group = true;
+	c->use_group_interest = true;
 	c->tau = 0.5f;
 	c->use_prior = false;
 	c->seed = 7;
@@ -188,8 +192,8 @@ check_switches(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	double		loss;
 
 	tiny_config(&c);
-	c.use_group = false;
-	c.use_semantic = false;
+	c.use_group_interest = false;
+	c.use_adapter = false;
 	c.use_generative = false;
 	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
 	CHECK(g.levels == 0 && g.codes == NULL);
@@ -619,20 +623,20 @@ main(void)
 	/* the parts one at a time */
 	tiny_config(&c);
 	c.lambda1 = c.lambda2 = 0.0f;
-	c.use_group = false;
+	c.use_group_interest = false;
 	c.use_explicit = false;
 	c.use_generative = false;
 	check_gradients(&env, be, &t, &c, "adapter + dense head only");
 	tiny_config(&c);
-	c.use_semantic = false;
+	c.use_adapter = false;
 	c.gen_weight = 0.0f;
 	c.lambda1 = 0.0f;
 	check_gradients(&env, be, &t, &c, "interests + InfoNCE");
 	tiny_config(&c);
 	c.lambda1 = c.lambda2 = 0.0f;
-	c.use_group = false;
+	c.use_group_interest = false;
 	c.use_explicit = false;
-	c.use_semantic = false;
+	c.use_adapter = false;
 	check_gradients(&env, be, &t, &c, "code decoder");
 
 	check_switches(&env, be, &t);

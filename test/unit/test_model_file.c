@@ -74,7 +74,7 @@ main(void)
 	CHECK(isrf_model_reader_open(&env, buf, len, &r) == ISRF_OK);
 
 	/* a newer format version is refused by name */
-	buf[8] = 2;
+	buf[8] = ISRF_MODEL_FORMAT_VERSION + 1;
 	CHECK(isrf_model_reader_open(&env, buf, len, &r) == ISRF_ERR_CORRUPT);
 	CHECK(strstr(env.errmsg, "checksum") != NULL || strstr(env.errmsg, "version") != NULL);
 	CHECK(isrf_model_reader_open(&env, (const uint8_t *) "garbage", 7, &r) == ISRF_ERR_CORRUPT);

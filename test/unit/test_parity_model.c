@@ -29,6 +29,7 @@
 #define PARITY_NAME "test_parity_model"
 #include "parity.h"
 #include "model/genrec.h"
+#include "train/config.h"
 #include "support/genrec_hooks.h"
 #include "genrec_data.h"
 #include "nn/transformer.h"
@@ -190,9 +191,12 @@ test_transformer(void)
 static void
 model_config(IsrfGenrecConfig *c)
 {
-	isrf_genrec_config_default(c);
+	IsrfTrainConfig defaults;
+
+	isrf_train_config_default(&defaults);
+	*c = defaults.gen;
 	c->d_model = 32;
-	c->n_layers = 2;
+	c->tf_layers = 2;
 	c->n_heads = 2;
 	c->max_len = 8;
 	c->batch_size = 16;
@@ -203,7 +207,7 @@ model_config(IsrfGenrecConfig *c)
 	c->lambda1 = 0.5f;
 	c->lambda2 = 0.5f;
 	c->use_explicit = true;		/* every part on */
-	c->use_group = true;
+	c->use_group_interest = true;
 	c->tau = 0.5f;
 	c->use_prior = false;
 }

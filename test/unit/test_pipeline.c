@@ -90,12 +90,13 @@ main(void)
 	corpus.user_text = users;
 	corpus.n_user_text = sc.n_users;
 
-	isrf_train_config_default(&cfg);
-	cfg.dm = 32;
-	cfg.group_k = 10;
-	cfg.layers = 2;
 	/* the generative stage has its own tests (test_genrec); keep it short here */
-	CHECK(isrf_train_config_set(&env, &cfg, "epochs", "1") == ISRF_OK);
+	{
+		static const char *const keys[] = {"dm", "group_k", "layers", "epochs"};
+		static const char *const values[] = {"32", "10", "2", "1"};
+
+		CHECK(isrf_train_config_parse(&env, 4, keys, values, &cfg) == ISRF_OK);
+	}
 	CHECK(isrf_train(&env, be, &corpus, &cfg, record_stage, NULL, &m) == ISRF_OK);
 	CHECK_MSG(strcmp(stages_seen, "split features group_graph lightgcn train done ") == 0, "%s", stages_seen);
 	CHECK(m.n_users == sc.n_users && m.n_items == sc.n_items && m.dm == 32);
@@ -143,20 +144,6 @@ main(void)
 	CHECK(isrf_train(&env, be, &corpus, &cfg, NULL, NULL, &m2) == ISRF_OK);
 	CHECK(m2.group.nnz == 0);
 	isrf_model_free(&env, &m2);
-
-	/* configuration keys */
-	isrf_train_config_default(&cfg);
-	CHECK(isrf_train_config_set(&env, &cfg, "group_k", "20") == ISRF_OK && cfg.group_k == 20);
-	CHECK(isrf_train_config_set(&env, &cfg, "group_k", "0") == ISRF_ERR_INVALID);
-	CHECK(strstr(env.errmsg, "\"group_k\"") != NULL);
-	CHECK(isrf_train_config_set(&env, &cfg, "group_k", "12abc") == ISRF_ERR_INVALID);
-	CHECK(isrf_train_config_set(&env, &cfg, "hash_dim", "3000") == ISRF_ERR_INVALID);
-	CHECK(isrf_train_config_set(&env, &cfg, "use_group", "maybe") == ISRF_ERR_INVALID);
-	CHECK(isrf_train_config_set(&env, &cfg, "use_group", "false") == ISRF_OK && !cfg.use_group);
-	CHECK(isrf_train_config_set(&env, &cfg, "group_threshold", "0.25") == ISRF_OK);
-	CHECK(isrf_train_config_set(&env, &cfg, "group_threshold", "2") == ISRF_ERR_INVALID);
-	CHECK(isrf_train_config_set(&env, &cfg, "nope", "1") == ISRF_ERR_INVALID);
-	CHECK(strstr(env.errmsg, "unknown config key \"nope\"") != NULL);
 
 	/* empty corpus */
 	memset(&corpus, 0, sizeof(corpus));

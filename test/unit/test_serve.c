@@ -126,20 +126,13 @@ main(void)
 	isrf_env_init_malloc(&env);
 	CHECK(isrf_backend_open(&env, ISRF_DEVICE_CPU, NULL, &be) == ISRF_OK);
 	corpus_build(&env, &tc);
-	isrf_train_config_default(&cfg);
-	cfg.dm = 16;
-	cfg.group_k = 10;
-	CHECK(isrf_train_config_set(&env, &cfg, "d_model", "16") == ISRF_OK);
-	CHECK(isrf_train_config_set(&env, &cfg, "epochs", "8") == ISRF_OK);
-	CHECK(isrf_train_config_set(&env, &cfg, "batch_size", "64") == ISRF_OK);
-	CHECK(isrf_train_config_set(&env, &cfg, "semid_codebook", "8") == ISRF_OK);
-	CHECK(isrf_train_config_set(&env, &cfg, "lr", "0.005") == ISRF_OK);
-	CHECK(isrf_train_config_set(&env, &cfg, "n_heads", "3") == ISRF_ERR_INVALID);
-	CHECK(isrf_train_config_set(&env, &cfg, "dropout", "1.5") == ISRF_ERR_INVALID);
-	CHECK(isrf_train_config_set(&env, &cfg, "use_align", "off") == ISRF_OK &&
-		  cfg.gen.lambda1 == 0.0f && cfg.gen.lambda2 == 0.0f);
-	CHECK(isrf_train_config_set(&env, &cfg, "lambda1", "0.1") == ISRF_OK);
-	CHECK(isrf_train_config_set(&env, &cfg, "lambda2", "0.1") == ISRF_OK);
+	{
+		static const char *const keys[] = {"dm", "group_k", "d_model", "epochs", "batch_size",
+		"semid_codebook", "lr"};
+		static const char *const values[] = {"16", "10", "16", "8", "64", "8", "0.005"};
+
+		CHECK(isrf_train_config_parse(&env, 7, keys, values, &cfg) == ISRF_OK);
+	}
 	CHECK(isrf_train(&env, be, &tc.corpus, &cfg, NULL, NULL, &m) == ISRF_OK);
 	CHECK(m.genrec.params != NULL && m.genrec.epochs_run >= 1);
 	isrf_serve_config_default(&scfg);

@@ -58,40 +58,49 @@
 
 #define ISRF_GENREC_MAX_LEVELS 8
 
+/*
+ * The generative model's configuration.  The fields are named after the
+ * configuration keys that set them (train/config.c holds the keys, their
+ * ranges, defaults and dependencies); seed comes from the key of the whole
+ * training.
+ */
 typedef struct IsrfGenrecConfig
 {
-	int32_t		d_model;		/* C (64) */
-	int32_t		n_layers;		/* transformer blocks (2) */
-	int32_t		n_heads;		/* (2) */
-	int32_t		max_len;		/* history items read (50) */
-	int32_t		batch_size;		/* users per step (256) */
-	int32_t		epochs;			/* at most; 0 = no generative model (30) */
-	int32_t		patience;		/* epochs without validation gain (5) */
-	float		lr;				/* peak AdamW learning rate (1e-3) */
-	float		dropout;		/* (0.5) */
-	float		weight_decay;	/* on matrices only (0.0) */
-	float		clip;			/* global gradient norm (1.0) */
-	float		lambda1;		/* InfoNCE(group, stop-grad explicit) (0.1) */
-	float		lambda2;		/* InfoNCE(final hidden, group) (0.1) */
-	float		tau;			/* InfoNCE temperature (0.1) */
-	float		alpha;			/* weight of the LightGCN item vector (1.0) */
-	float		gen_weight;		/* weight of the code CE (0.3) */
-	bool		use_generative; /* code decoder trained and used (true) */
-	bool		use_group;		/* group interests and InfoNCE (false) */
-	bool		use_explicit;	/* explicit-interest input and LightGCN
-								 * item vector (false: see genrec.h top) */
-	bool		use_semantic;	/* adapter(semantic feature) in the token (true) */
-	bool		use_prior;		/* fuse the transition prior, weight tuned on
-								 * validation (true) */
-	int32_t		semid_levels;	/* residual k-means levels (3) */
-	int32_t		semid_codebook; /* codes per level (256) */
+	int32_t		d_model;		/* C */
+	int32_t		tf_layers;		/* transformer blocks */
+	int32_t		n_heads;
+	int32_t		max_len;		/* history items read */
+	int32_t		batch_size;		/* users per step */
+	int32_t		epochs;			/* at most; 0 = no generative model */
+	int32_t		patience;		/* epochs without validation gain */
+	float		lr;				/* peak AdamW learning rate */
+	float		dropout;
+	float		weight_decay;	/* on matrices only */
+	float		clip;			/* global gradient norm */
+	float		lambda1;		/* InfoNCE(group, stop-grad explicit) */
+	float		lambda2;		/* InfoNCE(final hidden, group) */
+	float		tau;			/* InfoNCE temperature */
+	float		alpha;			/* weight of the LightGCN item vector */
+	float		gen_weight;		/* weight of the code CE */
+	bool		use_generative; /* code decoder trained and used */
+	bool		use_group_interest; /* causal group interest in the hidden state */
+	bool		use_align;		/* the InfoNCE alignment losses */
+	bool		use_explicit;	/* explicit-interest input and LightGCN item
+								 * vector (see the top of this file) */
+	bool		use_adapter;	/* adapter(semantic feature) in the token */
+	bool		use_prior;		/* the scorer's terms, weights tuned on
+								 * validation */
+	int32_t		semid_levels;	/* residual k-means levels */
+	int32_t		semid_codebook; /* codes per level */
 	int32_t		eval_users;		/* validation users per evaluation, 0 = all */
 	uint64_t	seed;
 } IsrfGenrecConfig;
 
-void		isrf_genrec_config_default(IsrfGenrecConfig *cfg);
-
-/* Check a configuration; the message names the bad field. */
+/*
+ * What the engine itself needs of a configuration to run safely (the
+ * configuration keys' own ranges are train/config.c's); the message names
+ * the bad field.
+ */
 IsrfStatus	isrf_genrec_config_check(IsrfEnv *env, const IsrfGenrecConfig *cfg);
 
 /* What the model is trained on (host memory, not owned). */

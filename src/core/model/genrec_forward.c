@@ -21,7 +21,7 @@ isrf_gr_table_forward(IsrfGenrecSession *s)
 	float	   *p = s->p;
 	size_t		n = (size_t) s->ni * s->C;
 
-	if (s->cfg.use_semantic)
+	if (s->cfg.use_adapter)
 	{
 		ISRF_TRY(isrf_nn_linear_forward(be, s->a1, s->feat_s, p + l->ad_w1, p + l->ad_b1,
 										s->ni, s->dm, s->C));
@@ -53,7 +53,7 @@ gr_table_backward(IsrfGenrecSession *s)
 	if (s->cfg.use_explicit && s->cfg.alpha != 0.0f)
 		ISRF_TRY(be->gemm(be, true, false, s->C, s->dm, s->ni, s->cfg.alpha, s->dtable, s->C,
 						  s->iexp_s, s->dm, 1.0f, g + l->ex_w, s->dm));
-	if (s->cfg.use_semantic)
+	if (s->cfg.use_adapter)
 	{
 		ISRF_TRY(be->mem_zero(be, s->dg1, n * 4));
 		ISRF_TRY(be->mem_zero(be, s->da1, n * 4));
@@ -447,7 +447,7 @@ gr_alignment(IsrfGenrecSession *s, int32_t B, double *loss)
 	size_t		bc = (size_t) B * s->C;
 	float		il;
 
-	if (!s->gcache || !(cfg->lambda1 > 0.0f || cfg->lambda2 > 0.0f))
+	if (!s->gcache || !cfg->use_align || !(cfg->lambda1 > 0.0f || cfg->lambda2 > 0.0f))
 	{
 		ISRF_TRY(be->mem_zero(be, s->dhl, bc * 4));
 		return be->mem_zero(be, s->dlg, bc * 4);

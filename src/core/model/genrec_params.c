@@ -55,7 +55,7 @@ void
 isrf_gr_tf_config(const IsrfGenrecConfig *c, IsrfTfConfig *t)
 {
 	memset(t, 0, sizeof(*t));
-	t->n_layers = c->n_layers;
+	t->n_layers = c->tf_layers;
 	t->d_model = c->d_model;
 	t->n_heads = c->n_heads;
 	t->d_ff = 4 * c->d_model;

@@ -353,7 +353,7 @@ isrf_gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cf
 		if (st != ISRF_OK)
 			goto fail;
 	}
-	if (cfg->use_group && d->user_feat && d->user_group && d->n_users > 1)
+	if (cfg->use_group_interest && d->user_feat && d->user_group && d->n_users > 1)
 	{
 		size_t		nu = (size_t) d->n_users;
 		int32_t		kk;

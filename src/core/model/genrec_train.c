@@ -18,37 +18,6 @@
 /* batches whose users are sorted by length together */
 #define GR_BUCKET 32
 
-void
-isrf_genrec_config_default(IsrfGenrecConfig *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->d_model = 64;
-	cfg->n_layers = 2;
-	cfg->n_heads = 2;
-	cfg->max_len = 50;
-	cfg->batch_size = 256;
-	cfg->epochs = 30;
-	cfg->patience = 5;
-	cfg->lr = 1e-3f;
-	cfg->dropout = 0.5f;
-	cfg->weight_decay = 0.0f;
-	cfg->clip = 1.0f;
-	cfg->lambda1 = 0.1f;
-	cfg->lambda2 = 0.1f;
-	cfg->tau = 0.1f;
-	cfg->alpha = 1.0f;
-	cfg->gen_weight = 0.3f;
-	cfg->use_generative = true;
-	cfg->use_group = false;
-	cfg->use_explicit = false;
-	cfg->use_semantic = true;
-	cfg->use_prior = true;
-	cfg->semid_levels = 3;
-	cfg->semid_codebook = 256;
-	cfg->eval_users = 0;
-	cfg->seed = 1;
-}
-
 IsrfStatus
 isrf_genrec_config_check(IsrfEnv *env, const IsrfGenrecConfig *c)
 {
@@ -57,8 +26,8 @@ isrf_genrec_config_check(IsrfEnv *env, const IsrfGenrecConfig *c)
 	if (c->n_heads < 1 || c->d_model % c->n_heads)
 		return isrf_fail(env, ISRF_ERR_INVALID, "n_heads must divide d_model (got %d heads for %d)",
 						 c->n_heads, c->d_model);
-	if (c->n_layers < 1 || c->n_layers > 16)
-		return isrf_fail(env, ISRF_ERR_INVALID, "n_layers must be in 1..16 (got %d)", c->n_layers);
+	if (c->tf_layers < 1 || c->tf_layers > 16)
+		return isrf_fail(env, ISRF_ERR_INVALID, "tf_layers must be in 1..16 (got %d)", c->tf_layers);
 	if (c->max_len < 1 || c->max_len > 4096)
 		return isrf_fail(env, ISRF_ERR_INVALID, "max_len must be in 1..4096 (got %d)", c->max_len);
 	if (c->batch_size < 2 || c->batch_size > 65536)

@@ -2,7 +2,7 @@
  * model/model.h
  *	  A trained model in memory: its configuration, id maps and histories,
  *	  semantic features, the group graph and the interest vectors; and its
- *	  serialized form (model_io.h sections).
+ *	  serialized form (model_file.h sections).
  */
 #ifndef ISRF_MODEL_H
 #define ISRF_MODEL_H
@@ -10,23 +10,7 @@
 #include "base/csr.h"
 #include "data/dataset.h"
 #include "model/genrec.h"
-
-/* Training configuration; every key is settable by name (train_config.c). */
-typedef struct IsrfTrainConfig
-{
-	int32_t		dm;				/* semantic feature dimension (PCA) */
-	int32_t		hash_dim;		/* hashed vocabulary of the featurizer */
-	int32_t		min_df;			/* featurizer: minimum document frequency */
-	bool		use_text;		/* semantic features from text (else zero) */
-	bool		use_user_text;	/* user descriptions (else history means) */
-	bool		use_group;		/* group graph and group interests */
-	int32_t		group_k;		/* neighbours per user */
-	float		group_threshold;	/* minimum cosine of a neighbour */
-	int32_t		layers;			/* LightGCN layers, both graphs */
-	uint64_t	seed;
-	IsrfGenrecConfig gen;		/* the generative model (genrec.h); gen.epochs
-								 * 0 = stop after LightGCN */
-} IsrfTrainConfig;
+#include "train/config.h"
 
 typedef struct IsrfModelStats
 {

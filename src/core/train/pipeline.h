@@ -10,16 +10,7 @@
 #include "compute/backend.h"
 #include "data/corpus.h"
 #include "model/model.h"
-
-/* Defaults: dm 128, hash_dim 2^18, min_df 2, text and group on, K 50, 3 layers. */
-void		isrf_train_config_default(IsrfTrainConfig *cfg);
-
-/*
- * Set one configuration key from its text value.  Unknown keys and values
- * out of range are ISRF_ERR_INVALID with a message naming the key.
- */
-IsrfStatus	isrf_train_config_set(IsrfEnv *env, IsrfTrainConfig *cfg,
-								  const char *key, const char *value);
+#include "train/config.h"
 
 /* Called as each stage starts (stage name) and once at the end ("done"). */
 typedef IsrfStatus (*IsrfStageHook) (void *arg, const char *stage);
