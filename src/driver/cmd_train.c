@@ -9,6 +9,7 @@
  */
 #include "commands.h"
 #include "train/pipeline.h"
+#include "eval/evaluate.h"
 #include "serve/serve.h"
 
 #include <stdio.h>
@@ -211,8 +212,17 @@ driver_cmd_train(int argc, char **argv)
 	}
 	{
 		double		te = isrf_now();
+		IsrfServeSession *ss;
+		IsrfStatus	st;
 
-		if (isrf_serve_evaluate(&env, be, &m, &rows, &n_rows) != ISRF_OK)
+		if (isrf_serve_session_open(&env, be, &m, &ss) != ISRF_OK)
+		{
+			driver_report(&env, "evaluate");
+			goto out;
+		}
+		st = isrf_evaluate_model(&env, ss, &rows, &n_rows);
+		isrf_serve_session_close(ss);
+		if (st != ISRF_OK)
 		{
 			driver_report(&env, "evaluate");
 			goto out;

@@ -15,7 +15,7 @@
 #include "utils/guc.h"
 
 #include "pg_env.h"
-#include "pg_server.h"
+#include "model_server.h"
 
 PG_MODULE_MAGIC;
 

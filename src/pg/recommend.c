@@ -4,10 +4,10 @@
  *	  and isrf_evaluate, run by the engine in the calling backend.
  *
  * The deployed model is resolved through the catalogue on every call (with
- * the caller's row-level security) and taken from the process's model cache
- * (model_cache.c), so a retrained, redeployed or dropped model is noticed
- * by the next call with no manual invalidation.  Compute backends are opened per call and closed in
- * PG_FINALLY, so an error or a cancel never leaks device memory.
+ * the caller's row-level security) and served through the process's
+ * serving session of that version (model_cache.c), so a retrained,
+ * redeployed or dropped model is noticed by the next call with no manual
+ * invalidation.  Scratch of a call lives in a memory context of its own.
  */
 #include "postgres.h"
 
@@ -24,9 +24,11 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "eval/evaluate.h"
+#include "model_cache.h"
+#include "model_catalogue.h"
+#include "model_server.h"
 #include "pg_env.h"
-#include "pg_model.h"
-#include "pg_server.h"
 #include "pg_spi.h"
 #include "serve/serve.h"
 
@@ -47,20 +49,20 @@ recommend_resolve_arg(FunctionCallInfo fcinfo, int argno, char **name, int32 *ve
 	SPI_finish();
 }
 
-/* Resolve, and load the model into this process (cached). */
-static const IsrfModel *
-recommend_model_arg(FunctionCallInfo fcinfo, int argno)
+/* Resolve, and the serving session of that version in this process. */
+static IsrfServeSession *
+recommend_session_arg(FunctionCallInfo fcinfo, int argno)
 {
-	const IsrfModel *m;
+	IsrfServeSession *ss;
 	char	   *name;
 	int32		version;
 	TimestampTz created_at;
 
 	recommend_resolve_arg(fcinfo, argno, &name, &version, &created_at);
 	SPI_connect();
-	m = isrf_model_cache_get(name, version, created_at);
+	ss = isrf_model_cache_session(name, version, created_at);
 	SPI_finish();
-	return m;
+	return ss;
 }
 
 /* Item index of an external id by binary search, or -1. */
@@ -93,45 +95,6 @@ recommend_require(FunctionCallInfo fcinfo, int argno, const char *name)
 				 errmsg("%s must not be NULL", name)));
 }
 
-/*
- * In-process serving on the CPU keeps, like the model server, one prepared
- * serving session (weights, item table, transition prior) for the last model
- * used, on a CPU backend that lives as long as the process.  A cancel in the
- * middle of a call can only leave scratch behind in that memory, never a
- * half-built session: sessions are built before they are published.
- */
-static IsrfPgEnv proc_env;
-static IsrfBackend *proc_be = NULL;
-static IsrfServeSession *proc_session = NULL;
-static uint64 proc_session_load_id = 0;
-
-static IsrfServeSession *
-recommend_cpu_session(const IsrfModel *m)
-{
-	uint64		id = isrf_model_cache_load_id(m);
-	IsrfServeSession *ss;
-
-	if (proc_be == NULL)
-	{
-		IsrfBackend *be;
-
-		isrf_pg_env_init(&proc_env, TopMemoryContext, DEBUG1);
-		isrf_pg_check(&proc_env.env, isrf_backend_open(&proc_env.env, ISRF_DEVICE_CPU, NULL, &be),
-					  "could not open the CPU backend");
-		proc_be = be;
-	}
-	if (proc_session != NULL && proc_session_load_id == id)
-		return proc_session;
-	isrf_serve_session_close(proc_session);
-	proc_session = NULL;
-	proc_session_load_id = 0;
-	isrf_pg_check(&proc_env.env, isrf_serve_session_open(&proc_env.env, proc_be, m, &ss),
-				  "could not prepare the model for serving");
-	proc_session = ss;
-	proc_session_load_id = id;
-	return ss;
-}
-
 /* One row of isrf_recommend. */
 static void
 recommend_emit(ReturnSetInfo *rsinfo, int32 rank, int64 item_id, float score, bool cold_start)
@@ -157,11 +120,10 @@ isrf_recommend(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const IsrfModel *m;
-	IsrfServeConfig cfg;
+	IsrfServeSession *ss;
 	IsrfRecRequest req;
 	IsrfRecResult res;
 	IsrfPgEnv	penv;
-	IsrfBackend *volatile be = NULL;
 	int64		user_id;
 	int32		k,
 				i;
@@ -188,40 +150,33 @@ isrf_recommend(PG_FUNCTION_ARGS)
 		bool		cold;
 
 		recommend_resolve_arg(fcinfo, 2, &name, &version, &created_at);
-		isrf_server_recommend(name, version, created_at, user_id, k, ids, sc, &count, &cold);
+		isrf_server_recommend(name, version, created_at, user_id, k, isrf_beam_width_guc,
+							  ids, sc, &count, &cold);
 		for (i = 0; i < count; i++)
 			recommend_emit(rsinfo, i + 1, ids[i], sc[i], cold);
 		return (Datum) 0;
 	}
-	m = recommend_model_arg(fcinfo, 2);
+	ss = recommend_session_arg(fcinfo, 2);
+	m = isrf_serve_session_model(ss);
 
 	/* a k beyond the catalogue asks for everything there is */
+	memset(&req, 0, sizeof(req));
 	req.user = isrf_model_user_index(m, user_id);
 	req.k = Min(k, Max(m->n_items, 1));
+	req.beam_width = isrf_beam_width_guc;
 	res.items = palloc(sizeof(int32) * req.k);
 	res.scores = palloc(sizeof(float) * req.k);
 	res.count = 0;
 	res.cold_start = false;
-	isrf_serve_config_default(&cfg);
-	cfg.beam_width = isrf_beam_width_guc;
 
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		if (isrf_device_guc == ISRF_DEVICE_CPU)
-			isrf_pg_check(&penv.env,
-						  isrf_serve_recommend_session(&penv.env, recommend_cpu_session(m), &cfg, 1, &req, &res),
-						  "recommendation failed");
-		else
-		{
-			be = isrf_pg_backend_open(&penv);
-			isrf_pg_check(&penv.env, isrf_serve_recommend(&penv.env, be, m, &cfg, 1, &req, &res),
-						  "recommendation failed");
-		}
+		isrf_pg_check(&penv.env, isrf_serve_recommend(&penv.env, ss, 1, &req, &res),
+					  "recommendation failed");
 	}
 	PG_FINALLY();
 	{
-		isrf_backend_close(be);
 		isrf_pg_env_done(&penv);
 	}
 	PG_END_TRY();
@@ -275,6 +230,7 @@ isrf_rank(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	const IsrfModel *m;
+	IsrfServeSession *ss;
 	ArrayType  *arr;
 	Datum	   *elems;
 	bool	   *nulls;
@@ -285,7 +241,6 @@ isrf_rank(PG_FUNCTION_ARGS)
 	float	   *scores;
 	RankedCandidate *ranked;
 	IsrfPgEnv	penv;
-	IsrfBackend *volatile be = NULL;
 	int32		user;
 
 	recommend_require(fcinfo, 0, "user_id");
@@ -316,7 +271,8 @@ isrf_rank(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("candidate item %lld appears more than once", (long long) sorted[i])));
 
-	m = recommend_model_arg(fcinfo, 2);
+	ss = recommend_session_arg(fcinfo, 2);
+	m = isrf_serve_session_model(ss);
 	user = isrf_model_user_index(m, PG_GETARG_INT64(0));
 	cand = palloc(sizeof(int32) * n);
 	scores = palloc(sizeof(float) * n);
@@ -326,13 +282,11 @@ isrf_rank(PG_FUNCTION_ARGS)
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		be = isrf_pg_backend_open(&penv);
-		isrf_pg_check(&penv.env, isrf_serve_rank(&penv.env, be, m, user, n, cand, scores),
+		isrf_pg_check(&penv.env, isrf_serve_rank(&penv.env, ss, user, NULL, 0, n, cand, scores),
 					  "ranking failed");
 	}
 	PG_FINALLY();
 	{
-		isrf_backend_close(be);
 		isrf_pg_env_done(&penv);
 	}
 	PG_END_TRY();
@@ -369,20 +323,18 @@ Datum
 isrf_evaluate(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	const IsrfModel *m;
+	IsrfServeSession *ss;
 	IsrfPgEnv	penv;
-	IsrfBackend *volatile be = NULL;
 	IsrfEvalRow *rows = NULL;
 	int32		n_rows = 0,
 				i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	m = recommend_model_arg(fcinfo, 0);
+	ss = recommend_session_arg(fcinfo, 0);
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		be = isrf_pg_backend_open(&penv);
-		isrf_pg_check(&penv.env, isrf_serve_evaluate(&penv.env, be, m, &rows, &n_rows),
+		isrf_pg_check(&penv.env, isrf_evaluate_model(&penv.env, ss, &rows, &n_rows),
 					  "evaluation failed");
 		for (i = 0; i < n_rows; i++)
 		{
@@ -401,7 +353,6 @@ isrf_evaluate(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
-		isrf_backend_close(be);
 		isrf_pg_env_done(&penv);
 	}
 	PG_END_TRY();

@@ -29,7 +29,7 @@
 #include "utils/resowner.h"
 
 #include "pg_env.h"
-#include "pg_server.h"
+#include "model_server.h"
 #include "pg_spi.h"
 #include "train/pipeline.h"
 

@@ -8,6 +8,7 @@
  *	  every task and method with sane values.
  */
 #include "train/pipeline.h"
+#include "eval/evaluate.h"
 #include "serve/serve.h"
 #include "data/synthetic.h"
 #include "unit.h"
@@ -110,7 +111,8 @@ main(void)
 	IsrfBackend *be = NULL;
 	TestCorpus	tc = {.sc = {300, 80, 4, 10, 5}};
 	IsrfTrainConfig cfg;
-	IsrfServeConfig scfg;
+	IsrfServeSession *ss,
+			   *ss2;
 	IsrfModel	m,
 				m2;
 	IsrfRecRequest req[6];
@@ -135,22 +137,21 @@ main(void)
 	}
 	CHECK(isrf_train(&env, be, &tc.corpus, &cfg, NULL, NULL, &m) == ISRF_OK);
 	CHECK(m.genrec.params != NULL && m.genrec.epochs_run >= 1);
-	isrf_serve_config_default(&scfg);
-	scfg.beam_width = 5;
+	CHECK(isrf_serve_session_open(&env, be, &m, &ss) == ISRF_OK);
 
 	/* known users with small and large k, an unknown user, k beyond the catalogue */
-	req[0] = (IsrfRecRequest) {0, 10};
-	req[1] = (IsrfRecRequest) {7, 1};
-	req[2] = (IsrfRecRequest) {-1, 10};
-	req[3] = (IsrfRecRequest) {12, 200};
-	req[4] = (IsrfRecRequest) {-1, 200};
-	req[5] = (IsrfRecRequest) {299, 3};
+	req[0] = (IsrfRecRequest) {0, 10, 5, NULL, 0};
+	req[1] = (IsrfRecRequest) {7, 1, 5, NULL, 0};
+	req[2] = (IsrfRecRequest) {-1, 10, 5, NULL, 0};
+	req[3] = (IsrfRecRequest) {12, 200, 5, NULL, 0};
+	req[4] = (IsrfRecRequest) {-1, 200, 5, NULL, 0};
+	req[5] = (IsrfRecRequest) {299, 3, 5, NULL, 0};
 	for (i = 0; i < 6; i++)
 	{
 		res[i] = (IsrfRecResult) {items[i], scores[i], 0, false};
 		res2[i] = (IsrfRecResult) {items2[i], scores2[i], 0, false};
 	}
-	CHECK_MSG(isrf_serve_recommend(&env, be, &m, &scfg, 6, req, res) == ISRF_OK, "%s", env.errmsg);
+	CHECK_MSG(isrf_serve_recommend(&env, ss, 6, req, res) == ISRF_OK, "%s", env.errmsg);
 	for (i = 0; i < 6; i++)
 		check_result(&m, &req[i], &res[i]);
 	CHECK(!res[0].cold_start && !res[1].cold_start && !res[3].cold_start);
@@ -162,22 +163,22 @@ main(void)
 	CHECK(res[0].scores[0] >= res[0].scores[res[0].count - 1]);
 
 	/* repeated call: bit for bit the same */
-	CHECK(isrf_serve_recommend(&env, be, &m, &scfg, 6, req, res2) == ISRF_OK);
+	CHECK(isrf_serve_recommend(&env, ss, 6, req, res2) == ISRF_OK);
 	for (i = 0; i < 6; i++)
 		CHECK(res2[i].count == res[i].count &&
 			  memcmp(items[i], items2[i], sizeof(int32_t) * res[i].count) == 0 &&
 			  memcmp(scores[i], scores2[i], sizeof(float) * res[i].count) == 0);
 	/* one request alone answers as it did in the batch */
-	CHECK(isrf_serve_recommend(&env, be, &m, &scfg, 1, &req[3], &res2[3]) == ISRF_OK);
+	CHECK(isrf_serve_recommend(&env, ss, 1, &req[3], &res2[3]) == ISRF_OK);
 	CHECK(memcmp(items[3], items2[3], sizeof(int32_t) * res[3].count) == 0);
 
 	/* bad requests */
 	{
-		IsrfRecRequest bad = {0, 0};
+		IsrfRecRequest bad = {0, 0, 0, NULL, 0};
 
-		CHECK(isrf_serve_recommend(&env, be, &m, &scfg, 1, &bad, res2) == ISRF_ERR_INVALID);
-		bad = (IsrfRecRequest) {m.n_users, 5};
-		CHECK(isrf_serve_recommend(&env, be, &m, &scfg, 1, &bad, res2) == ISRF_ERR_INVALID);
+		CHECK(isrf_serve_recommend(&env, ss, 1, &bad, res2) == ISRF_ERR_INVALID);
+		bad = (IsrfRecRequest) {m.n_users, 5, 0, NULL, 0};
+		CHECK(isrf_serve_recommend(&env, ss, 1, &bad, res2) == ISRF_ERR_INVALID);
 	}
 
 	/* rank: dense scores, NaN for unknown, popularity for unknown users */
@@ -194,20 +195,48 @@ main(void)
 		m.genrec.weights.prior_direct = m.genrec.weights.prior;
 		m.genrec.weights.pop_direct = 0.0f;
 		m.genrec.weights.content_direct = 0.0f;
-		CHECK(isrf_serve_rank(&env, be, &m, 0, 5, cand, sc) == ISRF_OK);
+		CHECK(isrf_serve_session_open(&env, be, &m, &ss2) == ISRF_OK);
+		CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 5, cand, sc) == ISRF_OK);
 		CHECK_NEAR(sc[2], res[0].scores[0], 1e-4);
+		isrf_serve_session_close(ss2);
 		m.genrec.weights.prior_direct = keep_b;
 		m.genrec.weights.pop_direct = keep_g;
 		m.genrec.weights.content_direct = keep_c;
-		CHECK(isrf_serve_rank(&env, be, &m, 0, 5, cand, sc) == ISRF_OK);
+		CHECK(isrf_serve_rank(&env, ss, 0, NULL, 0, 5, cand, sc) == ISRF_OK);
 		CHECK(isnan(sc[1]) && isfinite(sc[0]) && isfinite(sc[2]) && isfinite(sc[4]));
-		CHECK(isrf_serve_rank(&env, be, &m, 0, 5, cand, sc2) == ISRF_OK);
+		CHECK(isrf_serve_rank(&env, ss, 0, NULL, 0, 5, cand, sc2) == ISRF_OK);
 		CHECK(memcmp(sc, sc2, sizeof(float)) == 0 && memcmp(sc + 2, sc2 + 2, 3 * sizeof(float)) == 0);
-		CHECK(isrf_serve_rank(&env, be, &m, -1, 5, cand, sc) == ISRF_OK);
+		CHECK(isrf_serve_rank(&env, ss, -1, NULL, 0, 5, cand, sc) == ISRF_OK);
 		CHECK(isnan(sc[1]) && sc[0] >= 0.0f && sc[0] == floorf(sc[0]));
-		CHECK(isrf_serve_rank(&env, be, &m, 0, 0, cand, sc) == ISRF_OK);
+		CHECK(isrf_serve_rank(&env, ss, 0, NULL, 0, 0, cand, sc) == ISRF_OK);
 		cand[0] = m.n_items;
-		CHECK(isrf_serve_rank(&env, be, &m, 0, 5, cand, sc) == ISRF_ERR_INVALID);
+		CHECK(isrf_serve_rank(&env, ss, 0, NULL, 0, 5, cand, sc) == ISRF_ERR_INVALID);
+		/* more candidates than the catalogue has items (unknown ids map to -1) */
+		{
+			int32_t		nc = m.n_items * 3,
+						q;
+			int32_t    *many = malloc(sizeof(int32_t) * nc);
+			float	   *msc = malloc(sizeof(float) * nc);
+
+			for (q = 0; q < nc; q++)
+				many[q] = q < m.n_items ? q : -1;
+			CHECK(isrf_serve_rank(&env, ss, 0, NULL, 0, nc, many, msc) == ISRF_OK);
+			CHECK(isfinite(msc[0]) && isnan(msc[nc - 1]));
+			free(many);
+			free(msc);
+		}
+		/* an explicit history: the stored one gives the same scores */
+		{
+			const int32_t *h0 = m.seq + m.seq_ptr[0];
+			int32_t		l0 = m.seq_ptr[1] - m.seq_ptr[0];
+			int32_t		bad_hist[2] = {0, m.n_items};
+
+			cand[0] = 3;
+			CHECK(isrf_serve_rank(&env, ss, 0, h0, l0, 5, cand, sc2) == ISRF_OK);
+			CHECK(isrf_serve_rank(&env, ss, 0, NULL, 0, 5, cand, sc) == ISRF_OK);
+			CHECK(memcmp(sc, sc2, sizeof(float)) == 0);
+			CHECK(isrf_serve_rank(&env, ss, -1, bad_hist, 2, 5, cand, sc) == ISRF_ERR_INVALID);
+		}
 	}
 
 	/* save and load: the same answers */
@@ -218,7 +247,9 @@ main(void)
 		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
 		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_OK);
 		CHECK(m2.genrec.params != NULL && m2.genrec.n_params == m.genrec.n_params);
-		CHECK(isrf_serve_recommend(&env, be, &m2, &scfg, 6, req, res2) == ISRF_OK);
+		CHECK(isrf_serve_session_open(&env, be, &m2, &ss2) == ISRF_OK);
+		CHECK(isrf_serve_recommend(&env, ss2, 6, req, res2) == ISRF_OK);
+		isrf_serve_session_close(ss2);
 		for (i = 0; i < 6; i++)
 			CHECK(memcmp(items[i], items2[i], sizeof(int32_t) * res[i].count) == 0 &&
 				  memcmp(scores[i], scores2[i], sizeof(float) * res[i].count) == 0);
@@ -235,7 +266,7 @@ main(void)
 		static const char *methods[] = {"isrf", "popularity", "markov_knn", "lightgcn"};
 		int			found = 0;
 
-		CHECK_MSG(isrf_serve_evaluate(&env, be, &m, &rows, &n) == ISRF_OK, "%s", env.errmsg);
+		CHECK_MSG(isrf_evaluate_model(&env, ss, &rows, &n) == ISRF_OK, "%s", env.errmsg);
 		CHECK(n == 8);
 		for (i = 0; i < n; i++)
 		{
@@ -255,6 +286,7 @@ main(void)
 		isrf_free(&env, rows);
 	}
 
+	isrf_serve_session_close(ss);
 	isrf_model_free(&env, &m2);
 	isrf_model_free(&env, &m);
 	corpus_free(&env, &tc);

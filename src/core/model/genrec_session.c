@@ -408,9 +408,11 @@ isrf_genrec_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfGenrec *g,
 		isrf_genrec_session_close(s);
 		return isrf_fail(env, ISRF_ERR_CORRUPT, "the generative model's weights have the wrong size");
 	}
+	/* everything a call needs is prepared here, none of it on first use */
 	if ((st = be->upload(be, s->p, g->params, g->n_params * 4)) != ISRF_OK ||
 		(st = be->upload(be, s->tf->params, g->tf_params, g->n_tf_params * 4)) != ISRF_OK ||
-		(st = isrf_gr_table_forward(s)) != ISRF_OK)
+		(st = isrf_gr_table_forward(s)) != ISRF_OK ||
+		(st = isrf_scorer_fit(&s->scorer)) != ISRF_OK)
 	{
 		isrf_genrec_session_close(s);
 		return st;

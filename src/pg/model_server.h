@@ -1,6 +1,6 @@
 /*
- * pg_server.h
- *	  The model server (server.c): set-up from _PG_init, and the call a
+ * model_server.h
+ *	  The model server (model_server.c): set-up from _PG_init, and the call a
  *	  backend makes to have a recommendation answered by it.
  */
 #ifndef ISRF_PG_SERVER_H
@@ -21,12 +21,13 @@ bool		isrf_server_available(void);
 
 /*
  * Post one recommendation request for a resolved model version and wait
- * for the answer; errors come back as the server raised them.  items and
- * scores have room for min(k, ISRF_SERVER_MAX_K) entries.
+ * for the answer, served with the caller's beam width; errors come back as
+ * the server raised them.  items and scores have room for
+ * min(k, ISRF_SERVER_MAX_K) entries.
  */
 void		isrf_server_recommend(const char *model, int32 version, TimestampTz created_at,
-								  int64 user_id, int32 k, int64 *items, float *scores,
-								  int32 *count, bool *cold_start);
+								  int64 user_id, int32 k, int32 beam_width, int64 *items,
+								  float *scores, int32 *count, bool *cold_start);
 
 /*
  * Tell this database's running server, if any, to load a newly deployed

@@ -1,5 +1,5 @@
 /*
- * model_store.c
+ * model_catalogue.c
  *	  Reading a stored model version back from isrf.model_chunks, and the
  *	  isrf.model_check() function that verifies it.
  */
@@ -15,7 +15,7 @@
 #include "model/model.h"
 #include "pg_env.h"
 #include "pg_spi.h"
-#include "pg_model.h"
+#include "model_catalogue.h"
 
 void
 isrf_pg_model_resolve(const char *requested, char **name, int32 *version, TimestampTz *created_at)

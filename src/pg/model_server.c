@@ -1,5 +1,5 @@
 /*
- * server.c
+ * model_server.c
  *	  The model server: a background worker per database keeps the deployed
  *	  models alive (on the GPU when there is one) and answers requests that
  *	  backends post into fixed slots in shared memory, draining all pending
@@ -46,8 +46,8 @@
 #include "utils/timestamp.h"
 
 #include "pg_env.h"
-#include "pg_model.h"
-#include "pg_server.h"
+#include "model_cache.h"
+#include "model_server.h"
 #include "serve/serve.h"
 
 #define SERVER_SLOTS 64
@@ -74,6 +74,7 @@ typedef struct ServerSlot
 	TimestampTz created_at;
 	int64		user_id;
 	int32		k;
+	int32		beam_width;		/* the caller's isrf.beam_width */
 	TimestampTz posted_at;
 	/* reply */
 	int32		count;
@@ -107,20 +108,6 @@ typedef struct ServerShared
 	ServerSlot	slots[SERVER_SLOTS];
 } ServerShared;
 
-/* Serving sessions of the worker, one per loaded model (see serve.h). */
-#define SERVER_SESSIONS 4
-
-typedef struct ServerSession
-{
-	uint64		load_id;		/* of the cached model it was prepared from; 0: unused */
-	uint64		last_use;
-	IsrfServeSession *ss;
-} ServerSession;
-
-static ServerSession server_sessions[SERVER_SESSIONS];
-static uint64 server_session_clock = 0;
-static IsrfPgEnv server_penv;	/* the worker's long-lived engine memory */
-
 static ServerShared *server = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -128,7 +115,6 @@ static ServerWorker *my_worker = NULL;
 
 /* isrf.c */
 extern int	isrf_device_guc;
-extern int	isrf_beam_width_guc;
 extern char *isrf_server_databases_guc;
 
 PGDLLEXPORT void isrf_server_main(Datum arg);
@@ -337,7 +323,7 @@ server_abandon(ServerSlot *slot)
 
 void
 isrf_server_recommend(const char *model, int32 version, TimestampTz created_at,
-					  int64 user_id, int32 k, int64 *items, float *scores,
+					  int64 user_id, int32 k, int32 beam_width, int64 *items, float *scores,
 					  int32 *count, bool *cold_start)
 {
 	Latch	   *worker_latch = server_worker_latch();
@@ -351,6 +337,7 @@ isrf_server_recommend(const char *model, int32 version, TimestampTz created_at,
 	slot->created_at = created_at;
 	slot->user_id = user_id;
 	slot->k = Min(k, ISRF_SERVER_MAX_K);
+	slot->beam_width = beam_width;
 	slot->posted_at = GetCurrentTimestamp();
 	slot->sqlerrcode = 0;
 	slot->message[0] = '\0';
@@ -515,71 +502,38 @@ server_reply(ServerSlot *slot)
 		pg_atomic_write_u32(&slot->state, SLOT_FREE);
 }
 
-/*
- * The serving session of a cached model, prepared on first use: the weights
- * on the device, the item table and the prior are built once, not per batch.
- * Sessions of models that left the cache are closed when their entry is reused.
- */
-static IsrfServeSession *
-server_session(IsrfBackend *be, const IsrfModel *m)
-{
-	uint64		id = isrf_model_cache_load_id(m);
-	ServerSession *slot = &server_sessions[0];
-	int			i;
-
-	for (i = 0; i < SERVER_SESSIONS; i++)
-	{
-		if (server_sessions[i].load_id == id && server_sessions[i].ss)
-		{
-			server_sessions[i].last_use = ++server_session_clock;
-			return server_sessions[i].ss;
-		}
-		if (server_sessions[i].last_use < slot->last_use)
-			slot = &server_sessions[i];
-	}
-	isrf_serve_session_close(slot->ss);
-	slot->ss = NULL;
-	slot->load_id = 0;
-	isrf_pg_check(&server_penv.env, isrf_serve_session_open(&server_penv.env, be, m, &slot->ss),
-				  "could not prepare the model for serving");
-	slot->load_id = id;
-	slot->last_use = ++server_session_clock;
-	return slot->ss;
-}
-
 /* Answer every posted slot of one model version with one batched call. */
 static void
-server_answer(IsrfBackend *be, ServerSlot **batch, int n)
+server_answer(ServerSlot **batch, int n)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	IsrfPgEnv	batch_env;
 	IsrfPgEnv  *penv = &batch_env;
-	IsrfRecRequest *req = palloc(sizeof(IsrfRecRequest) * n);
+	IsrfRecRequest *req = palloc0(sizeof(IsrfRecRequest) * n);
 	IsrfRecResult *res = palloc(sizeof(IsrfRecResult) * n);
-	IsrfServeConfig cfg;
 	int			i;
 
-	isrf_serve_config_default(&cfg);
-	cfg.beam_width = isrf_beam_width_guc;
-	/* scratch of this batch only; the backend keeps its own environment */
+	/* scratch of this batch only; the session keeps its own environment */
 	isrf_pg_env_init(&batch_env, cxt, LOG);
 	PG_TRY();
 	{
 		const IsrfModel *m;
+		IsrfServeSession *ss;
 
 		StartTransactionCommand();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		m = isrf_model_cache_get(batch[0]->model, batch[0]->version, batch[0]->created_at);
+		ss = isrf_model_cache_session(batch[0]->model, batch[0]->version, batch[0]->created_at);
+		m = isrf_serve_session_model(ss);
 		for (i = 0; i < n; i++)
 		{
 			req[i].user = isrf_model_user_index(m, batch[i]->user_id);
 			req[i].k = Min(batch[i]->k, Max(m->n_items, 1));
+			req[i].beam_width = batch[i]->beam_width;
 			res[i].items = palloc(sizeof(int32) * req[i].k);
 			res[i].scores = palloc(sizeof(float) * req[i].k);
 		}
-		isrf_pg_check(&penv->env,
-					  isrf_serve_recommend_session(&penv->env, server_session(be, m), &cfg, n, req, res),
+		isrf_pg_check(&penv->env, isrf_serve_recommend(&penv->env, ss, n, req, res),
 					  "recommendation failed");
 		for (i = 0; i < n; i++)
 		{
@@ -600,11 +554,12 @@ server_answer(IsrfBackend *be, ServerSlot **batch, int n)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		bool		device_failed = penv->env.status == ISRF_ERR_DEVICE ||
-			server_penv.env.status == ISRF_ERR_DEVICE;
+		bool		device_failed;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
+		/* a device error is raised as 58000 (pg_env.c) */
+		device_failed = penv->env.status == ISRF_ERR_DEVICE || edata->sqlerrcode == ERRCODE_SYSTEM_ERROR;
 		FlushErrorState();
 		AbortCurrentTransaction();
 		for (i = 0; i < n; i++)
@@ -666,7 +621,7 @@ server_preload(ServerSlot *slot)
 
 /* Collect this database's posted slots and answer them, model by model. */
 static void
-server_drain(IsrfBackend *be, MemoryContext batch_cxt)
+server_drain(MemoryContext batch_cxt)
 {
 	ServerSlot *pending[SERVER_SLOTS];
 	bool		taken[SERVER_SLOTS];
@@ -705,7 +660,7 @@ server_drain(IsrfBackend *be, MemoryContext batch_cxt)
 				batch[nb++] = pending[j];
 			}
 		old = MemoryContextSwitchTo(batch_cxt);
-		server_answer(be, batch, nb);
+		server_answer(batch, nb);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch_cxt);
 	}
@@ -730,8 +685,7 @@ isrf_server_main(Datum arg)
 	server_register_self();
 
 	/* the compute backend lives as long as the worker: after fork, never before */
-	isrf_pg_env_init(&server_penv, TopMemoryContext, LOG);
-	be = isrf_pg_backend_open(&server_penv);
+	be = isrf_model_cache_backend();
 	if (be->describe(be, my_worker->device, sizeof(my_worker->device)) != ISRF_OK)
 		strlcpy(my_worker->device, be->name, sizeof(my_worker->device));
 	ereport(LOG, (errmsg("isrf model server started on %s", my_worker->device)));
@@ -748,7 +702,7 @@ isrf_server_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		server_drain(be, batch_cxt);
+		server_drain(batch_cxt);
 	}
 }
 

@@ -1,0 +1,390 @@
+/*
+ * serve/recommend.c
+ *	  Answers from a serving session (see serve.h): recommendations by
+ *	  constrained beam search over the semantic-ID trie with the code decoder
+ *	  as the step, ordered by the ranking score and filled from its full
+ *	  ranking; and exact scores of candidates.
+ *
+ * Inputs: the history a request names, or a known user's stored history
+ * (all splits); it is what the model reads and what is excluded from the
+ * answer.  The ranking score is the model's (scorer.h): the dense head's
+ * logit plus the weighted terms chosen on validation.
+ */
+#include "serve/serve_internal.h"
+
+#include "eval/metrics.h"
+#include "model/genrec.h"
+
+#include <math.h>
+#include <string.h>
+
+/* State the beam step needs: the session and each request's hidden state. */
+typedef struct ServeBeam
+{
+	IsrfGenrecSession *s;
+	const float *h;				/* n_requests x C */
+	const float **rows;			/* scratch: one pointer per beam */
+	int32_t		cap;
+} ServeBeam;
+
+static IsrfStatus
+serve_beam_step(void *arg, int level, int n_beams, const int32_t *beam_request,
+				const int32_t *prefix_codes, float *logp)
+{
+	ServeBeam  *sb = arg;
+	int32_t		C = isrf_genrec_width(sb->s),
+				i;
+
+	if (n_beams > sb->cap)
+		return ISRF_ERR_INTERNAL;
+	for (i = 0; i < n_beams; i++)
+		sb->rows[i] = sb->h + (size_t) beam_request[i] * C;
+	return isrf_genrec_code_logp(sb->s, level, n_beams, sb->rows, prefix_codes, logp);
+}
+
+/* The history a request follows: its own, or its user's stored one. */
+static void
+serve_history(const IsrfModel *m, const IsrfRecRequest *rq, const int32_t **hist, int32_t *len)
+{
+	if (rq->hist != NULL || rq->user < 0)
+	{
+		*hist = rq->hist;
+		*len = rq->hist ? rq->len : 0;
+	}
+	else
+	{
+		*hist = m->seq + m->seq_ptr[rq->user];
+		*len = m->seq_ptr[rq->user + 1] - m->seq_ptr[rq->user];
+	}
+}
+
+/* Check a history's items and length. */
+static IsrfStatus
+serve_check_history(IsrfEnv *env, const IsrfModel *m, const int32_t *hist, int32_t len)
+{
+	int32_t		i;
+
+	if (len < 0 || (len > 0 && hist == NULL))
+		return isrf_fail(env, ISRF_ERR_INVALID, "a history of %d items without its items", len);
+	for (i = 0; i < len; i++)
+		if (hist[i] < 0 || hist[i] >= m->n_items)
+			return isrf_fail(env, ISRF_ERR_INVALID, "history item index %d is not an item of the model", hist[i]);
+	return ISRF_OK;
+}
+
+/* Check the requests before doing anything. */
+static IsrfStatus
+serve_check_requests(IsrfEnv *env, const IsrfModel *m, int32_t n, const IsrfRecRequest *req)
+{
+	int32_t		i;
+
+	if (n < 0)
+		return isrf_fail(env, ISRF_ERR_INVALID, "negative number of requests (%d)", n);
+	for (i = 0; i < n; i++)
+	{
+		if (req[i].k < 1)
+			return isrf_fail(env, ISRF_ERR_INVALID, "k must be at least 1 (got %d)", req[i].k);
+		if (req[i].beam_width < 0)
+			return isrf_fail(env, ISRF_ERR_INVALID, "beam width must not be negative (got %d)", req[i].beam_width);
+		if (req[i].user < -1 || req[i].user >= m->n_users)
+			return isrf_fail(env, ISRF_ERR_INVALID, "user index %d is not a user of the model", req[i].user);
+		if (req[i].hist)
+			ISRF_TRY(serve_check_history(env, m, req[i].hist, req[i].len));
+	}
+	return ISRF_OK;
+}
+
+/* The most popular items not marked in seen (may be NULL). */
+static void
+serve_popular(const IsrfServeSession *ss, const uint8_t *seen, const IsrfRecRequest *rq,
+			  IsrfRecResult *rs)
+{
+	const IsrfModel *m = ss->m;
+	int32_t		i,
+				c = 0;
+
+	for (i = 0; i < m->n_items && c < rq->k; i++)
+	{
+		if (seen && seen[ss->ord[i]])
+			continue;
+		rs->items[c] = ss->ord[i];
+		rs->scores[c] = (float) ss->cnt[ss->ord[i]];
+		c++;
+	}
+	rs->count = c;
+}
+
+/* Serve the requests idx[0..nk) with the model, all with one beam width. */
+static IsrfStatus
+serve_known(IsrfEnv *env, IsrfServeSession *ss, int32_t width, int32_t nk, const int32_t *idx,
+			const IsrfRecRequest *req, IsrfRecResult *res, uint8_t *seen, float *dense)
+{
+	const IsrfModel *m = ss->m;
+	IsrfGenrecSession *s = ss->s;
+	IsrfBeamRequest *br = NULL;
+	int32_t    *users = NULL,
+			   *lens = NULL,
+			   *bi = NULL,
+			   *bc = NULL,
+			   *chosen = NULL;
+	const int32_t **hist = NULL;
+	float	   *h = NULL,
+			   *bs = NULL;
+	ServeBeam	sb;
+	int32_t		C = isrf_genrec_width(s),
+				total = 0,
+				i;
+	IsrfStatus	st = ISRF_OK;
+
+	memset(&sb, 0, sizeof(sb));
+	users = isrf_alloc(env, (size_t) nk * 4 + 4);
+	lens = isrf_alloc(env, (size_t) nk * 4 + 4);
+	hist = isrf_alloc(env, (size_t) nk * sizeof(*hist) + 8);
+	h = isrf_alloc(env, (size_t) nk * C * 4 + 4);
+	br = isrf_calloc(env, (size_t) nk + 1, sizeof(*br));
+	if (!users || !lens || !hist || !h || !br)
+	{
+		st = ISRF_ERR_NOMEM;
+		goto done;
+	}
+	for (i = 0; i < nk; i++)
+	{
+		users[i] = req[idx[i]].user;
+		serve_history(m, &req[idx[i]], &hist[i], &lens[i]);
+	}
+	if ((st = isrf_genrec_encode(s, nk, users, hist, lens, h)) != ISRF_OK)
+		goto done;
+
+	/* constrained beam search over the codes, the history excluded */
+	if (ss->have_trie)
+	{
+		for (i = 0; i < nk; i++)
+		{
+			int32_t		avail = m->n_items - lens[i],
+						want = req[idx[i]].k > width ? req[idx[i]].k : width;
+
+			br[i].exclude = hist[i];
+			br[i].n_exclude = lens[i];
+			br[i].n_results = want < avail ? want : (avail > 0 ? avail : 0);
+			total += br[i].n_results;
+		}
+		sb.s = s;
+		sb.h = h;
+		sb.cap = total + nk * width + 1;
+		sb.rows = isrf_alloc(env, sizeof(*sb.rows) * (size_t) sb.cap);
+		bi = isrf_alloc(env, (size_t) total * 4 + 4);
+		bs = isrf_alloc(env, (size_t) total * 4 + 4);
+		bc = isrf_alloc(env, (size_t) nk * 4 + 4);
+		if (!sb.rows || !bi || !bs || !bc)
+		{
+			st = ISRF_ERR_NOMEM;
+			goto done;
+		}
+		if ((st = isrf_beam_search(env, &ss->trie, width, serve_beam_step, &sb, nk, br, bi, bs, bc)) != ISRF_OK)
+			goto done;
+	}
+
+	/* rescore the beam with the dense head; fill from the dense ranking */
+	chosen = isrf_alloc(env, (size_t) m->n_items * 4 + 4);
+	if (chosen == NULL)
+	{
+		st = ISRF_ERR_NOMEM;
+		goto done;
+	}
+	for (i = 0, total = 0; i < nk; i++)
+	{
+		const IsrfRecRequest *rq = &req[idx[i]];
+		IsrfRecResult *rs = &res[idx[i]];
+		int32_t		nb = bi ? bc[i] : 0,
+					c = 0,
+					q;
+		const int32_t *items = bi ? bi + total : NULL;
+
+		if (bi)
+			total += br[i].n_results;
+		if ((st = isrf_poll(env)) != ISRF_OK)
+			goto done;
+		if ((st = isrf_genrec_dense_scores(s, 1, h + (size_t) i * C, dense)) != ISRF_OK ||
+			(st = isrf_genrec_score_terms(s, hist[i], lens[i], m->n_items, NULL, false, dense)) != ISRF_OK)
+			goto done;
+		for (q = 0; q < lens[i]; q++)
+			seen[hist[i][q]] = 1;
+		/* the beam's items, best dense score first (ties: lower index) */
+		for (q = 0; q < nb; q++)
+		{
+			int32_t		it = items[q],
+						p;
+
+			if (it < 0 || seen[it])
+				continue;
+			for (p = c; p > 0 && (dense[chosen[p - 1]] < dense[it] ||
+								  (dense[chosen[p - 1]] == dense[it] && chosen[p - 1] > it)); p--)
+				chosen[p] = chosen[p - 1];
+			chosen[p] = it;
+			seen[it] = 1;
+			c++;
+		}
+		if (c > rq->k)
+		{
+			for (q = rq->k; q < c; q++)
+				seen[chosen[q]] = 0;
+			c = rq->k;
+		}
+		for (q = 0; q < c; q++)
+		{
+			rs->items[q] = chosen[q];
+			rs->scores[q] = dense[chosen[q]];
+		}
+		/* fill: the best remaining items by dense score */
+		while (c < rq->k)
+		{
+			int32_t		best = -1;
+
+			for (q = 0; q < m->n_items; q++)
+				if (!seen[q] && !isnan(dense[q]) &&
+					(best < 0 || dense[q] > dense[best]))
+					best = q;
+			if (best < 0)
+				break;
+			seen[best] = 1;
+			rs->items[c] = best;
+			rs->scores[c] = dense[best];
+			c++;
+		}
+		rs->count = c;
+		rs->cold_start = false;
+		/* clear the marks for the next request */
+		for (q = 0; q < lens[i]; q++)
+			seen[hist[i][q]] = 0;
+		for (q = 0; q < c; q++)
+			seen[rs->items[q]] = 0;
+	}
+
+done:
+	isrf_free(env, users);
+	isrf_free(env, lens);
+	isrf_free(env, hist);
+	isrf_free(env, h);
+	isrf_free(env, br);
+	isrf_free(env, sb.rows);
+	isrf_free(env, bi);
+	isrf_free(env, bs);
+	isrf_free(env, bc);
+	isrf_free(env, chosen);
+	return st;
+}
+
+
+IsrfStatus
+isrf_serve_recommend(IsrfEnv *env, IsrfServeSession *ss, int32_t n, const IsrfRecRequest *req,
+					 IsrfRecResult *res)
+{
+	const IsrfModel *m = ss->m;
+	int32_t    *idx = NULL;
+	uint8_t    *seen = NULL,
+			   *done = NULL;
+	float	   *dense = NULL;
+	int32_t		i,
+				j;
+	IsrfStatus	st;
+
+	ISRF_TRY(serve_check_requests(env, m, n, req));
+	if (n == 0)
+		return ISRF_OK;
+	seen = isrf_calloc(env, (size_t) m->n_items + 1, 1);
+	done = isrf_calloc(env, (size_t) n + 1, 1);
+	idx = isrf_alloc(env, (size_t) n * 4 + 4);
+	dense = isrf_alloc(env, (size_t) m->n_items * 4 + 4);
+	if (!seen || !done || !idx || !dense)
+	{
+		st = ISRF_ERR_NOMEM;
+		goto done;
+	}
+	for (i = 0; i < n; i++)
+	{
+		const int32_t *hist;
+		int32_t		len,
+					q;
+
+		res[i].count = 0;
+		res[i].cold_start = true;
+		serve_history(m, &req[i], &hist, &len);
+		if (ss->s != NULL && len > 0)
+			continue;			/* the model answers */
+		/* no model or no history: popularity, the history still excluded */
+		for (q = 0; q < len; q++)
+			seen[hist[q]] = 1;
+		serve_popular(ss, seen, &req[i], &res[i]);
+		for (q = 0; q < len; q++)
+			seen[hist[q]] = 0;
+		done[i] = 1;
+	}
+	st = ISRF_OK;
+	/* one batch per beam width */
+	for (i = 0; i < n && st == ISRF_OK; i++)
+	{
+		int32_t		width = req[i].beam_width > 0 ? req[i].beam_width : ISRF_BEAM_WIDTH_DEFAULT,
+					nk = 0;
+
+		if (done[i])
+			continue;
+		for (j = i; j < n; j++)
+			if (!done[j] && (req[j].beam_width > 0 ? req[j].beam_width : ISRF_BEAM_WIDTH_DEFAULT) == width)
+			{
+				idx[nk++] = j;
+				done[j] = 1;
+			}
+		st = serve_known(env, ss, width, nk, idx, req, res, seen, dense);
+	}
+
+done:
+	isrf_free(env, idx);
+	isrf_free(env, seen);
+	isrf_free(env, done);
+	isrf_free(env, dense);
+	return st;
+}
+
+IsrfStatus
+isrf_serve_rank(IsrfEnv *env, IsrfServeSession *ss, int32_t user, const int32_t *hist,
+				int32_t len, int32_t n_cand, const int32_t *cand, float *scores)
+{
+	const IsrfModel *m = ss->m;
+	IsrfRecRequest rq;
+	int32_t		i;
+	IsrfStatus	st;
+
+	if (n_cand < 0)
+		return isrf_fail(env, ISRF_ERR_INVALID, "negative number of candidates (%d)", n_cand);
+	if (user < -1 || user >= m->n_users)
+		return isrf_fail(env, ISRF_ERR_INVALID, "user index %d is not a user of the model", user);
+	for (i = 0; i < n_cand; i++)
+		if (cand[i] < -1 || cand[i] >= m->n_items)
+			return isrf_fail(env, ISRF_ERR_INVALID, "candidate item index %d is not an item of the model", cand[i]);
+	if (hist)
+		ISRF_TRY(serve_check_history(env, m, hist, len));
+	if (n_cand == 0)
+		return ISRF_OK;
+	memset(&rq, 0, sizeof(rq));
+	rq.user = user;
+	rq.hist = hist;
+	rq.len = len;
+	serve_history(m, &rq, &hist, &len);
+	if (len == 0 || ss->s == NULL)
+	{
+		for (i = 0; i < n_cand; i++)
+			scores[i] = cand[i] < 0 ? NAN : (float) ss->cnt[cand[i]];
+		return ISRF_OK;
+	}
+	{
+		float	   *h = isrf_alloc(env, (size_t) isrf_genrec_width(ss->s) * 4);
+
+		if (h == NULL)
+			return ISRF_ERR_NOMEM;
+		if ((st = isrf_genrec_encode(ss->s, 1, &user, &hist, &len, h)) == ISRF_OK &&
+			(st = isrf_genrec_dense_candidates(ss->s, h, n_cand, cand, scores)) == ISRF_OK)
+			st = isrf_genrec_score_terms(ss->s, hist, len, n_cand, cand, true, scores);
+		isrf_free(env, h);
+	}
+	return st;
+}

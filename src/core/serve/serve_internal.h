@@ -1,0 +1,25 @@
+/*
+ * serve/serve_internal.h
+ *	  The serving session's insides, shared by session.c and recommend.c.
+ */
+#ifndef ISRF_SERVE_INTERNAL_H
+#define ISRF_SERVE_INTERNAL_H
+
+#include "model/beam_search.h"
+#include "serve/serve.h"
+
+struct IsrfServeSession
+{
+	IsrfEnv    *env;			/* owns everything below */
+	IsrfBackend *be;
+	const IsrfModel *m;
+	int32_t    *cnt;			/* train popularity and its order */
+	int32_t    *ord;
+	IsrfGenrecData gd;			/* the genrec session points at it */
+	IsrfGenrecSession *s;		/* weights on the device, item table, scorer;
+								 * NULL without a generative model */
+	IsrfTrie	trie;			/* valid codes, for the beam search */
+	bool		have_trie;
+};
+
+#endif							/* ISRF_SERVE_INTERNAL_H */
