@@ -25,6 +25,23 @@ SET isrf.device = 'cpu';
 SELECT (SELECT array_agg(item_id ORDER BY rank) FROM isrf_recommend(1, 10)) =
        (SELECT array_agg(item_id ORDER BY rank) FROM rec) AS same_in_process;
 RESET isrf.device;
+-- the caller's beam width travels with each request: for each width the
+-- server answers as the session itself does, and the width matters
+SET isrf.beam_width = 1;
+CREATE TEMP TABLE rec_w1 AS SELECT * FROM isrf_recommend(1, 5);
+SET isrf.device = 'cpu';
+SELECT (SELECT array_agg(item_id ORDER BY rank) FROM isrf_recommend(1, 5)) =
+       (SELECT array_agg(item_id ORDER BY rank) FROM rec_w1) AS width_1_same_in_process;
+RESET isrf.device;
+SET isrf.beam_width = 200;
+CREATE TEMP TABLE rec_w200 AS SELECT * FROM isrf_recommend(1, 5);
+SET isrf.device = 'cpu';
+SELECT (SELECT array_agg(item_id ORDER BY rank) FROM isrf_recommend(1, 5)) =
+       (SELECT array_agg(item_id ORDER BY rank) FROM rec_w200) AS width_200_same_in_process;
+RESET isrf.device;
+RESET isrf.beam_width;
+SELECT (SELECT array_agg(item_id ORDER BY rank) FROM rec_w1) <>
+       (SELECT array_agg(item_id ORDER BY rank) FROM rec_w200) AS width_matters;
 SELECT count(*) >= 1 AS server_answered FROM isrf_status() WHERE database = current_database() AND requests > 0;
 
 -- huge k: everything the user has not seen, once each
