@@ -7,7 +7,7 @@
 #                                  lacks (libstemmer, OpenBLAS) into
 #                                  build/gpu_libs.
 #   bench/bench_gpu.sh run [DATA]  on the GPU machine (the device tool, carrying
-#                                  build/): the three parity tests, then the
+#                                  build/): the parity tests, then the
 #                                  default and the larger configuration trained
 #                                  on the GPU with the standalone driver.
 #
@@ -35,7 +35,8 @@ export LD_LIBRARY_PATH="$here/build/gpu_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH
 export ISRF_BLAS_LIBRARY="$here/build/gpu_libs/libopenblas.so.0"
 export ISRF_CUDA_LIBRARY="$here/build/isrf_cuda.so"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-for t in test_parity test_parity_nn test_parity_model; do
+for t in test_parity test_parity_nn_elementwise test_parity_nn_gemm test_parity_nn_layernorm \
+	test_parity_nn_softmax test_parity_nn_embedding test_parity_nn_optimizer test_parity_model; do
 	echo "== $t"
 	"$here/build/test/$t" || echo "$t: exit $?"
 done

@@ -33,7 +33,7 @@ run_unit() {
     elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then
         f=1
     fi
-    printf 'unit %-22s %s\n' "$label" "${line#*: }"
+    printf 'unit %-32s %s\n' "$label" "${line#*: }"
     passed=$((passed + p)); failed=$((failed + f))
 }
 for t in "$ISRF_ROOT"/build/test/test_*; do
@@ -41,8 +41,11 @@ for t in "$ISRF_ROOT"/build/test/test_*; do
     run_unit "$(basename "$t")" "$t"
 done
 # The GPU parity tests skip without a device; their CPU-vs-CPU mode checks
-# the tests themselves (and the model's device code paths) here too.
-for t in test_parity_nn test_parity_model; do
+# the tests themselves (and the model's device code paths) here too: the
+# neural-network operations (one test_parity_nn_* per family) and the model.
+for t in test_parity_nn_elementwise test_parity_nn_gemm test_parity_nn_layernorm \
+         test_parity_nn_softmax test_parity_nn_embedding test_parity_nn_optimizer \
+         test_parity_model; do
     [ -x "$ISRF_ROOT/build/test/$t" ] || continue
     ISRF_PARITY_SELF=1 run_unit "$t(self)" "$ISRF_ROOT/build/test/$t"
 done

@@ -1,6 +1,6 @@
 /*
  * parity.h
- *	  What the GPU-vs-CPU parity tests (test_parity, test_parity_nn,
+ *	  What the GPU-vs-CPU parity tests (test_parity, test_parity_nn_*,
  *	  test_parity_model) share: the backend pair, host buffers, copies to and
  *	  from backend memory that stop the test on failure, and the opening of
  *	  the pair (the CUDA library, or a second CPU backend in self mode).

@@ -5,7 +5,7 @@
  *	  gradient of every tensor), its inference (encoding, dense scores, code
  *	  log-probabilities), and a short training run, on the CUDA backend
  *	  against the CPU backend (the reference).  CUDA runs are repeated and
- *	  must agree bitwise (determinism).  test_parity and test_parity_nn check
+ *	  must agree bitwise (determinism).  test_parity and test_parity_nn_* check
  *	  the single operations; this test checks that they are wired together
  *	  the same way on both backends.
  *
