@@ -7,6 +7,11 @@ SET client_min_messages = warning;
 SELECT isrf.create_synthetic_dataset('shop', users => 200, items => 80, groups => 4, per_user => 10, seed => 9);
 CALL isrf_train('shop', '{"group_k": 10, "dm": 16, "epochs": 3}');
 SELECT status, deployed FROM isrf.models WHERE name = 'shop';
+-- the last epoch's figures stay with the version; nothing was skipped
+SELECT (progress->>'epoch')::int = (metrics->>'epochs')::int AS last_epoch_recorded,
+       (progress->>'epochs')::int AS epochs, (progress->>'val_ndcg10')::float8 >= 0 AS has_validation,
+       metrics->>'nonfinite_steps' AS nonfinite_steps, metrics->'score_weights' ? 'beam' AS has_beam_weight
+  FROM isrf.models WHERE name = 'shop';
 
 -- k results, best first, real items, none from the user's history, no duplicates
 CREATE TEMP TABLE rec AS SELECT * FROM isrf_recommend(1, 10);
@@ -26,7 +31,10 @@ SELECT (SELECT array_agg(item_id ORDER BY rank) FROM isrf_recommend(1, 10)) =
        (SELECT array_agg(item_id ORDER BY rank) FROM rec) AS same_in_process;
 RESET isrf.device;
 -- the caller's beam width travels with each request: for each width the
--- server answers as the session itself does, and the width matters
+-- server answers as the session itself does, and the width matters (a
+-- model whose served score gives the beam a weight)
+CALL isrf_train('shop', '{"model": "shop_beam", "group_k": 10, "dm": 16, "epochs": 3, "beam_weight": 2}');
+SET isrf.default_model = 'shop_beam';
 SET isrf.beam_width = 1;
 CREATE TEMP TABLE rec_w1 AS SELECT * FROM isrf_recommend(1, 5);
 SET isrf.device = 'cpu';
@@ -42,6 +50,9 @@ RESET isrf.device;
 RESET isrf.beam_width;
 SELECT (SELECT array_agg(item_id ORDER BY rank) FROM rec_w1) <>
        (SELECT array_agg(item_id ORDER BY rank) FROM rec_w200) AS width_matters;
+SELECT metrics->'score_weights'->>'beam' AS beam_weight FROM isrf.models WHERE name = 'shop_beam';
+RESET isrf.default_model;
+SELECT isrf.drop_model('shop_beam');
 SELECT count(*) >= 1 AS server_answered FROM isrf_status() WHERE database = current_database() AND requests > 0;
 
 -- huge k: everything the user has not seen, once each

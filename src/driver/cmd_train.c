@@ -1,7 +1,8 @@
 /*
  * cmd_train.c
  *	  isrf_driver train DIR [--device D] [--config key=value ...]
- *	  [--text-columns a,b] [--save FILE] [--evaluate on|off]: the whole
+ *	  [--text-columns a,b] [--save FILE] [--evaluate on|off]
+ *	  [--baselines on|off] [--lists FILE]: the whole
  *	  training pipeline on a data directory (the same code CALL isrf_train
  *	  runs), per-epoch progress, then the isrf_evaluate table on the model's
  *	  own split (skipped with --evaluate off: the ablation script reads the
@@ -53,11 +54,10 @@ driver_cmd_train(int argc, char **argv)
 	IsrfTrainConfig cfg;
 	IsrfDataDir dd;
 	IsrfModel	m;
-	IsrfEvalRow *rows = NULL;
-	int32_t		n_rows = 0,
-				i;
+	int32_t		i;
 	const char *dir = NULL,
 			   *device = "auto",
+			   *lists = NULL,
 			   *save = NULL,
 			   *columns = NULL;
 	char		colbuf[1024];
@@ -65,7 +65,8 @@ driver_cmd_train(int argc, char **argv)
 	const char *const *colp = NULL;
 	double		t0 = isrf_now(),
 				t_train;
-	bool		evaluate = true;
+	bool		evaluate = true,
+				baselines = true;
 	int			rc = 1;
 	char		kvbuf[TRAIN_MAX_KEYS][256];
 	const char *keys[TRAIN_MAX_KEYS],
@@ -102,6 +103,10 @@ driver_cmd_train(int argc, char **argv)
 			save = v;
 		else if (strcmp(a, "--text-columns") == 0)
 			columns = v;
+		else if (strcmp(a, "--lists") == 0)
+			lists = v;
+		else if (strcmp(a, "--baselines") == 0 && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0))
+			baselines = strcmp(v, "on") == 0;
 		else if (strcmp(a, "--evaluate") == 0)
 		{
 			if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
@@ -146,7 +151,7 @@ driver_cmd_train(int argc, char **argv)
 	if (dir == NULL)
 	{
 		fprintf(stderr, "usage: isrf_driver train DIR [--device D] [--config key=value ...] "
-				"[--text-columns a,b] [--save FILE] [--evaluate on|off]\n");
+				"[--text-columns a,b] [--save FILE] [--evaluate on|off] [--baselines on|off] [--lists FILE]\n");
 		return 2;
 	}
 	if (columns)
@@ -169,7 +174,7 @@ driver_cmd_train(int argc, char **argv)
 		goto out;
 	}
 	fprintf(stderr, "isrf_driver: loaded %s in %.1f s\n", dir, isrf_now() - t0);
-	if (isrf_train(&env, be, &dd.corpus, &cfg, train_stage, &t0, &m) != ISRF_OK)
+	if (isrf_train(&env, be, &dd.corpus, &cfg, &(IsrfTrainHooks) {train_stage, NULL, &t0}, &m) != ISRF_OK)
 	{
 		driver_report(&env, "train");
 		goto out;
@@ -205,39 +210,9 @@ driver_cmd_train(int argc, char **argv)
 		isrf_free(&env, buf);
 		printf("saved %zu bytes to %s\n", len, save);
 	}
-	if (!evaluate)
-	{
-		rc = 0;
-		goto out;
-	}
-	{
-		double		te = isrf_now();
-		IsrfServeSession *ss;
-		IsrfStatus	st;
-
-		if (isrf_serve_session_open(&env, be, &m, &ss) != ISRF_OK)
-		{
-			driver_report(&env, "evaluate");
-			goto out;
-		}
-		st = isrf_evaluate_model(&env, ss, &rows, &n_rows);
-		isrf_serve_session_close(ss);
-		if (st != ISRF_OK)
-		{
-			driver_report(&env, "evaluate");
-			goto out;
-		}
-		printf("\ntest (leak-free, %s), evaluated in %.1f s\n", dir, isrf_now() - te);
-	}
-	printf("%-11s %-11s %8s %8s %8s %8s %7s\n", "task", "method", "HR@5", "NDCG@5", "HR@10", "NDCG@10", "users");
-	for (i = 0; i < n_rows; i++)
-		printf("%-11s %-11s %8.4f %8.4f %8.4f %8.4f %7d\n", rows[i].task, rows[i].method,
-			   rows[i].hr5, rows[i].ndcg5, rows[i].hr10, rows[i].ndcg10, rows[i].users);
-	fflush(stdout);
-	rc = 0;
+	rc = evaluate ? driver_evaluate(&env, be, &m, baselines, lists) : 0;
 
 out:
-	isrf_free(&env, rows);
 	isrf_model_free(&env, &m);
 	isrf_datadir_free(&env, &dd);
 	isrf_backend_close(be);

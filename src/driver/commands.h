@@ -16,6 +16,7 @@
 #include "data/dataset.h"
 #include "graph/group_graph.h"
 #include "features/semantic_features.h"
+#include "model/model.h"
 
 int			driver_cmd_info(int argc, char **argv);
 int			driver_cmd_stages(int argc, char **argv);
@@ -23,6 +24,15 @@ int			driver_cmd_knn_reference(int argc, char **argv);
 int			driver_cmd_group_quality(int argc, char **argv);
 int			driver_cmd_train(int argc, char **argv);
 int			driver_cmd_config_keys(int argc, char **argv);
+int			driver_cmd_evaluate(int argc, char **argv);
+
+/*
+ * Print the isrf_evaluate table of a model (the LightGCN baseline only when
+ * baselines); lists, when not NULL, gets the served sequential-task lists as
+ * CSV for referee.py.  Returns an exit code.
+ */
+int			driver_evaluate(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, bool baselines,
+							const char *lists);
 
 /* In cmd_baselines.c (another engineer's); main.c links it weakly. */
 int			driver_cmd_baselines(int argc, char **argv);

@@ -31,6 +31,9 @@ main_usage(FILE *f)
 			"  train DIR [--device D] [--config key=value ...] [--text-columns a,b]\n"
 			"            [--save FILE] [--evaluate on|off]\n"
 			"                                           train the model, print isrf_evaluate\n"
+			"  evaluate MODEL_FILE [--device D] [--retune on|off] [--beam-weight W]\n"
+			"           [--baselines on|off] [--lists FILE]\n"
+			"                                           isrf_evaluate of a saved model\n"
 			"  config-keys [--readme FILE]              the table of configuration keys\n"
 			"The CUDA library is $ISRF_CUDA_LIBRARY or isrf_cuda.so next to the driver.\n");
 }
@@ -61,6 +64,8 @@ main(int argc, char **argv)
 		return driver_cmd_group_quality(argc - 1, argv + 1);
 	if (strcmp(cmd, "train") == 0)
 		return driver_cmd_train(argc - 1, argv + 1);
+	if (strcmp(cmd, "evaluate") == 0)
+		return driver_cmd_evaluate(argc - 1, argv + 1);
 	if (strcmp(cmd, "config-keys") == 0)
 		return driver_cmd_config_keys(argc - 1, argv + 1);
 	if (strcmp(cmd, "baselines") == 0)

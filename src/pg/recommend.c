@@ -325,16 +325,19 @@ isrf_evaluate(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	IsrfServeSession *ss;
 	IsrfPgEnv	penv;
+	IsrfEvalOptions opt;
 	IsrfEvalRow *rows = NULL;
 	int32		n_rows = 0,
 				i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	ss = recommend_session_arg(fcinfo, 0);
+	memset(&opt, 0, sizeof(opt));
+	opt.beam_width = isrf_beam_width_guc;	/* the lists isrf_recommend would serve */
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		isrf_pg_check(&penv.env, isrf_evaluate_model(&penv.env, ss, &rows, &n_rows),
+		isrf_pg_check(&penv.env, isrf_evaluate_model(&penv.env, ss, &opt, &rows, &n_rows),
 					  "evaluation failed");
 		for (i = 0; i < n_rows; i++)
 		{

@@ -44,6 +44,7 @@ typedef struct TrainState
 	MemoryContext outer_cxt;
 	ResourceOwner outer_owner;
 	double		t_start;
+	int64		nonfinite_steps;	/* reported so far */
 	IsrfPgEnv  *penv;
 } TrainState;
 
@@ -104,6 +105,44 @@ train_stage_hook(void *arg, const char *stage)
 	ereport(NOTICE,
 			(errmsg("isrf_train: model \"%s\" version %d: %s (%.1f s)",
 					ts->model, ts->version, stage, isrf_now() - ts->t_start)));
+	train_subxact_begin(ts);
+	return ISRF_OK;
+}
+
+/*
+ * Epoch hook of the engine: the epoch's figures into the version's row
+ * (isrf.training_progress shows them), committed, and a NOTICE; a WARNING
+ * when steps had to be skipped because their gradient was not finite.
+ */
+static IsrfStatus
+train_epoch_hook(void *arg, const IsrfEpochReport *r)
+{
+	TrainState *ts = arg;
+	char		progress[512];
+
+	snprintf(progress, sizeof(progress),
+			 "{\"epoch\": %d, \"epochs\": %d, \"best_epoch\": %d, \"loss\": %.6g,"
+			 " \"val_hr10\": %.6g, \"val_ndcg10\": %.6g, \"epoch_seconds\": %.3f,"
+			 " \"train_seconds\": %.3f, \"eta_seconds\": %.1f, \"nonfinite_steps\": %lld}",
+			 r->epoch, r->epochs, r->best_epoch, r->loss, r->val_hr10, r->val_ndcg10, r->seconds,
+			 r->elapsed, r->eta, (long long) r->nonfinite_steps);
+	train_subxact_release(ts);
+	isrf_spi_exec("UPDATE isrf.models SET progress = $3::jsonb, updated_at = clock_timestamp()"
+				  " WHERE name = $1 AND version = $2",
+				  3, (Oid[]) {TEXTOID, INT4OID, TEXTOID},
+				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+				  CStringGetTextDatum(progress)}, NULL, SPI_OK_UPDATE);
+	train_commit(ts);
+	ereport(NOTICE,
+			(errmsg("isrf_train: model \"%s\" version %d: epoch %d of %d, loss %.4f, validation HR@10 %.4f NDCG@10 %.4f, %.1f s, about %.0f s left at most",
+					ts->model, ts->version, r->epoch, r->epochs, r->loss, r->val_hr10,
+					r->val_ndcg10, isrf_now() - ts->t_start, r->eta)));
+	if (r->nonfinite_steps > ts->nonfinite_steps)
+		ereport(WARNING,
+				(errmsg("isrf_train: model \"%s\" version %d: %lld training steps skipped so far because their gradient was not finite",
+						ts->model, ts->version, (long long) r->nonfinite_steps),
+				 errhint("A lower lr or a clip may help; the count is in isrf.models.metrics.")));
+	ts->nonfinite_steps = r->nonfinite_steps;
 	train_subxact_begin(ts);
 	return ISRF_OK;
 }
@@ -507,7 +546,9 @@ train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[
 		isrf_pg_check(env, be->describe(be, desc, sizeof(desc)), NULL);
 		ereport(NOTICE, (errmsg("isrf_train: model \"%s\" version %d: training on %s",
 								ts->model, ts->version, desc)));
-		isrf_pg_check(env, isrf_train(env, be, &corpus, cfg, train_stage_hook, ts, &model),
+		isrf_pg_check(env, isrf_train(env, be, &corpus, cfg,
+										  &(IsrfTrainHooks) {train_stage_hook, train_epoch_hook, ts},
+										  &model),
 					  "training failed");
 	}
 	PG_FINALLY();

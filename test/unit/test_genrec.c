@@ -518,18 +518,18 @@ check_determinism(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	isrf_genrec_free(env, &x);
 }
 
-static void
-epoch_hook(void *arg, int epoch, double loss, double hr, double nd, double sec)
+static IsrfStatus
+epoch_hook(void *arg, const IsrfEpochReport *r)
 {
 	double	   *last = arg;
 
-	(void) epoch;
-	(void) nd;
-	(void) sec;
-	if (epoch == 1)
-		last[0] = loss;
-	last[1] = loss;
-	last[2] = hr;
+	if (r->epoch == 1)
+		last[0] = r->loss;
+	last[1] = r->loss;
+	last[2] = r->val_hr10;
+	last[3] = r->epoch;
+	last[4] = r->eta;
+	return ISRF_OK;
 }
 
 /*
@@ -544,7 +544,7 @@ check_overfit(IsrfEnv *env, IsrfBackend *be)
 	TestData	t;
 	IsrfGenrecConfig c;
 	IsrfGenrec	g;
-	double		last[3] = {0, 0, 0};
+	double		last[5] = {0, 0, 0};
 	int64_t		r;
 	int32_t		u,
 				p = 0;
@@ -583,6 +583,9 @@ check_overfit(IsrfEnv *env, IsrfBackend *be)
 	CHECK(isrf_genrec_train(env, be, &t.d, &c, epoch_hook, last, &g) == ISRF_OK);
 	CHECK_MSG(last[1] < 0.6 * last[0], "loss %g -> %g", last[0], last[1]);
 	CHECK_MSG(g.best_val_hr10 > 0.6, "validation HR@10 %g (chance 10/40)", g.best_val_hr10);
+	/* the hook saw every epoch run; nothing blew up */
+	CHECK(last[3] == g.epochs_run && (g.epochs_run == c.epochs ? last[4] == 0.0 : last[4] >= 0.0));
+	CHECK(g.nonfinite_steps == 0);
 	isrf_genrec_free(env, &g);
 	test_data_free(&t);
 	isrf_synth_free(env, &sd);

@@ -97,7 +97,7 @@ main(void)
 
 		CHECK(isrf_train_config_parse(&env, 4, keys, values, &cfg) == ISRF_OK);
 	}
-	CHECK(isrf_train(&env, be, &corpus, &cfg, record_stage, NULL, &m) == ISRF_OK);
+	CHECK(isrf_train(&env, be, &corpus, &cfg, &(IsrfTrainHooks) {record_stage, NULL, NULL}, &m) == ISRF_OK);
 	CHECK_MSG(strcmp(stages_seen, "split features group_graph lightgcn train done ") == 0, "%s", stages_seen);
 	CHECK(m.n_users == sc.n_users && m.n_items == sc.n_items && m.dm == 32);
 	CHECK(m.group.nnz == sc.n_users * 10);
@@ -131,23 +131,23 @@ main(void)
 	isrf_free(&env, buf);
 
 	/* same inputs, same model */
-	CHECK(isrf_train(&env, be, &corpus, &cfg, NULL, NULL, &m2) == ISRF_OK);
+	CHECK(isrf_train(&env, be, &corpus, &cfg, NULL, &m2) == ISRF_OK);
 	CHECK(memcmp(m2.user_group, m.user_group, sizeof(float) * m.n_users * m.dm) == 0);
 	isrf_model_free(&env, &m2);
 
 	/* a hook can stop training; nothing is left behind */
-	CHECK(isrf_train(&env, be, &corpus, &cfg, stop_at_group, &env, &m2) == ISRF_ERR_CANCELLED);
+	CHECK(isrf_train(&env, be, &corpus, &cfg, &(IsrfTrainHooks) {stop_at_group, NULL, &env}, &m2) == ISRF_ERR_CANCELLED);
 	CHECK(m2.user_ids == NULL);
 
 	/* switched-off group graph: no edges, still a model */
 	cfg.use_group = false;
-	CHECK(isrf_train(&env, be, &corpus, &cfg, NULL, NULL, &m2) == ISRF_OK);
+	CHECK(isrf_train(&env, be, &corpus, &cfg, NULL, &m2) == ISRF_OK);
 	CHECK(m2.group.nnz == 0);
 	isrf_model_free(&env, &m2);
 
 	/* empty corpus */
 	memset(&corpus, 0, sizeof(corpus));
-	CHECK(isrf_train(&env, be, &corpus, &cfg, NULL, NULL, &m2) == ISRF_ERR_INVALID);
+	CHECK(isrf_train(&env, be, &corpus, &cfg, NULL, &m2) == ISRF_ERR_INVALID);
 
 	isrf_model_free(&env, &m);
 	isrf_synth_free(&env, &sd);

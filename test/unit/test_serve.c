@@ -135,7 +135,7 @@ main(void)
 
 		CHECK(isrf_train_config_parse(&env, 7, keys, values, &cfg) == ISRF_OK);
 	}
-	CHECK(isrf_train(&env, be, &tc.corpus, &cfg, NULL, NULL, &m) == ISRF_OK);
+	CHECK(isrf_train(&env, be, &tc.corpus, &cfg, NULL, &m) == ISRF_OK);
 	CHECK(m.genrec.params != NULL && m.genrec.epochs_run >= 1);
 	CHECK(isrf_serve_session_open(&env, be, &m, &ss) == ISRF_OK);
 
@@ -266,7 +266,7 @@ main(void)
 		static const char *methods[] = {"isrf", "popularity", "markov_knn", "lightgcn"};
 		int			found = 0;
 
-		CHECK_MSG(isrf_evaluate_model(&env, ss, &rows, &n) == ISRF_OK, "%s", env.errmsg);
+		CHECK_MSG(isrf_evaluate_model(&env, ss, NULL, &rows, &n) == ISRF_OK, "%s", env.errmsg);
 		CHECK(n == 8);
 		for (i = 0; i < n; i++)
 		{

@@ -5,7 +5,7 @@
  *	  cross-entropy, row gathers and scatters, AdamW and reductions.
  *
  * These plain loops are the reference that the CUDA kernels are compared
- * with (test_parity_nn), so they are written for clarity and a fixed
+ * with (the test_parity_nn_* tests), so they are written for clarity and a fixed
  * order of operations: every reduction runs in ascending index order.
  * Matrix products go through the backend's own gemm.
  */

@@ -14,11 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 
-/*
- * the LightGCN baseline trains for at most this many epochs inside evaluate
- * (an epoch cap, not a time cap, so the table is reproducible)
- */
-#define EVALUATE_LGCN_EPOCHS 20
+/* requests served at once, and the list length HR/NDCG@10 need */
+#define EVALUATE_BATCH 64
+#define EVALUATE_K 10
 
 static void
 evaluate_row(IsrfEvalRow *r, const char *task, const char *method, const IsrfMetrics *mt)
@@ -34,52 +32,65 @@ evaluate_row(IsrfEvalRow *r, const char *task, const char *method, const IsrfMet
 }
 
 /*
- * The isrf rows: the ranking score's full ranking of every item (the
- * sequential task), and the direct task's candidates scored by the code of
- * isrf_rank.
+ * The isrf rows, by the code that serves: the sequential task asks
+ * isrf_serve_recommend for each evaluated user's top 10 after the history
+ * before the test item, the direct task isrf_serve_rank for the candidates;
+ * both with the ranking score's terms fitted on the train split only.
  */
 static IsrfStatus
-evaluate_isrf(IsrfEnv *env, IsrfServeSession *ss, const IsrfDataset *ds,
-			  const IsrfDirectTask *dt, IsrfMetrics *seq, IsrfMetrics *dir)
+evaluate_isrf(IsrfEnv *env, IsrfServeSession *ss, const IsrfEvalOptions *opt,
+			  const IsrfDataset *ds, const IsrfDirectTask *dt, IsrfMetrics *seq, IsrfMetrics *dir)
 {
 	const IsrfModel *m = isrf_serve_session_model(ss);
-	IsrfGenrecSession *s = isrf_serve_session_genrec(ss);
-	int32_t    *users = NULL,
-			   *nin = NULL,
-			   *tgt = NULL,
-			   *ranks = NULL;
-	float	   *fs = NULL;
+	IsrfRecRequest req[EVALUATE_BATCH];
+	IsrfRecResult res[EVALUATE_BATCH];
+	int32_t		items[EVALUATE_BATCH][EVALUATE_K],
+				target[EVALUATE_BATCH];
+	float		scores[EVALUATE_BATCH][EVALUATE_K],
+			   *fs = NULL;
 	double	   *sc = NULL;
-	int32_t		n = 0,
-				u,
+	int32_t		u,
 				i,
-				j;
-	IsrfStatus	st;
+				j,
+				nb = 0;
+	IsrfStatus	st = ISRF_OK;
 
 	memset(seq, 0, sizeof(*seq));
 	memset(dir, 0, sizeof(*dir));
-	users = isrf_alloc(env, (size_t) m->n_users * 4 + 4);
-	nin = isrf_alloc(env, (size_t) m->n_users * 4 + 4);
-	tgt = isrf_alloc(env, (size_t) m->n_users * 4 + 4);
-	ranks = isrf_alloc(env, (size_t) m->n_users * 4 + 4);
 	fs = isrf_alloc(env, (size_t) dt->n_cand * 4 + 4);
 	sc = isrf_alloc(env, (size_t) dt->n_cand * 8 + 8);
-	if (!users || !nin || !tgt || !ranks || !fs || !sc)
+	if (!fs || !sc)
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
 	}
-	for (u = 0; u < m->n_users; u++)
-		if (ds->evaluated[u])
+	for (u = 0; u <= m->n_users; u++)
+	{
+		if (u < m->n_users && ds->evaluated[u])
 		{
-			users[n] = u;
-			tgt[n] = isrf_eval_input(ds, u, ISRF_TARGET_TEST, &nin[n]);
-			n++;
+			memset(&req[nb], 0, sizeof(req[nb]));
+			req[nb].user = u;
+			req[nb].k = EVALUATE_K;
+			req[nb].beam_width = opt ? opt->beam_width : 0;
+			req[nb].hist = m->seq + m->seq_ptr[u];
+			target[nb] = isrf_eval_input(ds, u, ISRF_TARGET_TEST, &req[nb].len);
+			res[nb].items = items[nb];
+			res[nb].scores = scores[nb];
+			nb++;
 		}
-	if ((st = isrf_genrec_rank_targets(s, n, users, nin, tgt, ranks)) != ISRF_OK)
-		goto done;
-	for (i = 0; i < n; i++)
-		isrf_metrics_add(seq, ranks[i]);
+		if (nb == EVALUATE_BATCH || (u == m->n_users && nb > 0))
+		{
+			if ((st = isrf_serve_recommend_scope(env, ss, ISRF_SCOPE_TRAIN_SPLIT, nb, req, res)) != ISRF_OK)
+				goto done;
+			for (i = 0; i < nb; i++)
+			{
+				isrf_metrics_add(seq, isrf_rank_in_list(res[i].items, res[i].count, target[i]));
+				if (opt && opt->list_hook)
+					opt->list_hook(opt->hook_arg, req[i].user, res[i].count, res[i].items);
+			}
+			nb = 0;
+		}
+	}
 	*seq = isrf_metrics_mean(seq);
 
 	for (i = 0; i < dt->n_users; i++)
@@ -91,7 +102,8 @@ evaluate_isrf(IsrfEnv *env, IsrfServeSession *ss, const IsrfDataset *ds,
 			goto done;
 		u = dt->user[i];
 		(void) isrf_eval_input(ds, u, dt->target, &len);
-		if ((st = isrf_serve_rank(env, ss, u, m->seq + m->seq_ptr[u], len, dt->n_cand, cand, fs)) != ISRF_OK)
+		if ((st = isrf_serve_rank_scope(env, ss, ISRF_SCOPE_TRAIN_SPLIT, u, m->seq + m->seq_ptr[u], len,
+										dt->n_cand, cand, fs)) != ISRF_OK)
 			goto done;
 		for (j = 0; j < dt->n_cand; j++)
 			sc[j] = fs[j];
@@ -100,10 +112,6 @@ evaluate_isrf(IsrfEnv *env, IsrfServeSession *ss, const IsrfDataset *ds,
 	*dir = isrf_metrics_mean(dir);
 
 done:
-	isrf_free(env, users);
-	isrf_free(env, nin);
-	isrf_free(env, tgt);
-	isrf_free(env, ranks);
 	isrf_free(env, fs);
 	isrf_free(env, sc);
 	return st;
@@ -125,8 +133,7 @@ evaluate_lightgcn(IsrfEnv *env, IsrfBackend *be, const IsrfDataset *ds,
 	memset(dir, 0, sizeof(*dir));
 	isrf_lgcn_bpr_config_default(&lc);
 	lc.seed = seed;
-	lc.max_epochs = EVALUATE_LGCN_EPOCHS;
-	lc.max_seconds = 0.0;
+	/* its own defaults: the budget it was designed with, early stopping on validation */
 	ISRF_TRY(isrf_lgcn_bpr_train(env, be, ds, &lc, &lg));
 	if ((st = isrf_lgcn_bpr_evaluate(env, be, &lg, ds, ISRF_TARGET_TEST, seq)) != ISRF_OK)
 		goto done;
@@ -157,7 +164,8 @@ done:
 }
 
 IsrfStatus
-isrf_evaluate_model(IsrfEnv *env, IsrfServeSession *ss, IsrfEvalRow **rows, int32_t *n_rows)
+isrf_evaluate_model(IsrfEnv *env, IsrfServeSession *ss, const IsrfEvalOptions *opt,
+					IsrfEvalRow **rows, int32_t *n_rows)
 {
 	const IsrfModel *m = isrf_serve_session_model(ss);
 	IsrfBackend *be = isrf_serve_session_backend(ss);
@@ -199,9 +207,10 @@ isrf_evaluate_model(IsrfEnv *env, IsrfServeSession *ss, IsrfEvalRow **rows, int3
 		(st = isrf_baselines_fit(env, &ds, &bl)) != ISRF_OK ||
 		(st = isrf_baselines_evaluate(env, &bl, &ds, ISRF_TARGET_TEST, &dt, false, &be_out)) != ISRF_OK)
 		goto done;
-	if (have_isrf && (st = evaluate_isrf(env, ss, &ds, &dt, &s_isrf, &d_isrf)) != ISRF_OK)
+	if (have_isrf && (st = evaluate_isrf(env, ss, opt, &ds, &dt, &s_isrf, &d_isrf)) != ISRF_OK)
 		goto done;
-	if ((st = evaluate_lightgcn(env, be, &ds, &dt, m->cfg.seed, &s_lg, &d_lg)) != ISRF_OK)
+	if ((!opt || !opt->skip_lightgcn) &&
+		(st = evaluate_lightgcn(env, be, &ds, &dt, m->cfg.seed, &s_lg, &d_lg)) != ISRF_OK)
 		goto done;
 	r = isrf_calloc(env, 8, sizeof(*r));
 	if (r == NULL)
@@ -213,12 +222,14 @@ isrf_evaluate_model(IsrfEnv *env, IsrfServeSession *ss, IsrfEvalRow **rows, int3
 		evaluate_row(&r[k++], "sequential", "isrf", &s_isrf);
 	evaluate_row(&r[k++], "sequential", "popularity", &be_out.sequential[ISRF_BASELINE_POPULARITY]);
 	evaluate_row(&r[k++], "sequential", "markov_knn", &be_out.sequential[ISRF_BASELINE_MARKOV_KNN]);
-	evaluate_row(&r[k++], "sequential", "lightgcn", &s_lg);
+	if (!opt || !opt->skip_lightgcn)
+		evaluate_row(&r[k++], "sequential", "lightgcn", &s_lg);
 	if (have_isrf)
 		evaluate_row(&r[k++], "direct", "isrf", &d_isrf);
 	evaluate_row(&r[k++], "direct", "popularity", &be_out.direct[ISRF_BASELINE_POPULARITY]);
 	evaluate_row(&r[k++], "direct", "markov_knn", &be_out.direct[ISRF_BASELINE_MARKOV_KNN]);
-	evaluate_row(&r[k++], "direct", "lightgcn", &d_lg);
+	if (!opt || !opt->skip_lightgcn)
+		evaluate_row(&r[k++], "direct", "lightgcn", &d_lg);
 	*rows = r;
 	*n_rows = k;
 

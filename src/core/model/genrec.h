@@ -90,6 +90,8 @@ typedef struct IsrfGenrecConfig
 	bool		use_adapter;	/* adapter(semantic feature) in the token */
 	bool		use_prior;		/* the scorer's terms, weights tuned on
 								 * validation */
+	float		beam_weight;	/* the beam bonus in the served score; < 0:
+								 * chosen on validation */
 	int32_t		semid_levels;	/* residual k-means levels */
 	int32_t		semid_codebook; /* codes per level */
 	int32_t		eval_users;		/* validation users per evaluation, 0 = all */
@@ -144,12 +146,29 @@ typedef struct IsrfGenrec
 	double		best_val_hr10;
 	double		best_val_ndcg10;
 	double		t_train;
+	int64_t		nonfinite_steps;	/* steps skipped: the gradient was not finite */
 } IsrfGenrec;
 
-/* Per-epoch progress (may be NULL in isrf_genrec_train). */
-typedef void (*IsrfGenrecEpochHook) (void *arg, int epoch, double loss,
-									 double val_hr10, double val_ndcg10,
-									 double seconds);
+/* Where training stands after an epoch. */
+typedef struct IsrfEpochReport
+{
+	int32_t		epoch;			/* 1-based */
+	int32_t		epochs;			/* at most (early stopping may end sooner) */
+	int32_t		best_epoch;
+	double		loss;			/* mean training loss of the epoch */
+	double		val_hr10;		/* validation, dense head's full ranking */
+	double		val_ndcg10;
+	double		seconds;		/* of this epoch */
+	double		elapsed;		/* since the first epoch began */
+	double		eta;			/* estimated seconds left if every epoch runs */
+	int64_t		nonfinite_steps;	/* skipped so far */
+} IsrfEpochReport;
+
+/*
+ * Per-epoch progress (may be NULL in isrf_genrec_train); a status other
+ * than ISRF_OK stops training with that status.
+ */
+typedef IsrfStatus (*IsrfGenrecEpochHook) (void *arg, const IsrfEpochReport *r);
 
 /*
  * Build semantic IDs over d->item_feat, then train; out is filled with
@@ -162,6 +181,14 @@ IsrfStatus	isrf_genrec_train(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData
 							  void *hook_arg, IsrfGenrec *out);
 
 void		isrf_genrec_free(IsrfEnv *env, IsrfGenrec *g);
+
+/*
+ * Choose the ranking score's weights of a trained model again on the
+ * validation targets, as training does after its last epoch (for trying
+ * the scorer on a saved model without training it again).
+ */
+IsrfStatus	isrf_genrec_retune(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d,
+							   IsrfGenrec *g);
 
 /* Deep copy (for model load/save round trips and tests). */
 IsrfStatus	isrf_genrec_copy(IsrfEnv *env, const IsrfGenrec *src, IsrfGenrec *dst);
@@ -220,6 +247,9 @@ IsrfStatus	isrf_genrec_dense_candidates(IsrfGenrecSession *s, const float *h,
 IsrfStatus	isrf_genrec_code_logp(IsrfGenrecSession *s, int32_t level, int32_t n,
 								  const float *const *h_rows, const int32_t *prefix,
 								  float *logp);
+
+/* The session's scorer (its terms fitted on the train split). */
+IsrfScorer *isrf_genrec_scorer(IsrfGenrecSession *s);
 
 /* d_model of the session (width of the rows of h). */
 int32_t		isrf_genrec_width(const IsrfGenrecSession *s);

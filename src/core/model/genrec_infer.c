@@ -181,6 +181,12 @@ isrf_genrec_code_logp(IsrfGenrecSession *s, int32_t level, int32_t n,
 	return ISRF_OK;
 }
 
+IsrfScorer *
+isrf_genrec_scorer(IsrfGenrecSession *s)
+{
+	return &s->scorer;
+}
+
 IsrfStatus
 isrf_genrec_score_terms(IsrfGenrecSession *s, const int32_t *hist, int32_t len, int32_t n,
 						const int32_t *cand, bool direct, float *scores)

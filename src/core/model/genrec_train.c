@@ -281,7 +281,10 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 				goto done;
 			step++;
 			if (!isfinite(norm))
+			{
+				out->nonfinite_steps++;
 				continue;		/* skip a step that blew up rather than poison the weights */
+			}
 			lr = isrf_lr_schedule(cfg->lr, step, spe < 100 ? spe : 100, total, 0.1f);
 			if ((st = isrf_adamw_step(&o1, s->p, s->gp, lr)) != ISRF_OK ||
 				(st = isrf_adamw_step(&o2, s->tf->params, s->tf->grads, lr)) != ISRF_OK)
@@ -300,8 +303,6 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 		hr = val.hr10;
 		nd = val.ndcg10;
 		out->epochs_run = epoch;
-		if (hook)
-			hook(hook_arg, epoch, nb ? ep_loss / nb : 0.0, hr, nd, isrf_now() - t0);
 		isrf_log(env, "isrf: epoch %d loss %.4f val HR@10 %.4f NDCG@10 %.4f (%.1f s)",
 				 epoch, nb ? ep_loss / nb : 0.0, hr, nd, isrf_now() - t0);
 		if (nd > best)
@@ -314,7 +315,27 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 			if ((st = isrf_gr_weights_out(s, out)) != ISRF_OK)
 				goto done;
 		}
-		else if (++bad >= cfg->patience)
+		else
+			bad++;
+		if (hook)
+		{
+			IsrfEpochReport r;
+
+			memset(&r, 0, sizeof(r));
+			r.epoch = epoch;
+			r.epochs = cfg->epochs;
+			r.best_epoch = out->best_epoch;
+			r.loss = nb ? ep_loss / nb : 0.0;
+			r.val_hr10 = hr;
+			r.val_ndcg10 = nd;
+			r.seconds = isrf_now() - t0;
+			r.elapsed = isrf_now() - t_start;
+			r.eta = bad >= cfg->patience ? 0.0 : r.elapsed / epoch * (cfg->epochs - epoch);
+			r.nonfinite_steps = out->nonfinite_steps;
+			if ((st = hook(hook_arg, &r)) != ISRF_OK)
+				goto done;
+		}
+		if (bad >= cfg->patience)
 			break;
 	}
 	out->t_train = isrf_now() - t_start;
@@ -415,5 +436,17 @@ fail:
 	isrf_semid_free(env, &ids);
 	isrf_genrec_session_close(s);
 	isrf_genrec_free(env, out);
+	return st;
+}
+
+IsrfStatus
+isrf_genrec_retune(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d, IsrfGenrec *g)
+{
+	IsrfGenrecSession *s;
+	IsrfStatus	st;
+
+	ISRF_TRY(isrf_genrec_session_open(env, be, g, d, &s));
+	st = isrf_gr_tune_scorer(s, g);
+	isrf_genrec_session_close(s);
 	return st;
 }

@@ -294,12 +294,17 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 " \"users_from_history\": %d, \"users_without_feature\": %d, \"group_edges\": %lld,"
 			 " \"mean_neighbour_similarity\": %.4f, \"explained_variance\": %.4f,"
 			 " \"seconds\": {\"split\": %.3f, \"features\": %.3f, \"group_graph\": %.3f, \"lightgcn\": %.3f, \"train\": %.3f},"
-			 " \"epochs\": %d, \"best_epoch\": %d, \"val_hr10\": %.4f, \"val_ndcg10\": %.4f}",
+			 " \"epochs\": %d, \"best_epoch\": %d, \"val_hr10\": %.4f, \"val_ndcg10\": %.4f,"
+			 " \"nonfinite_steps\": %lld, \"score_weights\": {\"prior\": %g, \"prior_direct\": %g,"
+			 " \"pop_direct\": %g, \"content_direct\": %g, \"beam\": %g}}",
 			 s->n_users, s->n_items, (long long) s->n_interactions, (long long) s->n_train_interactions,
 			 s->n_evaluated_users, s->n_items_with_text, s->n_users_with_description,
 			 s->n_users_from_history, s->n_users_without_feature, (long long) s->n_group_edges,
 			 s->mean_neighbour_similarity, s->explained_variance,
 			 s->t_split, s->t_features, s->t_group_graph, s->t_lightgcn, s->t_train,
 			 m->genrec.epochs_run, m->genrec.best_epoch, m->genrec.best_val_hr10,
-			 m->genrec.best_val_ndcg10);
+			 m->genrec.best_val_ndcg10, (long long) m->genrec.nonfinite_steps,
+			 (double) m->genrec.weights.prior, (double) m->genrec.weights.prior_direct,
+			 (double) m->genrec.weights.pop_direct, (double) m->genrec.weights.content_direct,
+			 (double) m->genrec.weights.beam);
 }

@@ -34,8 +34,28 @@ isrf_scorer_fit(IsrfScorer *sc)
 
 	if (sc->fitted)
 		return ISRF_OK;
+	if (sc->n_train == NULL)
+	{
+		int32_t		u;
+
+		/* whole histories */
+		isrf_free(env, sc->all_len);
+		sc->all_len = isrf_alloc(env, (size_t) sc->n_users * 4 + 4);
+		if (sc->all_len == NULL)
+			return ISRF_ERR_NOMEM;
+		for (u = 0; u < sc->n_users; u++)
+			sc->all_len[u] = sc->seq_ptr[u + 1] - sc->seq_ptr[u];
+	}
+	isrf_dataset_view_free(env, &sc->view);
 	ISRF_TRY(isrf_dataset_view(env, sc->n_users, sc->n_items, sc->seq_ptr, sc->seq,
-							   sc->n_train, &sc->view));
+							   sc->n_train ? sc->n_train : sc->all_len, &sc->view));
+	/* a fit that failed half way may have left arrays behind */
+	isrf_free(env, sc->all_items);
+	isrf_free(env, sc->psc);
+	isrf_free(env, sc->ptie);
+	isrf_free(env, sc->iexp_n);
+	isrf_free(env, sc->profile);
+	isrf_free(env, sc->content);
 	sc->all_items = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
 	sc->psc = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
 	sc->ptie = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
@@ -74,6 +94,7 @@ isrf_scorer_free(IsrfScorer *sc)
 	if (sc->fitted)
 		isrf_baselines_free(env, &sc->prior);
 	isrf_dataset_view_free(env, &sc->view);
+	isrf_free(env, sc->all_len);
 	isrf_free(env, sc->all_items);
 	isrf_free(env, sc->psc);
 	isrf_free(env, sc->ptie);

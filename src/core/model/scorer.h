@@ -31,6 +31,8 @@ typedef struct IsrfScoreWeights
 	float		prior_direct;	/* Markov + item-kNN, candidate lists */
 	float		pop_direct;		/* log(1 + train count), candidate lists */
 	float		content_direct; /* profile cosine, candidate lists */
+	float		beam;			/* the generative head's bonus, full ranking
+								 * (serve/recommend.c) */
 } IsrfScoreWeights;
 
 /*
@@ -47,7 +49,9 @@ typedef struct IsrfScorer
 	int32_t		n_users;
 	const int32_t *seq_ptr;
 	const int32_t *seq;
-	const int32_t *n_train;
+	const int32_t *n_train;		/* the interactions the prior is fitted on:
+								 * the first n_train[u] of each history */
+	int32_t    *all_len;		/* owned: whole histories, when asked for */
 	const float *item_explicit; /* [n_items x dm] or NULL */
 	/* fitted by isrf_scorer_fit */
 	bool		fitted;
@@ -61,7 +65,13 @@ typedef struct IsrfScorer
 	float	   *content;		/* [n_items] */
 } IsrfScorer;
 
-/* Point a scorer at its data (nothing is allocated until it is fitted). */
+/*
+ * Point a scorer at its data (nothing is allocated until it is fitted).
+ * The prior and popularity come from the first n_train[u] items of each
+ * history (the train split: evaluation and training's own validation), or,
+ * with n_train NULL, from whole histories (serving: everything the model
+ * knows, as a database that withholds nothing would).
+ */
 void		isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items,
 							 int32_t dm, const int32_t *seq_ptr, const int32_t *seq,
 							 const int32_t *n_train, const float *item_explicit,

@@ -7,8 +7,12 @@
  *
  * Inputs: the history a request names, or a known user's stored history
  * (all splits); it is what the model reads and what is excluded from the
- * answer.  The ranking score is the model's (scorer.h): the dense head's
- * logit plus the weighted terms chosen on validation.
+ * answer.  The answer is the k best items of the whole catalogue by the
+ * model's ranking score (scorer.h: the dense head's logit plus the weighted
+ * terms chosen on validation), to which the generative head adds, where the
+ * validation chose a weight for it, a bonus for the items its constrained
+ * beam search finds: so the served list is never a subset of the beam's
+ * candidates, and the beam runs only where it was shown to help.
  */
 #include "serve/serve_internal.h"
 
@@ -16,6 +20,7 @@
 #include "model/genrec.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* State the beam step needs: the session and each request's hidden state. */
@@ -114,35 +119,152 @@ serve_popular(const IsrfServeSession *ss, const uint8_t *seen, const IsrfRecRequ
 	rs->count = c;
 }
 
-/* Serve the requests idx[0..nk) with the model, all with one beam width. */
+/* Order of (score desc, item asc) for the top-k of a whole catalogue. */
+typedef struct ServeRanked
+{
+	float		score;
+	int32_t		item;
+} ServeRanked;
+
+static int
+serve_ranked_cmp(const void *a, const void *b)
+{
+	const ServeRanked *x = a,
+			   *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return (x->item > y->item) - (x->item < y->item);
+}
+
+/*
+ * The k best items by score (NaN never chosen), best first, ties to the
+ * lower item: the count found.  An insertion top-k for small k, a sort of
+ * the scored items when k is a good part of the catalogue.
+ */
 static IsrfStatus
-serve_known(IsrfEnv *env, IsrfServeSession *ss, int32_t width, int32_t nk, const int32_t *idx,
-			const IsrfRecRequest *req, IsrfRecResult *res, uint8_t *seen, float *dense)
+serve_topk(IsrfEnv *env, const float *score, int32_t n_items, int32_t k, int32_t *items,
+		   float *scores, int32_t *count)
+{
+	int32_t		i,
+				c = 0;
+
+	if ((int64_t) k * 16 < n_items)
+	{
+		isrf_topk_excluding(score, n_items, NULL, 0, k, items, scores);
+		while (c < k && items[c] >= 0)
+			c++;
+		*count = c;
+		return ISRF_OK;
+	}
+	{
+		ServeRanked *r = isrf_alloc(env, sizeof(ServeRanked) * (size_t) n_items + 1);
+
+		if (r == NULL)
+			return ISRF_ERR_NOMEM;
+		for (i = 0; i < n_items; i++)
+			if (!isnan(score[i]))
+			{
+				r[c].score = score[i];
+				r[c].item = i;
+				c++;
+			}
+		qsort(r, (size_t) c, sizeof(ServeRanked), serve_ranked_cmp);
+		if (c > k)
+			c = k;
+		for (i = 0; i < c; i++)
+		{
+			items[i] = r[i].item;
+			scores[i] = r[i].score;
+		}
+		isrf_free(env, r);
+	}
+	*count = c;
+	return ISRF_OK;
+}
+
+void
+isrf_serve_beam_bonus(float weight, int32_t found, const int32_t *items, const float *logp,
+					  float *score)
+{
+	float		lo = INFINITY;
+	int32_t		q;
+
+	if (weight == 0.0f)
+		return;
+	for (q = 0; q < found; q++)
+		if (items[q] >= 0 && logp[q] < lo)
+			lo = logp[q];
+	for (q = 0; q < found; q++)
+		if (items[q] >= 0 && !isnan(score[items[q]]))
+			score[items[q]] += weight * (logp[q] - lo);
+}
+
+IsrfStatus
+isrf_serve_beam(IsrfEnv *env, IsrfServeSession *ss, int32_t width, int32_t n, const float *h,
+				const int32_t *const *hist, const int32_t *lens, int32_t *items, float *logp,
+				int32_t *found)
+{
+	IsrfBeamRequest *br = NULL;
+	ServeBeam	sb;
+	int32_t		i;
+	IsrfStatus	st;
+
+	memset(&sb, 0, sizeof(sb));
+	br = isrf_calloc(env, (size_t) n + 1, sizeof(*br));
+	sb.s = ss->s;
+	sb.h = h;
+	sb.cap = n * 2 * width + 1;
+	sb.rows = isrf_alloc(env, sizeof(*sb.rows) * (size_t) sb.cap);
+	if (!br || !sb.rows)
+	{
+		isrf_free(env, br);
+		isrf_free(env, sb.rows);
+		return ISRF_ERR_NOMEM;
+	}
+	for (i = 0; i < n; i++)
+	{
+		int32_t		avail = ss->m->n_items - lens[i];
+
+		br[i].exclude = hist[i];
+		br[i].n_exclude = lens[i];
+		br[i].n_results = width < avail ? width : (avail > 0 ? avail : 0);
+	}
+	st = isrf_beam_search(env, &ss->trie, width, serve_beam_step, &sb, n, br, items, logp, found);
+	isrf_free(env, br);
+	isrf_free(env, sb.rows);
+	return st;
+}
+
+/*
+ * Serve the requests idx[0..nk) with the model, all with one beam width:
+ * the ranking score of every item after the request's history (the dense
+ * logit plus the scorer's terms), the history excluded, plus the generative
+ * head's beam bonus where its weight is not 0; the k best.
+ */
+static IsrfStatus
+serve_known(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, int32_t width, int32_t nk,
+			const int32_t *idx, const IsrfRecRequest *req, IsrfRecResult *res, float *score)
 {
 	const IsrfModel *m = ss->m;
 	IsrfGenrecSession *s = ss->s;
-	IsrfBeamRequest *br = NULL;
 	int32_t    *users = NULL,
 			   *lens = NULL,
 			   *bi = NULL,
-			   *bc = NULL,
-			   *chosen = NULL;
+			   *bc = NULL;
 	const int32_t **hist = NULL;
 	float	   *h = NULL,
 			   *bs = NULL;
-	ServeBeam	sb;
 	int32_t		C = isrf_genrec_width(s),
-				total = 0,
 				i;
+	bool		beam = ss->have_trie && sc->w.beam != 0.0f;
 	IsrfStatus	st = ISRF_OK;
 
-	memset(&sb, 0, sizeof(sb));
 	users = isrf_alloc(env, (size_t) nk * 4 + 4);
 	lens = isrf_alloc(env, (size_t) nk * 4 + 4);
 	hist = isrf_alloc(env, (size_t) nk * sizeof(*hist) + 8);
 	h = isrf_alloc(env, (size_t) nk * C * 4 + 4);
-	br = isrf_calloc(env, (size_t) nk + 1, sizeof(*br));
-	if (!users || !lens || !hist || !h || !br)
+	if (!users || !lens || !hist || !h)
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
@@ -154,110 +276,37 @@ serve_known(IsrfEnv *env, IsrfServeSession *ss, int32_t width, int32_t nk, const
 	}
 	if ((st = isrf_genrec_encode(s, nk, users, hist, lens, h)) != ISRF_OK)
 		goto done;
-
-	/* constrained beam search over the codes, the history excluded */
-	if (ss->have_trie)
+	if (beam)
 	{
-		for (i = 0; i < nk; i++)
-		{
-			int32_t		avail = m->n_items - lens[i],
-						want = req[idx[i]].k > width ? req[idx[i]].k : width;
-
-			br[i].exclude = hist[i];
-			br[i].n_exclude = lens[i];
-			br[i].n_results = want < avail ? want : (avail > 0 ? avail : 0);
-			total += br[i].n_results;
-		}
-		sb.s = s;
-		sb.h = h;
-		sb.cap = total + nk * width + 1;
-		sb.rows = isrf_alloc(env, sizeof(*sb.rows) * (size_t) sb.cap);
-		bi = isrf_alloc(env, (size_t) total * 4 + 4);
-		bs = isrf_alloc(env, (size_t) total * 4 + 4);
+		bi = isrf_alloc(env, (size_t) nk * width * 4 + 4);
+		bs = isrf_alloc(env, (size_t) nk * width * 4 + 4);
 		bc = isrf_alloc(env, (size_t) nk * 4 + 4);
-		if (!sb.rows || !bi || !bs || !bc)
+		if (!bi || !bs || !bc)
 		{
 			st = ISRF_ERR_NOMEM;
 			goto done;
 		}
-		if ((st = isrf_beam_search(env, &ss->trie, width, serve_beam_step, &sb, nk, br, bi, bs, bc)) != ISRF_OK)
+		if ((st = isrf_serve_beam(env, ss, width, nk, h, hist, lens, bi, bs, bc)) != ISRF_OK)
 			goto done;
 	}
-
-	/* rescore the beam with the dense head; fill from the dense ranking */
-	chosen = isrf_alloc(env, (size_t) m->n_items * 4 + 4);
-	if (chosen == NULL)
-	{
-		st = ISRF_ERR_NOMEM;
-		goto done;
-	}
-	for (i = 0, total = 0; i < nk; i++)
+	for (i = 0; i < nk; i++)
 	{
 		const IsrfRecRequest *rq = &req[idx[i]];
 		IsrfRecResult *rs = &res[idx[i]];
-		int32_t		nb = bi ? bc[i] : 0,
-					c = 0,
-					q;
-		const int32_t *items = bi ? bi + total : NULL;
+		int32_t		q;
 
-		if (bi)
-			total += br[i].n_results;
 		if ((st = isrf_poll(env)) != ISRF_OK)
 			goto done;
-		if ((st = isrf_genrec_dense_scores(s, 1, h + (size_t) i * C, dense)) != ISRF_OK ||
-			(st = isrf_genrec_score_terms(s, hist[i], lens[i], m->n_items, NULL, false, dense)) != ISRF_OK)
+		if ((st = isrf_genrec_dense_scores(s, 1, h + (size_t) i * C, score)) != ISRF_OK ||
+			(st = isrf_scorer_add(sc, hist[i], lens[i], m->n_items, NULL, false, score)) != ISRF_OK)
 			goto done;
 		for (q = 0; q < lens[i]; q++)
-			seen[hist[i][q]] = 1;
-		/* the beam's items, best dense score first (ties: lower index) */
-		for (q = 0; q < nb; q++)
-		{
-			int32_t		it = items[q],
-						p;
-
-			if (it < 0 || seen[it])
-				continue;
-			for (p = c; p > 0 && (dense[chosen[p - 1]] < dense[it] ||
-								  (dense[chosen[p - 1]] == dense[it] && chosen[p - 1] > it)); p--)
-				chosen[p] = chosen[p - 1];
-			chosen[p] = it;
-			seen[it] = 1;
-			c++;
-		}
-		if (c > rq->k)
-		{
-			for (q = rq->k; q < c; q++)
-				seen[chosen[q]] = 0;
-			c = rq->k;
-		}
-		for (q = 0; q < c; q++)
-		{
-			rs->items[q] = chosen[q];
-			rs->scores[q] = dense[chosen[q]];
-		}
-		/* fill: the best remaining items by dense score */
-		while (c < rq->k)
-		{
-			int32_t		best = -1;
-
-			for (q = 0; q < m->n_items; q++)
-				if (!seen[q] && !isnan(dense[q]) &&
-					(best < 0 || dense[q] > dense[best]))
-					best = q;
-			if (best < 0)
-				break;
-			seen[best] = 1;
-			rs->items[c] = best;
-			rs->scores[c] = dense[best];
-			c++;
-		}
-		rs->count = c;
+			score[hist[i][q]] = NAN;
+		if (beam)
+			isrf_serve_beam_bonus(sc->w.beam, bc[i], bi + (size_t) i * width, bs + (size_t) i * width, score);
+		if ((st = serve_topk(env, score, m->n_items, rq->k, rs->items, rs->scores, &rs->count)) != ISRF_OK)
+			goto done;
 		rs->cold_start = false;
-		/* clear the marks for the next request */
-		for (q = 0; q < lens[i]; q++)
-			seen[hist[i][q]] = 0;
-		for (q = 0; q < c; q++)
-			seen[rs->items[q]] = 0;
 	}
 
 done:
@@ -265,25 +314,35 @@ done:
 	isrf_free(env, lens);
 	isrf_free(env, hist);
 	isrf_free(env, h);
-	isrf_free(env, br);
-	isrf_free(env, sb.rows);
 	isrf_free(env, bi);
 	isrf_free(env, bs);
 	isrf_free(env, bc);
-	isrf_free(env, chosen);
 	return st;
 }
 
+/* The scorer of a scope. */
+static IsrfScorer *
+serve_scorer(IsrfServeSession *ss, IsrfServeScope scope)
+{
+	return scope == ISRF_SCOPE_TRAIN_SPLIT ? isrf_genrec_scorer(ss->s) : &ss->scorer;
+}
 
 IsrfStatus
 isrf_serve_recommend(IsrfEnv *env, IsrfServeSession *ss, int32_t n, const IsrfRecRequest *req,
 					 IsrfRecResult *res)
 {
+	return isrf_serve_recommend_scope(env, ss, ISRF_SCOPE_ALL, n, req, res);
+}
+
+IsrfStatus
+isrf_serve_recommend_scope(IsrfEnv *env, IsrfServeSession *ss, IsrfServeScope scope, int32_t n,
+						   const IsrfRecRequest *req, IsrfRecResult *res)
+{
 	const IsrfModel *m = ss->m;
 	int32_t    *idx = NULL;
 	uint8_t    *seen = NULL,
 			   *done = NULL;
-	float	   *dense = NULL;
+	float	   *score = NULL;
 	int32_t		i,
 				j;
 	IsrfStatus	st;
@@ -294,8 +353,8 @@ isrf_serve_recommend(IsrfEnv *env, IsrfServeSession *ss, int32_t n, const IsrfRe
 	seen = isrf_calloc(env, (size_t) m->n_items + 1, 1);
 	done = isrf_calloc(env, (size_t) n + 1, 1);
 	idx = isrf_alloc(env, (size_t) n * 4 + 4);
-	dense = isrf_alloc(env, (size_t) m->n_items * 4 + 4);
-	if (!seen || !done || !idx || !dense)
+	score = isrf_alloc(env, (size_t) m->n_items * 4 + 4);
+	if (!seen || !done || !idx || !score)
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
@@ -334,20 +393,28 @@ isrf_serve_recommend(IsrfEnv *env, IsrfServeSession *ss, int32_t n, const IsrfRe
 				idx[nk++] = j;
 				done[j] = 1;
 			}
-		st = serve_known(env, ss, width, nk, idx, req, res, seen, dense);
+		st = serve_known(env, ss, serve_scorer(ss, scope), width, nk, idx, req, res, score);
 	}
 
 done:
 	isrf_free(env, idx);
 	isrf_free(env, seen);
 	isrf_free(env, done);
-	isrf_free(env, dense);
+	isrf_free(env, score);
 	return st;
 }
 
 IsrfStatus
 isrf_serve_rank(IsrfEnv *env, IsrfServeSession *ss, int32_t user, const int32_t *hist,
 				int32_t len, int32_t n_cand, const int32_t *cand, float *scores)
+{
+	return isrf_serve_rank_scope(env, ss, ISRF_SCOPE_ALL, user, hist, len, n_cand, cand, scores);
+}
+
+IsrfStatus
+isrf_serve_rank_scope(IsrfEnv *env, IsrfServeSession *ss, IsrfServeScope scope, int32_t user,
+					  const int32_t *hist, int32_t len, int32_t n_cand, const int32_t *cand,
+					  float *scores)
 {
 	const IsrfModel *m = ss->m;
 	IsrfRecRequest rq;
@@ -383,7 +450,7 @@ isrf_serve_rank(IsrfEnv *env, IsrfServeSession *ss, int32_t user, const int32_t 
 			return ISRF_ERR_NOMEM;
 		if ((st = isrf_genrec_encode(ss->s, 1, &user, &hist, &len, h)) == ISRF_OK &&
 			(st = isrf_genrec_dense_candidates(ss->s, h, n_cand, cand, scores)) == ISRF_OK)
-			st = isrf_genrec_score_terms(ss->s, hist, len, n_cand, cand, true, scores);
+			st = isrf_scorer_add(serve_scorer(ss, scope), hist, len, n_cand, cand, true, scores);
 		isrf_free(env, h);
 	}
 	return st;

@@ -51,6 +51,17 @@ typedef struct IsrfRecResult
 } IsrfRecResult;
 
 /*
+ * What the ranking score's other terms are fitted on (scorer.h): every
+ * interaction the model knows (serving), or only the train split (the
+ * protocol of evaluation, which must not see the targets).
+ */
+typedef enum IsrfServeScope
+{
+	ISRF_SCOPE_ALL = 0,
+	ISRF_SCOPE_TRAIN_SPLIT
+} IsrfServeScope;
+
+/*
  * Recommend for a batch of requests at once (the server drains all pending
  * requests into one call); env is for this call's scratch.  Every result is
  * a real item, none from the history, no duplicates.  A request with no
@@ -61,6 +72,10 @@ typedef struct IsrfRecResult
 IsrfStatus	isrf_serve_recommend(IsrfEnv *env, IsrfServeSession *ss, int32_t n,
 								 const IsrfRecRequest *req, IsrfRecResult *res);
 
+/* The same code with the terms fitted as scope says (evaluation: the train split). */
+IsrfStatus	isrf_serve_recommend_scope(IsrfEnv *env, IsrfServeSession *ss, IsrfServeScope scope,
+									   int32_t n, const IsrfRecRequest *req, IsrfRecResult *res);
+
 /*
  * Exact scores of candidate items after a history (the paper's direct
  * recommendation): scores[i] for cand[i]; a candidate of -1 (unknown item)
@@ -70,6 +85,34 @@ IsrfStatus	isrf_serve_recommend(IsrfEnv *env, IsrfServeSession *ss, int32_t n,
 IsrfStatus	isrf_serve_rank(IsrfEnv *env, IsrfServeSession *ss, int32_t user,
 							const int32_t *hist, int32_t len, int32_t n_cand,
 							const int32_t *cand, float *scores);
+IsrfStatus	isrf_serve_rank_scope(IsrfEnv *env, IsrfServeSession *ss, IsrfServeScope scope,
+								  int32_t user, const int32_t *hist, int32_t len, int32_t n_cand,
+								  const int32_t *cand, float *scores);
+
+/*
+ * The generative head's candidates: constrained beam search of the given
+ * width for n hidden states h (host, n x C) after histories hist[i][0 ..
+ * lens[i]) (excluded); request i's items and log-probabilities go to
+ * items/logp + i * width, found[i] of them.  Needs a model with a trie.
+ */
+IsrfStatus	isrf_serve_beam(IsrfEnv *env, IsrfServeSession *ss, int32_t width, int32_t n,
+							const float *h, const int32_t *const *hist, const int32_t *lens,
+							int32_t *items, float *logp, int32_t *found);
+
+/*
+ * Add the beam's bonus to score[]: each found item gets weight times its
+ * log-probability above the lowest found (so every other item gets 0);
+ * items whose score is NaN (excluded) stay NaN.
+ */
+void		isrf_serve_beam_bonus(float weight, int32_t found, const int32_t *items,
+								  const float *logp, float *score);
+
+/*
+ * Choose on the validation targets the weight of the generative head's beam
+ * bonus in the served score (m->genrec.weights.beam, from a grid starting at
+ * 0; 0 without a generative head): part of training (serve/tune.c).
+ */
+IsrfStatus	isrf_serve_tune(IsrfEnv *env, IsrfBackend *be, IsrfModel *m);
 
 /*
  * The generative session under a serving session (NULL when the model has

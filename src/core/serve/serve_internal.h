@@ -20,6 +20,9 @@ struct IsrfServeSession
 								 * NULL without a generative model */
 	IsrfTrie	trie;			/* valid codes, for the beam search */
 	bool		have_trie;
+	IsrfScorer	scorer;			/* the score's terms fitted on every
+								 * interaction (ISRF_SCOPE_ALL); the train
+								 * split's is the genrec session's own */
 };
 
 #endif							/* ISRF_SERVE_INTERNAL_H */

@@ -91,6 +91,8 @@ static const IsrfConfigKey config_keys[] = {
 	"residual k-means levels of the semantic IDs (plus a de-dup code)"},
 	{"semid_codebook", ISRF_KEY_INT, F(gen.semid_codebook), 2, 65536, 256, false, GEN ",use_generative", NULL,
 	"codes per level"},
+	{"beam_weight", ISRF_KEY_FLOAT, F(gen.beam_weight), -1, 100, -1, false, GEN ",use_generative", "chosen",
+	"weight of the generative head's beam bonus in the served score (items its constrained beam search finds get their code log-probability above the lowest found); -1: chosen on validation from 0 to 4, where 0 leaves the beam out of serving"},
 	{"use_prior", ISRF_KEY_BOOL, F(gen.use_prior), 0, 1, 1, false, GEN, NULL,
 	"add the ranking score's terms beside the dense logit (train-only Markov + item-kNN transition score; for candidate lists also popularity and the profile cosine), their weights chosen on validation (0 allowed)"},
 	{"eval_users", ISRF_KEY_INT, F(gen.eval_users), 0, INT32_MAX, 0, false, GEN, NULL,

@@ -8,6 +8,7 @@
 #include "model/genrec.h"
 #include "graph/group_graph.h"
 #include "graph/lightgcn.h"
+#include "serve/serve.h"
 #include "features/semantic_features.h"
 
 #include <errno.h>
@@ -18,10 +19,10 @@
 
 /* Call the hook if there is one. */
 static IsrfStatus
-pipeline_stage(IsrfStageHook hook, void *arg, IsrfEnv *env, const char *stage)
+pipeline_stage(const IsrfTrainHooks *hooks, IsrfEnv *env, const char *stage)
 {
 	isrf_log(env, "isrf: stage %s", stage);
-	return hook ? hook(arg, stage) : ISRF_OK;
+	return hooks && hooks->stage ? hooks->stage(hooks->arg, stage) : ISRF_OK;
 }
 
 /* Copy the dataset's id maps and histories into the model. */
@@ -89,7 +90,7 @@ pipeline_propagate(IsrfEnv *env, IsrfBackend *be, const IsrfCsr *s, const float 
 /* The stages after the split; ds and sem are the caller's to free. */
 static IsrfStatus
 pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
-			 const IsrfTrainConfig *cfg, IsrfStageHook hook, void *hook_arg,
+			 const IsrfTrainConfig *cfg, const IsrfTrainHooks *hooks,
 			 IsrfDataset *ds, IsrfSemantic *sem, IsrfModel *m)
 {
 	IsrfSemanticConfig scfg;
@@ -110,7 +111,7 @@ pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 	memset(&ui, 0, sizeof(ui));
 
 	/* split */
-	ISRF_TRY(pipeline_stage(hook, hook_arg, env, "split"));
+	ISRF_TRY(pipeline_stage(hooks, env, "split"));
 	t0 = isrf_now();
 	ISRF_TRY(isrf_dataset_build(env, &corpus->rows, corpus->catalogue_ids, corpus->n_catalogue, ds));
 	if (ds->n_users == 0)
@@ -121,7 +122,7 @@ pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 	ni = (size_t) ds->n_items;
 
 	/* semantic features of items and users */
-	ISRF_TRY(pipeline_stage(hook, hook_arg, env, "features"));
+	ISRF_TRY(pipeline_stage(hooks, env, "features"));
 	t0 = isrf_now();
 	isrf_semantic_config_default(&scfg);
 	scfg.dm = cfg->dm;
@@ -176,7 +177,7 @@ pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 	m->stats.t_features = isrf_now() - t0;
 
 	/* group graph: top-K cosine neighbours of the user features */
-	ISRF_TRY(pipeline_stage(hook, hook_arg, env, "group_graph"));
+	ISRF_TRY(pipeline_stage(hooks, env, "group_graph"));
 	t0 = isrf_now();
 	if (cfg->use_group)
 	{
@@ -196,7 +197,7 @@ pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 	m->stats.t_group_graph = isrf_now() - t0;
 
 	/* LightGCN: explicit interests over the user-item graph, group over the kNN graph */
-	ISRF_TRY(pipeline_stage(hook, hook_arg, env, "lightgcn"));
+	ISRF_TRY(pipeline_stage(hooks, env, "lightgcn"));
 	t0 = isrf_now();
 	m->user_explicit = isrf_alloc(env, nu * dm * 4 + 4);
 	m->item_explicit = isrf_alloc(env, ni * dm * 4 + 4);
@@ -236,20 +237,22 @@ pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 		{
 			/* nothing to learn a sequence from: serve by popularity */
 			isrf_log(env, "isrf: no user has two train interactions; the generative model is skipped");
-			st = pipeline_stage(hook, hook_arg, env, "done");
+			st = pipeline_stage(hooks, env, "done");
 			goto done;
 		}
 
-		if ((st = pipeline_stage(hook, hook_arg, env, "train")) != ISRF_OK)
+		if ((st = pipeline_stage(hooks, env, "train")) != ISRF_OK)
 			goto done;
 		t0 = isrf_now();
 		gc.seed = cfg->seed;
 		isrf_model_genrec_data(m, &gd);
-		if ((st = isrf_genrec_train(env, be, &gd, &gc, NULL, NULL, &m->genrec)) != ISRF_OK)
+		if ((st = isrf_genrec_train(env, be, &gd, &gc, hooks ? hooks->epoch : NULL,
+									hooks ? hooks->arg : NULL, &m->genrec)) != ISRF_OK ||
+			(st = isrf_serve_tune(env, be, m)) != ISRF_OK)
 			goto done;
 		m->stats.t_train = isrf_now() - t0;
 	}
-	st = pipeline_stage(hook, hook_arg, env, "done");
+	st = pipeline_stage(hooks, env, "done");
 
 done:
 	isrf_csr_free(env, &gnorm);
@@ -261,8 +264,7 @@ done:
 
 IsrfStatus
 isrf_train(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
-		   const IsrfTrainConfig *cfg, IsrfStageHook hook, void *hook_arg,
-		   IsrfModel *out)
+		   const IsrfTrainConfig *cfg, const IsrfTrainHooks *hooks, IsrfModel *out)
 {
 	IsrfDataset ds;
 	IsrfSemantic sem;
@@ -272,7 +274,7 @@ isrf_train(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 	memset(&ds, 0, sizeof(ds));
 	memset(&sem, 0, sizeof(sem));
 	out->cfg = *cfg;
-	st = pipeline_run(env, be, corpus, cfg, hook, hook_arg, &ds, &sem, out);
+	st = pipeline_run(env, be, corpus, cfg, hooks, &ds, &sem, out);
 	isrf_semantic_free(env, &sem);
 	isrf_dataset_free(env, &ds);
 	if (st != ISRF_OK)

@@ -15,9 +15,17 @@
 /* Called as each stage starts (stage name) and once at the end ("done"). */
 typedef IsrfStatus (*IsrfStageHook) (void *arg, const char *stage);
 
+/* What a caller watches training with; any member may be NULL. */
+typedef struct IsrfTrainHooks
+{
+	IsrfStageHook stage;
+	IsrfGenrecEpochHook epoch;	/* after each epoch of the generative model */
+	void	   *arg;			/* passed to both */
+} IsrfTrainHooks;
+
 /* Run every stage over the corpus; the model owns all it returns. */
 IsrfStatus	isrf_train(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
-					   const IsrfTrainConfig *cfg, IsrfStageHook hook, void *hook_arg,
+					   const IsrfTrainConfig *cfg, const IsrfTrainHooks *hooks,
 					   IsrfModel *out);
 
 #endif							/* ISRF_PIPELINE_H */

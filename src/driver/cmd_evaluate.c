@@ -1,0 +1,209 @@
+/*
+ * cmd_evaluate.c
+ *	  isrf_driver evaluate MODEL_FILE [--device D] [--retune on|off]
+ *	  [--beam-weight W] [--baselines on|off] [--lists FILE]: the isrf_evaluate
+ *	  table of a saved model (the same code as the SQL function: the isrf rows
+ *	  are the served lists), optionally after choosing the ranking score's
+ *	  weights on validation again with this build's scorer, and with the
+ *	  served sequential-task lists written as user_id,rank,item_id for
+ *	  ../shared/tools/referee.py score.  driver_evaluate is also what train
+ *	  prints.
+ */
+#include "commands.h"
+#include "eval/evaluate.h"
+#include "serve/serve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Writes the served lists as CSV with external ids. */
+typedef struct EvalLists
+{
+	FILE	   *f;
+	const IsrfModel *m;
+} EvalLists;
+
+static void
+evaluate_list(void *arg, int32_t user, int32_t n, const int32_t *items)
+{
+	EvalLists  *l = arg;
+	int32_t		i;
+
+	for (i = 0; i < n; i++)
+		fprintf(l->f, "%lld,%d,%lld\n", (long long) l->m->user_ids[user], i + 1,
+				(long long) l->m->item_ids[items[i]]);
+}
+
+int
+driver_evaluate(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, bool baselines,
+				const char *lists)
+{
+	IsrfServeSession *ss;
+	IsrfEvalOptions opt;
+	IsrfEvalRow *rows = NULL;
+	EvalLists	el;
+	int32_t		n_rows = 0,
+				i;
+	double		te = isrf_now();
+	IsrfStatus	st;
+
+	memset(&opt, 0, sizeof(opt));
+	memset(&el, 0, sizeof(el));
+	opt.skip_lightgcn = !baselines;
+	if (lists)
+	{
+		el.f = fopen(lists, "w");
+		el.m = m;
+		if (el.f == NULL)
+		{
+			fprintf(stderr, "isrf_driver: cannot write \"%s\"\n", lists);
+			return 1;
+		}
+		fprintf(el.f, "user_id,rank,item_id\n");
+		opt.list_hook = evaluate_list;
+		opt.hook_arg = &el;
+	}
+	if ((st = isrf_serve_session_open(env, be, m, &ss)) == ISRF_OK)
+	{
+		st = isrf_evaluate_model(env, ss, &opt, &rows, &n_rows);
+		isrf_serve_session_close(ss);
+	}
+	if (el.f && fclose(el.f) != 0 && st == ISRF_OK)
+	{
+		fprintf(stderr, "isrf_driver: cannot write \"%s\"\n", lists);
+		st = ISRF_ERR_IO;
+	}
+	if (st != ISRF_OK)
+	{
+		isrf_free(env, rows);
+		return driver_report(env, "evaluate");
+	}
+	printf("\ntest (leak-free, served lists), evaluated in %.1f s\n", isrf_now() - te);
+	printf("%-11s %-11s %8s %8s %8s %8s %7s\n", "task", "method", "HR@5", "NDCG@5", "HR@10", "NDCG@10", "users");
+	for (i = 0; i < n_rows; i++)
+		printf("%-11s %-11s %8.4f %8.4f %8.4f %8.4f %7d\n", rows[i].task, rows[i].method,
+			   rows[i].hr5, rows[i].ndcg5, rows[i].hr10, rows[i].ndcg10, rows[i].users);
+	fflush(stdout);
+	isrf_free(env, rows);
+	return 0;
+}
+
+/* Read a whole file into env memory, or NULL (with a message). */
+static uint8_t *
+evaluate_read(IsrfEnv *env, const char *path, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	uint8_t    *buf = NULL;
+	long		n;
+
+	if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+		(buf = isrf_alloc(env, (size_t) n + 1)) != NULL &&
+		fread(buf, 1, (size_t) n, f) == (size_t) n)
+		*len = (size_t) n;
+	else
+	{
+		fprintf(stderr, "isrf_driver: cannot read \"%s\"\n", path);
+		isrf_free(env, buf);
+		buf = NULL;
+	}
+	if (f)
+		fclose(f);
+	return buf;
+}
+
+int
+driver_cmd_evaluate(int argc, char **argv)
+{
+	IsrfEnv		env;
+	IsrfBackend *be = NULL;
+	IsrfModel	m;
+	const char *file = NULL,
+			   *device = "auto",
+			   *lists = NULL;
+	bool		retune = false,
+				baselines = true;
+	double		beam_weight = -1.0;
+	uint8_t    *buf;
+	size_t		len = 0;
+	int			i,
+				rc = 1;
+
+	driver_env_init(&env);
+	memset(&m, 0, sizeof(m));
+	for (i = 1; i < argc; i++)
+	{
+		const char *a = argv[i],
+				   *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strncmp(a, "--", 2) != 0 && file == NULL)
+		{
+			file = a;
+			continue;
+		}
+		if (v == NULL)
+		{
+			fprintf(stderr, "isrf_driver: option %s needs a value\n", a);
+			return 2;
+		}
+		i++;
+		if (strcmp(a, "--device") == 0)
+			device = v;
+		else if (strcmp(a, "--lists") == 0)
+			lists = v;
+		else if (strcmp(a, "--retune") == 0 && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0))
+			retune = strcmp(v, "on") == 0;
+		else if (strcmp(a, "--baselines") == 0 && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0))
+			baselines = strcmp(v, "on") == 0;
+		else if (strcmp(a, "--beam-weight") == 0)
+			beam_weight = atof(v);
+		else
+		{
+			fprintf(stderr, "isrf_driver: evaluate: bad option %s %s\n", a, v);
+			return 2;
+		}
+	}
+	if (file == NULL)
+	{
+		fprintf(stderr, "usage: isrf_driver evaluate MODEL_FILE [--device D] [--retune on|off] "
+				"[--beam-weight W] [--baselines on|off] [--lists FILE]\n");
+		return 2;
+	}
+	if ((buf = evaluate_read(&env, file, &len)) == NULL)
+		return 1;
+	if (isrf_model_load(&env, buf, len, &m) != ISRF_OK)
+	{
+		isrf_free(&env, buf);
+		return driver_report(&env, "load");
+	}
+	isrf_free(&env, buf);
+	if (driver_open_backend(&env, device, &be) != ISRF_OK)
+	{
+		driver_report(&env, "backend");
+		goto out;
+	}
+	if (retune && m.genrec.params)
+	{
+		IsrfGenrecData gd;
+
+		isrf_model_genrec_data(&m, &gd);
+		if (isrf_genrec_retune(&env, be, &gd, &m.genrec) != ISRF_OK ||
+			isrf_serve_tune(&env, be, &m) != ISRF_OK)
+		{
+			driver_report(&env, "retune");
+			goto out;
+		}
+	}
+	if (beam_weight >= 0.0)
+		m.genrec.weights.beam = (float) beam_weight;
+	printf("score weights: prior %g, direct: prior %g pop %g content %g, beam %g\n",
+		   (double) m.genrec.weights.prior, (double) m.genrec.weights.prior_direct,
+		   (double) m.genrec.weights.pop_direct, (double) m.genrec.weights.content_direct,
+		   (double) m.genrec.weights.beam);
+	rc = driver_evaluate(&env, be, &m, baselines, lists);
+
+out:
+	isrf_model_free(&env, &m);
+	isrf_backend_close(be);
+	return rc;
+}
