@@ -91,6 +91,12 @@ SELECT count(*) AS jobs FROM isrf.llm_jobs;
 SELECT isrf.drop_dataset('llm_carol');
 RESET ROLE;
 
+-- training on embeddings from the endpoint: the key's value, and the model to ask
+SELECT err($$CALL isrf_train('llm_syn', '{"use_llm_embeddings": "maybe"}')$$);
+SELECT err($$CALL isrf_train('llm_syn', '{"use_llm_embeddings": true, "use_text": false}')$$);
+SELECT err($$CALL isrf_train('llm_syn', '{"use_llm_embeddings": true, "epochs": 0}')$$);
+SELECT count(*) AS versions FROM isrf.models WHERE name = 'llm_syn';
+
 -- cancelling
 SELECT err($$SELECT isrf.cancel_llm_job(NULL)$$);
 SELECT err($$SELECT isrf.cancel_llm_job(-1)$$);

@@ -169,4 +169,28 @@ char	   *llm_parse_error_message(const char *body, size_t len);
 /* A printable excerpt of untrusted text: valid in the server encoding, at most max bytes. */
 char	   *llm_excerpt(const char *s, size_t len, size_t max);
 
+/* ---- embeddings for training (llm_embed.c) -------------------------------- */
+
+typedef struct LlmEmbedReport
+{
+	int64		cached;			/* texts found in isrf.llm_embeddings */
+	int64		fetched;		/* texts embedded by the endpoint */
+	int64		requests;
+	int64		failed_attempts;
+	int			dim;
+} LlmEmbedReport;
+
+/*
+ * The embeddings of n non-empty texts (server encoding) by the model of
+ * isrf.llm_embedding_model: n x report->dim floats in cxt, row i of
+ * texts[i].  Cached ones come from isrf.llm_embeddings, the others from the
+ * endpoint (and go into the cache); checkpoint(arg), if given, runs every
+ * few seconds while requests come back.  Raises if a text cannot be embedded.
+ */
+/* Error unless isrf.llm_embedding_model names a model. */
+void		isrf_llm_require_embedding_model(void);
+
+float	   *isrf_llm_embed(char **texts, int64 n, MemoryContext cxt,
+						   void (*checkpoint) (void *arg), void *arg, LlmEmbedReport *report);
+
 #endif							/* ISRF_LLM_H */

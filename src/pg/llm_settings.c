@@ -163,7 +163,7 @@ isrf_llm_define_settings(void)
 							   0,
 							   NULL, NULL, NULL);
 	DefineCustomStringVariable("isrf.llm_embedding_model",
-							   "Embedding model of the item_features = 'embeddings' training option.",
+							   "Embedding model of the use_llm_embeddings training option.",
 							   NULL,
 							   &isrf_llm_embedding_model_guc,
 							   "",

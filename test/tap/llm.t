@@ -23,6 +23,7 @@ is() {   # is GOT EXPECTED DESCRIPTION
 db=isrf_llm
 export PGOPTIONS="-c client_min_messages=warning"
 q() { psql -X -At -v ON_ERROR_STOP=1 -d $db -c "$1" 2>&1; }
+qn() { PGOPTIONS="-c client_min_messages=notice" q "$1"; }   # with the NOTICEs
 qa() { psql -X -At -v ON_ERROR_STOP=1 -d $db -U regress_llm_alice -c "$1" 2>&1; }
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/isrf-llm-tap.XXXXXX)
@@ -80,11 +81,12 @@ all_once() {   # all_once TABLE ID_COLUMN EXPECTED
 }
 opts='"timeout_ms": 1000, "backoff_ms": 50, "max_retries": 10'
 
-echo "1..33"
+echo "1..41"
 log_start=$(stat -c %s "$ISRF_CLUSTER/server.log")
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null 2>&1
 q "CREATE EXTENSION isrf" >/dev/null
-q "SELECT isrf.create_synthetic_dataset('syn', users => 60, items => 40, groups => 4)" >/dev/null
+q "SELECT isrf.create_synthetic_dataset('syn', users => 200, items => 40, groups => 4)" >/dev/null
+q "SELECT isrf.create_synthetic_dataset('bundled', users => 200, items => 40, groups => 4)" >/dev/null
 q "ALTER DATABASE $db SET isrf.llm_model = 'mock'" >/dev/null
 start_mock
 configure
@@ -105,19 +107,48 @@ is "$(q "SELECT requests = 120 AND tokens > 0 AND rate > 0 FROM isrf.llm_jobs WH
 
 job=$(q "SELECT isrf.describe_users('syn', '{\"concurrency\": 8}')")
 wait_job "$job"
-is "$(q "SELECT state || ' ' || done || '/' || total FROM isrf.llm_jobs WHERE id = $job")" "done 60/60" \
+is "$(q "SELECT state || ' ' || done || '/' || total FROM isrf.llm_jobs WHERE id = $job")" "done 200/200" \
    "describe_users ends done with every user written"
-is "$(all_once syn.syn_user_llm user_id 60)" t "each user is written exactly once, into the default table"
+is "$(all_once syn.syn_user_llm user_id 200)" t "each user is written exactly once, into the default table"
 # users reason from their train items' descriptions: their group's topic shows
-is "$(q "SELECT count(*) >= 54 FROM syn.syn_user_llm d
-           JOIN isrf.synthetic_users(60, 40, 4, 12, 1) s USING (user_id)
+is "$(q "SELECT count(*) >= 180 FROM syn.syn_user_llm d
+           JOIN isrf.synthetic_users(200, 40, 4, 12, 1) s USING (user_id)
            JOIN (SELECT group_id, min(category) AS category FROM syn.items GROUP BY group_id) g USING (group_id)
           WHERE d.preference LIKE '%' || g.category || '%'")" t \
    "user preferences name their planted group's topic (90% or more)"
 job2=$(q "SELECT isrf.describe_users('syn')")
 wait_job "$job2"
 is "$(q "SELECT state || ' ' || skipped || ' ' || total || ' ' || requests FROM isrf.llm_jobs WHERE id = $job2")" \
-   "done 60 0 0" "run again, the job skips every described user and sends nothing"
+   "done 200 0 0" "run again, the job skips every described user and sends nothing"
+
+# --- a model trained on the job's output finds the planted groups -------------
+# group-neighbour purity: the share of each user's 10 nearest group neighbours
+# with the user's planted group, against the same data with its bundled
+# descriptions
+train_cfg='{"epochs": 0, "group_k": 10, "dm": 16}'
+q "SET client_min_messages = warning; CALL isrf_train('syn', '$train_cfg'); CALL isrf_train('bundled', '$train_cfg')" >/dev/null
+purity() {
+    q "SELECT round(avg((su.group_id = sn.group_id)::int), 4) FROM isrf.group_graph g
+         JOIN isrf.synthetic_users(200, 40, 4, 12, 1) su ON su.user_id = g.user_id
+         JOIN isrf.synthetic_users(200, 40, 4, 12, 1) sn ON sn.user_id = g.neighbour_id
+        WHERE g.model = '$1' AND g.rank <= 10"
+}
+p_llm=$(purity syn); p_bundled=$(purity bundled)
+echo "# group-neighbour purity@10: LLM-described $p_llm, bundled descriptions $p_bundled"
+[ -n "$p_llm" ] && [ -n "$p_bundled" ] && awk -v a="$p_llm" -v b="$p_bundled" 'BEGIN { exit !(a >= b && a > 0.5) }'
+ok $? "trained on the job's descriptions, the group graph recovers the planted groups at least as well ($p_llm >= $p_bundled)"
+
+# --- embeddings from the endpoint as the semantic features, cached ------------
+emb_cfg='{"epochs": 0, "group_k": 10, "dm": 16, "use_llm_embeddings": true}'
+out=$(qn "SET isrf.llm_embedding_model = 'mock-embed'; CALL isrf_train('bundled', '$emb_cfg')" 2>&1)
+echo "$out" | grep -q "40 item and 200 user embeddings of dimension 32 (0 from the cache, 240 fetched in 9 requests"
+ok $? "use_llm_embeddings fetches the item and user embeddings in batches"
+is "$(q "SELECT (metrics->>'users_with_description') || ' ' || (metrics->>'items_with_text') FROM isrf.models
+          WHERE name = 'bundled' AND deployed")" "200 40" "... and trains on them, users in the items' space"
+before=$(mock_stat embeddings)
+out=$(qn "SET isrf.llm_embedding_model = 'mock-embed'; CALL isrf_train('bundled', '$emb_cfg')" 2>&1)
+echo "$out" | grep -q "(240 from the cache, 0 fetched in 0 requests" && [ "$(mock_stat embeddings)" = "$before" ]
+ok $? "retraining takes every embedding from the cache and sends nothing"
 
 # --- a misbehaving server: every row still written once, failures counted ----
 stop_mock
@@ -137,6 +168,10 @@ done
 [ "$(mock_stat fail500)" -gt 0 ] && [ "$(mock_stat r429)" -gt 0 ] && [ "$(mock_stat stall)" -gt 0 ] &&
     [ "$(mock_stat malformed)" -gt 0 ] && [ "$(mock_stat truncated)" -gt 0 ]
 ok $? "each kind of failure happened at least once"
+out=$(qn "SET isrf.llm_embedding_model = 'mock-embed-2'; SET isrf.llm_timeout = 1000; SET isrf.llm_max_retries = 10;
+         CALL isrf_train('bundled', '$emb_cfg')" 2>&1)
+echo "$out" | grep -q "240 fetched in [0-9]* requests, [1-9][0-9]* failed attempts"
+ok $? "embeddings are fetched through the same failures, with retries"
 
 # --- the server killed and restarted mid-job -----------------------------------
 stop_mock
@@ -172,6 +207,18 @@ wait_job "$job2" 60
 is "$(q "SELECT state || ' ' || skipped || ' ' || (done + skipped) FROM isrf.llm_jobs WHERE id = $job2")" \
    "done $written 40" "started again, the job resumes after the rows already written"
 is "$(all_once syn.resumed item_id 40)" t "... and every item is written exactly once"
+
+# --- its worker terminated: the job shows interrupted, and resumes -----------
+job=$(q "SELECT isrf.describe_items('syn', '{\"table\": \"syn.terminated\", \"concurrency\": 2}')")
+wait_done_at_least "$job" 3
+q "SELECT pg_terminate_backend(pid) FROM isrf.llm_job_state WHERE id = $job" >/dev/null
+sleep 0.5
+is "$(state "$job")" interrupted "a job whose worker was terminated shows as interrupted"
+job2=$(q "SELECT isrf.describe_items('syn', '{\"table\": \"syn.terminated\", \"concurrency\": 8}')")
+wait_job "$job2" 60
+is "$(q "SELECT j.state || ' ' || (j2.done + j2.skipped) || ' ' || j2.state FROM isrf.llm_jobs j, isrf.llm_jobs j2
+          WHERE j.id = $job AND j2.id = $job2")" "failed 40 done" "started again, it resumes; the old row is marked failed"
+is "$(all_once syn.terminated item_id 40)" t "... and every item is written exactly once"
 
 # --- a job started by a transaction that rolls back never runs ---------------
 before=$(q "SELECT count(*) FROM isrf.llm_job_state")

@@ -154,8 +154,32 @@ pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 		}
 		scfg.item_embeddings = emb;
 		scfg.embedding_dim = corpus->embedding_dim;
+		if (corpus->n_user_embeddings > 0)
+		{
+			/* user embeddings by dataset user index, the same way */
+			float	   *uemb = isrf_alloc(env, nu * (size_t) corpus->embedding_dim * 4 + 4);
+
+			if (uemb == NULL)
+			{
+				isrf_free(env, emb);
+				return ISRF_ERR_NOMEM;
+			}
+			for (j = 0; j < nu * (size_t) corpus->embedding_dim; j++)
+				uemb[j] = NAN;
+			for (r = 0; r < corpus->n_user_embeddings; r++)
+			{
+				int32_t		u = isrf_dataset_user_index(ds, corpus->user_embedding_ids[r]);
+
+				if (u >= 0)
+					memcpy(uemb + (size_t) u * corpus->embedding_dim,
+						   corpus->user_embeddings + (size_t) r * corpus->embedding_dim,
+						   sizeof(float) * (size_t) corpus->embedding_dim);
+			}
+			scfg.user_embeddings = uemb;
+		}
 		st = isrf_semantic_build(env, be, &text_corpus, ds, &scfg, sem);
 		isrf_free(env, emb);
+		isrf_free(env, (void *) scfg.user_embeddings);
 		ISRF_TRY(st);
 	}
 	else
