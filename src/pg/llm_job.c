@@ -57,6 +57,19 @@ typedef struct JobArgs
 	TransactionId xid;			/* the starting transaction */
 } JobArgs;
 
+/* What a kind of job writes: the id column, the columns of the steps, the prompts. */
+typedef struct JobKind
+{
+	const char *id_col;
+	const char *cols[JOB_STEPS];
+	const char *steps[JOB_STEPS];	/* prompt names (isrf.llm_prompts) */
+} JobKind;
+
+static const JobKind job_kinds[] = {
+	{"item_id", {"positive", "negative", "feature"}, {"item_positive", "item_negative", "item_feature"}},
+	{"user_id", {"positive", "negative", "preference"}, {"user_positive", "user_negative", "user_preference"}},
+};
+
 /* A row being described. */
 typedef struct JobRow
 {
@@ -84,9 +97,7 @@ typedef struct Job
 	bool		users;			/* describe_users */
 	Oid			target;
 	char	   *target_sql;		/* qualified name */
-	const char *id_col;
-	const char *cols[JOB_STEPS];
-	const char *step_names[JOB_STEPS];
+	const JobKind *kind;
 	char	   *system;
 	char	   *prompts[JOB_STEPS];
 	char	   *model;
@@ -303,26 +314,7 @@ job_claim(Job *j)
 		MemoryContextStrdup(j->cxt, isrf_llm_endpoint_guc ? isrf_llm_endpoint_guc : "");
 	j->settings.api_key = isrf_llm_api_key();
 
-	if (j->users)
-	{
-		j->id_col = "user_id";
-		j->cols[0] = "positive";
-		j->cols[1] = "negative";
-		j->cols[2] = "preference";
-		j->step_names[0] = "user_positive";
-		j->step_names[1] = "user_negative";
-		j->step_names[2] = "user_preference";
-	}
-	else
-	{
-		j->id_col = "item_id";
-		j->cols[0] = "positive";
-		j->cols[1] = "negative";
-		j->cols[2] = "feature";
-		j->step_names[0] = "item_positive";
-		j->step_names[1] = "item_negative";
-		j->step_names[2] = "item_feature";
-	}
+	j->kind = &job_kinds[j->users ? 1 : 0];
 	if (j->model == NULL || j->prompts[0] == NULL || j->prompts[1] == NULL || j->prompts[2] == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -390,7 +382,7 @@ job_plan(Job *j)
 		elog(ERROR, "LLM job %lld has nothing to read", (long long) j->id);
 
 	sql = psprintf("SELECT c.id, EXISTS (SELECT 1 FROM %s t WHERE t.%s = c.id) FROM (%s) c ORDER BY c.id",
-				   j->target_sql, quote_identifier(j->id_col), ids_sql);
+				   j->target_sql, quote_identifier(j->kind->id_col), ids_sql);
 	j->pending = MemoryContextAlloc(j->cxt, sizeof(int64) * cap);
 	portal = SPI_cursor_open_with_args(NULL, sql, 0, NULL, NULL, NULL, true, 0);
 	for (;;)
@@ -556,7 +548,7 @@ job_answer(Job *j, LlmCall *call)
 	j->in_flight--;
 	if (!call->ok)
 	{
-		job_add_error(j, row->id, j->step_names[row->step], call->attempts, call->error);
+		job_add_error(j, row->id, j->kind->steps[row->step], call->attempts, call->error);
 		MemoryContextDelete(row->cxt);
 		return;
 	}
@@ -644,9 +636,9 @@ job_flush(Job *j, const char *final_state)
 	ListCell   *lc;
 	const LlmClientStats *st = llm_client_stats(j->client);
 	char	   *insert = psprintf("INSERT INTO %s (%s, %s, %s, %s) VALUES ($1, $2, $3, $4) ON CONFLICT (%s) DO NOTHING",
-								  j->target_sql, quote_identifier(j->id_col), quote_identifier(j->cols[0]),
-								  quote_identifier(j->cols[1]), quote_identifier(j->cols[2]),
-								  quote_identifier(j->id_col));
+								  j->target_sql, quote_identifier(j->kind->id_col), quote_identifier(j->kind->cols[0]),
+								  quote_identifier(j->kind->cols[1]), quote_identifier(j->kind->cols[2]),
+								  quote_identifier(j->kind->id_col));
 	Datum		v[11];
 	char		nulls[11];
 	bool		isnull;

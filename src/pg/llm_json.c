@@ -364,7 +364,7 @@ llm_precheck(const char *body, size_t len, char *error, size_t error_len)
 	return true;
 }
 
-/* Parse body into st; false with error set when it is not JSON. */
+/* Parse body into st; false with error set when it is not JSON or a wanted field is malformed. */
 static bool
 llm_parse(const char *body, size_t len, LlmJsonState *st, char *error, size_t error_len)
 {
@@ -391,6 +391,11 @@ llm_parse(const char *body, size_t len, LlmJsonState *st, char *error, size_t er
 		char	   *detail = json_errdetail(rc, lex);
 
 		snprintf(error, error_len, "malformed response: %s", llm_excerpt(detail, strlen(detail), 200));
+		return false;
+	}
+	if (st->bad[0])
+	{
+		snprintf(error, error_len, "malformed response: %s", st->bad);
 		return false;
 	}
 	return true;
@@ -463,11 +468,6 @@ llm_parse_chat(const char *body, size_t len, char **content, int64 *tokens,
 	if (!llm_parse(body, len, &st, error, error_len))
 		return false;
 	*tokens = st.total_tokens > 0 ? st.total_tokens : st.prompt_tokens + st.completion_tokens;
-	if (st.bad[0])
-	{
-		snprintf(error, error_len, "malformed response: %s", st.bad);
-		return false;
-	}
 	if (st.content == NULL)
 	{
 		if (st.error_message)
@@ -515,11 +515,6 @@ llm_parse_embeddings(const char *body, size_t len, int n, float **vectors,
 	if (!llm_parse(body, len, &st, error, error_len))
 		return false;
 	*tokens = st.total_tokens > 0 ? st.total_tokens : st.prompt_tokens;
-	if (st.bad[0])
-	{
-		snprintf(error, error_len, "malformed response: %s", st.bad);
-		return false;
-	}
 	if (st.n_vec == 0 && st.error_message)
 	{
 		snprintf(error, error_len, "error response: %s",
