@@ -97,6 +97,14 @@ SELECT err($$CALL isrf_train('llm_syn', '{"use_llm_embeddings": true, "use_text"
 SELECT err($$CALL isrf_train('llm_syn', '{"use_llm_embeddings": true, "epochs": 0}')$$);
 SELECT count(*) AS versions FROM isrf.models WHERE name = 'llm_syn';
 
+-- a worker starts only for a job that waits for one, and a role runs at most 8 at once
+SELECT err($$SELECT isrf._llm_launch(-1)$$);
+INSERT INTO isrf.llm_job_state (dataset, kind, target_name, options)
+    SELECT 'llm_syn', 'items', 'none', '{}' FROM generate_series(1, 9);
+SELECT regexp_replace(err(format('SELECT isrf._llm_launch(%s)', max(id))), 'role "[^"]*"', 'role "..."')
+  FROM isrf.llm_job_state;
+DELETE FROM isrf.llm_job_state;
+
 -- cancelling
 SELECT err($$SELECT isrf.cancel_llm_job(NULL)$$);
 SELECT err($$SELECT isrf.cancel_llm_job(-1)$$);

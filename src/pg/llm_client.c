@@ -221,9 +221,13 @@ llm_client_create(const LlmSettings *s, MemoryContext parent)
 	c->chat_url = psprintf("%s/chat/completions", base);
 	c->embed_url = psprintf("%s/embeddings", base);
 	c->s.api_key = NULL;		/* kept only in the header list */
+	/* the settings' own ranges, whatever a job's row says */
 	c->s.concurrency = Max(1, Min(s->concurrency, LLM_MAX_CONCURRENCY));
-	c->s.max_retries = Max(0, s->max_retries);
-	c->s.backoff_ms = Max(0, s->backoff_ms);
+	c->s.max_retries = Max(0, Min(s->max_retries, 100));
+	c->s.backoff_ms = Max(0, Min(s->backoff_ms, LLM_MAX_BACKOFF_MS));
+	c->s.timeout_ms = Max(100, Min(s->timeout_ms, 3600000));
+	c->s.connect_timeout_ms = Max(100, Min(s->connect_timeout_ms, 600000));
+	c->s.rate_limit = (s->rate_limit > 0 && isfinite(s->rate_limit)) ? s->rate_limit : 0;
 
 	llm_curl_init();
 	c->headers = llm_header(NULL, "Content-Type: application/json");

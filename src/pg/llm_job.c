@@ -47,6 +47,7 @@
 #define JOB_STEPS 3
 #define JOB_FLUSH_INTERVAL 0.25	/* seconds between progress writes and cancel checks */
 #define JOB_FETCH_CHUNK 256		/* inputs read per query */
+#define JOB_MAX_PER_ROLE 8		/* jobs a role runs at once */
 
 /* What the starting backend hands its worker (in bgw_extra). */
 typedef struct JobArgs
@@ -155,6 +156,41 @@ isrf_llm_session_settings(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
 }
 
+/*
+ * A worker is started only for a job of the caller's that waits for one,
+ * and a role runs at most JOB_MAX_PER_ROLE jobs at once: background
+ * workers are a resource of the whole cluster.
+ */
+static void
+job_launch_check(int64 job)
+{
+	bool		isnull;
+	bool		waiting;
+	int64		running;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT (SELECT state = 'queued' AND pid IS NULL FROM isrf.llm_job_state WHERE id = $1),"
+							  " (SELECT count(*) FROM isrf.llm_job_state j WHERE j.owner = current_user"
+							  "   AND j.state IN ('queued', 'running') AND (j.pid IS NULL OR EXISTS ("
+							  "     SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.pid AND a.backend_type = 'isrf llm job')))",
+							  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(job)}, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read LLM job %lld", (long long) job);
+	waiting = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
+	running = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	SPI_finish();
+	if (!waiting)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("LLM job %lld is not waiting for a worker", (long long) job),
+				 errhint("Start jobs with isrf.describe_items() or isrf.describe_users().")));
+	if (running > JOB_MAX_PER_ROLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("role \"%s\" already runs %d LLM jobs", GetUserNameFromId(GetUserId(), false),
+						JOB_MAX_PER_ROLE),
+				 errhint("Wait for one to end, or cancel one with isrf.cancel_llm_job().")));
+}
+
 PG_FUNCTION_INFO_V1(isrf_llm_launch);
 
 /*
@@ -186,6 +222,7 @@ isrf_llm_launch(PG_FUNCTION_ARGS)
 
 	memset(&a, 0, sizeof(a));
 	a.job = PG_GETARG_INT64(0);
+	job_launch_check(a.job);
 	a.db = MyDatabaseId;
 	a.role = GetUserId();
 	a.xid = GetTopTransactionId();
