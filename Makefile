@@ -24,12 +24,14 @@ EXT_PG_OBJS := $(patsubst src/%.c,$(BUILD)/ext/%.o,$(PG_SRCS))
 EXT_CORE_OBJS := $(patsubst src/%.c,$(BUILD)/ext/%.o,$(CORE_SRCS))
 OBJS = $(EXT_PG_OBJS) $(EXT_CORE_OBJS)
 
-REGRESS = setup backend datasets synthetic privileges train serve
+REGRESS = setup backend datasets synthetic privileges train serve llm
 REGRESS_OPTS = --load-extension=isrf
 
 # libstemmer starts no threads; the BLAS (which does) is found with dlopen at
-# run time by src/core/cpu_backend.c, never linked here.
-SHLIB_LINK += -lstemmer -ldl -lm -lpthread
+# run time by src/core/cpu_backend.c, never linked here.  libcurl (the LLM
+# client, src/pg/llm_client.c) starts no thread when loaded: it is
+# initialised on first use in a backend or worker, never in the postmaster.
+SHLIB_LINK += -lstemmer -lcurl -ldl -lm -lpthread
 PG_CPPFLAGS = -I$(srcdir)/src/core
 PG_CFLAGS = -Wall -Wextra -Werror
 

@@ -804,3 +804,497 @@ AS 'MODULE_PATHNAME', 'isrf_status'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION isrf_status()
     IS 'The model servers: database, process, device, loaded models, requests answered, batches, errors and latency';
+
+----------------------------------------------------------------------------
+-- LLM reasoning: description jobs run by a background worker through an
+-- OpenAI-compatible endpoint, and embedding features for training
+-- (src/pg/llm_*.c; settings isrf.llm_*)
+----------------------------------------------------------------------------
+
+-- The prompts of the reasoning steps, in one place.  Placeholders: {item}
+-- the item's attributes ("column: value" lines of the items table), {items}
+-- the user's train items (most recent last) with their descriptions,
+-- {positive} and {negative} the answers of the steps before.  Each job
+-- stores the prompts it used; options => '{"prompts": {...}}' overrides them.
+CREATE VIEW isrf.llm_prompts AS
+    SELECT * FROM (VALUES
+        ('system', 'both', 0, NULL::text,
+         $p$You are an analyst for a recommender system. Answer concisely, in plain text, without lists or headings.$p$,
+         'The system message of every request'),
+        ('item_positive', 'items', 1, 'positive',
+         $p$Here is an item from a catalogue:
+{item}
+
+What kind of user would like this item, and why? Answer in two or three sentences that name the user's interests and the characteristics of the item that appeal to them.$p$,
+         'Forward reasoning over the item''s attributes: who would like it, and why'),
+        ('item_negative', 'items', 2, 'negative',
+         $p$Here is an item from a catalogue:
+{item}
+
+The users who would like it: {positive}
+
+Now reason the other way: what kind of user would dislike this item, and why? Answer in two or three sentences.$p$,
+         'Backward reasoning, conditioned on the forward answer: who would dislike it'),
+        ('item_feature', 'items', 3, 'feature',
+         $p$Here is an item from a catalogue:
+{item}
+
+Who likes it: {positive}
+Who dislikes it: {negative}
+
+List the key features of this item as one line of comma-separated keywords.$p$,
+         'The item''s key features, given both answers'),
+        ('user_positive', 'users', 1, 'positive',
+         $p$A user chose these items, most recent last, each with what is known about it:
+{items}
+
+What does this user like, and why? Answer in two or three sentences about their interests.$p$,
+         'The user''s interests, reasoned from the descriptions of their train items'),
+        ('user_negative', 'users', 2, 'negative',
+         $p$A user chose these items, most recent last:
+{items}
+
+What they like: {positive}
+
+What would this user dislike, and why? Answer in two or three sentences.$p$,
+         'What the user would dislike, conditioned on their interests'),
+        ('user_preference', 'users', 3, 'preference',
+         $p$A user likes: {positive}
+The user dislikes: {negative}
+
+Summarise this user's preferences as one line of comma-separated keywords.$p$,
+         'The user''s preference profile, given both answers')
+    ) AS p(name, kind, step, writes, template, description);
+COMMENT ON VIEW isrf.llm_prompts IS 'The prompts of the LLM reasoning steps (isrf.describe_items, isrf.describe_users): name, kind, step, column written, template, purpose';
+GRANT SELECT ON isrf.llm_prompts TO PUBLIC;
+
+-- Jobs of isrf.describe_items / isrf.describe_users; isrf.llm_jobs shows them.
+CREATE TABLE isrf.llm_job_state (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    owner            name NOT NULL DEFAULT current_user,
+    dataset          text NOT NULL,
+    kind             text NOT NULL CHECK (kind IN ('items', 'users')),
+    target           regclass,
+    target_name      text NOT NULL,
+    options          jsonb NOT NULL,
+    endpoint         text,
+    state            text NOT NULL DEFAULT 'queued'
+                     CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    cancel_requested boolean NOT NULL DEFAULT false,
+    pid              integer,
+    total            bigint NOT NULL DEFAULT 0,
+    skipped          bigint NOT NULL DEFAULT 0,
+    done             bigint NOT NULL DEFAULT 0,
+    failed           bigint NOT NULL DEFAULT 0,
+    requests         bigint NOT NULL DEFAULT 0,
+    failed_attempts  bigint NOT NULL DEFAULT 0,
+    tokens           bigint NOT NULL DEFAULT 0,
+    last_error       text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    started_at       timestamptz,
+    updated_at       timestamptz,
+    finished_at      timestamptz
+);
+COMMENT ON TABLE isrf.llm_job_state IS 'LLM description jobs: target table, effective settings and prompts (never the API key), state and counters; see the view isrf.llm_jobs';
+ALTER TABLE isrf.llm_job_state ENABLE ROW LEVEL SECURITY;
+CREATE POLICY llm_job_state_owner ON isrf.llm_job_state
+    USING (owner = current_user) WITH CHECK (owner = current_user);
+GRANT SELECT, INSERT, UPDATE, DELETE ON isrf.llm_job_state TO PUBLIC;
+
+-- Rows a job gave up on, with why (after its retries).
+CREATE TABLE isrf.llm_job_errors (
+    job      bigint NOT NULL REFERENCES isrf.llm_job_state (id) ON DELETE CASCADE,
+    row_id   bigint NOT NULL,
+    step     text NOT NULL,
+    attempts integer NOT NULL,
+    error    text NOT NULL,
+    at       timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX llm_job_errors_job ON isrf.llm_job_errors (job);
+COMMENT ON TABLE isrf.llm_job_errors IS 'Items or users an LLM job could not describe: the step (prompt name, or write), attempts made and the last error';
+ALTER TABLE isrf.llm_job_errors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY llm_job_errors_owner ON isrf.llm_job_errors
+    USING (EXISTS (SELECT 1 FROM isrf.llm_job_state j WHERE j.id = llm_job_errors.job));
+GRANT SELECT, INSERT, DELETE ON isrf.llm_job_errors TO PUBLIC;
+
+-- Progress of every job, from any session (each role sees its own).
+CREATE VIEW isrf.llm_jobs WITH (security_invoker = true) AS
+    SELECT j.id, j.owner, j.dataset, j.kind, j.target_name AS "table",
+           CASE WHEN j.state IN ('queued', 'running') AND NOT EXISTS (
+                    SELECT 1 FROM pg_catalog.pg_stat_activity a
+                     WHERE a.pid = j.pid AND a.backend_type = 'isrf llm job')
+                THEN 'interrupted' ELSE j.state END AS state,
+           j.done, j.failed, j.total, j.skipped, j.requests, j.failed_attempts, j.tokens,
+           r.rate,
+           CASE WHEN j.state = 'running' AND r.rate > 0
+                THEN make_interval(secs => (j.total - j.done - j.failed) / r.rate) END AS eta,
+           j.last_error, j.options ->> 'model' AS model, j.endpoint,
+           j.created_at, j.started_at, j.finished_at
+      FROM isrf.llm_job_state j,
+           LATERAL (SELECT ((j.done + j.failed) / greatest(extract(epoch FROM
+                        coalesce(j.finished_at, clock_timestamp()) - j.started_at), 0.001))::real AS rate) r;
+COMMENT ON VIEW isrf.llm_jobs IS 'LLM description jobs: state (interrupted: its worker is gone), rows done / failed / total, requests, failed attempts, tokens, rows per second, ETA, last error';
+GRANT SELECT ON isrf.llm_jobs TO PUBLIC;
+
+-- Embeddings fetched from the endpoint for training (item_features =
+-- 'embeddings'), by embedding model and SHA-256 of the input text.
+CREATE TABLE isrf.llm_embeddings (
+    owner      name NOT NULL DEFAULT current_user,
+    model      text NOT NULL,
+    hash       bytea NOT NULL,
+    embedding  real[] NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner, model, hash)
+);
+COMMENT ON TABLE isrf.llm_embeddings IS 'Cache of embeddings from the LLM endpoint: (role, embedding model, SHA-256 of the UTF-8 text) -> vector, so retraining does not call the endpoint again';
+ALTER TABLE isrf.llm_embeddings ENABLE ROW LEVEL SECURITY;
+CREATE POLICY llm_embeddings_owner ON isrf.llm_embeddings
+    USING (owner = current_user) WITH CHECK (owner = current_user);
+GRANT SELECT, INSERT, DELETE ON isrf.llm_embeddings TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('isrf.llm_embeddings', '');
+
+-- The session's isrf.llm_* settings a job takes (never the endpoint's key).
+CREATE FUNCTION isrf._llm_session_settings() RETURNS jsonb
+AS 'MODULE_PATHNAME', 'isrf_llm_session_settings'
+LANGUAGE C STABLE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION isrf._llm_session_settings() IS 'internal: the isrf.llm_* settings of this session that a job uses, as JSON';
+
+-- Start the background worker of a job inserted by this transaction; it
+-- waits for the transaction to commit and runs as the calling role.
+CREATE FUNCTION isrf._llm_launch(job bigint) RETURNS integer
+AS 'MODULE_PATHNAME', 'isrf_llm_launch'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION isrf._llm_launch(bigint) IS 'internal: start the background worker of an LLM job; returns its pid';
+
+-- One text per row of rel: "column: value" for each non-blank text column
+-- (in column order) joined by sep; (id bigint, txt text).
+CREATE FUNCTION isrf._llm_text_rows_sql(rel regclass, id_col name, cols name[], sep text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('SELECT DISTINCT ON (%1$I) %1$I::bigint AS id, %2$s AS txt FROM %3$s WHERE %1$I IS NOT NULL',
+                  id_col,
+                  CASE WHEN cardinality(cols) = 0 THEN 'NULL::text'
+                       ELSE format('nullif(concat_ws(%L, %s), %L)', sep,
+                                   (SELECT string_agg(format('CASE WHEN btrim(%1$I::text) <> %2$L THEN %3$L || %1$I END',
+                                                             c, '', c || ': '), ', ' ORDER BY n)
+                                      FROM unnest(cols) WITH ORDINALITY AS u(c, n)), '') END,
+                  rel)
+$$;
+COMMENT ON FUNCTION isrf._llm_text_rows_sql(regclass, name, name[], text) IS 'internal: SQL giving one "column: value" text per row of a table';
+
+-- The SQL of an LLM job over a dataset: ids (id bigint) of every row to
+-- describe, and inputs (id bigint, input text) of the rows whose ids are in
+-- the bigint[] parameter $1: an item's attributes, or a user's most recent
+-- max_items train items (all but the last two, DESIGN.md section 7) with
+-- their attributes and descriptions.
+CREATE FUNCTION isrf._llm_job_sql(d isrf.datasets, kind text, max_items integer,
+                                  OUT ids_sql text, OUT input_sql text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    attrs text;
+    descs text;
+BEGIN
+    attrs := CASE WHEN d.items IS NULL THEN NULL
+                  ELSE isrf._llm_text_rows_sql(d.items, 'item_id', isrf._text_columns(d.items, d.text_columns), E'\n') END;
+    IF kind = 'items' THEN
+        ids_sql := format('SELECT DISTINCT item_id::bigint AS id FROM %s WHERE item_id IS NOT NULL', d.items);
+        input_sql := format('SELECT a.id, coalesce(a.txt, %L || a.id) AS input FROM (%s) a WHERE a.id = ANY ($1)',
+                            'item_id: ', attrs);
+        RETURN;
+    END IF;
+    descs := CASE WHEN d.item_descriptions IS NULL THEN NULL
+                  ELSE isrf._llm_text_rows_sql(d.item_descriptions, 'item_id',
+                                               isrf._text_columns(d.item_descriptions, d.text_columns), E'\n') END;
+    ids_sql := format('SELECT DISTINCT user_id AS id FROM (%s) c', isrf._interactions_sql(d));
+    input_sql := format(
+        'WITH c AS (SELECT * FROM (%1$s) c WHERE c.user_id = ANY ($1)),'
+        ' n AS (SELECT user_id, count(*) AS len FROM c GROUP BY user_id),'
+        ' t AS (SELECT c.user_id, c.item_id, c.ord, row_number() OVER (PARTITION BY c.user_id ORDER BY c.ord DESC) AS rk'
+        '        FROM c JOIN n USING (user_id) WHERE c.ord <= CASE WHEN n.len >= 3 THEN n.len - 2 ELSE n.len END),'
+        ' it AS (%2$s),'
+        ' ds AS (%3$s)'
+        ' SELECT t.user_id AS id,'
+        '        string_agg(%4$L || coalesce(replace(it.txt, E''\n'', %5$L), %6$L || t.item_id)'
+        '                   || coalesce(E''\n  '' || replace(ds.txt, E''\n'', E''\n  ''), %7$L), E''\n'' ORDER BY t.ord) AS input'
+        '   FROM t LEFT JOIN it ON it.id = t.item_id LEFT JOIN ds ON ds.id = t.item_id'
+        '  WHERE t.rk <= %8$s GROUP BY t.user_id',
+        isrf._interactions_sql(d),
+        coalesce(format('SELECT * FROM (%s) x WHERE x.id IN (SELECT item_id FROM t)', attrs),
+                 'SELECT NULL::bigint AS id, NULL::text AS txt WHERE false'),
+        coalesce(format('SELECT * FROM (%s) x WHERE x.id IN (SELECT item_id FROM t)', descs),
+                 'SELECT NULL::bigint AS id, NULL::text AS txt WHERE false'),
+        '- ', '; ', 'item_id: ', '', max_items);
+END
+$$;
+COMMENT ON FUNCTION isrf._llm_job_sql(isrf.datasets, text, integer) IS 'internal: SQL of the rows an LLM job describes and of their prompt inputs';
+
+-- Whether rel can take a job's output: an integer id column with a unique
+-- index of its own and the three text columns; NULL if so, else why not.
+CREATE FUNCTION isrf._llm_target_problem(rel regclass, id_col name, cols name[]) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c name;
+    t regtype;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = rel AND k.relkind IN ('r', 'p')) THEN
+        RETURN format('%s is not a table', rel);
+    END IF;
+    t := isrf._column_type(rel, id_col);
+    IF t IS NULL OR NOT isrf._is_integer_type(t) THEN
+        RETURN format('table %s has no integer column "%s"', rel, id_col);
+    END IF;
+    FOREACH c IN ARRAY cols LOOP
+        t := isrf._column_type(rel, c);
+        IF t IS NULL OR t NOT IN ('text'::regtype, 'varchar'::regtype) THEN
+            RETURN format('table %s has no text column "%s"', rel, c);
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                    WHERE i.indrelid = rel AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL
+                      AND i.indexprs IS NULL AND a.attname = id_col) THEN
+        RETURN format('table %s has no unique index on "%s" alone', rel, id_col);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION isrf._llm_target_problem(regclass, name, name[]) IS 'internal: why a table cannot take an LLM job''s descriptions (NULL: it can)';
+
+-- Common body of isrf.describe_items and isrf.describe_users.
+CREATE FUNCTION isrf._llm_start(dataset text, kind text, options jsonb) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d isrf.datasets;
+    opts jsonb := coalesce(options, '{}');
+    known text[] := ARRAY['table', 'model', 'concurrency', 'rate_limit', 'timeout_ms', 'connect_timeout_ms',
+                          'max_retries', 'backoff_ms', 'max_tokens', 'temperature', 'prompts', 'limit',
+                          'max_items', 'max_failures'];
+    limits jsonb := '{"concurrency": [1, 256], "rate_limit": [0, 1000000], "timeout_ms": [100, 3600000],
+                      "connect_timeout_ms": [100, 600000], "max_retries": [0, 100], "backoff_ms": [0, 600000],
+                      "max_tokens": [1, 1000000], "temperature": [0, 2], "limit": [1, 1000000000000],
+                      "max_items": [1, 1000], "max_failures": [1, 1000000000000]}';
+    integral text[] := ARRAY['concurrency', 'timeout_ms', 'connect_timeout_ms', 'max_retries', 'backoff_ms',
+                             'max_tokens', 'limit', 'max_items', 'max_failures'];
+    id_col name := CASE kind WHEN 'items' THEN 'item_id' ELSE 'user_id' END;
+    role text := CASE kind WHEN 'items' THEN 'item_descriptions' ELSE 'user_descriptions' END;
+    cols name[];
+    k text;
+    v jsonb;
+    prompts jsonb;
+    bound regclass;
+    tgt regclass;
+    tgt_schema name;
+    tgt_name name;
+    parts text[];
+    problem text;
+    eff jsonb;
+    job bigint;
+    worker_pid integer;
+BEGIN
+    IF dataset IS NULL THEN
+        RAISE EXCEPTION 'dataset name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF jsonb_typeof(opts) <> 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'For example: ''{"concurrency": 8, "table": "shop.item_llm"}''.';
+    END IF;
+    FOR k, v IN SELECT * FROM jsonb_each(opts) LOOP
+        IF NOT k = ANY (known) THEN
+            RAISE EXCEPTION 'unknown option "%"', k USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Options: ' || array_to_string(known, ', ') || '.';
+        END IF;
+        IF limits ? k THEN
+            IF jsonb_typeof(v) <> 'number' OR (k = ANY (integral) AND v::text::numeric <> trunc(v::text::numeric))
+               OR v::text::numeric < (limits -> k ->> 0)::numeric OR v::text::numeric > (limits -> k ->> 1)::numeric THEN
+                RAISE EXCEPTION 'option "%" must be % between % and %, not %', k,
+                    CASE WHEN k = ANY (integral) THEN 'an integer' ELSE 'a number' END,
+                    limits -> k ->> 0, limits -> k ->> 1, v
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+        ELSIF k IN ('table', 'model') AND (jsonb_typeof(v) <> 'string' OR v #>> '{}' = '') THEN
+            RAISE EXCEPTION 'option "%" must be a non-empty string', k USING ERRCODE = 'invalid_parameter_value';
+        ELSIF k = 'prompts' AND jsonb_typeof(v) <> 'object' THEN
+            RAISE EXCEPTION 'option "prompts" must be an object of prompt name -> template'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'isrf.llm_prompts lists the prompts.';
+        END IF;
+    END LOOP;
+    IF kind = 'items' AND opts ? 'max_items' THEN
+        RAISE EXCEPTION 'option "max_items" applies to isrf.describe_users only' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    d := isrf._dataset(dataset);
+    IF kind = 'items' AND d.items IS NULL THEN
+        RAISE EXCEPTION 'dataset "%" has no items table to describe', dataset
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Bind one with isrf.create_dataset(..., items => ..., replace => true).';
+    END IF;
+    IF kind = 'users' AND d.items IS NULL AND d.item_descriptions IS NULL THEN
+        RAISE EXCEPTION 'dataset "%" has neither items nor item descriptions to reason about its users from', dataset
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Bind an items table, or describe the items first with isrf.describe_items().';
+    END IF;
+
+    -- the prompts: ours, with the overrides
+    SELECT jsonb_object_agg(p.name, p.template), array_agg(p.writes ORDER BY p.step) FILTER (WHERE p.step > 0)
+      INTO prompts, cols
+      FROM isrf.llm_prompts p WHERE p.kind IN (_llm_start.kind, 'both');
+    FOR k, v IN SELECT * FROM jsonb_each(coalesce(opts -> 'prompts', '{}')) LOOP
+        IF NOT prompts ? k THEN
+            RAISE EXCEPTION 'unknown prompt "%" for isrf.describe_%', k, kind USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Prompts of this job: ' || (SELECT string_agg(x, ', ' ORDER BY x) FROM jsonb_object_keys(prompts) x) || '.';
+        END IF;
+        IF jsonb_typeof(v) <> 'string' OR length(v #>> '{}') > 65536 OR (k <> 'system' AND btrim(v #>> '{}') = '') THEN
+            RAISE EXCEPTION 'prompt "%" must be a non-empty string of at most 65536 characters', k
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+    prompts := prompts || coalesce(opts -> 'prompts', '{}');
+
+    -- the table written: named, else the bound one if it fits, else <dataset>_<kind>_llm
+    -- next to the reviews table
+    bound := CASE kind WHEN 'items' THEN d.item_descriptions ELSE d.user_descriptions END;
+    IF opts ? 'table' THEN
+        BEGIN
+            parts := parse_ident(opts ->> 'table');
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'option "table" is not a valid table name: %', opts ->> 'table'
+                USING ERRCODE = 'invalid_name';
+        END;
+        IF cardinality(parts) > 2 THEN
+            RAISE EXCEPTION 'option "table" must be schema.table or table, not %', opts ->> 'table'
+                USING ERRCODE = 'invalid_name';
+        END IF;
+        tgt_name := parts[cardinality(parts)];
+        tgt_schema := CASE WHEN cardinality(parts) = 2 THEN parts[1] END;
+    ELSIF bound IS NOT NULL AND isrf._llm_target_problem(bound, id_col, cols) IS NULL THEN
+        SELECT n.nspname, c.relname INTO tgt_schema, tgt_name
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = bound;
+    ELSE
+        tgt_name := left(dataset, 50) || CASE kind WHEN 'items' THEN '_item_llm' ELSE '_user_llm' END;
+    END IF;
+    IF tgt_schema IS NULL THEN
+        SELECT n.nspname INTO tgt_schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = d.reviews;
+    END IF;
+    tgt := to_regclass(format('%I.%I', tgt_schema, tgt_name));
+    IF tgt IS NULL THEN
+        IF NOT has_schema_privilege(tgt_schema, 'CREATE') THEN
+            RAISE EXCEPTION 'permission denied to create table %.% for the descriptions', quote_ident(tgt_schema), quote_ident(tgt_name)
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Name a table in a schema you can create in: options => ''{"table": "schema.name"}''.';
+        END IF;
+        EXECUTE format('CREATE TABLE %I.%I (%I bigint PRIMARY KEY, %I text, %I text, %I text)',
+                       tgt_schema, tgt_name, id_col, cols[1], cols[2], cols[3]);
+        tgt := format('%I.%I', tgt_schema, tgt_name)::regclass;
+        EXECUTE format('COMMENT ON TABLE %s IS %L', tgt,
+                       format('LLM-written %s descriptions of dataset %s (isrf.describe_%s)',
+                              rtrim(kind, 's'), dataset, kind));
+    ELSE
+        problem := isrf._llm_target_problem(tgt, id_col, cols);
+        IF problem IS NOT NULL THEN
+            RAISE EXCEPTION 'table % cannot take the descriptions: %', tgt, problem
+                USING ERRCODE = 'wrong_object_type',
+                      HINT = format('It needs an integer column %s with a unique index of its own and text columns %s; or name a new table with options => ''{"table": "..."}''.',
+                                    id_col, array_to_string(cols, ', '));
+        END IF;
+        IF NOT (has_table_privilege(tgt, 'SELECT') AND has_table_privilege(tgt, 'INSERT')) THEN
+            RAISE EXCEPTION 'permission denied for table %', tgt USING ERRCODE = 'insufficient_privilege',
+                HINT = 'The job reads and inserts into the table with the rights of the role that starts it.';
+        END IF;
+    END IF;
+
+    -- one job per dataset and kind at a time; rows of workers that are gone are marked
+    UPDATE isrf.llm_job_state j
+       SET state = 'failed', finished_at = clock_timestamp(),
+           last_error = coalesce(j.last_error || '; ', '') || 'interrupted: its worker ended'
+     WHERE j.dataset = _llm_start.dataset AND j.kind = _llm_start.kind AND j.state IN ('queued', 'running')
+       AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.pid AND a.backend_type = 'isrf llm job');
+    SELECT j.id INTO job FROM isrf.llm_job_state j
+     WHERE j.dataset = _llm_start.dataset AND j.kind = _llm_start.kind AND j.state IN ('queued', 'running');
+    IF job IS NOT NULL THEN
+        RAISE EXCEPTION 'job % is already describing the % of dataset "%"', job, kind, dataset
+            USING ERRCODE = 'object_in_use',
+                  HINT = format('Watch it in isrf.llm_jobs, or stop it with isrf.cancel_llm_job(%s).', job);
+    END IF;
+
+    eff := isrf._llm_session_settings() || (opts - 'table' - 'prompts') || jsonb_build_object('prompts', prompts);
+    IF coalesce(eff ->> 'model', '') = '' THEN
+        RAISE EXCEPTION 'no chat model is set' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'SET isrf.llm_model, or pass options => ''{"model": "..."}''.';
+    END IF;
+    eff := eff || jsonb_build_object('max_items', coalesce((opts ->> 'max_items')::integer, 20),
+                                     'max_failures', coalesce((opts ->> 'max_failures')::bigint, 20),
+                                     'backoff_ms', coalesce((opts ->> 'backoff_ms')::integer, 500),
+                                     'max_tokens', coalesce((opts ->> 'max_tokens')::integer, 512),
+                                     'temperature', coalesce((opts ->> 'temperature')::float8, 0));
+
+    INSERT INTO isrf.llm_job_state (dataset, kind, target, target_name, options, endpoint)
+    VALUES (dataset, kind, tgt, tgt::text, eff, current_setting('isrf.llm_endpoint'))
+    RETURNING id INTO job;
+
+    -- the dataset uses the table from now on
+    IF bound IS DISTINCT FROM tgt THEN
+        IF bound IS NOT NULL THEN
+            RAISE NOTICE 'dataset "%" now uses % as its % (was %)', dataset, tgt, role, bound;
+        END IF;
+        EXECUTE format('UPDATE isrf.datasets SET %I = $1, bound_names = bound_names || jsonb_build_object(%L, $2) WHERE name = $3',
+                       role, role)
+            USING tgt, tgt::text, dataset;
+    END IF;
+
+    worker_pid := isrf._llm_launch(job);
+    UPDATE isrf.llm_job_state SET pid = worker_pid WHERE id = job;
+    RETURN job;
+END
+$$;
+COMMENT ON FUNCTION isrf._llm_start(text, text, jsonb) IS 'internal: validate the options of an LLM job, prepare and bind its table, and start it';
+
+CREATE FUNCTION isrf.describe_items(dataset text, options jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT isrf._llm_start(dataset, 'items', options) $$;
+COMMENT ON FUNCTION isrf.describe_items(text, jsonb)
+    IS 'Start a background job that writes positive, negative and feature descriptions of every item of a dataset through the LLM endpoint (three reasoning steps per item) into a table bound to the dataset; returns the job id (isrf.llm_jobs)';
+
+CREATE FUNCTION isrf.describe_users(dataset text, options jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT isrf._llm_start(dataset, 'users', options) $$;
+COMMENT ON FUNCTION isrf.describe_users(text, jsonb)
+    IS 'Start a background job that writes positive, negative and preference descriptions of every user of a dataset, reasoned from the descriptions of their train items, into a table bound to the dataset; returns the job id (isrf.llm_jobs)';
+
+CREATE FUNCTION isrf.cancel_llm_job(id bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j isrf.llm_job_state;
+BEGIN
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'job id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- row-level security: only the owner (or a superuser) finds the row
+    SELECT * INTO j FROM isrf.llm_job_state s WHERE s.id = cancel_llm_job.id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'LLM job % does not exist', id USING ERRCODE = 'undefined_object',
+            HINT = 'isrf.llm_jobs lists your jobs.';
+    END IF;
+    IF j.state NOT IN ('queued', 'running') THEN
+        RAISE NOTICE 'LLM job % has already ended (%)', id, j.state;
+        RETURN false;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.pid AND a.backend_type = 'isrf llm job') THEN
+        -- the worker stops within a moment of this transaction's commit
+        UPDATE isrf.llm_job_state s SET cancel_requested = true WHERE s.id = cancel_llm_job.id;
+    ELSE
+        UPDATE isrf.llm_job_state s SET cancel_requested = true, state = 'cancelled',
+               finished_at = clock_timestamp() WHERE s.id = cancel_llm_job.id;
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION isrf.cancel_llm_job(bigint)
+    IS 'Stop an LLM job (its owner or a superuser); rows already written stay, and the same call of describe_items/describe_users resumes after them';

@@ -148,6 +148,11 @@ driver_cmd_train(int argc, char **argv)
 		driver_report(&env, "train");
 		return 2;
 	}
+	if (cfg.use_llm_embeddings)
+	{
+		fprintf(stderr, "isrf_driver: train: use_llm_embeddings needs the PostgreSQL extension (it fetches the embeddings from the LLM endpoint)\n");
+		return 2;
+	}
 	if (dir == NULL)
 	{
 		fprintf(stderr, "usage: isrf_driver train DIR [--device D] [--config key=value ...] "

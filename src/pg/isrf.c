@@ -14,6 +14,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "llm.h"
 #include "pg_env.h"
 #include "model_server.h"
 
@@ -87,6 +88,7 @@ _PG_init(void)
 							   PGC_POSTMASTER,
 							   0,
 							   NULL, NULL, NULL);
+	isrf_llm_define_settings();
 	MarkGUCPrefixReserved("isrf");
 	isrf_server_init();
 }

@@ -28,6 +28,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
+#include "llm.h"
 #include "pg_env.h"
 #include "model_server.h"
 #include "pg_spi.h"
@@ -46,6 +47,7 @@ typedef struct TrainState
 	double		t_start;
 	int64		nonfinite_steps;	/* reported so far */
 	IsrfPgEnv  *penv;
+	bool		embeddings;		/* use_llm_embeddings (llm_embed.c) */
 } TrainState;
 
 /* Subtransactions around stages, as PL/pgSQL's exception blocks do it. */
@@ -386,6 +388,124 @@ train_take_text(void *arg, SPITupleTable *tt, uint64 n)
 	}
 }
 
+/* Commit the work so far in a non-atomic call: what is cached stays cached. */
+static void
+train_checkpoint(void *arg)
+{
+	TrainState *ts = arg;
+
+	train_subxact_release(ts);
+	train_commit(ts);
+	train_subxact_begin(ts);
+}
+
+/* Text pieces by id, then by content. */
+static int
+train_piece_cmp(const void *a, const void *b)
+{
+	const IsrfTextPiece *x = a;
+	const IsrfTextPiece *y = b;
+	int			c;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	c = memcmp(x->text, y->text, Min(x->len, y->len));
+	if (c != 0)
+		return c;
+	return (x->len > y->len) - (x->len < y->len);
+}
+
+/*
+ * One text per id: its pieces sorted and joined by newlines, so that the
+ * text -- and the cache key, its hash -- does not depend on the order the
+ * rows were read in.  Returns how many ids; ids and texts are in cxt.
+ */
+static int64
+train_join_pieces(const TrainPieces *p, MemoryContext cxt, int64_t **ids, char ***texts)
+{
+	IsrfTextPiece *sorted = MemoryContextAllocHuge(cxt, sizeof(IsrfTextPiece) * (p->n + 1));
+	int64		n = 0,
+				i = 0;
+
+	if (p->n > 0)
+		memcpy(sorted, p->v, sizeof(IsrfTextPiece) * p->n);
+	qsort(sorted, p->n, sizeof(IsrfTextPiece), train_piece_cmp);
+	*ids = MemoryContextAllocHuge(cxt, sizeof(int64_t) * (p->n + 1));
+	*texts = MemoryContextAllocHuge(cxt, sizeof(char *) * (p->n + 1));
+	while (i < p->n)
+	{
+		StringInfoData b;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		int64		j;
+
+		initStringInfo(&b);
+		MemoryContextSwitchTo(old);
+		for (j = i; j < p->n && sorted[j].id == sorted[i].id; j++)
+		{
+			if (b.len > 0)
+				appendStringInfoChar(&b, '\n');
+			appendBinaryStringInfo(&b, sorted[j].text, (int) sorted[j].len);
+		}
+		(*ids)[n] = sorted[i].id;
+		(*texts)[n] = b.data;
+		n++;
+		i = j;
+	}
+	pfree(sorted);
+	return n;
+}
+
+/*
+ * use_llm_embeddings: the item texts (catalogue text and item
+ * descriptions) and the user descriptions embedded by the LLM endpoint,
+ * through the cache, in place of the text featurizer.
+ */
+static void
+train_embed(TrainState *ts, const IsrfTrainConfig *cfg, TrainLoad *load, IsrfCorpus *corpus)
+{
+	MemoryContext cxt = ts->penv->mcxt;
+	int64_t    *ids;
+	char	  **texts;
+	int64		n,
+				n_users = 0;
+	LlmEmbedReport ri,
+				ru;
+
+	train_stage_hook(ts, "embeddings");
+	if (load->n_emb > 0)
+		ereport(NOTICE,
+				(errmsg("isrf_train: model \"%s\" version %d: the endpoint's embeddings replace the real[] column of the items table",
+						ts->model, ts->version)));
+	n = train_join_pieces(&load->item_text, cxt, &ids, &texts);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("dataset of model \"%s\" has no item text to embed", ts->model),
+				 errhint("use_llm_embeddings embeds the text columns of the items and item description tables.")));
+	corpus->embeddings = isrf_llm_embed(texts, n, cxt, train_checkpoint, ts, &ri);
+	corpus->embedding_ids = ids;
+	corpus->n_embeddings = n;
+	corpus->embedding_dim = ri.dim;
+	memset(&ru, 0, sizeof(ru));
+	if (cfg->use_user_text && load->user_text.n > 0)
+	{
+		n_users = train_join_pieces(&load->user_text, cxt, &ids, &texts);
+		corpus->user_embeddings = isrf_llm_embed(texts, n_users, cxt, train_checkpoint, ts, &ru);
+		corpus->user_embedding_ids = ids;
+		corpus->n_user_embeddings = n_users;
+		if (ru.dim != ri.dim)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("user embeddings have %d dimensions, item embeddings %d", ru.dim, ri.dim)));
+	}
+	ereport(NOTICE,
+			(errmsg("isrf_train: model \"%s\" version %d: %lld item and %lld user embeddings of dimension %d (%lld from the cache, %lld fetched in %lld requests, %lld failed attempts)",
+					ts->model, ts->version, (long long) n, (long long) n_users, ri.dim,
+					(long long) (ri.cached + ru.cached), (long long) (ri.fetched + ru.fetched),
+					(long long) (ri.requests + ru.requests),
+					(long long) (ri.failed_attempts + ru.failed_attempts))));
+}
+
 /* The model's ordered histories with their split, as rows for analysts. */
 static void
 train_store_interactions(TrainState *ts, const IsrfModel *m)
@@ -535,7 +655,9 @@ train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[
 	corpus.embeddings = load.emb;
 	corpus.n_embeddings = load.n_emb;
 	corpus.embedding_dim = load.emb_dim;
-	if (load.n_emb > 0)
+	if (ts->embeddings)
+		train_embed(ts, cfg, &load, &corpus);
+	else if (load.n_emb > 0)
 		ereport(NOTICE,
 				(errmsg("isrf_train: model \"%s\" version %d: %lld precomputed item embeddings of dimension %d replace the text features",
 						ts->model, ts->version, (long long) load.n_emb, load.emb_dim)));
@@ -702,6 +824,9 @@ train_main(TrainState *ts, IsrfPgEnv *penv, const char *dataset, Jsonb *config)
 	isrf_train_config_default(&cfg);
 	model = config ? train_parse_config(config, &cfg, &penv->env) : NULL;
 	isrf_train_config_json(&cfg, effective, sizeof(effective));
+	ts->embeddings = cfg.use_llm_embeddings;
+	if (ts->embeddings)
+		isrf_llm_require_embedding_model();	/* before anything is loaded */
 	ts->model = MemoryContextStrdup(penv->mcxt, model ? model : dataset);
 	isrf_pg_check_name("model", ts->model);
 

@@ -204,6 +204,34 @@ test_embeddings(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *c, const IsrfDa
 					 s.item + (size_t) i20 * dm, dm) < 1e-5);
 	isrf_semantic_free(env, &s);
 
+	/* user embeddings in the same space join the PCA: u3's equals item 10's */
+	{
+		float	   *uemb = malloc(sizeof(float) * (size_t) ds->n_users * 6);
+
+		for (i = 0; i < ds->n_users * 6; i++)
+			uemb[i] = NAN;
+		memcpy(uemb + (size_t) u3 * 6, emb + (size_t) i10 * 6, sizeof(float) * 6);
+		cfg.user_embeddings = uemb;
+		CHECK(isrf_semantic_build(env, be, c, ds, &cfg, &s) == ISRF_OK);
+		CHECK(s.n_items_with_text == 7 && s.n_users_with_description == 1 && s.n_ignored_user_text == 0);
+		CHECK(s.user_source[u3] == ISRF_USER_FEATURE_DESCRIPTION);
+		CHECK(s.user_source[u1] == ISRF_USER_FEATURE_HISTORY);
+		worst = 0;
+		for (j = 0; j < dm; j++)
+			worst = fmax(worst, fabs(s.user[(size_t) u3 * dm + j] - s.item[(size_t) i10 * dm + j]));
+		CHECK_MSG(worst < 1e-4, "a user embedding equal to an item's got another feature (%g)", worst);
+		isrf_semantic_free(env, &s);
+
+		/* switched off, they are ignored like user text */
+		cfg.use_user_text = false;
+		CHECK(isrf_semantic_build(env, be, c, ds, &cfg, &s) == ISRF_OK);
+		CHECK(s.n_users_with_description == 0 && s.user_source[u3] == ISRF_USER_FEATURE_HISTORY);
+		isrf_semantic_free(env, &s);
+		cfg.use_user_text = true;
+		cfg.user_embeddings = NULL;
+		free(uemb);
+	}
+
 	cfg.embedding_dim = 0;
 	CHECK(isrf_semantic_build(env, be, c, ds, &cfg, &s) == ISRF_ERR_INVALID);
 }

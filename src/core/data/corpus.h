@@ -38,6 +38,15 @@ typedef struct IsrfCorpus
 	const float *embeddings;	/* [n_embeddings x embedding_dim] */
 	int64_t		n_embeddings;
 	int32_t		embedding_dim;
+
+	/*
+	 * Embeddings of user descriptions in the same space (same model, same
+	 * embedding_dim), used with the item embeddings only: row r is the
+	 * embedding of user user_embedding_ids[r].
+	 */
+	const int64_t *user_embedding_ids;
+	const float *user_embeddings;	/* [n_user_embeddings x embedding_dim] */
+	int64_t		n_user_embeddings;
 } IsrfCorpus;
 
 #endif							/* ISRF_CORPUS_H */

@@ -25,6 +25,7 @@ isrf_semantic_config_default(IsrfSemanticConfig *cfg)
 	cfg->use_user_text = true;
 	cfg->item_embeddings = NULL;
 	cfg->embedding_dim = 0;
+	cfg->user_embeddings = NULL;
 }
 
 void
@@ -197,16 +198,34 @@ fail_featurizer:
 	return st;
 }
 
-/* PCA the embedding rows that are present into out->item. */
+/* Whether an embedding row is present (every value finite). */
+static bool
+semantic_row_present(const float *row, int32_t e)
+{
+	int32_t		j;
+
+	for (j = 0; j < e; j++)
+		if (!isfinite(row[j]))
+			return false;
+	return true;
+}
+
+/*
+ * PCA the embedding rows that are present -- items, and the users' when
+ * given -- into out->item and out->user.
+ */
 static IsrfStatus
 semantic_from_embeddings(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 						 const IsrfDataset *ds, const IsrfSemanticConfig *cfg,
 						 IsrfSemantic *out)
 {
+	bool		with_users = cfg->user_embeddings != NULL && cfg->use_user_text;
 	int32_t		n_items = ds->n_items,
+				n_users = with_users ? ds->n_users : 0,
 				e = cfg->embedding_dim,
 				dm = cfg->dm,
 				n_kept = 0,
+				n_kept_items,
 				i;
 	int32_t    *kept = NULL;
 	float	   *dense = NULL,
@@ -225,15 +244,16 @@ semantic_from_embeddings(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus
 	{
 		if (isrf_dataset_user_index(ds, corpus->user_text[p].id) < 0)
 			out->n_unknown_user_text++;
-		else
+		else if (!with_users)
 			out->n_ignored_user_text++;
 	}
 	for (p = 0; p < corpus->n_item_text; p++)
 		if (isrf_dataset_item_index(ds, corpus->item_text[p].id) < 0)
 			out->n_unknown_item_text++;
 
-	kept = isrf_alloc(env, sizeof(int32_t) * ((size_t) n_items + 1));
-	dense = isrf_alloc(env, sizeof(float) * ((size_t) n_items * e + 1));
+	/* rows kept: items first, then users */
+	kept = isrf_alloc(env, sizeof(int32_t) * ((size_t) n_items + n_users + 1));
+	dense = isrf_alloc(env, sizeof(float) * (((size_t) n_items + n_users) * e + 1));
 	if (!kept || !dense)
 	{
 		st = ISRF_ERR_NOMEM;
@@ -242,12 +262,19 @@ semantic_from_embeddings(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus
 	for (i = 0; i < n_items; i++)
 	{
 		const float *row = cfg->item_embeddings + (size_t) i * e;
-		int32_t		j;
-		bool		ok = true;
 
-		for (j = 0; j < e && ok; j++)
-			ok = isfinite(row[j]);
-		if (ok)
+		if (semantic_row_present(row, e))
+		{
+			memcpy(dense + (size_t) n_kept * e, row, sizeof(float) * e);
+			kept[n_kept++] = i;
+		}
+	}
+	n_kept_items = n_kept;
+	for (i = 0; i < n_users; i++)
+	{
+		const float *row = cfg->user_embeddings + (size_t) i * e;
+
+		if (semantic_row_present(row, e))
 		{
 			memcpy(dense + (size_t) n_kept * e, row, sizeof(float) * e);
 			kept[n_kept++] = i;
@@ -268,11 +295,18 @@ semantic_from_embeddings(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus
 		if ((st = isrf_pca_dense(env, be, dense, n_kept, e, &pcfg, proj, explained)) != ISRF_OK)
 			goto done;
 		out->explained = semantic_sum(explained, dm);
-		for (i = 0; i < n_kept; i++)
+		for (i = 0; i < n_kept_items; i++)
 			memcpy(out->item + (size_t) kept[i] * dm, proj + (size_t) i * dm,
 				   sizeof(float) * dm);
+		for (i = n_kept_items; i < n_kept; i++)
+		{
+			memcpy(out->user + (size_t) kept[i] * dm, proj + (size_t) i * dm,
+				   sizeof(float) * dm);
+			out->user_source[kept[i]] = ISRF_USER_FEATURE_DESCRIPTION;
+			out->n_users_with_description++;
+		}
 	}
-	out->n_items_with_text = n_kept;
+	out->n_items_with_text = n_kept_items;
 	out->t_pca = isrf_now() - t0;
 
 done:

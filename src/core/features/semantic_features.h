@@ -24,11 +24,19 @@ typedef struct IsrfSemanticConfig
 	 * n_items x embedding_dim, row = dataset item index; a row holding any
 	 * NaN or infinity is "missing" (a zero feature).  They are PCA'd to dm
 	 * like the text.  User descriptions cannot be placed in an embedding
-	 * space we did not compute, so with embeddings every user's feature
-	 * comes from history and the user text is counted as ignored.
+	 * space we did not compute, so with item embeddings alone every user's
+	 * feature comes from history and the user text is counted as ignored.
 	 */
 	const float *item_embeddings;
 	int32_t		embedding_dim;
+
+	/*
+	 * Embeddings of the user descriptions in the items' embedding space
+	 * (same model, same dimension), n_users x embedding_dim by dataset user
+	 * index, NaN rows missing; NULL: none.  With use_user_text they join the
+	 * items in one PCA, as described users do with text.
+	 */
+	const float *user_embeddings;
 } IsrfSemanticConfig;
 
 void		isrf_semantic_config_default(IsrfSemanticConfig *cfg);

@@ -33,6 +33,9 @@ static const IsrfConfigKey config_keys[] = {
 	{"use_text", ISRF_KEY_BOOL, F(use_text), 0, 1, 1, false, NULL, NULL,
 		"semantic features from text (or from the first `real[]` column of the items table, "
 	"which replaces the text when present); false gives every item a zero feature"},
+	{"use_llm_embeddings", ISRF_KEY_BOOL, F(use_llm_embeddings), 0, 1, 0, false, "use_text", NULL,
+		"item and user features from the LLM endpoint's embeddings of the same texts (`isrf.llm_embedding_model`, "
+	"cached) instead of the built-in featurizer; PostgreSQL only (see LLM reasoning)"},
 	{"use_user_text", ISRF_KEY_BOOL, F(use_user_text), 0, 1, 1, false, NULL, NULL,
 	"user features from user descriptions where present (else from history)"},
 	{"use_group", ISRF_KEY_BOOL, F(use_group), 0, 1, 1, false, NULL, NULL,

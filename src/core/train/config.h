@@ -23,6 +23,8 @@ typedef struct IsrfTrainConfig
 	int32_t		hash_dim;		/* hashed vocabulary of the featurizer */
 	int32_t		min_df;			/* featurizer: minimum document frequency */
 	bool		use_text;		/* semantic features from text (else zero) */
+	bool		use_llm_embeddings; /* the text embedded by the LLM endpoint
+									 * (the PostgreSQL glue fetches them) */
 	bool		use_user_text;	/* user descriptions (else history means) */
 	bool		use_group;		/* the group graph */
 	int32_t		group_k;		/* neighbours per user */

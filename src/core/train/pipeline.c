@@ -87,6 +87,34 @@ pipeline_propagate(IsrfEnv *env, IsrfBackend *be, const IsrfCsr *s, const float 
 	return st;
 }
 
+/*
+ * Rows of precomputed embeddings (row r of id ids[r]) placed by dataset
+ * item (or user) index, NaN rows for those without one; NULL when out of
+ * memory.
+ */
+static float *
+pipeline_rows_by_index(IsrfEnv *env, const IsrfDataset *ds, bool users, int32_t dim,
+					   const int64_t *ids, const float *rows, int64_t count)
+{
+	size_t		n = (size_t) (users ? ds->n_users : ds->n_items);
+	float	   *out = isrf_alloc(env, n * (size_t) dim * 4 + 4);
+	int64_t		r;
+	size_t		j;
+
+	if (out == NULL)
+		return NULL;
+	for (j = 0; j < n * (size_t) dim; j++)
+		out[j] = NAN;
+	for (r = 0; r < count; r++)
+	{
+		int32_t		at = users ? isrf_dataset_user_index(ds, ids[r]) : isrf_dataset_item_index(ds, ids[r]);
+
+		if (at >= 0)
+			memcpy(out + (size_t) at * dim, rows + (size_t) r * dim, sizeof(float) * (size_t) dim);
+	}
+	return out;
+}
+
 /* The stages after the split; ds and sem are the caller's to free. */
 static IsrfStatus
 pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
@@ -134,29 +162,32 @@ pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 		text_corpus.n_item_text = text_corpus.n_user_text = 0;
 	if (cfg->use_text && corpus->n_embeddings > 0)
 	{
-		/* precomputed embeddings by dataset item index; items without one: NaN rows */
-		float	   *emb = isrf_alloc(env, ni * (size_t) corpus->embedding_dim * 4 + 4);
-		int64_t		r;
-		size_t		j;
+		/* precomputed embeddings by dataset index; items (users) without one: NaN rows */
+		float	   *emb = pipeline_rows_by_index(env, ds, false, corpus->embedding_dim,
+												 corpus->embedding_ids, corpus->embeddings,
+												 corpus->n_embeddings);
+		float	   *uemb = NULL;
 		IsrfStatus	st;
 
 		if (emb == NULL)
 			return ISRF_ERR_NOMEM;
-		for (j = 0; j < ni * (size_t) corpus->embedding_dim; j++)
-			emb[j] = NAN;
-		for (r = 0; r < corpus->n_embeddings; r++)
+		if (corpus->n_user_embeddings > 0)
 		{
-			int32_t		it = isrf_dataset_item_index(ds, corpus->embedding_ids[r]);
-
-			if (it >= 0)
-				memcpy(emb + (size_t) it * corpus->embedding_dim,
-					   corpus->embeddings + (size_t) r * corpus->embedding_dim,
-					   sizeof(float) * (size_t) corpus->embedding_dim);
+			uemb = pipeline_rows_by_index(env, ds, true, corpus->embedding_dim,
+										  corpus->user_embedding_ids, corpus->user_embeddings,
+										  corpus->n_user_embeddings);
+			if (uemb == NULL)
+			{
+				isrf_free(env, emb);
+				return ISRF_ERR_NOMEM;
+			}
 		}
 		scfg.item_embeddings = emb;
+		scfg.user_embeddings = uemb;
 		scfg.embedding_dim = corpus->embedding_dim;
 		st = isrf_semantic_build(env, be, &text_corpus, ds, &scfg, sem);
 		isrf_free(env, emb);
+		isrf_free(env, uemb);
 		ISRF_TRY(st);
 	}
 	else
