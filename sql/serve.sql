@@ -33,7 +33,7 @@ RESET isrf.device;
 -- the caller's beam width travels with each request: for each width the
 -- server answers as the session itself does, and the width matters (a
 -- model whose served score gives the beam a weight)
-CALL isrf_train('shop', '{"model": "shop_beam", "group_k": 10, "dm": 16, "epochs": 3, "beam_weight": 2}');
+CALL isrf_train('shop', '{"model": "shop_beam", "group_k": 10, "dm": 16, "epochs": 3, "beam_weight": 50}');
 SET isrf.default_model = 'shop_beam';
 SET isrf.beam_width = 1;
 CREATE TEMP TABLE rec_w1 AS SELECT * FROM isrf_recommend(1, 5);
