@@ -201,6 +201,7 @@ isrf_model_genrec_data(const IsrfModel *m, IsrfGenrecData *d)
 	d->user_group = m->user_group;
 	d->user_feat = m->cfg.use_group ? m->user_feat : NULL;
 	d->group_k = m->cfg.group_k;
+	d->group = &m->group;
 }
 
 IsrfStatus
