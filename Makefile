@@ -18,7 +18,7 @@ CORE_SRCS := $(sort $(wildcard src/core/*.c))
 PG_SRCS := $(sort $(wildcard src/pg/*.c))
 OBJS = $(PG_SRCS:.c=.o) $(CORE_SRCS:.c=.o)
 
-REGRESS = setup backend datasets synthetic privileges train serve
+REGRESS = setup backend datasets synthetic privileges catalogue train serve training_sessions search_path
 REGRESS_OPTS = --load-extension=isrf
 
 # libstemmer starts no threads; the BLAS (which does) is found with dlopen at
