@@ -101,6 +101,39 @@ SELECT name, version, owner, dataset FROM isrf.models WHERE name = 'amodel2';
 SELECT err($$CALL isrf_train('bob_ds', '{"model": "amodel2"}')$$);
 SELECT isrf.drop_model('bobm');
 
+-- the role acting is the current user where the call is made: after SET
+-- ROLE the role set, inside a SECURITY DEFINER function its owner
+CREATE ROLE regress_isrf_team;
+GRANT regress_isrf_team TO regress_isrf_bob;
+GRANT CREATE ON SCHEMA public TO regress_isrf_team;
+SET ROLE regress_isrf_bob;
+SET ROLE regress_isrf_team;
+CREATE TABLE team_reviews (user_id int, item_id int, "position" int);
+SELECT isrf.create_dataset('team_ds', 'team_reviews');
+SELECT name, owner FROM isrf.datasets;
+SET ROLE regress_isrf_bob;
+SELECT count(*) AS bob_sees_team_ds FROM isrf.datasets WHERE name = 'team_ds';
+SELECT err($$SELECT isrf.drop_dataset('team_ds')$$);
+RESET ROLE;
+SET ROLE regress_isrf_alice;
+CREATE TABLE alice_more (user_id int, item_id int, "position" int);
+CREATE FUNCTION alice_bind() RETURNS void SECURITY DEFINER LANGUAGE sql SET search_path = pg_catalog AS $$
+    SELECT isrf.create_dataset('alice_via_fn', 'public.alice_more')
+$$;
+GRANT EXECUTE ON FUNCTION alice_bind() TO regress_isrf_bob;
+RESET ROLE;
+SET ROLE regress_isrf_bob;
+SELECT alice_bind();
+SELECT count(*) AS bob_sees_alice_via_fn FROM isrf.datasets WHERE name = 'alice_via_fn';
+RESET ROLE;
+SELECT name, owner FROM isrf.datasets WHERE name IN ('team_ds', 'alice_via_fn') ORDER BY name;
+SELECT isrf.drop_dataset('team_ds');
+SELECT isrf.drop_dataset('alice_via_fn');
+DROP TABLE team_reviews, alice_more;
+DROP FUNCTION alice_bind();
+REVOKE CREATE ON SCHEMA public FROM regress_isrf_team;
+DROP ROLE regress_isrf_team;
+
 -- drop_dataset by its owner takes the models with it
 SET ROLE regress_isrf_alice;
 SELECT err($$SELECT isrf.drop_dataset('alice_ds')$$);

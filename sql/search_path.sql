@@ -231,71 +231,12 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 
 -- first with the default path ("$user", public), then with pg_catalog last
+\set calls `echo "${PG_ABS_SRCDIR:-.}/sql/search_path_calls.inc"`
 SET search_path = "$user", public;
-SELECT pg_temp.run($$SELECT isrf.create_synthetic_dataset('spa', users => 60, items => 30, groups => 3, per_user => 6)$$);
-SELECT pg_temp.run($$SELECT isrf.create_synthetic_dataset('spa', users => 60, items => 30, groups => 3, per_user => 6, replace => true)$$);
-SELECT pg_temp.run($$SELECT isrf.create_dataset('spa_bound', 'spa.reviews', items => 'spa.items',
-    item_descriptions => 'spa.item_descriptions', user_descriptions => 'spa.user_descriptions', text_columns => '{title,positive}')$$);
-SELECT pg_temp.run($$SELECT isrf.create_dataset('spa_bound', 'spa.reviews', order_column => 'position', replace => true)$$);
-SELECT pg_temp.run($$SELECT isrf.create_dataset('spa_bad', 'spa.items')$$);
-SELECT pg_temp.run($$SELECT * FROM isrf.dataset_stats('spa')$$);
-SELECT pg_temp.run($$SELECT * FROM isrf.dataset_stats('spa_bound')$$);
-SELECT pg_temp.run($$SELECT * FROM isrf.dataset_stats('no_such_dataset')$$);
-CALL public.isrf_train('spa', '{"epochs": 1, "dm": 4, "group_k": 3, "min_df": 1}');
-SELECT pg_temp.run($$CALL public.isrf_train('spa', '{"epochs": 1, "dm": 4, "group_k": 3, "model": "spa_atomic"}')$$, false);
-SELECT pg_temp.run($$CALL public.isrf_train('spa_bound', '{"model": "spa_atomic"}')$$, false);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_recommend(1, 5, 'spa')$$);
-SET isrf.device = 'cpu';
-SELECT pg_temp.run($$SELECT * FROM public.isrf_recommend(1, 5, 'spa')$$);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_rank(1, '{1, 2, 3}', 'spa')$$);
-RESET isrf.device;
-SELECT pg_temp.run($$SELECT * FROM public.isrf_rank(1, '{1, 2, 3}', 'spa')$$);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_group_neighbours(1, 3, 'spa')$$);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_group_interests(1, 3, 'spa')$$, false);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_group_neighbours(1, 3, 'no_such_model')$$);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_evaluate('spa')$$, false);
-SELECT pg_temp.run($$SELECT * FROM isrf.model_check('spa')$$);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_status()$$, false);
-SELECT pg_temp.run($$SELECT * FROM isrf.backend_info()$$);
-SELECT pg_temp.run($$SELECT * FROM isrf.training_progress$$);
-SELECT pg_temp.run($$SELECT * FROM isrf.group_graph WHERE model = 'spa'$$, false);
-SELECT pg_temp.run($$SELECT * FROM isrf.synthetic_users(10, 6, 2, 4, 1)$$);
-SELECT pg_temp.run($$SELECT isrf.drop_model('spa_atomic')$$);
-SELECT pg_temp.run($$SELECT isrf.drop_dataset('spa_bound')$$);
-SELECT pg_temp.run($$SELECT isrf.drop_dataset('spa')$$);
-SELECT pg_temp.run($$SELECT isrf.drop_dataset('spa', cascade => true)$$);
-
+\i :calls
+DROP SCHEMA sp CASCADE;
 SET search_path = "$user", public, pg_catalog;
-SELECT pg_temp.run($$SELECT isrf.create_synthetic_dataset('spb', users => 60, items => 30, groups => 3, per_user => 6)$$);
-SELECT pg_temp.run($$SELECT isrf.create_synthetic_dataset('spb', users => 60, items => 30, groups => 3, per_user => 6, replace => true)$$);
-SELECT pg_temp.run($$SELECT isrf.create_dataset('spb_bound', 'spb.reviews', items => 'spb.items',
-    item_descriptions => 'spb.item_descriptions', user_descriptions => 'spb.user_descriptions', text_columns => '{title,positive}')$$);
-SELECT pg_temp.run($$SELECT isrf.create_dataset('spb_bound', 'spb.reviews', order_column => 'position', replace => true)$$);
-SELECT pg_temp.run($$SELECT isrf.create_dataset('spb_bad', 'spb.items')$$);
-SELECT pg_temp.run($$SELECT * FROM isrf.dataset_stats('spb')$$);
-SELECT pg_temp.run($$SELECT * FROM isrf.dataset_stats('spb_bound')$$);
-SELECT pg_temp.run($$SELECT * FROM isrf.dataset_stats('no_such_dataset')$$);
-CALL public.isrf_train('spb', '{"epochs": 1, "dm": 4, "group_k": 3, "min_df": 1}');
-SELECT pg_temp.run($$CALL public.isrf_train('spb', '{"epochs": 1, "dm": 4, "group_k": 3, "model": "spb_atomic"}')$$, false);
-SELECT pg_temp.run($$CALL public.isrf_train('spb_bound', '{"model": "spb_atomic"}')$$, false);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_recommend(1, 5, 'spb')$$);
-SET isrf.device = 'cpu';
-SELECT pg_temp.run($$SELECT * FROM public.isrf_recommend(1, 5, 'spb')$$);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_rank(1, '{1, 2, 3}', 'spb')$$);
-RESET isrf.device;
-SELECT pg_temp.run($$SELECT * FROM public.isrf_rank(1, '{1, 2, 3}', 'spb')$$);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_group_neighbours(1, 3, 'spb')$$);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_group_interests(1, 3, 'spb')$$, false);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_group_neighbours(1, 3, 'no_such_model')$$);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_evaluate('spb')$$, false);
-SELECT pg_temp.run($$SELECT * FROM isrf.model_check('spb')$$);
-SELECT pg_temp.run($$SELECT * FROM public.isrf_status()$$, false);
-SELECT pg_temp.run($$SELECT * FROM isrf.backend_info()$$);
-SELECT pg_temp.run($$SELECT * FROM isrf.training_progress$$);
-SELECT pg_temp.run($$SELECT * FROM isrf.synthetic_users(10, 6, 2, 4, 1)$$);
-SELECT pg_temp.run($$SELECT isrf.drop_model('spb_atomic')$$);
-SELECT pg_temp.run($$SELECT isrf.drop_dataset('spb_bound')$$);
-SELECT pg_temp.run($$SELECT isrf.drop_dataset('spb', cascade => true)$$);
+\i :calls
 
 -- no shadow ran, and nothing changed hands
 SET search_path = pg_catalog, pg_temp;
@@ -304,8 +245,7 @@ SELECT rolsuper AS mallory_is_superuser FROM pg_roles WHERE rolname = 'regress_i
 
 -- clean up
 RESET search_path;
-DROP SCHEMA spa CASCADE;
-DROP SCHEMA spb CASCADE;
+DROP SCHEMA sp CASCADE;
 DROP OWNED BY regress_isrf_mallory;    -- its objects, and its privileges on the database and public
 DROP ROLE regress_isrf_mallory;
 SELECT count(*) AS left_over FROM pg_namespace WHERE nspname IN ('mallory_log', current_user);
