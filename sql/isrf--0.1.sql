@@ -2,6 +2,21 @@
 
 \echo Use "CREATE EXTENSION isrf" to load this file. \quit
 
+-- Two rules hold for every object below.
+--
+-- Every SQL and PL/pgSQL function runs with SET search_path = pg_catalog,
+-- pg_temp, so that nothing another role planted in a schema of the caller's
+-- search_path is ever called; it names the extension's own objects with
+-- their schema.  C functions run their SQL under the same path (src/pg/
+-- pg_spi.c).  Functions still run with the caller's rights: the caller's
+-- tables are read as the caller.
+--
+-- The catalogue tables are written only through the extension's functions.
+-- PUBLIC may read them (row-level security shows each role its own rows)
+-- but not write them; the writers isrf._cat_*() run as the extension's owner
+-- on behalf of the calling role, through a gate in C (src/pg/catalogue.c)
+-- that alone knows who that role is, and check that it owns what it writes.
+
 CREATE SCHEMA isrf;
 COMMENT ON SCHEMA isrf IS 'isrf: in-database ISRF generative recommender (catalogue tables and admin functions)';
 GRANT USAGE ON SCHEMA isrf TO PUBLIC;
@@ -28,7 +43,7 @@ COMMENT ON TABLE isrf.datasets IS 'Datasets: names bound to the user''s own tabl
 ALTER TABLE isrf.datasets ENABLE ROW LEVEL SECURITY;
 CREATE POLICY datasets_owner ON isrf.datasets
     USING (owner = current_user) WITH CHECK (owner = current_user);
-GRANT SELECT, INSERT, UPDATE, DELETE ON isrf.datasets TO PUBLIC;
+GRANT SELECT ON isrf.datasets TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('isrf.datasets', '');
 
 ----------------------------------------------------------------------------
@@ -55,12 +70,13 @@ CREATE TABLE isrf.models (
     PRIMARY KEY (name, version)
 );
 CREATE UNIQUE INDEX models_one_deployed ON isrf.models (name) WHERE deployed;
+CREATE UNIQUE INDEX models_one_training ON isrf.models (name) WHERE status = 'training';
 COMMENT ON TABLE isrf.models IS 'Model versions: status, configuration, metrics and which version is deployed';
 
 ALTER TABLE isrf.models ENABLE ROW LEVEL SECURITY;
 CREATE POLICY models_owner ON isrf.models
     USING (owner = current_user) WITH CHECK (owner = current_user);
-GRANT SELECT, INSERT, UPDATE, DELETE ON isrf.models TO PUBLIC;
+GRANT SELECT ON isrf.models TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('isrf.models', '');
 
 -- The serialized model of each version, in chunks (src/core/model_io.h format).
@@ -110,10 +126,25 @@ CREATE POLICY group_edges_owner ON isrf.group_edges
 ALTER TABLE isrf.model_interactions ENABLE ROW LEVEL SECURITY;
 CREATE POLICY model_interactions_owner ON isrf.model_interactions
     USING (EXISTS (SELECT 1 FROM isrf.models m WHERE m.name = model_interactions.model AND m.version = model_interactions.version));
-GRANT SELECT, INSERT, DELETE ON isrf.model_chunks, isrf.group_edges, isrf.model_interactions TO PUBLIC;
+GRANT SELECT ON isrf.model_chunks, isrf.group_edges, isrf.model_interactions TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('isrf.model_chunks', '');
 SELECT pg_catalog.pg_extension_config_dump('isrf.group_edges', '');
 SELECT pg_catalog.pg_extension_config_dump('isrf.model_interactions', '');
+
+-- The tables isrf.create_synthetic_dataset() created, the only ones it may
+-- drop when it generates a dataset again.  Not dumped: after a restore the
+-- tables have other oids, and the generator then leaves them alone.
+CREATE TABLE isrf.synthetic_tables (
+    relid      oid PRIMARY KEY,
+    dataset    text NOT NULL,
+    owner      name NOT NULL,
+    relname    text NOT NULL,     -- schema-qualified name at creation
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE isrf.synthetic_tables IS 'Tables made by isrf.create_synthetic_dataset(), which it alone may replace';
+ALTER TABLE isrf.synthetic_tables ENABLE ROW LEVEL SECURITY;
+CREATE POLICY synthetic_tables_owner ON isrf.synthetic_tables USING (owner = current_user);
+GRANT SELECT ON isrf.synthetic_tables TO PUBLIC;
 
 -- The deployed group graph of every model, for JOINs.
 CREATE VIEW isrf.group_graph WITH (security_invoker = true) AS
@@ -140,16 +171,38 @@ GRANT SELECT ON isrf.training_progress TO PUBLIC;
 -- Internal helpers (schema isrf, names starting with "_")
 ----------------------------------------------------------------------------
 
+-- Error unless name is a valid dataset or model name: 1 to 63 letters,
+-- digits and underscores, not starting with a digit.  A long name is
+-- reported by its beginning.
+CREATE FUNCTION isrf._check_name(what text, name text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION '% name must not be NULL', what USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF name !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid % name "%"', what,
+            CASE WHEN length(name) > 63 THEN left(name, 63) || '...' ELSE name END
+            USING ERRCODE = 'invalid_name',
+                  HINT = 'Use 1 to 63 letters, digits and underscores, not starting with a digit.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._check_name(text, text) IS 'internal: error unless a dataset or model name is valid';
+
 -- Whether a type is one of the integer types an id column may have.
 CREATE FUNCTION isrf._is_integer_type(t regtype) RETURNS boolean
-LANGUAGE sql IMMUTABLE STRICT AS $$
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp AS $$
     SELECT t IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
 $$;
 COMMENT ON FUNCTION isrf._is_integer_type(regtype) IS 'internal: true for smallint, integer and bigint';
 
 -- The type of a column of a relation, or NULL when it has none.
 CREATE FUNCTION isrf._column_type(rel regclass, col name) RETURNS regtype
-LANGUAGE sql STABLE STRICT AS $$
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp AS $$
     SELECT a.atttypid::regtype FROM pg_catalog.pg_attribute a
      WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped
 $$;
@@ -158,7 +211,8 @@ COMMENT ON FUNCTION isrf._column_type(regclass, name) IS 'internal: type of a co
 -- The text-typed feature columns of a relation, in column order, optionally
 -- restricted to the names in wanted.
 CREATE FUNCTION isrf._text_columns(rel regclass, wanted text[]) RETURNS name[]
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}')
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
@@ -171,7 +225,8 @@ COMMENT ON FUNCTION isrf._text_columns(regclass, text[]) IS 'internal: text feat
 -- Check that a bound table exists, is readable by the caller and has an
 -- integer id column; raise a clear error naming table, column and expectation.
 CREATE FUNCTION isrf._check_table(role text, rel regclass, id_col name) RETURNS void
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t regtype;
 BEGIN
@@ -203,14 +258,13 @@ COMMENT ON FUNCTION isrf._check_table(text, regclass, name) IS 'internal: valida
 
 -- The dataset row visible to the caller, or a clear error.
 CREATE FUNCTION isrf._dataset(ds_name text) RETURNS isrf.datasets
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     d isrf.datasets;
     role text;
 BEGIN
-    IF ds_name IS NULL THEN
-        RAISE EXCEPTION 'dataset name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
+    PERFORM isrf._check_name('dataset', ds_name);
     SELECT * INTO d FROM isrf.datasets WHERE name = ds_name;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'dataset "%" does not exist', ds_name
@@ -243,7 +297,8 @@ COMMENT ON FUNCTION isrf._dataset(text) IS 'internal: look up a dataset and chec
 -- deterministic whatever the order column's type.  The training loader
 -- runs this very query, so stats and training always agree.
 CREATE FUNCTION isrf._interactions_sql(d isrf.datasets) RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
     SELECT format(
         'SELECT user_id, item_id, row_number() OVER (PARTITION BY user_id ORDER BY o, item_id) AS ord'
         ' FROM (SELECT r.user_id::bigint AS user_id, r.item_id::bigint AS item_id, r.%1$I AS o,'
@@ -262,7 +317,8 @@ COMMENT ON FUNCTION isrf._interactions_sql(isrf.datasets) IS 'internal: SQL of a
 -- value text), non-blank values of the text feature columns only; NULL when
 -- the role is unbound or has no text column.
 CREATE FUNCTION isrf._text_sql(d isrf.datasets, role text) RETURNS text
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     rel regclass;
     id_col name := CASE WHEN role = 'user_descriptions' THEN 'user_id' ELSE 'item_id' END;
@@ -294,7 +350,8 @@ COMMENT ON FUNCTION isrf._text_sql(isrf.datasets, text) IS 'internal: SQL of a d
 -- embedding real[]) from the first real[] or double precision[] column of
 -- the items table; NULL when there is none.
 CREATE FUNCTION isrf._embedding_sql(d isrf.datasets) RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
     SELECT format('SELECT item_id::bigint, %1$I::real[] FROM %2$s WHERE item_id IS NOT NULL AND %1$I IS NOT NULL',
                   a.attname, d.items)
       FROM pg_catalog.pg_attribute a
@@ -303,6 +360,319 @@ LANGUAGE sql STABLE AS $$
      ORDER BY a.attnum LIMIT 1
 $$;
 COMMENT ON FUNCTION isrf._embedding_sql(isrf.datasets) IS 'internal: SQL of a dataset''s precomputed item embeddings, if any';
+
+----------------------------------------------------------------------------
+-- Catalogue writers.  Each takes the acting role (invoker) first, is run
+-- as the extension's owner by the gate isrf._catalogue() or by the C code
+-- of isrf_train (src/pg/catalogue.c), and checks that the role may write
+-- what it writes.  PUBLIC may not execute them.
+----------------------------------------------------------------------------
+
+CREATE FUNCTION isrf._catalogue(fn text, VARIADIC args "any") RETURNS void
+AS 'MODULE_PATHNAME', 'isrf_catalogue_sql'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION isrf._catalogue(text, "any")
+    IS 'internal: call a catalogue writer isrf._cat_*() that SQL may use, on behalf of the current user';
+
+-- Whether role invoker may act on an object owned by owner: its own, or
+-- anything for a superuser.
+CREATE FUNCTION isrf._cat_may(invoker oid, owner name) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT r.rolsuper OR r.rolname = owner FROM pg_roles r WHERE r.oid = invoker), false)
+$$;
+COMMENT ON FUNCTION isrf._cat_may(oid, name) IS 'internal: may a role act on an object of an owner (its own, or a superuser)';
+
+CREATE FUNCTION isrf._cat_dataset_put(invoker oid, name text, reviews regclass, items regclass,
+    item_descriptions regclass, user_descriptions regclass, order_column name, text_columns text[],
+    bound_names jsonb, replace boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    existing name;
+    rel regclass;
+BEGIN
+    PERFORM isrf._check_name('dataset', name);
+    IF reviews IS NULL OR order_column IS NULL OR bound_names IS NULL THEN
+        RAISE EXCEPTION 'a dataset needs a reviews table and an order column' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    FOREACH rel IN ARRAY ARRAY[reviews, items, item_descriptions, user_descriptions] LOOP
+        IF rel IS NOT NULL AND NOT has_table_privilege(invoker, rel, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied for table %', rel USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END LOOP;
+    SELECT d.owner INTO existing FROM isrf.datasets d WHERE d.name = _cat_dataset_put.name FOR UPDATE;
+    IF FOUND THEN
+        IF NOT isrf._cat_may(invoker, existing) THEN
+            RAISE EXCEPTION 'dataset "%" already exists and belongs to another role', name
+                USING ERRCODE = 'duplicate_object';
+        END IF;
+        IF NOT coalesce(replace, false) THEN
+            RAISE EXCEPTION 'dataset "%" already exists', name
+                USING ERRCODE = 'duplicate_object', HINT = 'Pass replace => true to rebind it.';
+        END IF;
+        UPDATE isrf.datasets d
+           SET reviews = _cat_dataset_put.reviews, items = _cat_dataset_put.items,
+               item_descriptions = _cat_dataset_put.item_descriptions,
+               user_descriptions = _cat_dataset_put.user_descriptions,
+               order_column = _cat_dataset_put.order_column, text_columns = _cat_dataset_put.text_columns,
+               bound_names = _cat_dataset_put.bound_names, created_at = now()
+         WHERE d.name = _cat_dataset_put.name;
+    ELSE
+        BEGIN
+            INSERT INTO isrf.datasets (name, owner, reviews, items, item_descriptions, user_descriptions,
+                                       order_column, text_columns, bound_names)
+            VALUES (name, (SELECT r.rolname FROM pg_roles r WHERE r.oid = invoker), reviews, items,
+                    item_descriptions, user_descriptions, order_column, text_columns, bound_names);
+        EXCEPTION WHEN unique_violation THEN
+            RAISE EXCEPTION 'dataset "%" already exists', name USING ERRCODE = 'duplicate_object';
+        END;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_dataset_put(oid, text, regclass, regclass, regclass, regclass, name, text[], jsonb, boolean)
+    IS 'internal: write a dataset row for a role (new, or its own replaced)';
+
+CREATE FUNCTION isrf._cat_dataset_drop(invoker oid, name text, cascade boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    existing name;
+    n_models integer;
+BEGIN
+    SELECT d.owner INTO existing FROM isrf.datasets d WHERE d.name = _cat_dataset_drop.name FOR UPDATE;
+    IF NOT FOUND OR NOT isrf._cat_may(invoker, existing) THEN
+        RAISE EXCEPTION 'dataset "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT count(DISTINCT m.name) INTO n_models FROM isrf.models m WHERE m.dataset = _cat_dataset_drop.name;
+    IF n_models > 0 AND NOT coalesce(cascade, false) THEN
+        RAISE EXCEPTION 'cannot drop dataset "%" because % model(s) depend on it', name, n_models
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Use cascade => true to drop the models too.';
+    END IF;
+    DELETE FROM isrf.models m WHERE m.dataset = _cat_dataset_drop.name;
+    DELETE FROM isrf.datasets d WHERE d.name = _cat_dataset_drop.name;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_dataset_drop(oid, text, boolean) IS 'internal: drop a role''s dataset (and with cascade its models)';
+
+CREATE FUNCTION isrf._cat_model_drop(invoker oid, name text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM isrf.models m WHERE m.name = _cat_model_drop.name AND isrf._cat_may(invoker, m.owner);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_model_drop(oid, text) IS 'internal: drop every version of a role''s model';
+
+CREATE FUNCTION isrf._cat_synthetic_register(invoker oid, dataset text, tables regclass[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel regclass;
+BEGIN
+    -- forget tables that are gone
+    DELETE FROM isrf.synthetic_tables st WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = st.relid);
+    FOREACH rel IN ARRAY tables LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = rel AND c.relowner = invoker) THEN
+            RAISE EXCEPTION 'table % does not belong to the role registering it', rel
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        INSERT INTO isrf.synthetic_tables (relid, dataset, owner, relname)
+        VALUES (rel, dataset, (SELECT r.rolname FROM pg_roles r WHERE r.oid = invoker), rel::text)
+        ON CONFLICT (relid) DO UPDATE SET dataset = EXCLUDED.dataset, owner = EXCLUDED.owner,
+                                          relname = EXCLUDED.relname, created_at = EXCLUDED.created_at;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_synthetic_register(oid, text, regclass[])
+    IS 'internal: record tables isrf.create_synthetic_dataset() made (the role''s own)';
+
+-- The writers of a training run, called from C only (src/pg/train.c).
+
+CREATE FUNCTION isrf._cat_train_check(invoker oid, model text, dataset text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d_owner name;
+    m record;
+BEGIN
+    PERFORM isrf._check_name('model', model);
+    SELECT d.owner INTO d_owner FROM isrf.datasets d WHERE d.name = _cat_train_check.dataset;
+    IF NOT FOUND OR NOT isrf._cat_may(invoker, d_owner) THEN
+        RAISE EXCEPTION 'dataset "%" does not exist', dataset USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT x.dataset, x.owner INTO m FROM isrf.models x WHERE x.name = _cat_train_check.model LIMIT 1;
+    IF FOUND AND NOT isrf._cat_may(invoker, m.owner) THEN
+        RAISE EXCEPTION 'model "%" already exists and belongs to another role', model
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Name another model with config => ''{"model": "..."}''.';
+    END IF;
+    IF FOUND AND m.dataset <> dataset THEN
+        RAISE EXCEPTION 'model "%" belongs to dataset "%", not "%"', model, m.dataset, dataset
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Name another model with config => ''{"model": "..."}''.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_train_check(oid, text, text)
+    IS 'internal: error unless a role may train a model on a dataset (a model belongs to one dataset and its owner)';
+
+-- The caller holds the model's training lock (src/pg/catalogue.c).
+CREATE FUNCTION isrf._cat_train_begin(invoker oid, model text, dataset text, config jsonb) RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d_owner name;
+    v integer;
+BEGIN
+    PERFORM isrf._cat_train_check(invoker, model, dataset);
+    SELECT d.owner INTO d_owner FROM isrf.datasets d WHERE d.name = _cat_train_begin.dataset FOR SHARE;
+    -- rows a crashed or killed run left behind
+    UPDATE isrf.models m SET status = 'failed', updated_at = clock_timestamp(),
+           message = 'interrupted during stage ' || coalesce(m.stage, '?') || ' (session ended)'
+     WHERE m.name = _cat_train_begin.model AND m.status = 'training';
+    SELECT coalesce(max(m.version), 0) + 1 INTO v FROM isrf.models m WHERE m.name = _cat_train_begin.model;
+    -- a model is its dataset owner's, whoever trains it
+    INSERT INTO isrf.models (name, version, dataset, owner, status, stage, config, pid)
+    VALUES (model, v, dataset, d_owner, 'training', 'load',
+            jsonb_build_object('model', model) || coalesce(config, '{}'), pg_backend_pid());
+    RETURN v;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_train_begin(oid, text, text, jsonb)
+    IS 'internal: start a training run: mark runs left behind failed, insert the new version''s row';
+
+-- Error unless the version is being trained and the role may write it.
+CREATE FUNCTION isrf._cat_training(invoker oid, model text, version integer) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM isrf.models m
+                    WHERE m.name = _cat_training.model AND m.version = _cat_training.version
+                      AND m.status = 'training' AND isrf._cat_may(invoker, m.owner)) THEN
+        RAISE EXCEPTION 'model "%" version % is not being trained', model, version
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'It was dropped meanwhile, or its run has ended.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_training(oid, text, integer) IS 'internal: error unless a role''s model version is being trained';
+
+CREATE FUNCTION isrf._cat_train_stage(invoker oid, model text, version integer, stage text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM isrf._cat_training(invoker, model, version);
+    UPDATE isrf.models m SET stage = _cat_train_stage.stage, updated_at = clock_timestamp()
+     WHERE m.name = _cat_train_stage.model AND m.version = _cat_train_stage.version;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_train_stage(oid, text, integer, text) IS 'internal: record the stage a training run is in';
+
+CREATE FUNCTION isrf._cat_train_progress(invoker oid, model text, version integer, progress jsonb) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM isrf._cat_training(invoker, model, version);
+    UPDATE isrf.models m SET progress = _cat_train_progress.progress, updated_at = clock_timestamp()
+     WHERE m.name = _cat_train_progress.model AND m.version = _cat_train_progress.version;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_train_progress(oid, text, integer, jsonb) IS 'internal: record the last epoch''s figures of a training run';
+
+CREATE FUNCTION isrf._cat_train_chunk(invoker oid, model text, version integer, seq integer, data bytea) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM isrf._cat_training(invoker, model, version);
+    INSERT INTO isrf.model_chunks (name, version, seq, data) VALUES (model, version, seq, data);
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_train_chunk(oid, text, integer, integer, bytea) IS 'internal: store a chunk of a model being trained';
+
+CREATE FUNCTION isrf._cat_train_interactions(invoker oid, model text, version integer,
+    users bigint[], items bigint[], positions integer[], splits text[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM isrf._cat_training(invoker, model, version);
+    INSERT INTO isrf.model_interactions (model, version, user_id, item_id, "position", split)
+    SELECT _cat_train_interactions.model, _cat_train_interactions.version, u, i, p, s
+      FROM unnest(users, items, positions, splits) AS t(u, i, p, s);
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_train_interactions(oid, text, integer, bigint[], bigint[], integer[], text[])
+    IS 'internal: store the interactions and split of a model being trained';
+
+CREATE FUNCTION isrf._cat_train_edges(invoker oid, model text, version integer,
+    users bigint[], neighbours bigint[], similarities real[], ranks integer[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM isrf._cat_training(invoker, model, version);
+    INSERT INTO isrf.group_edges (model, version, user_id, neighbour_id, similarity, rank)
+    SELECT _cat_train_edges.model, _cat_train_edges.version, u, v, s, r
+      FROM unnest(users, neighbours, similarities, ranks) AS t(u, v, s, r);
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_train_edges(oid, text, integer, bigint[], bigint[], real[], integer[])
+    IS 'internal: store the group graph of a model being trained';
+
+CREATE FUNCTION isrf._cat_train_deploy(invoker oid, model text, version integer, metrics text,
+    model_bytes bigint, seconds double precision) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM isrf._cat_training(invoker, model, version);
+    UPDATE isrf.models m SET deployed = false WHERE m.name = _cat_train_deploy.model AND m.deployed;
+    UPDATE isrf.models m
+       SET status = 'ready', stage = 'deployed', deployed = true,
+           deployed_at = clock_timestamp(), updated_at = clock_timestamp(),
+           metrics = _cat_train_deploy.metrics::jsonb
+                     || jsonb_build_object('model_bytes', model_bytes, 'seconds_total', seconds)
+     WHERE m.name = _cat_train_deploy.model AND m.version = _cat_train_deploy.version;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_train_deploy(oid, text, integer, text, bigint, double precision)
+    IS 'internal: deploy a trained version (the previous one stays deployed until now)';
+
+-- Nothing to do when the row is gone (dropped while training).
+CREATE FUNCTION isrf._cat_train_end(invoker oid, model text, version integer, status text, message text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF status NOT IN ('failed', 'cancelled') THEN
+        RAISE EXCEPTION 'a training run ends failed or cancelled, not %', status USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE isrf.models m SET status = _cat_train_end.status, message = _cat_train_end.message,
+           updated_at = clock_timestamp()
+     WHERE m.name = _cat_train_end.model AND m.version = _cat_train_end.version
+       AND m.status = 'training' AND isrf._cat_may(invoker, m.owner);
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_train_end(oid, text, integer, text, text) IS 'internal: record why a training run failed or was cancelled';
+
+REVOKE ALL ON FUNCTION
+    isrf._cat_may(oid, name),
+    isrf._cat_dataset_put(oid, text, regclass, regclass, regclass, regclass, name, text[], jsonb, boolean),
+    isrf._cat_dataset_drop(oid, text, boolean),
+    isrf._cat_model_drop(oid, text),
+    isrf._cat_synthetic_register(oid, text, regclass[]),
+    isrf._cat_train_check(oid, text, text),
+    isrf._cat_train_begin(oid, text, text, jsonb),
+    isrf._cat_training(oid, text, integer),
+    isrf._cat_train_stage(oid, text, integer, text),
+    isrf._cat_train_progress(oid, text, integer, jsonb),
+    isrf._cat_train_chunk(oid, text, integer, integer, bytea),
+    isrf._cat_train_interactions(oid, text, integer, bigint[], bigint[], integer[], text[]),
+    isrf._cat_train_edges(oid, text, integer, bigint[], bigint[], real[], integer[]),
+    isrf._cat_train_deploy(oid, text, integer, text, bigint, double precision),
+    isrf._cat_train_end(oid, text, integer, text, text)
+FROM PUBLIC;
 
 ----------------------------------------------------------------------------
 -- Datasets: create, drop, stats
@@ -318,7 +688,8 @@ CREATE FUNCTION isrf.create_dataset(
     text_columns text[] DEFAULT NULL,
     replace boolean DEFAULT false
 ) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ord name := order_column;
     ord_type regtype;
@@ -326,14 +697,7 @@ DECLARE
     found_col boolean;
     bound jsonb;
 BEGIN
-    IF name IS NULL THEN
-        RAISE EXCEPTION 'dataset name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF name !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' THEN
-        RAISE EXCEPTION 'invalid dataset name "%"', name
-            USING ERRCODE = 'invalid_name',
-                  HINT = 'Use 1 to 63 letters, digits and underscores, not starting with a digit.';
-    END IF;
+    PERFORM isrf._check_name('dataset', name);
     IF reviews IS NULL THEN
         RAISE EXCEPTION 'the reviews table of dataset "%" must not be NULL', name
             USING ERRCODE = 'null_value_not_allowed';
@@ -396,54 +760,19 @@ BEGIN
         'item_descriptions', item_descriptions::text,
         'user_descriptions', user_descriptions::text));
 
-    IF EXISTS (SELECT 1 FROM isrf.datasets d WHERE d.name = create_dataset.name) THEN
-        IF NOT replace THEN
-            RAISE EXCEPTION 'dataset "%" already exists', name
-                USING ERRCODE = 'duplicate_object',
-                      HINT = 'Pass replace => true to rebind it.';
-        END IF;
-        UPDATE isrf.datasets d
-           SET reviews = create_dataset.reviews, items = create_dataset.items,
-               item_descriptions = create_dataset.item_descriptions,
-               user_descriptions = create_dataset.user_descriptions,
-               order_column = ord, text_columns = create_dataset.text_columns,
-               bound_names = bound, created_at = now()
-         WHERE d.name = create_dataset.name;
-    ELSE
-        BEGIN
-            INSERT INTO isrf.datasets (name, reviews, items, item_descriptions, user_descriptions,
-                                       order_column, text_columns, bound_names)
-            VALUES (name, reviews, items, item_descriptions, user_descriptions,
-                    ord, text_columns, bound);
-        EXCEPTION WHEN unique_violation THEN
-            RAISE EXCEPTION 'dataset "%" already exists and belongs to another role', name
-                USING ERRCODE = 'duplicate_object';
-        END;
-    END IF;
+    PERFORM isrf._catalogue('_cat_dataset_put', name, reviews, items, item_descriptions, user_descriptions,
+                            ord, text_columns, bound, replace);
 END
 $$;
 COMMENT ON FUNCTION isrf.create_dataset(text, regclass, regclass, regclass, regclass, name, text[], boolean)
     IS 'Bind a dataset name to tables of reviews (required), items, item descriptions and user descriptions';
 
 CREATE FUNCTION isrf.drop_dataset(name text, cascade boolean DEFAULT false) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    n_models integer;
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF name IS NULL THEN
-        RAISE EXCEPTION 'dataset name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM isrf.datasets d WHERE d.name = drop_dataset.name) THEN
-        RAISE EXCEPTION 'dataset "%" does not exist', name USING ERRCODE = 'undefined_object';
-    END IF;
-    SELECT count(DISTINCT m.name) INTO n_models FROM isrf.models m WHERE m.dataset = drop_dataset.name;
-    IF n_models > 0 AND NOT coalesce(cascade, false) THEN
-        RAISE EXCEPTION 'cannot drop dataset "%" because % model(s) depend on it', name, n_models
-            USING ERRCODE = 'dependent_objects_still_exist',
-                  HINT = 'Use cascade => true to drop the models too.';
-    END IF;
-    DELETE FROM isrf.models m WHERE m.dataset = drop_dataset.name;
-    DELETE FROM isrf.datasets d WHERE d.name = drop_dataset.name;
+    PERFORM isrf._check_name('dataset', name);
+    PERFORM isrf._catalogue('_cat_dataset_drop', name, coalesce(cascade, false));
 END
 $$;
 COMMENT ON FUNCTION isrf.drop_dataset(text, boolean) IS 'Forget a dataset (its tables are untouched); cascade => true drops its models too';
@@ -451,7 +780,8 @@ COMMENT ON FUNCTION isrf.drop_dataset(text, boolean) IS 'Forget a dataset (its t
 CREATE FUNCTION isrf.dataset_stats(name text)
 RETURNS TABLE (users bigint, items bigint, interactions bigint, catalogue_items bigint,
                items_with_text bigint, users_with_descriptions bigint, skipped jsonb)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     d isrf.datasets := isrf._dataset(name);
     raw record;
@@ -482,7 +812,7 @@ BEGIN
     interactions := clean.n;
     catalogue_items := NULL;
     IF d.items IS NOT NULL THEN
-        EXECUTE format('SELECT count(*) FROM %s', d.items) INTO catalogue_items;
+        EXECUTE format('SELECT count(DISTINCT item_id) FROM %s', d.items) INTO catalogue_items;
     END IF;
 
     -- items with any non-blank text, in the items table or the LLM descriptions
@@ -567,33 +897,49 @@ CREATE FUNCTION isrf.create_synthetic_dataset(
     seed bigint DEFAULT 1,
     replace boolean DEFAULT false
 ) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    s name := name;
+    s name;
+    t text;
+    rel regclass;
+    ours regclass[] := '{}';
 BEGIN
-    IF name IS NULL THEN
-        RAISE EXCEPTION 'dataset name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    PERFORM isrf._check_name('dataset', name);
+    s := name;
+    IF NOT coalesce(replace, false)
+       AND EXISTS (SELECT 1 FROM isrf.datasets d WHERE d.name = create_synthetic_dataset.name) THEN
+        RAISE EXCEPTION 'dataset "%" already exists', name
+            USING ERRCODE = 'duplicate_object', HINT = 'Pass replace => true to generate it again.';
     END IF;
-    IF name !~ '^[A-Za-z_][A-Za-z0-9_]{0,62}$' THEN
-        RAISE EXCEPTION 'invalid dataset name "%"', name
-            USING ERRCODE = 'invalid_name',
-                  HINT = 'Use 1 to 63 letters, digits and underscores, not starting with a digit.';
-    END IF;
-    IF NOT coalesce(replace, false) THEN
-        IF EXISTS (SELECT 1 FROM isrf.datasets d WHERE d.name = create_synthetic_dataset.name) THEN
-            RAISE EXCEPTION 'dataset "%" already exists', name
-                USING ERRCODE = 'duplicate_object', HINT = 'Pass replace => true to generate it again.';
-        END IF;
-        IF to_regclass(format('%I.reviews', s)) IS NOT NULL THEN
-            RAISE EXCEPTION 'table %.reviews already exists', quote_ident(s)
+    -- A table in the way is replaced only if this generator made it, for
+    -- this dataset, as the caller; any other is an error naming it, and
+    -- nothing is dropped before all four are checked.
+    FOREACH t IN ARRAY ARRAY['reviews', 'items', 'item_descriptions', 'user_descriptions'] LOOP
+        rel := to_regclass(format('%I.%I', s, t));
+        CONTINUE WHEN rel IS NULL;
+        IF NOT coalesce(replace, false) THEN
+            RAISE EXCEPTION 'table % already exists', rel
                 USING ERRCODE = 'duplicate_table', HINT = 'Pass replace => true to replace the synthetic tables.';
         END IF;
-    END IF;
+        IF NOT EXISTS (SELECT 1 FROM isrf.synthetic_tables st JOIN pg_class c ON c.oid = st.relid
+                        WHERE st.relid = rel AND st.dataset = create_synthetic_dataset.name
+                          AND st.relname = rel::text
+                          AND c.relowner = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)) THEN
+            RAISE EXCEPTION 'table % is in the way: isrf.create_synthetic_dataset() did not make it for dataset "%"',
+                rel, name
+                USING ERRCODE = 'duplicate_table',
+                      HINT = 'It is never dropped for you: drop or rename it yourself, or generate the dataset under another name.';
+        END IF;
+        ours := ours || rel;
+    END LOOP;
     -- tables go into a schema named after the dataset, owned by the caller
-    EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', s);
-    IF coalesce(replace, false) THEN
-        EXECUTE format('DROP TABLE IF EXISTS %1$I.reviews, %1$I.items, %1$I.item_descriptions, %1$I.user_descriptions', s);
+    IF NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = s) THEN
+        EXECUTE format('CREATE SCHEMA %I', s);
     END IF;
+    FOREACH rel IN ARRAY ours LOOP
+        EXECUTE format('DROP TABLE %s', rel);
+    END LOOP;
     EXECUTE format('CREATE TABLE %I.reviews AS SELECT * FROM isrf.synthetic_reviews($1, $2, $3, $4, $5)', s)
         USING users, items, groups, per_user, seed;
     EXECUTE format('CREATE TABLE %I.items AS SELECT * FROM isrf.synthetic_items($1, $2, $3, $4, $5)', s)
@@ -604,6 +950,9 @@ BEGIN
         USING users, items, groups, per_user, seed;
     EXECUTE format('ALTER TABLE %1$I.items ADD PRIMARY KEY (item_id)', s);
     EXECUTE format('ALTER TABLE %1$I.user_descriptions ADD PRIMARY KEY (user_id)', s);
+    PERFORM isrf._catalogue('_cat_synthetic_register', name,
+        ARRAY[format('%I.reviews', s), format('%I.items', s), format('%I.item_descriptions', s),
+              format('%I.user_descriptions', s)]::regclass[]);
     PERFORM isrf.create_dataset(name,
         reviews => format('%I.reviews', s)::regclass,
         items => format('%I.items', s)::regclass,
@@ -613,7 +962,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION isrf.create_synthetic_dataset(text, integer, integer, integer, integer, bigint, boolean)
-    IS 'Generate a synthetic dataset with planted user groups into schema <name> and bind it';
+    IS 'Generate a synthetic dataset with planted user groups into schema <name> and bind it (replace => true replaces only tables it made itself)';
 
 ----------------------------------------------------------------------------
 -- Models: training, resolution, integrity
@@ -628,7 +977,8 @@ COMMENT ON PROCEDURE isrf_train(text, jsonb)
 -- The model a function means: the name given, else isrf.default_model, else
 -- the only deployed model; errors list the candidates.
 CREATE FUNCTION isrf._resolve_model(model text, OUT name text, OUT version integer)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     m text := model;
     n integer;
@@ -666,15 +1016,13 @@ $$;
 COMMENT ON FUNCTION isrf._resolve_model(text) IS 'internal: resolve a model argument (NULL: isrf.default_model, else the only deployed model)';
 
 CREATE FUNCTION isrf.drop_model(name text) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF name IS NULL THEN
         RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    DELETE FROM isrf.models m WHERE m.name = drop_model.name;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'model "%" does not exist', name USING ERRCODE = 'undefined_object';
-    END IF;
+    PERFORM isrf._catalogue('_cat_model_drop', name);
 END
 $$;
 COMMENT ON FUNCTION isrf.drop_model(text) IS 'Drop every version of a model, its stored bytes and its group graph';
@@ -694,7 +1042,8 @@ COMMENT ON FUNCTION isrf.model_check(text)
 
 -- Common argument checks of the analyst functions.
 CREATE FUNCTION isrf._check_user_k(user_id bigint, k integer) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF user_id IS NULL THEN
         RAISE EXCEPTION 'user_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -711,7 +1060,8 @@ COMMENT ON FUNCTION isrf._check_user_k(bigint, integer) IS 'internal: validate u
 
 -- A user the model version knows, or a clear error.
 CREATE FUNCTION isrf._check_model_user(model text, version integer, user_id bigint) RETURNS void
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM isrf.model_interactions i
                     WHERE i.model = _check_model_user.model AND i.version = _check_model_user.version
@@ -726,7 +1076,8 @@ COMMENT ON FUNCTION isrf._check_model_user(text, integer, bigint) IS 'internal: 
 
 CREATE FUNCTION isrf_group_neighbours(user_id bigint, k integer, model text DEFAULT NULL)
 RETURNS TABLE (neighbour_id bigint, similarity real)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     m record;
 BEGIN
@@ -744,7 +1095,8 @@ COMMENT ON FUNCTION isrf_group_neighbours(bigint, integer, text)
 
 CREATE FUNCTION isrf_group_interests(user_id bigint, k integer, model text DEFAULT NULL)
 RETURNS TABLE (item_id bigint, support integer, score real)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     m record;
 BEGIN

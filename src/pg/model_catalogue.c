@@ -38,19 +38,15 @@ isrf_pg_model_read(IsrfPgEnv *penv, const char *name, int32 version, IsrfModel *
 				   size_t *bytes)
 {
 	IsrfEnv    *env = &penv->env;
-	int			rc;
 	uint64		i;
 	size_t		total = 0,
 				off = 0;
 	uint8_t    *buf;
 	IsrfStatus	st;
 
-	rc = SPI_execute_with_args("SELECT seq, data FROM isrf.model_chunks WHERE name = $1 AND version = $2 ORDER BY seq",
-							   2, (Oid[]) {TEXTOID, INT4OID},
-							   (Datum[]) {CStringGetTextDatum(name), Int32GetDatum(version)},
-							   NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read model chunks: %s", SPI_result_code_string(rc));
+	(void) isrf_spi_select("SELECT seq, data FROM isrf.model_chunks WHERE name = $1 AND version = $2 ORDER BY seq",
+						   2, (Oid[]) {TEXTOID, INT4OID},
+						   (Datum[]) {CStringGetTextDatum(name), Int32GetDatum(version)}, NULL);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;

@@ -45,6 +45,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "pg_catalogue.h"
 #include "pg_env.h"
 #include "model_cache.h"
 #include "model_server.h"
@@ -710,24 +711,30 @@ PG_FUNCTION_INFO_V1(isrf_status);
 
 /*
  * isrf_status() -> one row per running model server: database, pid,
- * device, loaded models, requests, batches, errors, latency.
+ * device, loaded models (those the caller may see), requests, batches,
+ * errors, latency.
  */
 Datum
 isrf_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ServerWorker *workers = palloc(sizeof(ServerWorker) * SERVER_MAX_WORKERS);
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (server == NULL)
 		return (Datum) 0;
+	/* a copy, so that no lock is held while catalogues are read */
 	LWLockAcquire(server->lock, LW_SHARED);
+	memcpy(workers, server->workers, sizeof(ServerWorker) * SERVER_MAX_WORKERS);
+	LWLockRelease(server->lock);
 	for (i = 0; i < SERVER_MAX_WORKERS; i++)
 	{
-		ServerWorker *w = &server->workers[i];
+		ServerWorker *w = &workers[i];
 		Datum		v[10];
 		bool		n[10] = {false};
 		char	   *dbname;
+		char	   *models;
 
 		if (w->dbid == InvalidOid)
 			continue;
@@ -737,7 +744,9 @@ isrf_status(PG_FUNCTION_ARGS)
 		v[1] = Int32GetDatum(w->pid);
 		n[1] = w->pid == 0;
 		v[2] = CStringGetTextDatum(w->pid ? w->device : "starting");
-		v[3] = CStringGetTextDatum(w->models);
+		models = isrf_visible_models(w->dbid, w->models);	/* other roles' models are not shown */
+		v[3] = models ? CStringGetTextDatum(models) : (Datum) 0;
+		n[3] = models == NULL;
 		v[4] = Int64GetDatum((int64) w->requests);
 		v[5] = Int64GetDatum((int64) w->batches);
 		v[6] = Int64GetDatum((int64) w->errors);
@@ -746,6 +755,5 @@ isrf_status(PG_FUNCTION_ARGS)
 		v[9] = Int32GetDatum(w->max_batch);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
-	LWLockRelease(server->lock);
 	return (Datum) 0;
 }
