@@ -171,13 +171,13 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 				}
 	/* then the group's weight beside them */
 	for (i = 0; i < dt.n_users; i++)
-		for (c = 0; c < GR_N_GROUP; c++)
+		for (c = 0; c < (s->cfg.use_group_score ? GR_N_GROUP : 1); c++)
 		{
 			tune_blend(&t, (size_t) i * dt.n_cand, dt.n_cand, tune_prior_grid[best],
 					   tune_pop_grid[bestg], tune_content_grid[bestc], tune_group_grid[c], sc);
 			isrf_metrics_add(&accg[c], isrf_direct_rank(sc, NULL, dt.n_cand, dt.target_pos[i], false));
 		}
-	for (c = 1; c < GR_N_GROUP; c++)
+	for (c = 1; c < (s->cfg.use_group_score ? GR_N_GROUP : 1); c++)
 		if (accg[c].ndcg10 > accg[bestq].ndcg10)
 			bestq = c;
 	out->weights.prior_direct = tune_prior_grid[best];
@@ -277,7 +277,7 @@ isrf_gr_tune_scorer(IsrfGenrecSession *s, IsrfGenrec *out)
 			for (q = 0; q < vin[i + j]; q++)
 				sc[hist[j][q]] = NAN;
 			for (b = 0; b < GR_N_PRIOR; b++)
-				for (g = 0; g < GR_N_GROUP; g++)
+				for (g = 0; g < (s->cfg.use_group_score ? GR_N_GROUP : 1); g++)
 					isrf_metrics_add(&acc[b][g],
 									 isrf_full_rank_blend2(sc, scr->psc, tune_prior_grid[b], scr->gsc,
 														   tune_group_grid[g], s->ni, vt[i + j], 10));
@@ -290,7 +290,7 @@ isrf_gr_tune_scorer(IsrfGenrecSession *s, IsrfGenrec *out)
 	{
 		if (acc[b][0].ndcg10 > acc[best0][0].ndcg10)
 			best0 = b;
-		for (g = 0; g < GR_N_GROUP; g++)
+		for (g = 0; g < (s->cfg.use_group_score ? GR_N_GROUP : 1); g++)
 			if (acc[b][g].ndcg10 > acc[best][bestq].ndcg10)
 			{
 				best = b;

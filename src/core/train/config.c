@@ -96,6 +96,8 @@ static const IsrfConfigKey config_keys[] = {
 	"codes per level"},
 	{"beam_weight", ISRF_KEY_FLOAT, F(gen.beam_weight), -1, 100, -1, false, GEN ",use_generative", "chosen",
 	"weight of the generative head's beam bonus in the served score (items its constrained beam search finds get their code log-probability above the lowest found); -1: chosen on validation from 0 to 4, where 0 leaves the beam out of serving"},
+	{"use_group_score", ISRF_KEY_BOOL, F(gen.use_group_score), 0, 1, 1, false, GEN ",use_prior,use_group", NULL,
+	"the group interest as a score term: the user's neighbours in the group graph vote for their recent items, weights chosen on validation (0 allowed)"},
 	{"use_prior", ISRF_KEY_BOOL, F(gen.use_prior), 0, 1, 1, false, GEN, NULL,
 	"add the ranking score's terms beside the dense logit (train-only Markov + item-kNN transition score; for candidate lists also popularity and the profile cosine), their weights chosen on validation (0 allowed)"},
 	{"eval_users", ISRF_KEY_INT, F(gen.eval_users), 0, INT32_MAX, 0, false, GEN, NULL,
@@ -460,6 +462,66 @@ isrf_train_config_json(const IsrfTrainConfig *cfg, char *buf, size_t len)
 	if (len > 0 && off >= len)
 		buf[len - 1] = '\0';
 	return off + 1;
+}
+
+size_t
+isrf_train_config_text(const IsrfTrainConfig *cfg, char *buf, size_t len)
+{
+	size_t		off = 0;
+	int			i;
+
+	if (len > 0)
+		buf[0] = '\0';
+	for (i = 0; i < CONFIG_N_KEYS; i++)
+	{
+		const IsrfConfigKey *k = &config_keys[i];
+		char		v[64];
+
+		if (k->type == ISRF_KEY_NAME)
+			continue;
+		config_value_text(k, cfg, v, sizeof(v));
+		off = config_append(buf, len, off, "%s=%s\n", k->name, v);
+	}
+	if (len > 0 && off >= len)
+		buf[len - 1] = '\0';
+	return off + 1;
+}
+
+IsrfStatus
+isrf_train_config_from_text(IsrfEnv *env, const char *text, size_t len, IsrfTrainConfig *cfg)
+{
+	size_t		p = 0;
+
+	isrf_train_config_default(cfg);
+	while (p < len)
+	{
+		char		line[256];
+		size_t		n = 0;
+		char	   *eq;
+		const IsrfConfigKey *k;
+
+		while (p < len && text[p] != '\n' && n < sizeof(line) - 1)
+			line[n++] = text[p++];
+		line[n] = '\0';
+		if (p < len && text[p] != '\n')
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "the stored configuration is damaged (a line too long)");
+		p++;
+		if (n == 0)
+			continue;
+		eq = strchr(line, '=');
+		if (eq == NULL)
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "the stored configuration is damaged (\"%.40s\")", line);
+		*eq = '\0';
+		k = isrf_config_key(line);
+		if (k == NULL || k->type == ISRF_KEY_NAME)
+			continue;			/* a key of another build */
+		if (config_set(env, k, eq + 1, cfg) != ISRF_OK)
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "the stored configuration is damaged: %s", env->errmsg);
+	}
+	cfg->gen.seed = cfg->seed;
+	if (cfg->gen.n_heads < 1 || cfg->gen.d_model % cfg->gen.n_heads != 0)
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "the stored configuration is damaged (n_heads, d_model)");
+	return ISRF_OK;
 }
 
 size_t

@@ -92,6 +92,22 @@ bool		isrf_config_key_effective(const IsrfConfigKey *k, const IsrfTrainConfig *c
 size_t		isrf_train_config_json(const IsrfTrainConfig *cfg, char *buf, size_t len);
 
 /*
+ * Every key's value as "key=value" lines (NAME keys left out), for the
+ * model file: what a model was trained with, independent of the struct's
+ * layout.  Returns the length it needs; writes at most len bytes,
+ * NUL-terminated.
+ */
+size_t		isrf_train_config_text(const IsrfTrainConfig *cfg, char *buf, size_t len);
+
+/*
+ * Read such lines back over the defaults: every value checked against its
+ * key's type and range (ISRF_ERR_CORRUPT naming it when it is not), keys
+ * this build does not know ignored.
+ */
+IsrfStatus	isrf_train_config_from_text(IsrfEnv *env, const char *text, size_t len,
+										IsrfTrainConfig *cfg);
+
+/*
  * The README's table of keys (Markdown, a row per key, header included).
  * Returns the length it needs; writes at most len bytes, NUL-terminated.
  */
