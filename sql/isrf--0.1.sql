@@ -949,6 +949,7 @@ BEGIN
     EXECUTE format('CREATE TABLE %I.user_descriptions AS SELECT * FROM isrf.synthetic_users($1, $2, $3, $4, $5)', s)
         USING users, items, groups, per_user, seed;
     EXECUTE format('ALTER TABLE %1$I.items ADD PRIMARY KEY (item_id)', s);
+    EXECUTE format('CREATE INDEX ON %1$I.reviews (user_id, "position")', s);
     EXECUTE format('ALTER TABLE %1$I.user_descriptions ADD PRIMARY KEY (user_id)', s);
     PERFORM isrf._catalogue('_cat_synthetic_register', name,
         ARRAY[format('%I.reviews', s), format('%I.items', s), format('%I.item_descriptions', s),
@@ -1015,6 +1016,42 @@ END
 $$;
 COMMENT ON FUNCTION isrf._resolve_model(text) IS 'internal: resolve a model argument (NULL: isrf.default_model, else the only deployed model)';
 
+-- The query giving one user's current history in a dataset's reviews table,
+-- cleaned as training cleans its interactions (isrf._interactions_sql): rows
+-- with NULL item or order skipped, items missing from a bound items table
+-- skipped, a repeated item kept once at its first occurrence; oldest first,
+-- ties by item_id.  $1 is the user id.  An index on the reviews table's
+-- (user_id, order column) serves it.
+CREATE FUNCTION isrf._history_sql(d isrf.datasets) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format(
+        'SELECT item_id FROM (SELECT r.item_id::bigint AS item_id, r.%1$I AS o,'
+        '         row_number() OVER (PARTITION BY r.item_id ORDER BY r.%1$I) AS dup'
+        '       FROM %2$s r'
+        '      WHERE r.user_id = $1 AND r.item_id IS NOT NULL AND r.%1$I IS NOT NULL%3$s) s'
+        ' WHERE dup = 1 ORDER BY o, item_id',
+        d.order_column, d.reviews,
+        CASE WHEN d.items IS NULL THEN ''
+             ELSE format(' AND EXISTS (SELECT 1 FROM %s i WHERE i.item_id = r.item_id)', d.items) END)
+$$;
+COMMENT ON FUNCTION isrf._history_sql(isrf.datasets) IS 'internal: SQL of one user''s current, cleaned history in a dataset''s reviews table';
+
+-- What serving a model version needs of its dataset: the history query, the
+-- reviews table, and whether an index on it leads with user_id.
+CREATE FUNCTION isrf._serving_source(model text, version integer,
+    OUT history_sql text, OUT reviews regclass, OUT has_index boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT isrf._history_sql(d), d.reviews,
+           EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                    WHERE i.indrelid = d.reviews AND a.attname = 'user_id')
+      FROM isrf.models m, LATERAL isrf._dataset(m.dataset) d
+     WHERE m.name = _serving_source.model AND m.version = _serving_source.version
+$$;
+COMMENT ON FUNCTION isrf._serving_source(text, integer) IS 'internal: a model version''s history query, reviews table and whether an index serves it';
+
 CREATE FUNCTION isrf.drop_model(name text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -1040,89 +1077,20 @@ COMMENT ON FUNCTION isrf.model_check(text)
 -- Group interests, for analysts
 ----------------------------------------------------------------------------
 
--- Common argument checks of the analyst functions.
-CREATE FUNCTION isrf._check_user_k(user_id bigint, k integer) RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF user_id IS NULL THEN
-        RAISE EXCEPTION 'user_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF k IS NULL THEN
-        RAISE EXCEPTION 'k must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF k <= 0 THEN
-        RAISE EXCEPTION 'k must be positive, not %', k USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION isrf._check_user_k(bigint, integer) IS 'internal: validate user_id and k arguments';
-
--- A user the model version knows, or a clear error.
-CREATE FUNCTION isrf._check_model_user(model text, version integer, user_id bigint) RETURNS void
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM isrf.model_interactions i
-                    WHERE i.model = _check_model_user.model AND i.version = _check_model_user.version
-                      AND i.user_id = _check_model_user.user_id) THEN
-        RAISE EXCEPTION 'user % is not in model "%"', user_id, model
-            USING ERRCODE = 'no_data_found',
-                  HINT = 'Only users with interactions in the training data have a group.';
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION isrf._check_model_user(text, integer, bigint) IS 'internal: error unless the model knows the user';
 
 CREATE FUNCTION isrf_group_neighbours(user_id bigint, k integer, model text DEFAULT NULL)
 RETURNS TABLE (neighbour_id bigint, similarity real)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    m record;
-BEGIN
-    PERFORM isrf._check_user_k(user_id, k);
-    SELECT * INTO m FROM isrf._resolve_model(model);
-    PERFORM isrf._check_model_user(m.name, m.version, user_id);
-    RETURN QUERY
-        SELECT e.neighbour_id, e.similarity FROM isrf.group_edges e
-         WHERE e.model = m.name AND e.version = m.version AND e.user_id = isrf_group_neighbours.user_id
-         ORDER BY e.rank LIMIT k;
-END
-$$;
+AS 'MODULE_PATHNAME', 'isrf_group_neighbours'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION isrf_group_neighbours(bigint, integer, text)
-    IS 'The user''s group: its k most similar users by semantic features, most similar first (never the user)';
+    IS 'The user''s group: the model''s users most similar by semantic features to the user as their history is now (their description''s feature where they have one), most similar first, never the user';
 
 CREATE FUNCTION isrf_group_interests(user_id bigint, k integer, model text DEFAULT NULL)
 RETURNS TABLE (item_id bigint, support integer, score real)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    m record;
-BEGIN
-    PERFORM isrf._check_user_k(user_id, k);
-    SELECT * INTO m FROM isrf._resolve_model(model);
-    PERFORM isrf._check_model_user(m.name, m.version, user_id);
-    -- score: the share of the group's similarity mass that interacted with the item
-    RETURN QUERY
-        WITH nb AS (
-            SELECT e.neighbour_id, greatest(e.similarity, 0) AS w FROM isrf.group_edges e
-             WHERE e.model = m.name AND e.version = m.version AND e.user_id = isrf_group_interests.user_id),
-        seen AS (
-            SELECT i.item_id FROM isrf.model_interactions i
-             WHERE i.model = m.name AND i.version = m.version AND i.user_id = isrf_group_interests.user_id)
-        SELECT i.item_id, count(DISTINCT nb.neighbour_id)::integer,
-               (sum(nb.w) / nullif((SELECT sum(w) FROM nb), 0))::real
-          FROM nb JOIN isrf.model_interactions i
-            ON i.model = m.name AND i.version = m.version AND i.user_id = nb.neighbour_id
-         WHERE i.item_id NOT IN (SELECT s.item_id FROM seen s)
-         GROUP BY i.item_id
-         ORDER BY 3 DESC NULLS LAST, 2 DESC, 1
-         LIMIT k;
-END
-$$;
+AS 'MODULE_PATHNAME', 'isrf_group_interests'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION isrf_group_interests(bigint, integer, text)
-    IS 'Items the user''s group interacted with that the user has not: support = neighbours who did, score = their share of the group''s similarity';
+    IS 'Items the user''s group interacted with that the user has not (as the user''s history is now): support = neighbours who did, score = their share of the group''s similarity';
 
 ----------------------------------------------------------------------------
 -- Serving and evaluation
@@ -1134,6 +1102,13 @@ AS 'MODULE_PATHNAME', 'isrf_recommend'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION isrf_recommend(bigint, integer, text)
     IS 'Top-k next items for a user by constrained beam search over semantic IDs, rescored by the dense head; history excluded; unknown users get a cold-start answer';
+
+CREATE FUNCTION isrf_recommend_items(items bigint[], k integer, model text DEFAULT NULL)
+RETURNS TABLE (rank integer, item_id bigint, score real)
+AS 'MODULE_PATHNAME', 'isrf_recommend_items'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 10;
+COMMENT ON FUNCTION isrf_recommend_items(bigint[], integer, text)
+    IS 'Top-k next items after an ordered list of items (an anonymous session, a basket), the listed items excluded; unknown items skipped and counted in a NOTICE';
 
 CREATE FUNCTION isrf_rank(user_id bigint, candidates bigint[], model text DEFAULT NULL)
 RETURNS TABLE (rank integer, item_id bigint, score real)

@@ -34,6 +34,27 @@ isrf_pg_model_resolve(const char *requested, char **name, int32 *version, Timest
 }
 
 void
+isrf_pg_model_resolve_serving(const char *requested, MemoryContext mcxt, IsrfPgServing *out)
+{
+	SPITupleTable *tt;
+	bool		isnull;
+
+	tt = isrf_spi_query("SELECT r.name, r.version, m.created_at, s.history_sql, s.reviews::oid, s.has_index"
+						" FROM isrf._resolve_model($1) r"
+						" JOIN isrf.models m ON m.name = r.name AND m.version = r.version,"
+						" LATERAL isrf._serving_source(r.name, r.version) s", 1,
+						(Oid[]) {TEXTOID},
+						(Datum[]) {requested ? CStringGetTextDatum(requested) : (Datum) 0},
+						requested ? NULL : "n");
+	out->name = MemoryContextStrdup(mcxt, SPI_getvalue(tt->vals[0], tt->tupdesc, 1));
+	out->version = DatumGetInt32(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
+	out->created_at = DatumGetTimestampTz(SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull));
+	out->history_sql = MemoryContextStrdup(mcxt, SPI_getvalue(tt->vals[0], tt->tupdesc, 4));
+	out->reviews = DatumGetObjectId(SPI_getbinval(tt->vals[0], tt->tupdesc, 5, &isnull));
+	out->has_index = DatumGetBool(SPI_getbinval(tt->vals[0], tt->tupdesc, 6, &isnull));
+}
+
+void
 isrf_pg_model_read(IsrfPgEnv *penv, const char *name, int32 version, IsrfModel *out,
 				   size_t *bytes)
 {

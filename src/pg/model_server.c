@@ -47,6 +47,7 @@
 
 #include "pg_catalogue.h"
 #include "pg_env.h"
+#include "history.h"
 #include "model_cache.h"
 #include "model_server.h"
 #include "serve/serve.h"
@@ -76,6 +77,8 @@ typedef struct ServerSlot
 	int64		user_id;
 	int32		k;
 	int32		beam_width;		/* the caller's isrf.beam_width */
+	int32		n_hist;			/* the user's history, as the caller read it */
+	int64		hist[ISRF_SERVER_MAX_HIST];
 	TimestampTz posted_at;
 	/* reply */
 	int32		count;
@@ -324,8 +327,8 @@ server_abandon(ServerSlot *slot)
 
 void
 isrf_server_recommend(const char *model, int32 version, TimestampTz created_at,
-					  int64 user_id, int32 k, int32 beam_width, int64 *items, float *scores,
-					  int32 *count, bool *cold_start)
+					  int64 user_id, int32 k, int32 beam_width, const int64 *hist, int32 n_hist,
+					  int64 *items, float *scores, int32 *count, bool *cold_start)
 {
 	Latch	   *worker_latch = server_worker_latch();
 	ServerSlot *slot = server_claim_slot();
@@ -339,6 +342,8 @@ isrf_server_recommend(const char *model, int32 version, TimestampTz created_at,
 	slot->user_id = user_id;
 	slot->k = Min(k, ISRF_SERVER_MAX_K);
 	slot->beam_width = beam_width;
+	slot->n_hist = Min(n_hist, ISRF_SERVER_MAX_HIST);
+	memcpy(slot->hist, hist, sizeof(int64) * slot->n_hist);
 	slot->posted_at = GetCurrentTimestamp();
 	slot->sqlerrcode = 0;
 	slot->message[0] = '\0';
@@ -528,9 +533,14 @@ server_answer(ServerSlot **batch, int n)
 		m = isrf_serve_session_model(ss);
 		for (i = 0; i < n; i++)
 		{
+			IsrfPgHistory h;
+
+			isrf_pg_history_map(batch[i]->hist, batch[i]->n_hist, m, &h);
 			req[i].user = isrf_model_user_index(m, batch[i]->user_id);
 			req[i].k = Min(batch[i]->k, Max(m->n_items, 1));
 			req[i].beam_width = batch[i]->beam_width;
+			req[i].hist = h.items;
+			req[i].len = h.len;
 			res[i].items = palloc(sizeof(int32) * req[i].k);
 			res[i].scores = palloc(sizeof(float) * req[i].k);
 		}

@@ -103,6 +103,31 @@ isrf_spi_scalar_text(const char *sql, int nargs, Oid *types, Datum *values)
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 }
 
+SPIPlanPtr
+isrf_spi_prepare(const char *sql, int nargs, Oid *types)
+{
+	int			level = spi_path_push();
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	spi_path_pop(level);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), sql);
+	return plan;
+}
+
+SPITupleTable *
+isrf_spi_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls, uint64 *n)
+{
+	int			level = spi_path_push();
+	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+
+	spi_path_pop(level);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed (%s)", SPI_result_code_string(rc));
+	*n = SPI_processed;
+	return SPI_tuptable;
+}
+
 void
 isrf_spi_fetch(const char *sql, void (*take) (void *arg, SPITupleTable *tt, uint64 n), void *arg)
 {

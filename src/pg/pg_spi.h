@@ -37,6 +37,13 @@ Datum		isrf_spi_scalar(const char *sql, int nargs, Oid *types, Datum *values);
 /* First column of the first row as a palloc'd string, or NULL. */
 char	   *isrf_spi_scalar_text(const char *sql, int nargs, Oid *types, Datum *values);
 
+/* Prepare a statement (under the fixed search_path; keep it with SPI_keepplan). */
+SPIPlanPtr	isrf_spi_prepare(const char *sql, int nargs, Oid *types);
+
+/* Run a prepared query; *n gets the number of rows, returned in the table. */
+SPITupleTable *isrf_spi_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
+									 uint64 *n);
+
 /* Run a query through a cursor and hand each batch of rows to take(). */
 void		isrf_spi_fetch(const char *sql,
 						   void (*take) (void *arg, SPITupleTable *tt, uint64 n),

@@ -22,6 +22,7 @@
 #define TAG_NTRAIN	ISRF_TAG('N', 'T', 'R', 'N')
 #define TAG_IFEAT	ISRF_TAG('I', 'F', 'E', 'A')
 #define TAG_UFEAT	ISRF_TAG('U', 'F', 'E', 'A')
+#define TAG_USRC	ISRF_TAG('U', 'S', 'R', 'C')
 #define TAG_GPTR	ISRF_TAG('G', 'P', 'T', 'R')
 #define TAG_GCOL	ISRF_TAG('G', 'C', 'O', 'L')
 #define TAG_GVAL	ISRF_TAG('G', 'V', 'A', 'L')
@@ -176,6 +177,7 @@ isrf_model_free(IsrfEnv *env, IsrfModel *m)
 	isrf_free(env, m->n_train);
 	isrf_free(env, m->item_feat);
 	isrf_free(env, m->user_feat);
+	isrf_free(env, m->user_source);
 	isrf_csr_free(env, &m->group);
 	isrf_free(env, m->user_explicit);
 	isrf_free(env, m->item_explicit);
@@ -210,6 +212,7 @@ isrf_model_save(IsrfEnv *env, const IsrfModel *m, uint8_t **buf, size_t *len)
 		(st = isrf_model_writer_add(w, TAG_NTRAIN, ISRF_ELEM_I32, m->n_train, nu * 4)) ||
 		(st = isrf_model_writer_add(w, TAG_IFEAT, ISRF_ELEM_F32, m->item_feat, ni * dm * 4)) ||
 		(st = isrf_model_writer_add(w, TAG_UFEAT, ISRF_ELEM_F32, m->user_feat, nu * dm * 4)) ||
+		(st = isrf_model_writer_add(w, TAG_USRC, ISRF_ELEM_BYTES, m->user_source, nu)) ||
 		(st = isrf_model_writer_add(w, TAG_GPTR, ISRF_ELEM_I32, m->group.rowptr, (nu + 1) * 4)) ||
 		(st = isrf_model_writer_add(w, TAG_GCOL, ISRF_ELEM_I32, m->group.col, (size_t) m->group.nnz * 4)) ||
 		(st = isrf_model_writer_add(w, TAG_GVAL, ISRF_ELEM_F32, m->group.val, (size_t) m->group.nnz * 4)) ||
@@ -397,6 +400,19 @@ isrf_model_load(IsrfEnv *env, const uint8_t *buf, size_t len, IsrfModel *out)
 		(st = model_take(env, &r, TAG_UGRP, ISRF_ELEM_F32, nu * dm * 4, (void **) &out->user_group)) ||
 		(st = model_check(env, out)))
 		goto fail;
+	/* where each user's feature came from (models before it had it: history) */
+	if (isrf_model_reader_has(&r, TAG_USRC))
+	{
+		if ((st = model_take(env, &r, TAG_USRC, ISRF_ELEM_BYTES, nu, (void **) &out->user_source)) != ISRF_OK)
+			goto fail;
+	}
+	else if ((out->user_source = isrf_alloc(env, nu + 1)) == NULL)
+	{
+		st = ISRF_ERR_NOMEM;
+		goto fail;
+	}
+	else
+		memset(out->user_source, 2, nu);	/* ISRF_USER_FEATURE_HISTORY */
 	if (isrf_model_reader_has(&r, TAG_GHDR) &&
 		(st = model_load_genrec(env, &r, out)) != ISRF_OK)
 		goto fail;

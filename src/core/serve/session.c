@@ -104,6 +104,7 @@ isrf_serve_session_close(IsrfServeSession *ss)
 	if (ss->have_trie)
 		isrf_trie_free(ss->env, &ss->trie);
 	isrf_scorer_free(&ss->scorer);
+	isrf_free(ss->env, ss->ufeat_n);
 	isrf_genrec_session_close(ss->s);
 	isrf_free(ss->env, ss->cnt);
 	isrf_free(ss->env, ss->ord);
