@@ -132,6 +132,7 @@ typedef struct Job
 				failed,
 				consecutive_failures;
 	char	   *last_error;
+	double		last_record;	/* llm_now() of the last job_record() */
 	bool		cancelled;
 	LlmClient  *client;
 	MemoryContext cxt;
@@ -690,8 +691,9 @@ job_write_row(Job *j, const char *sql, JobRow *row)
 }
 
 /*
- * One transaction: the finished rows, the errors, the counters; reads the
- * cancel flag.
+ * One transaction: the finished rows (each committed as soon as it is
+ * answered); the errors at once; the counters, with the cancel flag read
+ * back, at most every JOB_FLUSH_INTERVAL, and the final state.
  */
 static void
 job_flush(Job *j, const char *final_state)
@@ -712,7 +714,11 @@ job_flush(Job *j, const char *final_state)
 	list_free(j->finished);
 	j->finished = NIL;
 
-	job_record(j, final_state);
+	if (final_state || j->errors != NIL || llm_now() - j->last_record >= JOB_FLUSH_INTERVAL)
+	{
+		job_record(j, final_state);
+		j->last_record = llm_now();
+	}
 	pfree(insert);
 }
 
