@@ -16,8 +16,10 @@
 #   no_beam          the default model served without the beam (beam_weight=0)
 #   with_beam        the default model served with the beam bonus at weight 1
 #
-# The last two re-evaluate the default run's saved model (isrf_driver evaluate
-# --beam-weight), so they need no training.  Each run's output stays in
+# no_group, no_prior, no_beam and with_beam change only the ranking score, not
+# the trained network: they re-evaluate the default run's saved model
+# (isrf_driver evaluate --without group|prior, --beam-weight; the remaining
+# weights chosen on validation again), so they need no training.  Each run's output stays in
 # $OUT_DIR (default /tmp/isrf_ablations); VARIANTS limits the variants run.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,12 +32,10 @@ driver="${DRIVER:-$here/build/isrf_driver}"
 
 declare -A options=(
 	[default]=""
-	[no_group]="--config use_group_score=false"
 	[group_interest]="--config use_group_interest=true"
 	[no_align]="--config use_group_interest=true --config use_align=false"
 	[no_text]="--config use_text=false"
 	[no_adapter]="--config use_adapter=false"
-	[no_prior]="--config use_prior=false"
 )
 variants="${VARIANTS:-default no_group group_interest no_align no_text no_adapter no_prior no_beam with_beam}"
 
@@ -49,11 +49,16 @@ for ds in $datasets; do
 	for v in $variants; do
 		log="$out/${ds}_${v}.txt"
 		case "$v" in
-			no_beam|with_beam)
+			no_group|no_prior|no_beam|with_beam)
 				[ -f "$out/${ds}_default.bin" ] || { echo "$v needs the default run first" >&2; continue; }
-				w=0; [ "$v" = with_beam ] && w=1
+				case "$v" in
+					no_group) how=(--without group) ;;
+					no_prior) how=(--without prior) ;;
+					no_beam) how=(--beam-weight 0) ;;
+					with_beam) how=(--beam-weight 1) ;;
+				esac
 				"$driver" evaluate "$out/${ds}_default.bin" --device "${ISRF_DEVICE:-cpu}" \
-					--beam-weight "$w" --baselines off >"$log" 2>"$out/${ds}_${v}.err"
+					"${how[@]}" --baselines off >"$log" 2>"$out/${ds}_${v}.err"
 				secs=-
 				;;
 			*)

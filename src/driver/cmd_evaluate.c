@@ -1,10 +1,13 @@
 /*
  * cmd_evaluate.c
  *	  isrf_driver evaluate MODEL_FILE [--device D] [--retune on|off]
- *	  [--beam-weight W] [--baselines on|off] [--lists FILE]: the isrf_evaluate
+ *	  [--beam-weight W] [--without prior|group] [--baselines on|off]
+ *	  [--lists FILE]: the isrf_evaluate
  *	  table of a saved model (the same code as the SQL function: the isrf rows
  *	  are the served lists), optionally after choosing the ranking score's
- *	  weights on validation again with this build's scorer, and with the
+ *	  weights on validation again with this build's scorer (--without: with
+ *	  the prior's terms, or the group term, left out, as use_prior=false or
+ *	  use_group_score=false would train them), and with the
  *	  served sequential-task lists written as user_id,rank,item_id for
  *	  ../shared/tools/referee.py score.  driver_evaluate is also what train
  *	  prints.
@@ -129,7 +132,9 @@ driver_cmd_evaluate(int argc, char **argv)
 			   *device = "auto",
 			   *lists = NULL;
 	bool		retune = false,
-				baselines = true;
+				baselines = true,
+				no_prior = false,
+				no_group = false;
 	double		beam_weight = -1.0;
 	uint8_t    *buf;
 	size_t		len = 0;
@@ -164,6 +169,10 @@ driver_cmd_evaluate(int argc, char **argv)
 			baselines = strcmp(v, "on") == 0;
 		else if (strcmp(a, "--beam-weight") == 0)
 			beam_weight = atof(v);
+		else if (strcmp(a, "--without") == 0 && strcmp(v, "prior") == 0)
+			no_prior = true;
+		else if (strcmp(a, "--without") == 0 && strcmp(v, "group") == 0)
+			no_group = retune = true;
 		else
 		{
 			fprintf(stderr, "isrf_driver: evaluate: bad option %s %s\n", a, v);
@@ -173,7 +182,7 @@ driver_cmd_evaluate(int argc, char **argv)
 	if (file == NULL)
 	{
 		fprintf(stderr, "usage: isrf_driver evaluate MODEL_FILE [--device D] [--retune on|off] "
-				"[--beam-weight W] [--baselines on|off] [--lists FILE]\n");
+				"[--beam-weight W] [--without prior|group] [--baselines on|off] [--lists FILE]\n");
 		return 2;
 	}
 	if ((buf = evaluate_read(&env, file, &len)) == NULL)
@@ -188,6 +197,20 @@ driver_cmd_evaluate(int argc, char **argv)
 	{
 		driver_report(&env, "backend");
 		goto out;
+	}
+	if (no_group)
+		m.genrec.cfg.use_group_score = false;
+	if (no_prior && m.genrec.params)
+	{
+		/* what use_prior=false trains: no terms beside the dense logit */
+		memset(&m.genrec.weights, 0, sizeof(m.genrec.weights));
+		m.genrec.cfg.use_prior = false;
+		retune = false;
+		if (isrf_serve_tune(&env, be, &m) != ISRF_OK)
+		{
+			driver_report(&env, "retune");
+			goto out;
+		}
 	}
 	if (retune && m.genrec.params)
 	{

@@ -78,6 +78,8 @@ typedef struct IsrfGenrecConfig
 	float		dropout;
 	float		weight_decay;	/* on matrices only */
 	float		clip;			/* global gradient norm */
+	float		ema;			/* decay of the weights' moving average, 0 =
+								 * off */
 	float		lambda1;		/* InfoNCE(group, stop-grad explicit) */
 	float		lambda2;		/* InfoNCE(final hidden, group) */
 	float		tau;			/* InfoNCE temperature */

@@ -145,6 +145,88 @@ isrf_gr_val_users(const IsrfGenrecData *d, const IsrfGenrecConfig *cfg, int32_t 
 	return n;
 }
 
+/*
+ * The exponential moving average of the weights (config ema): its two
+ * blocks, and room to keep the live weights while the average is evaluated.
+ */
+typedef struct GrEma
+{
+	float		decay;			/* 0: off */
+	float	   *p,
+			   *tf,				/* the averages */
+			   *keep_p,
+			   *keep_tf;		/* the live weights during validation */
+} GrEma;
+
+static void
+gr_ema_free(IsrfGenrecSession *s, GrEma *e)
+{
+	isrf_gr_mem_free(s->be, (void **) &e->p);
+	isrf_gr_mem_free(s->be, (void **) &e->tf);
+	isrf_gr_mem_free(s->be, (void **) &e->keep_p);
+	isrf_gr_mem_free(s->be, (void **) &e->keep_tf);
+}
+
+/* Start the averages at the initial weights. */
+static IsrfStatus
+gr_ema_init(IsrfGenrecSession *s, GrEma *e, float decay)
+{
+	IsrfBackend *be = s->be;
+	size_t		np = s->lay.total * 4,
+				nt = s->tf->n_params * 4;
+
+	memset(e, 0, sizeof(*e));
+	e->decay = decay;
+	if (decay <= 0.0f)
+		return ISRF_OK;
+	ISRF_TRY(isrf_gr_mem(be, (void **) &e->p, np));
+	ISRF_TRY(isrf_gr_mem(be, (void **) &e->tf, nt));
+	ISRF_TRY(isrf_gr_mem(be, (void **) &e->keep_p, np));
+	ISRF_TRY(isrf_gr_mem(be, (void **) &e->keep_tf, nt));
+	ISRF_TRY(be->copy(be, e->p, s->p, np));
+	return be->copy(be, e->tf, s->tf->params, nt);
+}
+
+/* After step number step: average = d * average + (1 - d) * weights, d warming up. */
+static IsrfStatus
+gr_ema_update(IsrfGenrecSession *s, GrEma *e, int64_t step)
+{
+	IsrfBackend *be = s->be;
+	float		d = (float) (1.0 + step) / (float) (10.0 + step);
+
+	if (e->decay <= 0.0f)
+		return ISRF_OK;
+	if (d > e->decay)
+		d = e->decay;
+	ISRF_TRY(be->axpby(be, s->lay.total, 1.0f - d, s->p, d, e->p));
+	return be->axpby(be, s->tf->n_params, 1.0f - d, s->tf->params, d, e->tf);
+}
+
+/* Swap the live weights and the averages (twice restores them). */
+static IsrfStatus
+gr_ema_swap(IsrfGenrecSession *s, GrEma *e)
+{
+	IsrfBackend *be = s->be;
+	size_t		np = s->lay.total * 4,
+				nt = s->tf->n_params * 4;
+	float	   *t;
+
+	if (e->decay <= 0.0f)
+		return ISRF_OK;
+	ISRF_TRY(be->copy(be, e->keep_p, s->p, np));
+	ISRF_TRY(be->copy(be, e->keep_tf, s->tf->params, nt));
+	ISRF_TRY(be->copy(be, s->p, e->p, np));
+	ISRF_TRY(be->copy(be, s->tf->params, e->tf, nt));
+	/* the live weights are now in keep_*: they become the other side */
+	t = e->p;
+	e->p = e->keep_p;
+	e->keep_p = t;
+	t = e->tf;
+	e->tf = e->keep_tf;
+	e->keep_tf = t;
+	return ISRF_OK;
+}
+
 /* The training loop proper; s is a training session with its weights set. */
 static IsrfStatus
 gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenrec *out)
@@ -155,6 +237,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 	const IsrfGenrecConfig *cfg = &s->cfg;
 	IsrfAdamW	o1,
 				o2;
+	GrEma		ema;
 	uint8_t    *mask1 = NULL,
 			   *mask2 = NULL;
 	int32_t    *order = NULL,
@@ -180,6 +263,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 	IsrfStatus	st = ISRF_OK;
 
 	memset(&o1, 0, sizeof(o1));
+	memset(&ema, 0, sizeof(ema));
 	memset(&o2, 0, sizeof(o2));
 	order = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
 	tmp = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
@@ -218,7 +302,8 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 	total = spe * cfg->epochs;
 
 	/* best weights so far live in out */
-	if ((st = isrf_gr_weights_out(s, out)) != ISRF_OK)
+	if ((st = isrf_gr_weights_out(s, out)) != ISRF_OK ||
+		(st = gr_ema_init(s, &ema, cfg->ema)) != ISRF_OK)
 		goto done;
 	for (epoch = 1; epoch <= cfg->epochs; epoch++)
 	{
@@ -291,13 +376,15 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 			}
 			lr = isrf_lr_schedule(cfg->lr, step, spe < 100 ? spe : 100, total, 0.1f);
 			if ((st = isrf_adamw_step(&o1, s->p, s->gp, lr)) != ISRF_OK ||
-				(st = isrf_adamw_step(&o2, s->tf->params, s->tf->grads, lr)) != ISRF_OK)
+				(st = isrf_adamw_step(&o2, s->tf->params, s->tf->grads, lr)) != ISRF_OK ||
+				(st = gr_ema_update(s, &ema, step)) != ISRF_OK)
 				goto done;
 			ep_loss += bl;
 			nb++;
 		}
-		/* validation: full ranking with the dense head */
-		if ((st = isrf_gr_table_forward(s)) != ISRF_OK ||
+		/* validation: full ranking with the dense head (of the averaged weights, with ema) */
+		if ((st = gr_ema_swap(s, &ema)) != ISRF_OK ||
+			(st = isrf_gr_table_forward(s)) != ISRF_OK ||
 			(st = isrf_genrec_rank_targets(s, n_val, vu, vin, vt, vr)) != ISRF_OK)
 			goto done;
 		memset(&val, 0, sizeof(val));
@@ -321,6 +408,9 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 		}
 		else
 			bad++;
+		/* training goes on from the live weights */
+		if ((st = gr_ema_swap(s, &ema)) != ISRF_OK)
+			goto done;
 		if (hook)
 		{
 			IsrfEpochReport r;
@@ -347,6 +437,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 done:
 	isrf_adamw_free(&o1);
 	isrf_adamw_free(&o2);
+	gr_ema_free(s, &ema);
 	isrf_free(env, order);
 	isrf_free(env, tmp);
 	isrf_free(env, border);

@@ -70,6 +70,8 @@ static const IsrfConfigKey config_keys[] = {
 	"AdamW decoupled weight decay (matrices only)"},
 	{"clip", ISRF_KEY_FLOAT, F(gen.clip), 0, 1e6, 1, false, GEN, NULL,
 	"global gradient-norm clip"},
+	{"ema", ISRF_KEY_FLOAT, F(gen.ema), 0, 0.9999, 0, false, GEN, NULL,
+	"decay of an exponential moving average of the weights, which validation judges and the model keeps (0: the weights as trained)"},
 	{"use_group_interest", ISRF_KEY_BOOL, F(gen.use_group_interest), 0, 1, 0, false, GEN ",use_group", NULL,
 	"the group interest joins the hidden state at every position (off by default: see below)"},
 	{"use_explicit", ISRF_KEY_BOOL, F(gen.use_explicit), 0, 1, 0, false, GEN, NULL,
