@@ -24,6 +24,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -49,6 +50,11 @@ static const char *const catalogue_sql_writers[] = {
 	"_cat_dataset_drop",
 	"_cat_model_drop",
 	"_cat_synthetic_register",
+	"_cat_deploy",
+	"_cat_rollback",
+	"_cat_set_policy",
+	"_cat_grant",
+	"_cat_revoke",
 };
 
 /* Error unless fn is a writer's name: "_cat_" and lower-case letters or "_". */
@@ -92,6 +98,12 @@ isrf_catalogue_call(const char *fn, int nargs, const Oid *types, const Datum *va
 	int			i;
 
 	catalogue_check_writer(fn);
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot change the isrf catalogue on a hot standby"),
+				 errdetail("Datasets, models, deployments and grants are changed on the primary and reach the standby through WAL."),
+				 errhint("Connect to the primary.")));
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT isrf.%s($1", fn);
 	t[0] = OIDOID;
