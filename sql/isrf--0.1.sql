@@ -1664,7 +1664,15 @@ COMMENT ON TABLE isrf.llm_job_state IS 'LLM description jobs: target table, effe
 ALTER TABLE isrf.llm_job_state ENABLE ROW LEVEL SECURITY;
 CREATE POLICY llm_job_state_owner ON isrf.llm_job_state
     USING (owner = current_user) WITH CHECK (owner = current_user);
-GRANT SELECT, INSERT, UPDATE, DELETE ON isrf.llm_job_state TO PUBLIC;
+GRANT SELECT ON isrf.llm_job_state TO PUBLIC;
+-- One job describes a dataset's items (or users) at a time.  Rows enter
+-- this set only through isrf._cat_llm_job_put(), for a dataset the role
+-- owns, so no role can hold another's place; a second start waits for the
+-- first's transaction and then fails, and a job whose worker is gone is
+-- marked failed by the next start (see isrf._cat_llm_job_put).
+CREATE UNIQUE INDEX llm_job_state_active ON isrf.llm_job_state (dataset, kind)
+    WHERE state IN ('queued', 'running');
+COMMENT ON INDEX isrf.llm_job_state_active IS 'At most one queued or running LLM job per dataset and kind';
 
 -- Rows a job gave up on, with why (after its retries).
 CREATE TABLE isrf.llm_job_errors (
@@ -1680,7 +1688,7 @@ COMMENT ON TABLE isrf.llm_job_errors IS 'Items or users an LLM job could not des
 ALTER TABLE isrf.llm_job_errors ENABLE ROW LEVEL SECURITY;
 CREATE POLICY llm_job_errors_owner ON isrf.llm_job_errors
     USING (EXISTS (SELECT 1 FROM isrf.llm_job_state j WHERE j.id = llm_job_errors.job));
-GRANT SELECT, INSERT, DELETE ON isrf.llm_job_errors TO PUBLIC;
+GRANT SELECT ON isrf.llm_job_errors TO PUBLIC;
 
 -- Progress of every job, from any session (each role sees its own).
 CREATE VIEW isrf.llm_jobs WITH (security_invoker = true) AS
@@ -1715,8 +1723,305 @@ COMMENT ON TABLE isrf.llm_embeddings IS 'Cache of embeddings from the LLM endpoi
 ALTER TABLE isrf.llm_embeddings ENABLE ROW LEVEL SECURITY;
 CREATE POLICY llm_embeddings_owner ON isrf.llm_embeddings
     USING (owner = current_user) WITH CHECK (owner = current_user);
-GRANT SELECT, INSERT, DELETE ON isrf.llm_embeddings TO PUBLIC;
+GRANT SELECT ON isrf.llm_embeddings TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('isrf.llm_embeddings', '');
+
+-- The catalogue writers of the LLM step (see "Catalogue writers" above):
+-- run as the extension's owner through the gate of src/pg/catalogue.c on
+-- behalf of the acting role, which they check.  Those SQL may reach through
+-- isrf._catalogue() bind a job's table, cancel a job and empty the
+-- embedding cache; the others are called by the C code alone: starting a
+-- job (src/pg/llm_job.c, isrf._llm_launch), its worker's progress (the
+-- worker runs as the job's owner, so the acting role is that owner), and
+-- the embedding cache of a training run (src/pg/llm_embed.c).
+
+-- Bind rel as the item (kind 'items') or user ('users') descriptions of a
+-- role's dataset: a table of the shape a job writes, that the role can read.
+CREATE FUNCTION isrf._cat_llm_bind(invoker oid, dataset text, kind text, rel regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col name := CASE kind WHEN 'items' THEN 'item_descriptions' WHEN 'users' THEN 'user_descriptions' END;
+    d_owner name;
+    cols name[];
+    problem text;
+BEGIN
+    IF col IS NULL THEN
+        RAISE EXCEPTION 'kind must be items or users, not %', coalesce(kind, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT d.owner INTO d_owner FROM isrf.datasets d WHERE d.name = _cat_llm_bind.dataset FOR NO KEY UPDATE;
+    IF NOT FOUND OR NOT isrf._cat_may(invoker, d_owner) THEN
+        RAISE EXCEPTION 'dataset "%" does not exist', dataset USING ERRCODE = 'undefined_object';
+    END IF;
+    IF rel IS NULL OR NOT has_table_privilege(invoker, rel, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', coalesce(rel::text, 'NULL')
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT array_agg(p.writes ORDER BY p.step) INTO cols FROM isrf.llm_prompts p
+     WHERE p.kind = _cat_llm_bind.kind AND p.step > 0;
+    problem := isrf._llm_target_problem(rel, CASE kind WHEN 'items' THEN 'item_id' ELSE 'user_id' END, cols);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'table % cannot take the descriptions: %', rel, problem USING ERRCODE = 'wrong_object_type';
+    END IF;
+    EXECUTE format('UPDATE isrf.datasets d SET %I = $1, bound_names = d.bound_names || jsonb_build_object(%L, $1::text)'
+                   ' WHERE d.name = $2', col, col)
+        USING rel, dataset;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_llm_bind(oid, text, text, regclass)
+    IS 'internal: bind an LLM job''s table as the item or user descriptions of a role''s dataset';
+
+-- A job's row, for a dataset the role owns (a superuser: any) and a table it
+-- can read and insert into; returns its id.  Jobs whose worker is gone are
+-- marked failed first; a role runs at most 8 jobs at once; a second job on
+-- the same dataset and kind is refused (the index llm_job_state_active).
+CREATE FUNCTION isrf._cat_llm_job_put(invoker oid, dataset text, kind text, target regclass,
+                                      options jsonb, endpoint text) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    me name := (SELECT r.rolname FROM pg_roles r WHERE r.oid = invoker);
+    d_owner name;
+    running bigint;
+    job bigint;
+BEGIN
+    IF kind IS NULL OR kind NOT IN ('items', 'users') THEN
+        RAISE EXCEPTION 'kind must be items or users, not %', coalesce(kind, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- starts on one dataset take turns (as its binding will: no deadlock)
+    SELECT d.owner INTO d_owner FROM isrf.datasets d WHERE d.name = _cat_llm_job_put.dataset FOR NO KEY UPDATE;
+    IF NOT FOUND OR NOT isrf._cat_may(invoker, d_owner) THEN
+        RAISE EXCEPTION 'dataset "%" does not exist', dataset USING ERRCODE = 'undefined_object';
+    END IF;
+    IF target IS NULL OR NOT (has_table_privilege(invoker, target, 'SELECT')
+                              AND has_table_privilege(invoker, target, 'INSERT')) THEN
+        RAISE EXCEPTION 'permission denied for table %', coalesce(target::text, 'NULL')
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'The job reads and inserts into the table with the rights of the role that starts it.';
+    END IF;
+    IF jsonb_typeof(options) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    UPDATE isrf.llm_job_state j
+       SET state = 'failed', finished_at = clock_timestamp(),
+           last_error = coalesce(j.last_error || '; ', '') || 'interrupted: its worker ended'
+     WHERE j.dataset = _cat_llm_job_put.dataset AND j.kind = _cat_llm_job_put.kind AND j.state IN ('queued', 'running')
+       AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.pid AND a.backend_type = 'isrf llm job');
+
+    -- background workers are a resource of the whole cluster
+    SELECT count(*) INTO running FROM isrf.llm_job_state j
+     WHERE j.owner = me AND j.state IN ('queued', 'running')
+       AND (j.pid IS NULL OR EXISTS (SELECT 1 FROM pg_stat_activity a
+                                      WHERE a.pid = j.pid AND a.backend_type = 'isrf llm job'));
+    IF running >= 8 THEN
+        RAISE EXCEPTION 'role "%" already runs 8 LLM jobs', me USING ERRCODE = 'configuration_limit_exceeded',
+            HINT = 'Wait for one to end, or cancel one with isrf.cancel_llm_job().';
+    END IF;
+
+    BEGIN
+        INSERT INTO isrf.llm_job_state (owner, dataset, kind, target, target_name, options, endpoint)
+        VALUES (me, dataset, kind, target, target::text, options, endpoint)
+        RETURNING id INTO job;
+    EXCEPTION WHEN unique_violation THEN
+        SELECT j.id INTO job FROM isrf.llm_job_state j
+         WHERE j.dataset = _cat_llm_job_put.dataset AND j.kind = _cat_llm_job_put.kind
+           AND j.state IN ('queued', 'running');
+        RAISE EXCEPTION 'job % is already describing the % of dataset "%"', job, kind, dataset
+            USING ERRCODE = 'object_in_use',
+                  HINT = format('Watch it in isrf.llm_jobs, or stop it with isrf.cancel_llm_job(%s).', job);
+    END;
+    RETURN job;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_llm_job_put(oid, text, text, regclass, jsonb, text)
+    IS 'internal: record a role''s new LLM job on its own dataset, one per dataset and kind at a time';
+
+-- The writers of a job's worker act only on a job of the acting role's own
+-- (the worker runs as the job's owner); this one finds it, locked.
+CREATE FUNCTION isrf._cat_llm_job_own(invoker oid, job bigint) RETURNS isrf.llm_job_state
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j isrf.llm_job_state;
+BEGIN
+    SELECT * INTO j FROM isrf.llm_job_state s
+     WHERE s.id = _cat_llm_job_own.job
+       AND s.owner = (SELECT r.rolname FROM pg_roles r WHERE r.oid = invoker)
+       FOR UPDATE;
+    RETURN j;    -- all NULL when there is none
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_llm_job_own(oid, bigint) IS 'internal: a job of the acting role''s own, locked (NULLs if none)';
+
+-- The worker's pid, recorded by the transaction that starts the job.
+CREATE FUNCTION isrf._cat_llm_job_started(invoker oid, job bigint, pid integer) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (isrf._cat_llm_job_own(invoker, job)).state IS DISTINCT FROM 'queued' THEN
+        RAISE EXCEPTION 'LLM job % is not waiting for a worker', job USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    UPDATE isrf.llm_job_state s SET pid = _cat_llm_job_started.pid WHERE s.id = job;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_llm_job_started(oid, bigint, integer) IS 'internal: record the worker of a role''s new LLM job';
+
+-- The worker claims its job (queued -> running); false when it is not its
+-- to run (over, or another worker's).
+CREATE FUNCTION isrf._cat_llm_job_claim(invoker oid, job bigint, pid integer, endpoint text) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j isrf.llm_job_state := isrf._cat_llm_job_own(invoker, job);
+BEGIN
+    IF j.state IS DISTINCT FROM 'queued' OR coalesce(j.pid, _cat_llm_job_claim.pid) <> _cat_llm_job_claim.pid THEN
+        RETURN false;
+    END IF;
+    UPDATE isrf.llm_job_state s
+       SET state = 'running', pid = _cat_llm_job_claim.pid, endpoint = _cat_llm_job_claim.endpoint,
+           started_at = clock_timestamp(), updated_at = clock_timestamp()
+     WHERE s.id = job;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_llm_job_claim(oid, bigint, integer, text) IS 'internal: a worker starts running a role''s LLM job';
+
+-- The worker's progress: counters, the rows given up on (arrays of equal
+-- length), and the final state when it ends.  Returns whether to stop: a
+-- cancel was asked for, or the job's row is gone.
+CREATE FUNCTION isrf._cat_llm_job_flush(invoker oid, job bigint, done bigint, failed bigint, total bigint,
+                                        skipped bigint, requests bigint, failed_attempts bigint, tokens bigint,
+                                        last_error text, final_state text, error_rows bigint[],
+                                        error_steps text[], error_attempts integer[], errors text[]) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j isrf.llm_job_state := isrf._cat_llm_job_own(invoker, job);
+BEGIN
+    IF j.id IS NULL THEN
+        RETURN true;
+    END IF;
+    INSERT INTO isrf.llm_job_errors (job, row_id, step, attempts, error)
+    SELECT _cat_llm_job_flush.job, e.r, e.s, e.a, e.m
+      FROM unnest(error_rows, error_steps, error_attempts, errors) AS e(r, s, a, m);
+    UPDATE isrf.llm_job_state s
+       SET done = _cat_llm_job_flush.done, failed = _cat_llm_job_flush.failed, total = _cat_llm_job_flush.total,
+           skipped = _cat_llm_job_flush.skipped, requests = _cat_llm_job_flush.requests,
+           failed_attempts = _cat_llm_job_flush.failed_attempts, tokens = _cat_llm_job_flush.tokens,
+           last_error = _cat_llm_job_flush.last_error, state = coalesce(final_state, s.state),
+           updated_at = clock_timestamp(),
+           finished_at = CASE WHEN final_state IS NULL THEN NULL ELSE clock_timestamp() END
+     WHERE s.id = job;
+    RETURN j.cancel_requested;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_llm_job_flush(oid, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint,
+                                            text, text, bigint[], text[], integer[], text[])
+    IS 'internal: record the progress (and the end) of a role''s LLM job and the rows it gave up on';
+
+-- Why a job ended early (state failed or cancelled), if it has not ended.
+CREATE FUNCTION isrf._cat_llm_job_end(invoker oid, job bigint, state text, message text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF state NOT IN ('failed', 'cancelled') THEN
+        RAISE EXCEPTION 'an LLM job ends failed or cancelled, not %', state USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (isrf._cat_llm_job_own(invoker, job)).state IN ('queued', 'running') THEN
+        UPDATE isrf.llm_job_state s
+           SET state = _cat_llm_job_end.state, last_error = message,
+               finished_at = clock_timestamp(), updated_at = clock_timestamp()
+         WHERE s.id = job;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_llm_job_end(oid, bigint, text, text) IS 'internal: record why a role''s LLM job ended early';
+
+-- Stop a job of the role's (a superuser: any): its worker stops within a
+-- moment of the commit; a job without a worker is cancelled at once.
+CREATE FUNCTION isrf._cat_llm_job_cancel(invoker oid, job bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j isrf.llm_job_state;
+BEGIN
+    SELECT * INTO j FROM isrf.llm_job_state s WHERE s.id = _cat_llm_job_cancel.job FOR UPDATE;
+    IF NOT FOUND OR NOT isrf._cat_may(invoker, j.owner) THEN
+        RAISE EXCEPTION 'LLM job % does not exist', job USING ERRCODE = 'undefined_object',
+            HINT = 'isrf.llm_jobs lists your jobs.';
+    END IF;
+    IF j.state NOT IN ('queued', 'running') THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.pid AND a.backend_type = 'isrf llm job') THEN
+        UPDATE isrf.llm_job_state s SET cancel_requested = true WHERE s.id = job;
+    ELSE
+        UPDATE isrf.llm_job_state s SET cancel_requested = true, state = 'cancelled',
+               finished_at = clock_timestamp() WHERE s.id = job;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_llm_job_cancel(oid, bigint) IS 'internal: ask a role''s LLM job to stop';
+
+-- Cache the embeddings of texts (row i of vectors, dim floats each, is the
+-- embedding of texts[i]) for the acting role; texts cached already stay.
+CREATE FUNCTION isrf._cat_llm_embeddings_put(invoker oid, model text, texts text[], dim integer,
+                                             vectors real[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF model IS NULL OR dim IS NULL OR dim < 1 OR texts IS NULL OR vectors IS NULL
+       OR array_ndims(vectors) IS DISTINCT FROM 1 OR array_position(vectors, NULL) IS NOT NULL
+       OR cardinality(vectors) <> cardinality(texts) * dim THEN
+        RAISE EXCEPTION 'embeddings of % texts must be % x % numbers', cardinality(texts), cardinality(texts), dim
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO isrf.llm_embeddings (owner, model, hash, embedding)
+    SELECT r.rolname, model, sha256(convert_to(t.txt, 'UTF8')),
+           vectors[(t.i - 1) * dim + 1 : t.i * dim]
+      FROM pg_roles r, unnest(texts) WITH ORDINALITY AS t(txt, i)
+     WHERE r.oid = invoker AND t.txt IS NOT NULL
+    ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_llm_embeddings_put(oid, text, text[], integer, real[])
+    IS 'internal: cache embeddings from the LLM endpoint for the acting role';
+
+-- Forget the cached embeddings of a role (the acting one when NULL; another
+-- role's only for a superuser), of one embedding model or (NULL) all.
+CREATE FUNCTION isrf._cat_llm_embeddings_drop(invoker oid, owner name, model text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    whose name := coalesce(owner, (SELECT r.rolname FROM pg_roles r WHERE r.oid = invoker));
+BEGIN
+    IF NOT isrf._cat_may(invoker, whose) THEN
+        RAISE EXCEPTION 'permission denied for the cached embeddings of role "%"', whose
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    DELETE FROM isrf.llm_embeddings e
+     WHERE e.owner = whose AND (_cat_llm_embeddings_drop.model IS NULL OR e.model = _cat_llm_embeddings_drop.model);
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_llm_embeddings_drop(oid, name, text)
+    IS 'internal: forget a role''s cached embeddings (of one embedding model, or all)';
+
+REVOKE ALL ON FUNCTION
+    isrf._cat_llm_bind(oid, text, text, regclass),
+    isrf._cat_llm_job_put(oid, text, text, regclass, jsonb, text),
+    isrf._cat_llm_job_own(oid, bigint),
+    isrf._cat_llm_job_started(oid, bigint, integer),
+    isrf._cat_llm_job_claim(oid, bigint, integer, text),
+    isrf._cat_llm_job_flush(oid, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint,
+                            text, text, bigint[], text[], integer[], text[]),
+    isrf._cat_llm_job_end(oid, bigint, text, text),
+    isrf._cat_llm_job_cancel(oid, bigint),
+    isrf._cat_llm_embeddings_put(oid, text, text[], integer, real[]),
+    isrf._cat_llm_embeddings_drop(oid, name, text)
+FROM PUBLIC;
 
 -- The session's isrf.llm_* settings a job takes (never the endpoint's key).
 CREATE FUNCTION isrf._llm_session_settings() RETURNS jsonb
@@ -1725,13 +2030,15 @@ LANGUAGE C STABLE
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION isrf._llm_session_settings() IS 'internal: the isrf.llm_* settings of this session that a job uses, as JSON';
 
--- Start the background worker of a job inserted by this transaction; it
--- waits for the transaction to commit and runs as the calling role.
-CREATE FUNCTION isrf._llm_launch(job bigint) RETURNS integer
+-- Record a job (isrf._cat_llm_job_put, through the catalogue gate) and
+-- start its background worker, which waits for this transaction to commit
+-- and runs as the calling role; returns the job's id.
+CREATE FUNCTION isrf._llm_launch(dataset text, kind text, target regclass, options jsonb) RETURNS bigint
 AS 'MODULE_PATHNAME', 'isrf_llm_launch'
 LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION isrf._llm_launch(bigint) IS 'internal: start the background worker of an LLM job; returns its pid';
+COMMENT ON FUNCTION isrf._llm_launch(text, text, regclass, jsonb)
+    IS 'internal: record an LLM job of the calling role and start its background worker; returns the job id';
 
 -- One text per row of rel: "column: value" for each non-blank text column
 -- (in column order) joined by sep; (id bigint, txt text).
@@ -1858,7 +2165,6 @@ DECLARE
     problem text;
     eff jsonb;
     job bigint;
-    worker_pid integer;
 BEGIN
     IF dataset IS NULL THEN
         RAISE EXCEPTION 'dataset name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -1972,20 +2278,6 @@ BEGIN
         END IF;
     END IF;
 
-    -- one job per dataset and kind at a time; rows of workers that are gone are marked
-    UPDATE isrf.llm_job_state j
-       SET state = 'failed', finished_at = clock_timestamp(),
-           last_error = coalesce(j.last_error || '; ', '') || 'interrupted: its worker ended'
-     WHERE j.dataset = _llm_start.dataset AND j.kind = _llm_start.kind AND j.state IN ('queued', 'running')
-       AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.pid AND a.backend_type = 'isrf llm job');
-    SELECT j.id INTO job FROM isrf.llm_job_state j
-     WHERE j.dataset = _llm_start.dataset AND j.kind = _llm_start.kind AND j.state IN ('queued', 'running');
-    IF job IS NOT NULL THEN
-        RAISE EXCEPTION 'job % is already describing the % of dataset "%"', job, kind, dataset
-            USING ERRCODE = 'object_in_use',
-                  HINT = format('Watch it in isrf.llm_jobs, or stop it with isrf.cancel_llm_job(%s).', job);
-    END IF;
-
     eff := isrf._llm_session_settings() || (opts - 'table' - 'prompts') || jsonb_build_object('prompts', prompts);
     IF coalesce(eff ->> 'model', '') = '' THEN
         RAISE EXCEPTION 'no chat model is set' USING ERRCODE = 'invalid_parameter_value',
@@ -1997,22 +2289,17 @@ BEGIN
                                      'max_tokens', coalesce((opts ->> 'max_tokens')::integer, 512),
                                      'temperature', coalesce((opts ->> 'temperature')::float8, 0));
 
-    INSERT INTO isrf.llm_job_state (dataset, kind, target, target_name, options, endpoint)
-    VALUES (dataset, kind, tgt, tgt::text, eff, current_setting('isrf.llm_endpoint'))
-    RETURNING id INTO job;
+    -- the job's row (one job per dataset and kind at a time) and its worker,
+    -- which starts once this transaction commits
+    job := isrf._llm_launch(dataset, kind, tgt, eff);
 
     -- the dataset uses the table from now on
     IF bound IS DISTINCT FROM tgt THEN
         IF bound IS NOT NULL THEN
             RAISE NOTICE 'dataset "%" now uses % as its % (was %)', dataset, tgt, role, bound;
         END IF;
-        EXECUTE format('UPDATE isrf.datasets SET %I = $1, bound_names = bound_names || jsonb_build_object(%L, $2) WHERE name = $3',
-                       role, role)
-            USING tgt, tgt::text, dataset;
+        PERFORM isrf._catalogue('_cat_llm_bind', dataset, kind, tgt);
     END IF;
-
-    worker_pid := isrf._llm_launch(job);
-    UPDATE isrf.llm_job_state SET pid = worker_pid WHERE id = job;
     RETURN job;
 END
 $$;
@@ -2036,30 +2323,39 @@ CREATE FUNCTION isrf.cancel_llm_job(id bigint) RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    j isrf.llm_job_state;
+    st text;
 BEGIN
     IF id IS NULL THEN
         RAISE EXCEPTION 'job id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     -- row-level security: only the owner (or a superuser) finds the row
-    SELECT * INTO j FROM isrf.llm_job_state s WHERE s.id = cancel_llm_job.id FOR UPDATE;
+    SELECT s.state INTO st FROM isrf.llm_job_state s WHERE s.id = cancel_llm_job.id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'LLM job % does not exist', id USING ERRCODE = 'undefined_object',
             HINT = 'isrf.llm_jobs lists your jobs.';
     END IF;
-    IF j.state NOT IN ('queued', 'running') THEN
-        RAISE NOTICE 'LLM job % has already ended (%)', id, j.state;
-        RETURN false;
+    IF st IN ('queued', 'running') THEN
+        -- its worker stops within a moment of this transaction's commit
+        PERFORM isrf._catalogue('_cat_llm_job_cancel', id);
+        -- (the job may have ended meanwhile)
+        SELECT s.state INTO st FROM isrf.llm_job_state s WHERE s.id = cancel_llm_job.id AND NOT s.cancel_requested;
+        IF NOT FOUND THEN
+            RETURN true;
+        END IF;
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.pid AND a.backend_type = 'isrf llm job') THEN
-        -- the worker stops within a moment of this transaction's commit
-        UPDATE isrf.llm_job_state s SET cancel_requested = true WHERE s.id = cancel_llm_job.id;
-    ELSE
-        UPDATE isrf.llm_job_state s SET cancel_requested = true, state = 'cancelled',
-               finished_at = clock_timestamp() WHERE s.id = cancel_llm_job.id;
-    END IF;
-    RETURN true;
+    RAISE NOTICE 'LLM job % has already ended (%)', id, st;
+    RETURN false;
 END
 $$;
 COMMENT ON FUNCTION isrf.cancel_llm_job(bigint)
     IS 'Stop an LLM job (its owner or a superuser); rows already written stay, and the same call of describe_items/describe_users resumes after them';
+
+CREATE FUNCTION isrf.drop_llm_embeddings(model text DEFAULT NULL, owner name DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM isrf._catalogue('_cat_llm_embeddings_drop', owner, model);
+END
+$$;
+COMMENT ON FUNCTION isrf.drop_llm_embeddings(text, name)
+    IS 'Forget the embeddings cached for use_llm_embeddings: of one embedding model (NULL: all), of the calling role (another role''s: a superuser only)';

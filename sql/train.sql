@@ -172,7 +172,8 @@ UPDATE isrf.model_chunks SET data = set_byte(data, 40, get_byte(data, 40) # 1)
  WHERE name = 'sparse' AND seq = 0;
 SELECT err($$SELECT * FROM isrf.model_check('sparse')$$);
 UPDATE isrf.model_chunks SET data = substring(data from 1 for 100) WHERE name = 'sparse' AND seq = 0;
-SELECT err($$SELECT * FROM isrf.model_check('sparse')$$);
+-- (the size the header names depends on the model's layout)
+SELECT regexp_replace(err($$SELECT * FROM isrf.model_check('sparse')$$), 'says [0-9]+ bytes', 'says N bytes');
 
 -- inside a transaction block training is atomic: a rollback leaves no trace
 BEGIN;

@@ -20,7 +20,10 @@
  * opens only to the writers behind isrf.create_dataset and the other SQL
  * functions; the writers of a training run (its status row, the model's
  * bytes, its interactions and group graph) are called from C only, so no
- * role can write model bytes of its own making.
+ * role can write model bytes of its own making.  So are those of the LLM
+ * jobs' rows and of the embedding cache (llm_job.c, llm_embed.c): a job's
+ * background worker runs as the job's owner, so GetUserId() there is the
+ * role whose job it is.
  */
 #include "postgres.h"
 
@@ -50,6 +53,9 @@ static const char *const catalogue_sql_writers[] = {
 	"_cat_dataset_drop",
 	"_cat_model_drop",
 	"_cat_synthetic_register",
+	"_cat_llm_bind",
+	"_cat_llm_job_cancel",
+	"_cat_llm_embeddings_drop",
 	"_cat_deploy",
 	"_cat_rollback",
 	"_cat_set_policy",
@@ -168,7 +174,7 @@ isrf_catalogue_sql(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("catalogue writer \"%s\" cannot be called from SQL", fn),
-				 errhint("Training writes its rows itself: CALL isrf_train(...).")));
+				 errhint("isrf_train and the LLM jobs write these rows themselves.")));
 	if (get_fn_expr_variadic(fcinfo->flinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -1,8 +1,9 @@
 /*
  * pg_catalogue.h
  *	  Writing the catalogue (isrf.datasets, isrf.models and the tables of a
- *	  model version) on behalf of the calling role, the training lock of a
- *	  model, and what of the model servers' state a role may see.
+ *	  model version, the LLM jobs and the embedding cache) on behalf of the
+ *	  calling role, the training lock of a model, and what of the model
+ *	  servers' state a role may see.
  */
 #ifndef ISRF_PG_CATALOGUE_H
 #define ISRF_PG_CATALOGUE_H

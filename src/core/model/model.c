@@ -57,6 +57,8 @@ static const ModelField model_genrec_fields[] = {
 	GF("scale.0", 'f', scale[0]), GF("scale.1", 'f', scale[1]), GF("scale.2", 'f', scale[2]),
 	GF("scale.3", 'f', scale[3]),
 	GF("weight.prior", 'f', weights.prior), GF("weight.prior_direct", 'f', weights.prior_direct),
+	GF("weight.prior_knn", 'f', weights.prior_knn),
+	GF("weight.prior_knn_direct", 'f', weights.prior_knn_direct),
 	GF("weight.pop_direct", 'f', weights.pop_direct),
 	GF("weight.content_direct", 'f', weights.content_direct), GF("weight.beam", 'f', weights.beam),
 	GF("weight.group", 'f', weights.group), GF("weight.group_direct", 'f', weights.group_direct),
@@ -456,7 +458,8 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 " \"seconds\": {\"split\": %.3f, \"features\": %.3f, \"group_graph\": %.3f, \"lightgcn\": %.3f, \"train\": %.3f},"
 			 " \"epochs\": %d, \"best_epoch\": %d, \"val_hr10\": %.4f, \"val_ndcg10\": %.4f,"
 			 " \"nonfinite_steps\": %lld, \"score_weights\": {\"prior\": %g, \"prior_direct\": %g,"
-			 " \"pop_direct\": %g, \"content_direct\": %g, \"beam\": %g}}",
+			 " \"pop_direct\": %g, \"content_direct\": %g, \"beam\": %g, \"prior_knn\": %g, \"prior_knn_direct\": %g,"
+			 " \"group\": %g, \"group_direct\": %g}}",
 			 s->n_users, s->n_items, (long long) s->n_interactions, (long long) s->n_train_interactions,
 			 s->n_evaluated_users, s->n_items_with_text, s->n_users_with_description,
 			 s->n_users_from_history, s->n_users_without_feature, (long long) s->n_group_edges,
@@ -466,5 +469,7 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 m->genrec.best_val_ndcg10, (long long) m->genrec.nonfinite_steps,
 			 (double) m->genrec.weights.prior, (double) m->genrec.weights.prior_direct,
 			 (double) m->genrec.weights.pop_direct, (double) m->genrec.weights.content_direct,
-			 (double) m->genrec.weights.beam);
+			 (double) m->genrec.weights.beam, (double) m->genrec.weights.prior_knn,
+			 (double) m->genrec.weights.prior_knn_direct, (double) m->genrec.weights.group,
+			 (double) m->genrec.weights.group_direct);
 }

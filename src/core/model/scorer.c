@@ -51,28 +51,26 @@ isrf_scorer_fit(IsrfScorer *sc)
 	ISRF_TRY(isrf_dataset_view(env, sc->n_users, sc->n_items, sc->seq_ptr, sc->seq,
 							   sc->n_train ? sc->n_train : sc->all_len, &sc->view));
 	/* a fit that failed half way may have left arrays behind */
-	isrf_free(env, sc->all_items);
 	isrf_free(env, sc->psc);
-	isrf_free(env, sc->ptie);
+	isrf_free(env, sc->pmk);
+	isrf_free(env, sc->pkn);
 	isrf_free(env, sc->iexp_n);
 	isrf_free(env, sc->profile);
 	isrf_free(env, sc->content);
 	isrf_free(env, sc->gsc);
 	isrf_free(env, sc->gtouch);
-	sc->all_items = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
 	sc->psc = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
-	sc->ptie = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
+	sc->pmk = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
+	sc->pkn = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
 	sc->iexp_n = isrf_alloc(env, (size_t) sc->n_items * dm * 4 + 4);
 	sc->profile = isrf_alloc(env, (size_t) dm * 4 + 4);
 	sc->content = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
 	sc->gsc = isrf_calloc(env, (size_t) sc->n_items + 1, 4);
 	sc->gtouch = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
 	sc->n_gtouch = 0;
-	if (!sc->all_items || !sc->psc || !sc->ptie || !sc->iexp_n || !sc->profile || !sc->content ||
-		!sc->gsc || !sc->gtouch)
+	if (!sc->psc || !sc->pmk || !sc->pkn || !sc->iexp_n ||
+		!sc->profile || !sc->content || !sc->gsc || !sc->gtouch)
 		return ISRF_ERR_NOMEM;
-	for (p = 0; p < sc->n_items; p++)
-		sc->all_items[p] = p;
 	/* unit LightGCN item vectors for the content term */
 	for (p = 0; p < sc->n_items; p++)
 	{
@@ -102,9 +100,9 @@ isrf_scorer_free(IsrfScorer *sc)
 		isrf_baselines_free(env, &sc->prior);
 	isrf_dataset_view_free(env, &sc->view);
 	isrf_free(env, sc->all_len);
-	isrf_free(env, sc->all_items);
 	isrf_free(env, sc->psc);
-	isrf_free(env, sc->ptie);
+	isrf_free(env, sc->pmk);
+	isrf_free(env, sc->pkn);
 	isrf_free(env, sc->iexp_n);
 	isrf_free(env, sc->profile);
 	isrf_free(env, sc->content);
@@ -114,10 +112,14 @@ isrf_scorer_free(IsrfScorer *sc)
 }
 
 IsrfStatus
-isrf_scorer_prior_all(IsrfScorer *sc, const int32_t *hist, int32_t len)
+isrf_scorer_prior_all(IsrfScorer *sc, const int32_t *hist, int32_t len, float knn_weight)
 {
-	return isrf_baselines_score(sc->env, &sc->prior, ISRF_BASELINE_MARKOV_KNN, hist, len,
-								sc->all_items, sc->n_items, sc->psc, sc->ptie);
+	int32_t		i;
+
+	ISRF_TRY(isrf_baselines_markov_parts(sc->env, &sc->prior, hist, len, sc->pmk, sc->pkn));
+	for (i = 0; i < sc->n_items; i++)
+		sc->psc[i] = sc->pmk[i] + (double) knn_weight * sc->pkn[i];
+	return ISRF_OK;
 }
 
 /* The normalised mean of the unit LightGCN vectors of hist[0..len), in sc->profile. */
@@ -258,7 +260,7 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 		}
 	if (beta == 0.0f)
 		return ISRF_OK;
-	ISRF_TRY(isrf_scorer_prior_all(sc, hist, len));
+	ISRF_TRY(isrf_scorer_prior_all(sc, hist, len, direct ? sc->w.prior_knn_direct : sc->w.prior_knn));
 	for (i = 0; i < (cand ? n : ni); i++)
 	{
 		int32_t		it = cand ? cand[i] : i;

@@ -5,16 +5,17 @@
  *	  weighted terms that do not need the transformer.
  *
  *	  full ranking (isrf_recommend, the sequential task):
- *	    score(i) = dense(i) + prior * markov_knn(i) + group * group(i)
+ *	    score(i) = dense(i) + prior * (markov(i) + prior_knn * knn(i)) + group * group(i)
  *	  candidate lists (isrf_rank, the direct task):
- *	    score(i) = dense(i) + prior_direct * markov_knn(i)
+ *	    score(i) = dense(i) + prior_direct * (markov(i) + prior_knn_direct * knn(i))
  *	             + pop_direct * log(1 + train count of i)
  *	             + content_direct * cosine(history profile, LightGCN vector of i)
  *	             + group_direct * group(i)
  *
- * markov_knn is the Markov + item-kNN score of eval/baselines.h fitted on the
- * train split (first-order transitions of the last 5 items and
- * co-occurrence); the history profile is the normalised mean of the unit
+ * markov and knn are the two parts of the Markov + item-kNN score of
+ * eval/baselines.h (first-order transitions out of the last 5 items, and
+ * their co-occurrence similarities; the baseline weighs them 1 and 0.5);
+ * the history profile is the normalised mean of the unit
  * LightGCN vectors of the input items.  group(i) is ISRF's implicit group
  * interest as a score: the user's neighbours in the group graph (top-K
  * cosine of user semantic features), each with its similarity, vote for
@@ -35,7 +36,9 @@
 typedef struct IsrfScoreWeights
 {
 	float		prior;			/* Markov + item-kNN, full ranking */
+	float		prior_knn;		/* the item-kNN part's weight in it */
 	float		prior_direct;	/* Markov + item-kNN, candidate lists */
+	float		prior_knn_direct;	/* the item-kNN part's weight in it */
 	float		pop_direct;		/* log(1 + train count), candidate lists */
 	float		content_direct; /* profile cosine, candidate lists */
 	float		beam;			/* the generative head's bonus, full ranking
@@ -71,9 +74,9 @@ typedef struct IsrfScorer
 	bool		fitted;
 	IsrfDataset view;			/* the train split, for eval/baselines.h */
 	IsrfBaselines prior;
-	int32_t    *all_items;		/* 0 .. n_items - 1 */
 	double	   *psc;			/* [n_items] prior scores of the last history */
-	double	   *ptie;
+	double	   *pmk;			/* [n_items] its Markov part */
+	double	   *pkn;			/* [n_items] its item-kNN part */
 	float	   *iexp_n;			/* [n_items x dm] unit LightGCN item vectors */
 	float	   *profile;		/* [dm] */
 	float	   *content;		/* [n_items] */
@@ -100,8 +103,12 @@ IsrfStatus	isrf_scorer_fit(IsrfScorer *sc);
 
 void		isrf_scorer_free(IsrfScorer *sc);
 
-/* sc->psc[i] = the prior score of every item i after hist[0..len). */
-IsrfStatus	isrf_scorer_prior_all(IsrfScorer *sc, const int32_t *hist, int32_t len);
+/*
+ * The prior's parts of every item after hist[0..len) into sc->pmk / sc->pkn,
+ * and sc->psc[i] = pmk[i] + knn_weight * pkn[i].
+ */
+IsrfStatus	isrf_scorer_prior_all(IsrfScorer *sc, const int32_t *hist, int32_t len,
+								  float knn_weight);
 
 /*
  * out[i] = cosine between the history profile of hist[0..len) and the
