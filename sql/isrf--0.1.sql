@@ -568,6 +568,12 @@ DECLARE
     n_models integer;
 BEGIN
     SELECT d.owner INTO existing FROM isrf.datasets d WHERE d.name = _cat_dataset_drop.name FOR UPDATE;
+    IF FOUND AND NOT isrf._cat_may(invoker, existing)
+       AND EXISTS (SELECT 1 FROM isrf.models m WHERE m.dataset = _cat_dataset_drop.name AND isrf._cat_granted(invoker, m.name)) THEN
+        RAISE EXCEPTION 'permission denied to drop dataset "%"', name
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Only the owner of a dataset (or a superuser) drops it.';
+    END IF;
     IF NOT FOUND OR NOT isrf._cat_may(invoker, existing) THEN
         RAISE EXCEPTION 'dataset "%" does not exist', name USING ERRCODE = 'undefined_object';
     END IF;
@@ -1442,8 +1448,8 @@ CREATE FUNCTION isrf.set_deploy_policy(model text, policy text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF model IS NULL THEN
-        RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    IF model IS NULL OR policy IS NULL THEN
+        RAISE EXCEPTION 'model and policy must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     PERFORM isrf._catalogue('_cat_set_policy', model, policy);
 END
