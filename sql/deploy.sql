@@ -167,6 +167,13 @@ SELECT isrf.deploy('dep', 2, 'by the DBA');
 SELECT seq, version, action, owner, by_role = current_user AS by_me, reason FROM isrf.deployments
  WHERE model = 'dep' ORDER BY seq DESC LIMIT 1;
 
+-- nothing is trained or deployed in a read-only transaction (as on a hot
+-- standby, test/tap/standby.t): 25006 before any work
+BEGIN READ ONLY;
+SELECT err($$CALL isrf_train('dep', '{"epochs": 0}')$$);
+SELECT err($$SELECT isrf.deploy('dep', 1)$$);
+COMMIT;
+
 -- dropping the model drops its history, settings and grants
 SET ROLE regress_isrf_owner;
 SELECT isrf.set_deploy_policy('dep', 'if_better');

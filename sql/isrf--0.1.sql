@@ -882,6 +882,11 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'isrf.deployments shows its deploy history; isrf.deploy() deploys any ready version.';
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM isrf.models m WHERE m.name = _cat_rollback.model AND m.version = top.previous
+                      AND m.status = 'ready') THEN
+        RAISE EXCEPTION 'version % of model "%", deployed before, is not ready', top.previous, model
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     PERFORM isrf._cat_deploy_version(invoker, model, top.previous, 'rollback', top.seq, reason);
 END
 $$;

@@ -59,7 +59,7 @@ served_version() {
         sleep 0.1
     done
 }
-echo "1..30"
+echo "1..31"
 
 # --- a primary with a trained model, two standbys ---------------------------
 node_primary primary "cron.database_name = 'postgres'" "cron.use_background_workers = on"
@@ -95,6 +95,8 @@ a0=$(answers primary)
 is "$(answers standby1)" "$a0" "standby 1 gives the primary's answers (recommend, rank, recommend_items, neighbours, interests)"
 is "$(answers standby2)" "$a0" "standby 2 gives them too"
 is "$(PGOPTIONS="$PGOPTIONS -c isrf.device=cpu" answers standby1)" "$a0" "... and so does a standby serving in-process"
+ev="SELECT md5(string_agg(task || method || hr_10 || ndcg_10, ',' ORDER BY task, method)) FROM isrf_evaluate('ha')"
+is "$(nq standby2 $DB "$ev")" "$(nq primary $DB "$ev")" "isrf_evaluate on a standby gives the primary's figures"
 
 # --- a standby writes nothing ---------------------------------------------
 t0=$(date +%s%N)
