@@ -30,8 +30,8 @@ isrf_genrec_config_check(IsrfEnv *env, const IsrfGenrecConfig *c)
 		return isrf_fail(env, ISRF_ERR_INVALID, "tf_layers must be in 1..16 (got %d)", c->tf_layers);
 	if (c->max_len < 1 || c->max_len > 4096)
 		return isrf_fail(env, ISRF_ERR_INVALID, "max_len must be in 1..4096 (got %d)", c->max_len);
-	if (c->batch_size < 2 || c->batch_size > 65536)
-		return isrf_fail(env, ISRF_ERR_INVALID, "batch_size must be in 2..65536 (got %d)", c->batch_size);
+	if (c->batch_size != 0 && (c->batch_size < 2 || c->batch_size > 65536))
+		return isrf_fail(env, ISRF_ERR_INVALID, "batch_size must be 0 or in 2..65536 (got %d)", c->batch_size);
 	if (c->epochs < 0 || c->patience < 1)
 		return isrf_fail(env, ISRF_ERR_INVALID, "epochs must be >= 0 and patience >= 1 (got %d, %d)",
 						 c->epochs, c->patience);
@@ -165,6 +165,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 			   *vt = NULL,
 			   *vr = NULL;
 	int32_t		n_tr = 0,
+				bs,
 				n_val,
 				n_batches,
 				bidx,
@@ -209,7 +210,10 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 	if ((st = isrf_adamw_init(be, &o1, s->lay.total, 0.9f, 0.98f, 1e-8f, cfg->weight_decay, mask1)) != ISRF_OK ||
 		(st = isrf_adamw_init(be, &o2, s->tf->n_params, 0.9f, 0.98f, 1e-8f, cfg->weight_decay, mask2)) != ISRF_OK)
 		goto done;
-	spe = (n_tr + cfg->batch_size - 1) / cfg->batch_size;
+	/* 0: a sixteenth of the users who train, between 32 and 256 */
+	bs = cfg->batch_size > 0 ? cfg->batch_size :
+		n_tr / 16 < 32 ? 32 : n_tr / 16 > 256 ? 256 : n_tr / 16;
+	spe = (n_tr + bs - 1) / bs;
 	n_batches = (int32_t) spe;
 	total = spe * cfg->epochs;
 
@@ -240,9 +244,9 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 		 * Bucket by length: sort runs of GR_BUCKET batches by train length so
 		 * a batch pads little, then visit the batches in a shuffled order.
 		 */
-		for (i = 0; i < n_tr; i += GR_BUCKET * cfg->batch_size)
+		for (i = 0; i < n_tr; i += GR_BUCKET * bs)
 		{
-			int32_t		n = n_tr - i < GR_BUCKET * cfg->batch_size ? n_tr - i : GR_BUCKET * cfg->batch_size;
+			int32_t		n = n_tr - i < GR_BUCKET * bs ? n_tr - i : GR_BUCKET * bs;
 
 			gr_sort_by_length(order + i, n, d->n_train, tmp);
 		}
@@ -258,8 +262,8 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 		}
 		for (bidx = 0; bidx < n_batches; bidx++)
 		{
-			int32_t		first = border[bidx] * cfg->batch_size;
-			int32_t		b = n_tr - first < cfg->batch_size ? n_tr - first : cfg->batch_size;
+			int32_t		first = border[bidx] * bs;
+			int32_t		b = n_tr - first < bs ? n_tr - first : bs;
 			double		bl;
 			float	   *garr[2];
 			size_t		gsz[2];

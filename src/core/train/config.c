@@ -56,8 +56,8 @@ static const IsrfConfigKey config_keys[] = {
 	"attention heads (must divide `d_model`)"},
 	{"max_len", ISRF_KEY_INT, F(gen.max_len), 1, 4096, 50, false, GEN, NULL,
 	"most recent history items read per user"},
-	{"batch_size", ISRF_KEY_INT, F(gen.batch_size), 2, 65536, 256, false, GEN, NULL,
-	"users per optimizer step"},
+	{"batch_size", ISRF_KEY_INT, F(gen.batch_size), 0, 65536, 0, false, GEN, "0 (auto)",
+	"users per optimizer step; 0: a sixteenth of the users who train, between 32 and 256 (a small data set gets more steps per epoch)"},
 	{"epochs", ISRF_KEY_INT, F(gen.epochs), 0, 10000, 30, false, NULL, NULL,
 	"most epochs; training stops early on validation NDCG@10 (0: no generative model)"},
 	{"patience", ISRF_KEY_INT, F(gen.patience), 1, 10000, 5, false, GEN, NULL,
@@ -339,6 +339,9 @@ config_parse(IsrfEnv *env, int n, const char *const *keys, const char *const *va
 		return isrf_fail(env, ISRF_ERR_INVALID,
 						 "config keys \"n_heads\" and \"d_model\": n_heads (%d) must divide d_model (%d)",
 						 cfg->gen.n_heads, cfg->gen.d_model);
+	if (cfg->gen.batch_size == 1)
+		return isrf_fail(env, ISRF_ERR_INVALID,
+						 "config key \"batch_size\" must be 0 (auto) or at least 2, not 1");
 	/* switches left at their default whose needs are not met are off */
 	while (changed)
 	{
