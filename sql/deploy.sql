@@ -155,6 +155,7 @@ SELECT isrf.revoke_model('dep', 'regress_isrf_app');
 SET client_min_messages = notice;
 SELECT isrf.revoke_model('dep', 'regress_isrf_app');
 SET client_min_messages = warning;
+SELECT err($$SELECT isrf.revoke_model('dep', NULL)$$);
 RESET ROLE;
 SET ROLE regress_isrf_appuser;
 SELECT err($$SELECT count(*) FROM isrf_recommend(1, 3, 'dep')$$);

@@ -899,7 +899,10 @@ DECLARE
     m_owner name;
 BEGIN
     m_owner := isrf._cat_model_owner(invoker, model, 'set the deploy policy of');
-    IF policy IS NULL OR policy NOT IN ('always', 'if_better') THEN
+    IF policy IS NULL THEN
+        RAISE EXCEPTION 'deploy policy must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF policy NOT IN ('always', 'if_better') THEN
         RAISE EXCEPTION 'invalid deploy policy "%"', policy
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'always: every training deploys its version; if_better: only when its validation NDCG@10 is at least the deployed version''s.';
@@ -944,6 +947,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM isrf._cat_model_owner(invoker, model, 'revoke');
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     DELETE FROM isrf.model_grants g
      WHERE g.model = _cat_revoke.model
        AND g.grantee = CASE WHEN lower(role) = 'public' THEN 'public' ELSE role END;
@@ -1418,72 +1424,45 @@ COMMENT ON FUNCTION isrf.drop_model(text) IS 'Drop every version of a model, its
 -- owner or a superuser; on a hot standby these are 25006 like any write)
 ----------------------------------------------------------------------------
 
+-- Each is a call of the gate: the writer checks its arguments and the role.
 CREATE FUNCTION isrf.deploy(model text, version integer, reason text DEFAULT NULL) RETURNS integer
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF model IS NULL OR version IS NULL THEN
-        RAISE EXCEPTION 'model and version must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    PERFORM isrf._catalogue('_cat_deploy', model, version, reason);
-    RETURN version;
-END
+    SELECT isrf._catalogue('_cat_deploy', model, version, reason);
+    SELECT version;
 $$;
 COMMENT ON FUNCTION isrf.deploy(text, integer, text)
     IS 'Deploy a ready version of a model (its owner or a superuser): every isrf call after the commit serves it; recorded in isrf.deployments; returns the version';
 
 CREATE FUNCTION isrf.rollback(model text, reason text DEFAULT NULL) RETURNS integer
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    v integer;
-BEGIN
-    IF model IS NULL THEN
-        RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    PERFORM isrf._catalogue('_cat_rollback', model, reason);
-    SELECT m.version INTO v FROM isrf.models m WHERE m.name = rollback.model AND m.deployed;
-    RETURN v;
-END
+    SELECT isrf._catalogue('_cat_rollback', model, reason);
+    SELECT m.version FROM isrf.models m WHERE m.name = rollback.model AND m.deployed;
 $$;
 COMMENT ON FUNCTION isrf.rollback(text, text)
     IS 'Undo the latest deployment of a model not undone yet (its owner or a superuser): the version deployed before it is deployed again; called again, goes further back; returns the version now deployed';
 
 CREATE FUNCTION isrf.set_deploy_policy(model text, policy text) RETURNS void
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF model IS NULL OR policy IS NULL THEN
-        RAISE EXCEPTION 'model and policy must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    PERFORM isrf._catalogue('_cat_set_policy', model, policy);
-END
+    SELECT isrf._catalogue('_cat_set_policy', model, policy);
 $$;
 COMMENT ON FUNCTION isrf.set_deploy_policy(text, text)
     IS 'Set how trainings of a model deploy (its owner or a superuser): always (the default), or if_better: only when the new version''s validation NDCG@10 is at least the deployed version''s';
 
 CREATE FUNCTION isrf.grant_model(model text, role name) RETURNS void
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF model IS NULL THEN
-        RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    PERFORM isrf._catalogue('_cat_grant', model, role);
-END
+    SELECT isrf._catalogue('_cat_grant', model, role);
 $$;
 COMMENT ON FUNCTION isrf.grant_model(text, name)
     IS 'Let a role (and the roles that inherit its privileges, or public) use a model: see its rows, serve and evaluate it (its owner or a superuser); serving still reads the dataset''s reviews table with the caller''s rights';
 
 CREATE FUNCTION isrf.revoke_model(model text, role name) RETURNS void
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF model IS NULL THEN
-        RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    PERFORM isrf._catalogue('_cat_revoke', model, role);
-END
+    SELECT isrf._catalogue('_cat_revoke', model, role);
 $$;
 COMMENT ON FUNCTION isrf.revoke_model(text, name)
     IS 'Take back a grant of a model (its owner or a superuser); the role''s next call no longer finds the model';
