@@ -1366,44 +1366,56 @@ SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION isrf._history_sql(isrf.datasets) IS 'internal: SQL of one user''s current, cleaned history in a dataset''s reviews table';
 
--- Whether an index of a table leads with user_id.
-CREATE FUNCTION isrf._leads_with_user_id(rel regclass) RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp AS $$
-    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                    WHERE i.indrelid = rel AND a.attname = 'user_id')
-$$;
-COMMENT ON FUNCTION isrf._leads_with_user_id(regclass) IS 'internal: does an index of a table lead with user_id';
-
 -- Whether one user's rows of a reviews table are found through an index:
--- one of the table leads with user_id; for a partitioned table, one of the
--- table (which each partition then has) or one of every partition; a
+-- an index of the table leads with user_id; for a partitioned table, one of
+-- the table (which each partition then has) or one of every partition; a
 -- foreign table is taken to be indexed where it lives (postgres_fdw sends
--- the user_id condition there).
+-- the user_id condition there).  PL/pgSQL, so that its plans are kept: it
+-- runs at every serving call.
 CREATE FUNCTION isrf._user_indexed(rel regclass) RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE c.relkind
-        WHEN 'f' THEN true
-        WHEN 'p' THEN isrf._leads_with_user_id(rel)
-                      OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(rel) t
-                                       JOIN pg_catalog.pg_class l ON l.oid = t.relid
-                                      WHERE t.isleaf AND l.relkind <> 'f' AND NOT isrf._leads_with_user_id(t.relid))
-        ELSE isrf._leads_with_user_id(rel) END
-      FROM pg_catalog.pg_class c WHERE c.oid = rel
+DECLARE
+    kind "char";
+BEGIN
+    SELECT c.relkind INTO kind FROM pg_catalog.pg_class c WHERE c.oid = rel;
+    IF kind = 'f' OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                              WHERE i.indrelid = rel AND a.attname = 'user_id') THEN
+        RETURN true;
+    END IF;
+    RETURN kind = 'p' AND NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_partition_tree(rel) t JOIN pg_catalog.pg_class l ON l.oid = t.relid
+         WHERE t.isleaf AND l.relkind <> 'f'
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                            WHERE i.indrelid = t.relid AND a.attname = 'user_id'));
+END
 $$;
 COMMENT ON FUNCTION isrf._user_indexed(regclass) IS 'internal: is an index there to find one user''s rows of a reviews table (plain, partitioned or foreign)';
 
 -- What serving a model version needs of its dataset: the history query, the
--- reviews table, and whether an index on it leads with user_id.
+-- reviews table, and whether an index on it leads with user_id (all NULL
+-- when the version is not there).  PL/pgSQL, so that its plans are kept:
+-- it runs at every serving call.
 CREATE FUNCTION isrf._serving_source(model text, version integer,
     OUT history_sql text, OUT reviews regclass, OUT has_index boolean)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT isrf._history_sql(d), d.reviews, isrf._user_indexed(d.reviews)
-      FROM isrf.models m, LATERAL isrf._dataset(m.dataset) d
-     WHERE m.name = _serving_source.model AND m.version = _serving_source.version
+DECLARE
+    ds text;
+    d isrf.datasets;
+BEGIN
+    SELECT m.dataset INTO ds FROM isrf.models m
+     WHERE m.name = _serving_source.model AND m.version = _serving_source.version;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    d := isrf._dataset(ds);
+    history_sql := isrf._history_sql(d);
+    reviews := d.reviews;
+    has_index := isrf._user_indexed(d.reviews);
+END
 $$;
 COMMENT ON FUNCTION isrf._serving_source(text, integer) IS 'internal: a model version''s history query, reviews table and whether an index serves it';
 
