@@ -23,7 +23,8 @@
  * role can write model bytes of its own making.  So are those of the LLM
  * jobs' rows and of the embedding cache (llm_job.c, llm_embed.c): a job's
  * background worker runs as the job's owner, so GetUserId() there is the
- * role whose job it is.
+ * role whose job it is.  On a hot standby the gate refuses at once
+ * (25006): the catalogue changes on the primary and arrives through WAL.
  */
 #include "postgres.h"
 

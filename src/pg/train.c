@@ -14,7 +14,9 @@
  * next run.  Inside an explicit transaction block (atomic CALL) nothing is
  * committed and an error rolls everything back.  The catalogue is written
  * through the writers isrf._cat_train_*() (catalogue.c), as the role that
- * trains.
+ * trains; whether the new version is deployed is the model's deploy policy
+ * (isrf._cat_train_deploy).  On a hot standby or in a read-only transaction
+ * nothing starts (25006).
  */
 #include "postgres.h"
 
