@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/bench_standby.sh [SECONDS] [CLIENTS]: read scaling with hot standbys.
+# bench/bench_standby.sh [SECONDS] [CLIENTS] [ROUNDS]: read scaling with hot
+# standbys.
 # Builds and installs isrf (into ISRF_PREFIX when set, as test/run_tests.sh
 # does), starts a primary and two hot standbys on loopback (pg_basebackup
 # -R, fsync off), trains a model on a synthetic data set (2,000 users, 500
@@ -9,13 +10,16 @@
 #   1. the primary alone,
 #   2. the primary and one standby,
 #   3. the primary and both standbys,
-# each node answering through its own model server.  Prints one table:
-# transactions per second (all nodes together) and the p50 / p99 latency of
-# every transaction.  All nodes share this machine's cores.
+# each node answering through its own model server; the three one after
+# the other, ROUNDS times (default 1: on a machine others use too, rounds
+# show how much the figures move).  Prints one table: transactions per
+# second (all nodes together) and the p50 / p99 latency of every
+# transaction.  All nodes share this machine's cores.
 set -euo pipefail
 . "$(dirname "$0")/../test/lib.sh"
 secs=${1:-20}
 clients=${2:-6}
+rounds=${3:-1}
 
 isrf_workdir
 isrf_install_deps
@@ -77,16 +81,17 @@ run() {
 }
 
 results="$ISRF_WORK/results.txt"
-printf '%-30s %8s %9s %9s %9s\n' "nodes ($clients clients in all)" "tps" "p50 ms" "p99 ms" "requests" >"$results"
-isrf_log "pgbench: the primary alone"
-printf '%-30s %s\n' "primary" "$(run primary)" >>"$results"
-isrf_log "pgbench: the primary and one standby"
-printf '%-30s %s\n' "primary + 1 standby" "$(run primary standby1)" >>"$results"
-isrf_log "pgbench: the primary and two standbys"
-printf '%-30s %s\n' "primary + 2 standbys" "$(run primary standby1 standby2)" >>"$results"
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+printf '%-5s %-30s %8s %9s %9s %9s\n' round "nodes ($clients clients in all)" "tps" "p50 ms" "p99 ms" "requests" >"$results"
+for r in $(seq 1 "$rounds"); do
+    isrf_log "round $r: pgbench on the primary alone, then with one and two standbys"
+    printf '%-5s %-30s %s\n' "$r" "primary" "$(run primary)" >>"$results"
+    printf '%-5s %-30s %s\n' "$r" "primary + 1 standby" "$(run primary standby1)" >>"$results"
+    printf '%-5s %-30s %s\n' "$r" "primary + 2 standbys" "$(run primary standby1 standby2)" >>"$results"
+done
 for node in primary standby1 standby2; do
     echo "$node: $(nq $node $DB "SELECT node || ', server pid ' || pid || ', ' || requests || ' requests, ' ||
         batches || ' batches, largest ' || max_batch FROM isrf_status() WHERE database = current_database()")"
 done
-echo "machine: $(nproc) cores; ${secs} s per row"
+echo "machine: $(nproc) cores; ${secs} s per row; load average before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 cat "$results"
