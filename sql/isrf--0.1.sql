@@ -131,6 +131,80 @@ SELECT pg_catalog.pg_extension_config_dump('isrf.model_chunks', '');
 SELECT pg_catalog.pg_extension_config_dump('isrf.group_edges', '');
 SELECT pg_catalog.pg_extension_config_dump('isrf.model_interactions', '');
 
+-- Deploying: which version of a model is served is decided by training
+-- (under the model's deploy policy), by isrf.deploy() and by isrf.rollback();
+-- every change is recorded here, newest last.
+CREATE TABLE isrf.deployments (
+    model       text NOT NULL,
+    seq         integer NOT NULL,       -- 1, 2, ... per model
+    version     integer NOT NULL,       -- the version deployed
+    previous    integer,                -- the version deployed before (NULL: none)
+    action      text NOT NULL CHECK (action IN ('train', 'deploy', 'rollback')),
+    undoes      integer,                -- a rollback: seq of the deployment it undid
+    owner       name NOT NULL,          -- the model's owner
+    by_role     name NOT NULL,          -- the role that deployed
+    reason      text,
+    deployed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (model, seq),
+    FOREIGN KEY (model, version) REFERENCES isrf.models (name, version) ON DELETE CASCADE
+);
+COMMENT ON TABLE isrf.deployments IS 'Deploy history of each model: version deployed, version before, by training, isrf.deploy() or isrf.rollback(), by which role, when and why';
+ALTER TABLE isrf.deployments ENABLE ROW LEVEL SECURITY;
+CREATE POLICY deployments_owner ON isrf.deployments USING (owner = current_user);
+GRANT SELECT ON isrf.deployments TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('isrf.deployments', '');
+
+-- Settings of a model as a whole (not of one version).
+CREATE TABLE isrf.model_settings (
+    model         text PRIMARY KEY,
+    owner         name NOT NULL,
+    deploy_policy text NOT NULL DEFAULT 'always' CHECK (deploy_policy IN ('always', 'if_better')),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE isrf.model_settings IS 'Per-model settings: the deploy policy of its trainings (always, or if_better: only when validation NDCG@10 is at least the deployed version''s)';
+ALTER TABLE isrf.model_settings ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_settings_owner ON isrf.model_settings USING (owner = current_user);
+GRANT SELECT ON isrf.model_settings TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('isrf.model_settings', '');
+
+-- Roles a model's owner lets use the model (isrf.grant_model()).
+CREATE TABLE isrf.model_grants (
+    model      text NOT NULL,
+    grantee    name NOT NULL,           -- a role, or public
+    owner      name NOT NULL,           -- the model's owner
+    granted_by name NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (model, grantee)
+);
+COMMENT ON TABLE isrf.model_grants IS 'Roles that may use (serve, evaluate, read) a model they do not own, granted by its owner with isrf.grant_model()';
+
+-- Whether the current user has the privileges of a role (is it, or
+-- inherits from it), or the role is public.  A role dropped since matches
+-- nobody.
+CREATE FUNCTION isrf._has_role(role name) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT role = 'public'
+        OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                    WHERE r.rolname = role AND pg_catalog.pg_has_role(r.oid, 'USAGE'))
+$$;
+COMMENT ON FUNCTION isrf._has_role(name) IS 'internal: does the current user have the privileges of a role (or is the role public)';
+
+-- A grant shows the model's rows (and through them its chunks, group graph
+-- and interactions) and its dataset's row to the grantee, read-only: that
+-- is all serving needs.  Writers check ownership, never visibility, so a
+-- grantee deploys, rolls back, trains, grants and drops nothing.
+ALTER TABLE isrf.model_grants ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_grants_visible ON isrf.model_grants
+    USING (owner = current_user OR isrf._has_role(grantee));
+GRANT SELECT ON isrf.model_grants TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('isrf.model_grants', '');
+CREATE POLICY models_granted ON isrf.models FOR SELECT
+    USING (EXISTS (SELECT 1 FROM isrf.model_grants g WHERE g.model = models.name AND isrf._has_role(g.grantee)));
+CREATE POLICY datasets_granted ON isrf.datasets FOR SELECT
+    USING (EXISTS (SELECT 1 FROM isrf.models m JOIN isrf.model_grants g ON g.model = m.name
+                    WHERE m.dataset = datasets.name AND isrf._has_role(g.grantee)));
+
 -- The tables isrf.create_synthetic_dataset() created, the only ones it may
 -- drop when it generates a dataset again.  Not dumped: after a restore the
 -- tables have other oids, and the generator then leaves them alone.
@@ -383,6 +457,59 @@ SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION isrf._cat_may(oid, name) IS 'internal: may a role act on an object of an owner (its own, or a superuser)';
 
+-- Whether a model is granted to a role (to it, to a role whose privileges
+-- it has, or to public).
+CREATE FUNCTION isrf._cat_granted(invoker oid, model text) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM isrf.model_grants g
+                    WHERE g.model = _cat_granted.model
+                      AND (g.grantee = 'public'
+                           OR EXISTS (SELECT 1 FROM pg_roles r
+                                       WHERE r.rolname = g.grantee AND pg_has_role(invoker, r.oid, 'USAGE'))))
+$$;
+COMMENT ON FUNCTION isrf._cat_granted(oid, text) IS 'internal: is a model granted to a role (directly, through a role it inherits from, or to public)';
+
+-- The owner of a model a role is about to change (what: "deploy", "drop",
+-- ...), with every version's row locked, so that deploys, rollbacks and the
+-- end of a training of one model happen one after the other.  A model the
+-- role cannot see does not exist (42704); one it may only use, through a
+-- grant, is 42501.
+CREATE FUNCTION isrf._cat_model_owner(invoker oid, model text, what text) RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m_owner name;
+BEGIN
+    PERFORM isrf._check_name('model', model);
+    PERFORM 1 FROM isrf.models m WHERE m.name = _cat_model_owner.model FOR UPDATE;
+    SELECT m.owner INTO m_owner FROM isrf.models m WHERE m.name = _cat_model_owner.model LIMIT 1;
+    IF m_owner IS NOT NULL AND isrf._cat_may(invoker, m_owner) THEN
+        RETURN m_owner;
+    END IF;
+    IF m_owner IS NOT NULL AND isrf._cat_granted(invoker, model) THEN
+        RAISE EXCEPTION 'permission denied to % model "%"', what, model
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Model "%s" belongs to role %s, which granted it to you for use only.', model, m_owner),
+                  HINT = 'Only the owner of a model (or a superuser) deploys, rolls back, trains, grants and drops it.';
+    END IF;
+    RAISE EXCEPTION 'model "%" does not exist', model
+        USING ERRCODE = 'undefined_object', HINT = 'isrf.models lists your models.';
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_model_owner(oid, text, text)
+    IS 'internal: the owner of a model a role may change, its rows locked; 42704 if the role cannot see it, 42501 if it may only use it';
+
+-- Forget what belongs to a model as a whole (its versions are deleted by
+-- the caller; their deploy history goes with them).
+CREATE FUNCTION isrf._cat_model_forget(model text) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp AS $$
+    DELETE FROM isrf.model_grants g WHERE g.model = _cat_model_forget.model;
+    DELETE FROM isrf.model_settings s WHERE s.model = _cat_model_forget.model;
+$$;
+COMMENT ON FUNCTION isrf._cat_model_forget(text) IS 'internal: drop the grants and settings of a model being dropped';
+
 CREATE FUNCTION isrf._cat_dataset_put(invoker oid, name text, reviews regclass, items regclass,
     item_descriptions regclass, user_descriptions regclass, order_column name, text_columns text[],
     bound_names jsonb, replace boolean) RETURNS void
@@ -441,6 +568,12 @@ DECLARE
     n_models integer;
 BEGIN
     SELECT d.owner INTO existing FROM isrf.datasets d WHERE d.name = _cat_dataset_drop.name FOR UPDATE;
+    IF FOUND AND NOT isrf._cat_may(invoker, existing)
+       AND EXISTS (SELECT 1 FROM isrf.models m WHERE m.dataset = _cat_dataset_drop.name AND isrf._cat_granted(invoker, m.name)) THEN
+        RAISE EXCEPTION 'permission denied to drop dataset "%"', name
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Only the owner of a dataset (or a superuser) drops it.';
+    END IF;
     IF NOT FOUND OR NOT isrf._cat_may(invoker, existing) THEN
         RAISE EXCEPTION 'dataset "%" does not exist', name USING ERRCODE = 'undefined_object';
     END IF;
@@ -450,6 +583,8 @@ BEGIN
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = 'Use cascade => true to drop the models too.';
     END IF;
+    PERFORM isrf._cat_model_forget(x.name)
+       FROM (SELECT DISTINCT m.name FROM isrf.models m WHERE m.dataset = _cat_dataset_drop.name) x;
     DELETE FROM isrf.models m WHERE m.dataset = _cat_dataset_drop.name;
     DELETE FROM isrf.datasets d WHERE d.name = _cat_dataset_drop.name;
 END
@@ -460,10 +595,9 @@ CREATE FUNCTION isrf._cat_model_drop(invoker oid, name text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    DELETE FROM isrf.models m WHERE m.name = _cat_model_drop.name AND isrf._cat_may(invoker, m.owner);
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'model "%" does not exist', name USING ERRCODE = 'undefined_object';
-    END IF;
+    PERFORM isrf._cat_model_owner(invoker, name, 'drop');
+    PERFORM isrf._cat_model_forget(name);
+    DELETE FROM isrf.models m WHERE m.name = _cat_model_drop.name;
 END
 $$;
 COMMENT ON FUNCTION isrf._cat_model_drop(oid, text) IS 'internal: drop every version of a role''s model';
@@ -502,6 +636,14 @@ DECLARE
 BEGIN
     PERFORM isrf._check_name('model', model);
     SELECT d.owner INTO d_owner FROM isrf.datasets d WHERE d.name = _cat_train_check.dataset;
+    IF FOUND AND NOT isrf._cat_may(invoker, d_owner)
+       AND EXISTS (SELECT 1 FROM isrf.models x WHERE x.dataset = _cat_train_check.dataset
+                      AND isrf._cat_granted(invoker, x.name)) THEN
+        RAISE EXCEPTION 'permission denied to train on dataset "%"', dataset
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Dataset "%s" belongs to role %s; a model of it is granted to you for use only.', dataset, d_owner),
+                  HINT = 'Only the owner of a dataset (or a superuser) trains its models.';
+    END IF;
     IF NOT FOUND OR NOT isrf._cat_may(invoker, d_owner) THEN
         RAISE EXCEPTION 'dataset "%" does not exist', dataset USING ERRCODE = 'undefined_object';
     END IF;
@@ -622,23 +764,201 @@ $$;
 COMMENT ON FUNCTION isrf._cat_train_edges(oid, text, integer, bigint[], bigint[], real[], integer[])
     IS 'internal: store the group graph of a model being trained';
 
-CREATE FUNCTION isrf._cat_train_deploy(invoker oid, model text, version integer, metrics text,
-    model_bytes bigint, seconds double precision) RETURNS void
+-- Make a version the deployed one and record it in the deploy history; the
+-- caller has checked the role and locked the model's rows
+-- (isrf._cat_model_owner).  Returns the version deployed before (NULL:
+-- none).
+CREATE FUNCTION isrf._cat_deploy_version(invoker oid, model text, version integer, action text,
+    undoes integer, reason text) RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    prev integer;
+BEGIN
+    SELECT m.version INTO prev FROM isrf.models m WHERE m.name = _cat_deploy_version.model AND m.deployed;
+    UPDATE isrf.models m SET deployed = false WHERE m.name = _cat_deploy_version.model AND m.deployed;
+    -- a version training left undeployed no longer says so
+    UPDATE isrf.models m SET deployed = true, deployed_at = clock_timestamp(), updated_at = clock_timestamp(),
+           stage = CASE WHEN m.stage = 'not deployed' THEN 'deployed' ELSE m.stage END,
+           message = CASE WHEN m.stage = 'not deployed' THEN NULL ELSE m.message END
+     WHERE m.name = _cat_deploy_version.model AND m.version = _cat_deploy_version.version;
+    INSERT INTO isrf.deployments (model, seq, version, previous, action, undoes, owner, by_role, reason)
+    SELECT model, coalesce((SELECT max(d.seq) FROM isrf.deployments d WHERE d.model = _cat_deploy_version.model), 0) + 1,
+           version, prev, action, undoes,
+           (SELECT m.owner FROM isrf.models m WHERE m.name = _cat_deploy_version.model AND m.version = _cat_deploy_version.version),
+           (SELECT r.rolname FROM pg_roles r WHERE r.oid = invoker), reason;
+    RETURN prev;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_deploy_version(oid, text, integer, text, integer, text)
+    IS 'internal: deploy a version of a model (rows locked, role checked) and record it in isrf.deployments';
+
+-- The end of a training run: the version is ready, and deployed unless the
+-- model's deploy policy is if_better and its validation NDCG@10 is below
+-- the deployed version's (then its row says why, and a NOTICE too).
+-- Returns whether it was deployed.
+CREATE FUNCTION isrf._cat_train_deploy(invoker oid, model text, version integer, metrics text,
+    model_bytes bigint, seconds double precision) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    policy text;
+    m_new jsonb;
+    cur record;
+    why text;
 BEGIN
     PERFORM isrf._cat_training(invoker, model, version);
-    UPDATE isrf.models m SET deployed = false WHERE m.name = _cat_train_deploy.model AND m.deployed;
+    PERFORM isrf._cat_model_owner(invoker, model, 'deploy');
+    m_new := metrics::jsonb || jsonb_build_object('model_bytes', model_bytes, 'seconds_total', seconds);
+    SELECT s.deploy_policy INTO policy FROM isrf.model_settings s WHERE s.model = _cat_train_deploy.model;
+    SELECT m.version, (m.metrics ->> 'val_ndcg10')::float8 AS ndcg INTO cur
+      FROM isrf.models m WHERE m.name = _cat_train_deploy.model AND m.deployed;
+    IF policy = 'if_better' AND cur.version IS NOT NULL AND cur.ndcg IS NOT NULL
+       AND coalesce((m_new ->> 'val_ndcg10')::float8 < cur.ndcg, true) THEN
+        why := format('not deployed (deploy policy if_better): validation NDCG@10 %s is below %s of deployed version %s',
+                      coalesce(m_new ->> 'val_ndcg10', 'unknown'), cur.ndcg, cur.version);
+        UPDATE isrf.models m
+           SET status = 'ready', stage = 'not deployed', message = why, updated_at = clock_timestamp(), metrics = m_new
+         WHERE m.name = _cat_train_deploy.model AND m.version = _cat_train_deploy.version;
+        RAISE NOTICE 'isrf_train: model "%" version % %', model, version, why
+            USING HINT = format('Deploy it anyway with SELECT isrf.deploy(%L, %s).', model, version);
+        RETURN false;
+    END IF;
     UPDATE isrf.models m
-       SET status = 'ready', stage = 'deployed', deployed = true,
-           deployed_at = clock_timestamp(), updated_at = clock_timestamp(),
-           metrics = _cat_train_deploy.metrics::jsonb
-                     || jsonb_build_object('model_bytes', model_bytes, 'seconds_total', seconds)
+       SET status = 'ready', stage = 'deployed', updated_at = clock_timestamp(), metrics = m_new
      WHERE m.name = _cat_train_deploy.model AND m.version = _cat_train_deploy.version;
+    PERFORM isrf._cat_deploy_version(invoker, model, version, 'train', NULL, NULL);
+    RETURN true;
 END
 $$;
 COMMENT ON FUNCTION isrf._cat_train_deploy(oid, text, integer, text, bigint, double precision)
-    IS 'internal: deploy a trained version (the previous one stays deployed until now)';
+    IS 'internal: end a training run: the version is ready, deployed unless the deploy policy keeps the better deployed one (the previous one stays deployed until now)';
+
+-- isrf.deploy(): a ready version of a role's model becomes the deployed one.
+CREATE FUNCTION isrf._cat_deploy(invoker oid, model text, version integer, reason text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v record;
+BEGIN
+    PERFORM isrf._cat_model_owner(invoker, model, 'deploy');
+    IF version IS NULL THEN
+        RAISE EXCEPTION 'version must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT m.status, m.deployed, m.message INTO v FROM isrf.models m
+     WHERE m.name = _cat_deploy.model AND m.version = _cat_deploy.version;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" has no version %', model, version
+            USING ERRCODE = 'undefined_object', HINT = 'isrf.models lists its versions.';
+    END IF;
+    IF v.status <> 'ready' THEN
+        RAISE EXCEPTION 'version % of model "%" is %, only a ready version can be deployed', version, model, v.status
+            USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = v.message;
+    END IF;
+    IF v.deployed THEN
+        RAISE NOTICE 'version % of model "%" is already deployed', version, model;
+        RETURN;
+    END IF;
+    PERFORM isrf._cat_deploy_version(invoker, model, version, 'deploy', NULL, reason);
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_deploy(oid, text, integer, text) IS 'internal: deploy a ready version of a role''s model';
+
+-- isrf.rollback(): undo the latest deployment not undone yet, back to the
+-- version deployed before it; again and again, back through the history.
+CREATE FUNCTION isrf._cat_rollback(invoker oid, model text, reason text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    top isrf.deployments;
+BEGIN
+    PERFORM isrf._cat_model_owner(invoker, model, 'roll back');
+    SELECT d.* INTO top FROM isrf.deployments d
+     WHERE d.model = _cat_rollback.model AND d.action <> 'rollback'
+       AND NOT EXISTS (SELECT 1 FROM isrf.deployments u WHERE u.model = d.model AND u.undoes = d.seq)
+     ORDER BY d.seq DESC LIMIT 1;
+    IF top.seq IS NULL OR top.previous IS NULL THEN
+        RAISE EXCEPTION 'model "%" has no earlier deployment to roll back to', model
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'isrf.deployments shows its deploy history; isrf.deploy() deploys any ready version.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM isrf.models m WHERE m.name = _cat_rollback.model AND m.version = top.previous
+                      AND m.status = 'ready') THEN
+        RAISE EXCEPTION 'version % of model "%", deployed before, is not ready', top.previous, model
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    PERFORM isrf._cat_deploy_version(invoker, model, top.previous, 'rollback', top.seq, reason);
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_rollback(oid, text, text) IS 'internal: deploy again the version deployed before the latest deployment not undone yet';
+
+CREATE FUNCTION isrf._cat_set_policy(invoker oid, model text, policy text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m_owner name;
+BEGIN
+    m_owner := isrf._cat_model_owner(invoker, model, 'set the deploy policy of');
+    IF policy IS NULL THEN
+        RAISE EXCEPTION 'deploy policy must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF policy NOT IN ('always', 'if_better') THEN
+        RAISE EXCEPTION 'invalid deploy policy "%"', policy
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'always: every training deploys its version; if_better: only when its validation NDCG@10 is at least the deployed version''s.';
+    END IF;
+    INSERT INTO isrf.model_settings (model, owner, deploy_policy) VALUES (model, m_owner, policy)
+    ON CONFLICT ON CONSTRAINT model_settings_pkey
+    DO UPDATE SET deploy_policy = EXCLUDED.deploy_policy, updated_at = now();
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_set_policy(oid, text, text) IS 'internal: set the deploy policy of a role''s model';
+
+CREATE FUNCTION isrf._cat_grant(invoker oid, model text, role name) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m_owner name;
+    grantee name := CASE WHEN lower(role) = 'public' THEN 'public' ELSE role END;
+BEGIN
+    m_owner := isrf._cat_model_owner(invoker, model, 'grant');
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF grantee <> 'public' AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = grantee) THEN
+        RAISE EXCEPTION 'role "%" does not exist', role USING ERRCODE = 'undefined_object';
+    END IF;
+    IF grantee = m_owner THEN
+        RAISE NOTICE 'role % owns model "%"; nothing granted', grantee, model;
+        RETURN;
+    END IF;
+    INSERT INTO isrf.model_grants (model, grantee, owner, granted_by)
+    VALUES (model, grantee, m_owner, (SELECT r.rolname FROM pg_roles r WHERE r.oid = invoker))
+    ON CONFLICT ON CONSTRAINT model_grants_pkey DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'model "%" is already granted to %', model, grantee;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_grant(oid, text, name) IS 'internal: let a role (or public) use a role''s model';
+
+CREATE FUNCTION isrf._cat_revoke(invoker oid, model text, role name) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM isrf._cat_model_owner(invoker, model, 'revoke');
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    DELETE FROM isrf.model_grants g
+     WHERE g.model = _cat_revoke.model
+       AND g.grantee = CASE WHEN lower(role) = 'public' THEN 'public' ELSE role END;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'model "%" was not granted to %', model, role;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION isrf._cat_revoke(oid, text, name) IS 'internal: take a grant of a role''s model back';
 
 -- Nothing to do when the row is gone (dropped while training).
 CREATE FUNCTION isrf._cat_train_end(invoker oid, model text, version integer, status text, message text) RETURNS void
@@ -671,7 +991,16 @@ REVOKE ALL ON FUNCTION
     isrf._cat_train_interactions(oid, text, integer, bigint[], bigint[], integer[], text[]),
     isrf._cat_train_edges(oid, text, integer, bigint[], bigint[], real[], integer[]),
     isrf._cat_train_deploy(oid, text, integer, text, bigint, double precision),
-    isrf._cat_train_end(oid, text, integer, text, text)
+    isrf._cat_train_end(oid, text, integer, text, text),
+    isrf._cat_granted(oid, text),
+    isrf._cat_model_owner(oid, text, text),
+    isrf._cat_model_forget(text),
+    isrf._cat_deploy_version(oid, text, integer, text, integer, text),
+    isrf._cat_deploy(oid, text, integer, text),
+    isrf._cat_rollback(oid, text, text),
+    isrf._cat_set_policy(oid, text, text),
+    isrf._cat_grant(oid, text, name),
+    isrf._cat_revoke(oid, text, name)
 FROM PUBLIC;
 
 ----------------------------------------------------------------------------
@@ -1037,18 +1366,56 @@ SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION isrf._history_sql(isrf.datasets) IS 'internal: SQL of one user''s current, cleaned history in a dataset''s reviews table';
 
+-- Whether one user's rows of a reviews table are found through an index:
+-- an index of the table leads with user_id; for a partitioned table, one of
+-- the table (which each partition then has) or one of every partition; a
+-- foreign table is taken to be indexed where it lives (postgres_fdw sends
+-- the user_id condition there).  PL/pgSQL, so that its plans are kept: it
+-- runs at every serving call.
+CREATE FUNCTION isrf._user_indexed(rel regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kind "char";
+BEGIN
+    SELECT c.relkind INTO kind FROM pg_catalog.pg_class c WHERE c.oid = rel;
+    IF kind = 'f' OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                              WHERE i.indrelid = rel AND a.attname = 'user_id') THEN
+        RETURN true;
+    END IF;
+    RETURN kind = 'p' AND NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_partition_tree(rel) t JOIN pg_catalog.pg_class l ON l.oid = t.relid
+         WHERE t.isleaf AND l.relkind <> 'f'
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                            WHERE i.indrelid = t.relid AND a.attname = 'user_id'));
+END
+$$;
+COMMENT ON FUNCTION isrf._user_indexed(regclass) IS 'internal: is an index there to find one user''s rows of a reviews table (plain, partitioned or foreign)';
+
 -- What serving a model version needs of its dataset: the history query, the
--- reviews table, and whether an index on it leads with user_id.
+-- reviews table, and whether an index on it leads with user_id (all NULL
+-- when the version is not there).  PL/pgSQL, so that its plans are kept:
+-- it runs at every serving call.
 CREATE FUNCTION isrf._serving_source(model text, version integer,
     OUT history_sql text, OUT reviews regclass, OUT has_index boolean)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT isrf._history_sql(d), d.reviews,
-           EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                    WHERE i.indrelid = d.reviews AND a.attname = 'user_id')
-      FROM isrf.models m, LATERAL isrf._dataset(m.dataset) d
-     WHERE m.name = _serving_source.model AND m.version = _serving_source.version
+DECLARE
+    ds text;
+    d isrf.datasets;
+BEGIN
+    SELECT m.dataset INTO ds FROM isrf.models m
+     WHERE m.name = _serving_source.model AND m.version = _serving_source.version;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    d := isrf._dataset(ds);
+    history_sql := isrf._history_sql(d);
+    reviews := d.reviews;
+    has_index := isrf._user_indexed(d.reviews);
+END
 $$;
 COMMENT ON FUNCTION isrf._serving_source(text, integer) IS 'internal: a model version''s history query, reviews table and whether an index serves it';
 
@@ -1063,6 +1430,54 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION isrf.drop_model(text) IS 'Drop every version of a model, its stored bytes and its group graph';
+
+----------------------------------------------------------------------------
+-- Deploying, rolling back, the deploy policy and grants of a model (its
+-- owner or a superuser; on a hot standby these are 25006 like any write)
+----------------------------------------------------------------------------
+
+-- Each is a call of the gate: the writer checks its arguments and the role.
+CREATE FUNCTION isrf.deploy(model text, version integer, reason text DEFAULT NULL) RETURNS integer
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT isrf._catalogue('_cat_deploy', model, version, reason);
+    SELECT version;
+$$;
+COMMENT ON FUNCTION isrf.deploy(text, integer, text)
+    IS 'Deploy a ready version of a model (its owner or a superuser): every isrf call after the commit serves it; recorded in isrf.deployments; returns the version';
+
+CREATE FUNCTION isrf.rollback(model text, reason text DEFAULT NULL) RETURNS integer
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT isrf._catalogue('_cat_rollback', model, reason);
+    SELECT m.version FROM isrf.models m WHERE m.name = rollback.model AND m.deployed;
+$$;
+COMMENT ON FUNCTION isrf.rollback(text, text)
+    IS 'Undo the latest deployment of a model not undone yet (its owner or a superuser): the version deployed before it is deployed again; called again, goes further back; returns the version now deployed';
+
+CREATE FUNCTION isrf.set_deploy_policy(model text, policy text) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT isrf._catalogue('_cat_set_policy', model, policy);
+$$;
+COMMENT ON FUNCTION isrf.set_deploy_policy(text, text)
+    IS 'Set how trainings of a model deploy (its owner or a superuser): always (the default), or if_better: only when the new version''s validation NDCG@10 is at least the deployed version''s';
+
+CREATE FUNCTION isrf.grant_model(model text, role name) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT isrf._catalogue('_cat_grant', model, role);
+$$;
+COMMENT ON FUNCTION isrf.grant_model(text, name)
+    IS 'Let a role (and the roles that inherit its privileges, or public) use a model: see its rows, serve and evaluate it (its owner or a superuser); serving still reads the dataset''s reviews table with the caller''s rights';
+
+CREATE FUNCTION isrf.revoke_model(model text, role name) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT isrf._catalogue('_cat_revoke', model, role);
+$$;
+COMMENT ON FUNCTION isrf.revoke_model(text, name)
+    IS 'Take back a grant of a model (its owner or a superuser); the role''s next call no longer finds the model';
 
 CREATE FUNCTION isrf.model_check(model text DEFAULT NULL,
     OUT model_name text, OUT version integer, OUT bytes bigint, OUT users integer,
@@ -1124,13 +1539,38 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 8;
 COMMENT ON FUNCTION isrf_evaluate(text)
     IS 'HR@5, NDCG@5, HR@10, NDCG@10 of the model and the popularity, Markov + item-kNN and LightGCN baselines, sequential (full ranking) and direct (99 negatives) tasks, on the model''s leak-free split';
 
-CREATE FUNCTION isrf_status()
+CREATE FUNCTION isrf._server_status()
 RETURNS TABLE (database text, pid integer, device text, models text, requests bigint, batches bigint,
                errors bigint, mean_latency_ms real, max_latency_ms real, max_batch integer)
 AS 'MODULE_PATHNAME', 'isrf_status'
 LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION isrf._server_status()
+    IS 'internal: the model servers of this node: database, process, device, loaded models, requests answered, batches, errors and latency';
+
+-- Which node this is, and on a standby how far its copy of the catalogue
+-- (of everything) lags: 0 when it has replayed all the WAL it received,
+-- else the time since the last transaction it replayed committed on the
+-- primary.
+CREATE FUNCTION isrf._node(OUT node text, OUT replay_lag interval)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'primary' END,
+           CASE WHEN NOT pg_is_in_recovery() THEN NULL
+                WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN interval '0'
+                ELSE greatest(clock_timestamp() - pg_last_xact_replay_timestamp(), interval '0') END
+$$;
+COMMENT ON FUNCTION isrf._node() IS 'internal: primary or standby, and a standby''s replay lag (0 when it replayed all it received)';
+
+CREATE FUNCTION isrf_status()
+RETURNS TABLE (database text, pid integer, device text, models text, requests bigint, batches bigint,
+               errors bigint, mean_latency_ms real, max_latency_ms real, max_batch integer,
+               node text, replay_lag interval)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.*, n.node, n.replay_lag FROM isrf._server_status() s, isrf._node() n
+$$;
 COMMENT ON FUNCTION isrf_status()
-    IS 'The model servers: database, process, device, loaded models, requests answered, batches, errors and latency';
+    IS 'The model servers of this node: database, process, device, loaded models, requests answered, batches, errors, latency; the node (primary or standby) and on a standby its replay lag';
 
 ----------------------------------------------------------------------------
 -- LLM reasoning: description jobs run by a background worker through an

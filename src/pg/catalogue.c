@@ -23,10 +23,12 @@
  * role can write model bytes of its own making.  So are those of the LLM
  * jobs' rows and of the embedding cache (llm_job.c, llm_embed.c): a job's
  * background worker runs as the job's owner, so GetUserId() there is the
- * role whose job it is.
+ * role whose job it is.  On a hot standby the gate refuses at once
+ * (25006): the catalogue changes on the primary and arrives through WAL.
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -55,6 +57,11 @@ static const char *const catalogue_sql_writers[] = {
 	"_cat_llm_bind",
 	"_cat_llm_job_cancel",
 	"_cat_llm_embeddings_drop",
+	"_cat_deploy",
+	"_cat_rollback",
+	"_cat_set_policy",
+	"_cat_grant",
+	"_cat_revoke",
 };
 
 /* Error unless fn is a writer's name: "_cat_" and lower-case letters or "_". */
@@ -98,6 +105,12 @@ isrf_catalogue_call(const char *fn, int nargs, const Oid *types, const Datum *va
 	int			i;
 
 	catalogue_check_writer(fn);
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot change the isrf catalogue on a hot standby"),
+				 errdetail("Datasets, models, deployments and grants are changed on the primary and reach the standby through WAL."),
+				 errhint("Connect to the primary.")));
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT isrf.%s($1", fn);
 	t[0] = OIDOID;

@@ -158,7 +158,7 @@ server_fill_worker(BackgroundWorker *w, Oid dbid, const char *dbname)
 {
 	memset(w, 0, sizeof(*w));
 	w->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w->bgw_start_time = BgWorkerStart_ConsistentState;	/* hot standbys serve too */
 	w->bgw_restart_time = 1;
 	snprintf(w->bgw_library_name, BGW_MAXLEN, "isrf");
 	snprintf(w->bgw_function_name, BGW_MAXLEN, "isrf_server_main");

@@ -14,11 +14,14 @@
  * next run.  Inside an explicit transaction block (atomic CALL) nothing is
  * committed and an error rolls everything back.  The catalogue is written
  * through the writers isrf._cat_train_*() (catalogue.c), as the role that
- * trains.
+ * trains; whether the new version is deployed is the model's deploy policy
+ * (isrf._cat_train_deploy).  On a hot standby or in a read-only transaction
+ * nothing starts (25006).
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -51,6 +54,7 @@ typedef struct TrainState
 	int64		nonfinite_steps;	/* reported so far */
 	IsrfPgEnv  *penv;
 	bool		embeddings;		/* use_llm_embeddings (llm_embed.c) */
+	bool		deployed;		/* the deploy policy let the version be deployed */
 } TrainState;
 
 /* Subtransactions around stages, as PL/pgSQL's exception blocks do it. */
@@ -679,15 +683,20 @@ train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[
 	train_set_stage(ts, "store");
 	train_store(ts, &model, buf, len);
 
-	/* deploy: the previous version stays deployed until this moment */
+	/*
+	 * deploy, as the model's deploy policy says (the writer says why not in
+	 * a NOTICE): the previous version stays deployed until this moment
+	 */
 	isrf_model_stats_json(&model, metrics, sizeof(metrics));
-	isrf_catalogue_call("_cat_train_deploy", 5, (Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, FLOAT8OID},
-						(Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
-							CStringGetTextDatum(metrics), Int64GetDatum((int64) len),
-						Float8GetDatum(isrf_now() - ts->t_start)}, NULL, NULL);
+	ts->deployed = DatumGetBool(isrf_catalogue_call("_cat_train_deploy", 5,
+													(Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, FLOAT8OID},
+													(Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+														CStringGetTextDatum(metrics), Int64GetDatum((int64) len),
+													Float8GetDatum(isrf_now() - ts->t_start)}, NULL, NULL));
 	ereport(NOTICE,
-			(errmsg("isrf_train: model \"%s\" version %d deployed (%.1f s, %zu bytes)",
-					ts->model, ts->version, isrf_now() - ts->t_start, len)));
+			(errmsg("isrf_train: model \"%s\" version %d %s (%.1f s, %zu bytes)",
+					ts->model, ts->version, ts->deployed ? "deployed" : "stored, not deployed",
+					isrf_now() - ts->t_start, len)));
 }
 
 /* Mark the run's row after a failure; runs in a clean (top) transaction. */
@@ -741,7 +750,7 @@ train_guarded(TrainState *ts, const IsrfTrainConfig *cfg, const char *const quer
 		train_run(ts, cfg, queries);
 		train_subxact_release(ts);
 		train_commit(ts);
-		if (!ts->atomic)
+		if (!ts->atomic && ts->deployed)
 			train_tell_server(ts);
 	}
 	PG_CATCH();
@@ -832,6 +841,27 @@ train_main(TrainState *ts, IsrfPgEnv *penv, const char *dataset, Jsonb *config)
 	SPI_finish();
 }
 
+/*
+ * Training writes the catalogue: on a hot standby, or in a read-only
+ * transaction, say so before any work (25006) rather than after loading
+ * and training.
+ */
+static void
+train_require_writable(void)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot train a model on a hot standby"),
+				 errdetail("Models are trained on the primary; a standby serves each version once it has replayed it."),
+				 errhint("Run CALL isrf_train(...) on the primary.")));
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot train a model in a read-only transaction"),
+				 errhint("Training stores and deploys a new version; run it in a read-write transaction.")));
+}
+
 PG_FUNCTION_INFO_V1(isrf_train_proc);
 
 /*
@@ -846,6 +876,7 @@ isrf_train_proc(PG_FUNCTION_ARGS)
 	Jsonb	   *config;
 
 	memset(&ts, 0, sizeof(ts));
+	train_require_writable();
 	ts.atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
 				  !castNode(CallContext, fcinfo->context)->atomic);
 	if (PG_ARGISNULL(0))

@@ -29,7 +29,7 @@ SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = 'isrf.datasets'::regc
 SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = 'isrf.models'::regclass), 'models use row-level security');
 SELECT set_eq($$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'isrf'$$,
               ARRAY['isrf.datasets', 'isrf.models', 'isrf.model_chunks', 'isrf.group_edges', 'isrf.model_interactions',
-                    'isrf.llm_embeddings'],
+                    'isrf.llm_embeddings', 'isrf.deployments', 'isrf.model_settings', 'isrf.model_grants'],
               'catalogue tables are dumped by pg_dump');
 
 -- no SECURITY DEFINER function reads user tables with the owner's rights
