@@ -18,12 +18,7 @@ config=${2:-'{}'}
 src="$ISRF_ROOT/../shared/data/$name"
 tools="$ISRF_ROOT/../shared/tools"
 
-isrf_workdir
-isrf_install_deps
-isrf_build_install
-isrf_cluster_start
-createdb bench
-export PGDATABASE=bench
+isrf_bench_cluster
 
 # all but the last two of each user, and the second-to-last items apart
 python3 "$tools/heldout.py" "$src" "$ISRF_WORK/minus1" >/dev/null

@@ -23,12 +23,7 @@ config=${2:-'{}'}
 src="$ISRF_ROOT/../shared/data/$name"
 tools="$ISRF_ROOT/../shared/tools"
 
-isrf_workdir
-isrf_install_deps
-isrf_build_install
-isrf_cluster_start
-createdb bench
-export PGDATABASE=bench
+isrf_bench_cluster
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 # --- standard split ---------------------------------------------------------

@@ -144,3 +144,14 @@ isrf_workdir() {
     ISRF_WORK=$(mktemp -d /tmp/isrf-run.XXXXXX)
     export ISRF_WORK
 }
+
+# For bench/: a scratch directory, the packages, this checkout built and
+# installed, a throwaway cluster and a database "bench" as PGDATABASE.
+isrf_bench_cluster() {
+    isrf_workdir
+    isrf_install_deps
+    isrf_build_install
+    isrf_cluster_start
+    createdb bench
+    export PGDATABASE=bench
+}
