@@ -20,7 +20,10 @@
 # the trained network: they re-evaluate the default run's saved model
 # (isrf_driver evaluate --without group|prior, --beam-weight; the remaining
 # weights chosen on validation again), so they need no training.  Each run's output stays in
-# $OUT_DIR (default /tmp/isrf_ablations); VARIANTS limits the variants run.
+# $OUT_DIR (default /tmp/isrf_ablations); VARIANTS limits the variants run;
+# EXTRA adds driver options to every training (EXTRA="--config epochs=6" for a
+# shorter table, which the header then states); a training whose output is
+# already in $OUT_DIR is read again, not repeated (REUSE=0 repeats it).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 root="${1:-$here/../shared/data}"
@@ -43,7 +46,7 @@ variants="${VARIANTS:-default no_group group_interest no_align no_text no_adapte
 row() { awk -v t="$2" '$1 == t && $2 == "isrf" { printf "%7s %7s", $5, $6 }' "$1"; }
 
 for ds in $datasets; do
-	printf '\n%s (test split, served path)\n' "$ds"
+	printf '\n%s (test split, served path%s)\n' "$ds" "${EXTRA:+; every training with $EXTRA}"
 	printf '%-15s | %-15s | %-15s | %7s\n' "" "sequential" "direct" "train"
 	printf '%-15s | %7s %7s | %7s %7s | %7s\n' variant HR@10 NDCG@10 HR@10 NDCG@10 secs
 	for v in $variants; do
@@ -62,9 +65,14 @@ for ds in $datasets; do
 				secs=-
 				;;
 			*)
+				if [ "${REUSE:-1}" = 1 ] && [ -f "$out/${ds}_${v}.bin" ] && grep -q '^training wall time' "$log" 2>/dev/null; then
+					secs=$(awk '/^training wall time/ { print $4 }' "$log")
+					printf '%-15s | %s | %s | %7s\n' "$v" "$(row "$log" sequential)" "$(row "$log" direct)" "$secs"
+					continue
+				fi
 				# shellcheck disable=SC2086
 				"$driver" train "$root/$ds" --device "${ISRF_DEVICE:-cpu}" --baselines off \
-					--save "$out/${ds}_${v}.bin" ${options[$v]} >"$log" 2>"$out/${ds}_${v}.err"
+					--save "$out/${ds}_${v}.bin" ${options[$v]} ${EXTRA:-} >"$log" 2>"$out/${ds}_${v}.err"
 				secs=$(awk '/^training wall time/ { print $4 }' "$log")
 				;;
 		esac
