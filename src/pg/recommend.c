@@ -138,7 +138,10 @@ isrf_recommend(PG_FUNCTION_ARGS)
 				 errmsg("k must be positive, not %d", k)));
 	InitMaterializedSRF(fcinfo, 0);
 
-	/* the model server answers, where there is one and k fits its slots */
+	/*
+	 * The model server answers, where there is one and k fits its slots;
+	 * when it cannot, isrf.server_fallback may let this session answer.
+	 */
 	if (isrf_server_available() && k <= ISRF_SERVER_MAX_K)
 	{
 		char	   *name;
@@ -150,11 +153,13 @@ isrf_recommend(PG_FUNCTION_ARGS)
 		bool		cold;
 
 		recommend_resolve_arg(fcinfo, 2, &name, &version, &created_at);
-		isrf_server_recommend(name, version, created_at, user_id, k, isrf_beam_width_guc,
-							  ids, sc, &count, &cold);
-		for (i = 0; i < count; i++)
-			recommend_emit(rsinfo, i + 1, ids[i], sc[i], cold);
-		return (Datum) 0;
+		if (isrf_server_recommend(name, version, created_at, user_id, k, isrf_beam_width_guc,
+								  ids, sc, &count, &cold))
+		{
+			for (i = 0; i < count; i++)
+				recommend_emit(rsinfo, i + 1, ids[i], sc[i], cold);
+			return (Datum) 0;
+		}
 	}
 	ss = recommend_session_arg(fcinfo, 2);
 	m = isrf_serve_session_model(ss);
@@ -172,8 +177,8 @@ isrf_recommend(PG_FUNCTION_ARGS)
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		isrf_pg_check(&penv.env, isrf_serve_recommend(&penv.env, ss, 1, &req, &res),
-					  "recommendation failed");
+		isrf_model_cache_check(&penv.env, isrf_serve_recommend(&penv.env, ss, 1, &req, &res),
+							   "recommendation failed");
 	}
 	PG_FINALLY();
 	{
@@ -282,8 +287,8 @@ isrf_rank(PG_FUNCTION_ARGS)
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		isrf_pg_check(&penv.env, isrf_serve_rank(&penv.env, ss, user, NULL, 0, n, cand, scores),
-					  "ranking failed");
+		isrf_model_cache_check(&penv.env, isrf_serve_rank(&penv.env, ss, user, NULL, 0, n, cand, scores),
+							   "ranking failed");
 	}
 	PG_FINALLY();
 	{
@@ -337,8 +342,8 @@ isrf_evaluate(PG_FUNCTION_ARGS)
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		isrf_pg_check(&penv.env, isrf_evaluate_model(&penv.env, ss, &opt, &rows, &n_rows),
-					  "evaluation failed");
+		isrf_model_cache_check(&penv.env, isrf_evaluate_model(&penv.env, ss, &opt, &rows, &n_rows),
+							   "evaluation failed");
 		for (i = 0; i < n_rows; i++)
 		{
 			Datum		v[7];
