@@ -68,6 +68,16 @@ SELECT count(*) AS n, count(score) AS scored, max(rank) FILTER (WHERE score IS N
   FROM isrf_rank(1, ARRAY[1, 2, 3, 987654, 5]::bigint[]);
 SELECT item_id FROM isrf_rank(1, ARRAY[987654, 1, 2]::bigint[]) WHERE score IS NULL;
 SELECT count(*) FROM isrf_rank(1, '{}'::bigint[]);
+-- more candidates than the catalogue has items, unknown ids included (issue
+-- 11, finding 1: they overflowed a buffer sized by the item count): every
+-- candidate is answered, each once, the known items first with a score and
+-- the unknown ones last with none
+SELECT count(*) AS n, count(DISTINCT item_id) AS distinct_items, count(score) AS scored,
+       count(*) FILTER (WHERE score IS NULL AND item_id IN (SELECT item_id FROM shop.items)) AS known_unscored,
+       bool_and(score IS NULL) FILTER (WHERE rank > (SELECT count(*) FROM shop.items)) AS unknown_last
+  FROM isrf_rank(1, (SELECT array_agg(g) FROM generate_series(1, 5000) g)::bigint[]);
+SELECT count(*) AS n, count(score) AS scored
+  FROM isrf_rank(424242, (SELECT array_agg(g) FROM generate_series(-2000, 3000) g)::bigint[]);
 -- rank agrees with itself whatever the candidate order
 SELECT (SELECT array_agg(item_id ORDER BY rank) FROM isrf_rank(3, ARRAY[1, 2, 3, 4, 5, 6]::bigint[])) =
        (SELECT array_agg(item_id ORDER BY rank) FROM isrf_rank(3, ARRAY[6, 5, 4, 3, 2, 1]::bigint[])) AS order_free;

@@ -116,7 +116,7 @@ listen_addresses = 'localhost'
 unix_socket_directories = '$ISRF_CLUSTER'
 shared_preload_libraries = 'isrf'
 fsync = off
-max_connections = 40
+max_connections = 100
 log_min_messages = warning
 CONF
     isrf_run_as "$ISRF_USER" "$ISRF_PG_BIN/pg_ctl" -D "$ISRF_CLUSTER/data" -l "$ISRF_CLUSTER/server.log" \

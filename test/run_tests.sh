@@ -96,6 +96,15 @@ prove --exec bash "$ISRF_ROOT"/test/tap/*.t >"$srv_out" 2>&1
 tail -15 "$srv_out"
 tap_count "$srv_out"
 
+# No process of the cluster crashed during the tests (server_exit.t kills
+# the model server with SIGKILL on purpose: signal 9 is expected).
+crashes=$(grep -E "terminated by signal [0-9]+|PANIC:" "$ISRF_CLUSTER/server.log" | grep -v "terminated by signal 9:")
+if [ -z "$crashes" ]; then
+    echo "ok - no process of the cluster crashed (server log)"; passed=$((passed + 1))
+else
+    echo "not ok - a process of the cluster crashed:"; echo "$crashes" | head -20; failed=$((failed + 1))
+fi
+
 isrf_cluster_stop
 trap - EXIT
 echo "isrf: $passed passed, $failed failed"

@@ -68,7 +68,7 @@ secs=$(since "$t0")
 echo "$out" | grep -q "08006.*exited while answering" && echo "$out" | grep -q "injected device fault"
 ok $? "a device error in the server: the request fails with 08006, the device's message in the detail"
 awk -v s="$secs" 'BEGIN { exit !(s < 2) }'; ok $? "... at once (${secs} s)"
-until_true 5 test "$(server_pid)" != "$pid3"
+until_sql 5 "SELECT count(*) FROM isrf_status() WHERE pid = $pid3" 0
 served; ok $? "the next request starts a new server, which answers"
 [ "$(server_pid)" != "$pid3" ]; ok $? "... a new process ($(server_pid))"
 server_pid >"$work/fault_pid"

@@ -45,8 +45,8 @@ is "$(busy_slots)" 0 "... and each gave its slot back at once, the server still 
 # a backend terminated while it waits gives its slot back too
 psql -X -At -d $DB -c "SELECT count(*) FROM isrf_recommend(3, 5)" >/dev/null 2>&1 &
 waiter=$!
-until_true 10 test "$(q "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension'
-                        AND query LIKE '%isrf_recommend(3, 5)%' AND pid <> pg_backend_pid()")" = 1
+until_sql 10 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension'
+                AND query LIKE '%isrf_recommend(3, 5)%' AND pid <> pg_backend_pid()" 1
 q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%isrf_recommend(3, 5)%'
     AND pid <> pg_backend_pid()" >/dev/null
 wait $waiter

@@ -48,6 +48,12 @@ until_true() {
     for i in $(seq 1 $((limit * 10))); do "$@" && return 0; sleep 0.1; done
     "$@"
 }
+# until_sql SECONDS SQL EXPECTED: poll until the query's answer is EXPECTED
+until_sql() {
+    local limit=$1 i
+    for i in $(seq 1 $((limit * 10))); do [ "$(q "$2")" = "$3" ] && return 0; sleep 0.1; done
+    [ "$(q "$2")" = "$3" ]
+}
 # busy_slots: request slots not free (they are shared by every database)
 busy_slots() { q "SELECT coalesce(sum(slots), 0) FROM isrf.server_slots() WHERE state <> 'free'"; }
 slots_free() { [ "$(busy_slots)" = 0 ]; }
