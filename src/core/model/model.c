@@ -6,6 +6,7 @@
 #include "model/model_file.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -151,6 +152,8 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 	int32_t		j;
 
 	ISRF_TRY(isrf_model_reader_get(env, r, TAG_GHDR, ISRF_ELEM_BYTES, sizeof(*g), &p, NULL));
+	if (isrf_config_check_stored(env, (const uint8_t *) p + offsetof(IsrfGenrec, cfg), true) != ISRF_OK)
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative header is damaged: %s", env->errmsg);
 	memcpy(g, p, sizeof(*g));
 	g->codes = NULL;
 	g->params = NULL;
@@ -232,6 +235,11 @@ isrf_model_load(IsrfEnv *env, const uint8_t *buf, size_t len, IsrfModel *out)
 
 	if ((st = isrf_model_reader_get(env, &r, TAG_CONFIG, ISRF_ELEM_BYTES, sizeof(out->cfg), &p, NULL)) != ISRF_OK)
 		goto fail;
+	if (isrf_config_check_stored(env, p, false) != ISRF_OK)
+	{
+		st = isrf_fail(env, ISRF_ERR_CORRUPT, "model configuration is damaged: %s", env->errmsg);
+		goto fail;
+	}
 	memcpy(&out->cfg, p, sizeof(out->cfg));
 	if ((st = isrf_model_reader_get(env, &r, TAG_STATS, ISRF_ELEM_BYTES, sizeof(out->stats), &p, NULL)) != ISRF_OK)
 		goto fail;

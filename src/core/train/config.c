@@ -249,6 +249,54 @@ config_set(IsrfEnv *env, const IsrfConfigKey *k, const char *value, IsrfTrainCon
 	return ISRF_ERR_INTERNAL;
 }
 
+IsrfStatus
+isrf_config_check_stored(IsrfEnv *env, const void *bytes, bool gen_only)
+{
+	const size_t gen_lo = offsetof(IsrfTrainConfig, gen),
+				gen_hi = gen_lo + sizeof(IsrfGenrecConfig);
+	int			i;
+
+	for (i = 0; i < CONFIG_N_KEYS; i++)
+	{
+		const IsrfConfigKey *k = &config_keys[i];
+		size_t		off = k->offset;
+		const uint8_t *p;
+		int32_t		iv;
+		float		fv;
+
+		if (k->type == ISRF_KEY_NAME || k->type == ISRF_KEY_SEED)
+			continue;
+		if (gen_only)
+		{
+			if (off < gen_lo || off >= gen_hi)
+				continue;
+			off -= gen_lo;
+		}
+		p = (const uint8_t *) bytes + off;
+		switch (k->type)
+		{
+			case ISRF_KEY_BOOL:
+				if (*p > 1)
+					return isrf_fail(env, ISRF_ERR_INVALID, "%s is neither true nor false (byte %u)",
+									 k->name, *p);
+				break;
+			case ISRF_KEY_INT:
+				memcpy(&iv, p, sizeof(iv));
+				if (iv < (int64_t) k->lo || iv > (int64_t) k->hi || (k->pow2 && (iv & (iv - 1))))
+					return isrf_fail(env, ISRF_ERR_INVALID, "%s is %d, outside its range", k->name, iv);
+				break;
+			case ISRF_KEY_FLOAT:
+				memcpy(&fv, p, sizeof(fv));
+				if (!(fv >= (float) k->lo && fv <= (float) k->hi))
+					return isrf_fail(env, ISRF_ERR_INVALID, "%s is %g, outside its range", k->name, (double) fv);
+				break;
+			default:
+				break;
+		}
+	}
+	return ISRF_OK;
+}
+
 /*
  * The first of k's needs that cfg does not meet, as "without use_x" or
  * "with epochs 0", into why; false when every need is met.

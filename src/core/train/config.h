@@ -81,6 +81,16 @@ void		isrf_train_config_default(IsrfTrainConfig *cfg);
 IsrfStatus	isrf_train_config_parse(IsrfEnv *env, int n, const char *const *keys,
 									const char *const *values, IsrfTrainConfig *cfg);
 
+/*
+ * The bytes of a stored configuration (a model's), checked against the
+ * keys before they are used as a struct: every switch a byte 0 or 1 (a
+ * bool holding another byte is undefined behaviour to read), every number
+ * finite and within its key's range.  bytes is an IsrfTrainConfig's, or
+ * with gen_only an IsrfGenrecConfig's (its keys alone checked).
+ * ISRF_ERR_INVALID names the first field that is not.
+ */
+IsrfStatus	isrf_config_check_stored(IsrfEnv *env, const void *bytes, bool gen_only);
+
 /* Whether key k has an effect under cfg (its needs are met). */
 bool		isrf_config_key_effective(const IsrfConfigKey *k, const IsrfTrainConfig *cfg);
 
