@@ -1,18 +1,22 @@
 -- bench/load.sql: the calls bench/load.sh and the model-server TAP tests
 -- run through pgbench.  Each wraps one serving call so that a pgbench
 -- client survives what the run does to it: a statement_timeout cancel is
--- counted (sequence isrf_bench.cancelled), any other error is recorded
--- with its time and SQLSTATE (table isrf_bench.failures) and the client
--- goes on, where pgbench itself would abort it.  Test scaffolding, not
--- part of the extension.
+-- recorded with its time (table isrf_bench.cancels), any other error with
+-- its time and SQLSTATE (table isrf_bench.failures), and the client goes
+-- on, where pgbench itself would abort it.  The tables are logged, so that
+-- they survive the crash restart a SIGKILL of the model server causes.
+-- Test scaffolding, not part of the extension.
 CREATE SCHEMA IF NOT EXISTS isrf_bench;
-CREATE UNLOGGED TABLE IF NOT EXISTS isrf_bench.failures (
+CREATE TABLE IF NOT EXISTS isrf_bench.failures (
     at       timestamptz NOT NULL,
     call     text NOT NULL,
     sqlstate text NOT NULL,
     message  text
 );
-CREATE SEQUENCE IF NOT EXISTS isrf_bench.cancelled;
+CREATE TABLE IF NOT EXISTS isrf_bench.cancels (
+    at       timestamptz NOT NULL,
+    call     text NOT NULL
+);
 COMMENT ON SCHEMA isrf_bench IS 'bench/load.sql: pgbench wrappers of the serving calls, and what went wrong';
 
 -- isrf_recommend for a user; its row count, -1 when cancelled, -2 on an error
@@ -25,7 +29,7 @@ BEGIN
     RETURN n;
 EXCEPTION
     WHEN query_canceled THEN
-        PERFORM nextval('isrf_bench.cancelled');
+        INSERT INTO isrf_bench.cancels VALUES (clock_timestamp(), 'recommend');
         RETURN -1;
     WHEN OTHERS THEN
         INSERT INTO isrf_bench.failures VALUES (clock_timestamp(), 'recommend', SQLSTATE, SQLERRM);
@@ -45,7 +49,7 @@ BEGIN
     RETURN got;
 EXCEPTION
     WHEN query_canceled THEN
-        PERFORM nextval('isrf_bench.cancelled');
+        INSERT INTO isrf_bench.cancels VALUES (clock_timestamp(), 'rank');
         RETURN -1;
     WHEN OTHERS THEN
         INSERT INTO isrf_bench.failures VALUES (clock_timestamp(), 'rank', SQLSTATE, SQLERRM);

@@ -8,7 +8,7 @@ ISRF_PG_VERSION=${ISRF_PG_VERSION:-15}
 ISRF_PG_BIN=/usr/lib/postgresql/$ISRF_PG_VERSION/bin
 ISRF_PACKAGES="build-essential postgresql-$ISRF_PG_VERSION postgresql-server-dev-$ISRF_PG_VERSION \
 postgresql-$ISRF_PG_VERSION-pgtap libtap-parser-sourcehandler-pgtap-perl libopenblas-dev libstemmer-dev \
-libcurl4-openssl-dev python3 passwd procps"
+libcurl4-openssl-dev python3 passwd procps clang libclang-rt-dev"
 
 isrf_log() { printf '== %s\n' "$*"; }
 
