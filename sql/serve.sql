@@ -114,6 +114,40 @@ RESET isrf.device;
 SELECT count(*) AS same_as_server FROM isrf_recommend(1, 10) r JOIN v2_in_process p USING (rank, item_id);
 SELECT err($$CALL isrf_train('shop', '{"use_group_interest": 3}')$$);
 
+-- every byte of a stored model matters: a byte flipped anywhere (header,
+-- section table, payload or the padding between sections) is reported as
+-- XX001 (a small model: its first 256 bytes and some 250 places after them)
+CREATE FUNCTION pg_temp.flips_detected(m text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    orig bytea;
+    v integer;
+    p integer;
+    tries integer := 0;
+    hits integer := 0;
+BEGIN
+    SELECT c.data, c.version INTO orig, v FROM isrf.model_chunks c
+      JOIN isrf.models d ON d.name = c.name AND d.version = c.version AND d.deployed
+     WHERE c.name = m AND c.seq = 0;
+    FOR p IN SELECT g FROM generate_series(0, 255) g
+             UNION SELECT g FROM generate_series(256, length(orig) - 1, greatest(1, length(orig) / 250)) g
+             ORDER BY 1 LOOP
+        UPDATE isrf.model_chunks SET data = set_byte(orig, p, get_byte(orig, p) # 1)
+         WHERE name = m AND version = v AND seq = 0;
+        tries := tries + 1;
+        BEGIN
+            PERFORM * FROM isrf.model_check(m);
+        EXCEPTION WHEN data_corrupted THEN
+            hits := hits + 1;
+        END;
+    END LOOP;
+    UPDATE isrf.model_chunks SET data = orig WHERE name = m AND version = v AND seq = 0;
+    RETURN CASE WHEN hits = tries AND tries > 450 THEN 'every flip is XX001' ELSE hits || ' of ' || tries END;
+END $$;
+CALL isrf_train('shop', '{"model": "shop_tiny", "dm": 4, "group_k": 3, "epochs": 1, "d_model": 8, "tf_layers": 1,
+                          "semid_codebook": 8, "semid_levels": 2, "batch_size": 32}');
+SELECT pg_temp.flips_detected('shop_tiny');
+SELECT model_name, version FROM isrf.model_check('shop_tiny');
+
 SELECT isrf.drop_dataset('shop', cascade => true);
 SELECT err($$SELECT * FROM isrf_recommend(1, 5)$$);
 DROP SCHEMA shop CASCADE;
