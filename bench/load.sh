@@ -79,9 +79,9 @@ echo "load: $clients clients for $seconds s on $dataset ($users users, $items it
 
 # --- clients: pgbench for recommend and rank, psql for short timeouts --------
 printf '%s\n' '\set u random(1, :max_user + 50)' \
-    "SELECT isrf_bench.recommend(:u, 10, 'bench');" >"$work/recommend.pgb"
+    "SELECT isrf_bench.call('recommend', :u, 10, 0, 'bench');" >"$work/recommend.pgb"
 printf '%s\n' '\set u random(1, :max_user + 50)' \
-    "SELECT isrf_bench.rank(:u, 100, :max_item, 'bench');" >"$work/rank.pgb"
+    "SELECT isrf_bench.call('rank', :u, 100, :max_item, 'bench');" >"$work/rank.pgb"
 max_user=$users                  # ids 1..n in both data sets; 50 more are unknown users
 max_item=$((items + 50))         # candidates: unknown items included
 n_rank=$((clients / 4))
@@ -251,13 +251,14 @@ check $([ "$over" = 0 ]; echo $?) "the clients ended on time ($wall s for $secon
 # only requests in flight at a SIGTERM may fail, with 08006, within 2 s of it
 windows=$(awk '$1 == "TERM" { printf "%s(at >= to_timestamp(%s) AND at < to_timestamp(%s) + interval %s)", sep, $2, $2, "'"'"'2 s'"'"'"; sep = " OR " }' "$work/kills")
 unexpected=$(q "SELECT count(*) FROM isrf_bench.failures WHERE NOT (sqlstate = '08006' AND (${windows:-false}))")
-c_unexpected=$(cat "$work"/cancel.*.err 2>/dev/null | grep "ERROR" | grep -v "canceling statement due to statement timeout" |
-    grep -vcE "isrf model server exited while answering|terminating connection because of crash|server closed the connection|connection to server .* failed|the database system is (in recovery mode|starting up|shutting down)")
+expected_errors="canceling statement due to statement timeout|isrf model server exited while answering|terminating connection because of crash|server closed the connection|connection to server .* failed|the database system is (in recovery mode|starting up|shutting down)"
+c_unexpected=$(cat "$work"/cancel.*.err 2>/dev/null | grep "ERROR" | grep -vcE "$expected_errors")
 check $([ "$((unexpected + c_unexpected))" = 0 ]; echo $?) \
     "no request failed but those in flight at a kill (08006, or the connection at a crash restart): $unexpected + $c_unexpected others"
 if [ "$unexpected" != 0 ]; then
     q "SELECT at, call, sqlstate, message FROM isrf_bench.failures WHERE NOT (sqlstate = '08006' AND (${windows:-false})) LIMIT 10" | sed 's/^/#   /'
 fi
+cat "$work"/cancel.*.err 2>/dev/null | grep "ERROR" | grep -vE "$expected_errors" | head -10 | sed 's/^/#   /'
 n_kills=$(wc -l <"$work/kills")
 check $([ "$n_kills" = $((2 * kills)) ]; echo $?) "the server was killed $n_kills times ($kills SIGTERM, $kills SIGKILL)"
 slow=$(awk '$3 >= 10 { n++ } END { print n + 0 }' "$work/kills")

@@ -19,40 +19,30 @@ CREATE TABLE IF NOT EXISTS isrf_bench.cancels (
 );
 COMMENT ON SCHEMA isrf_bench IS 'bench/load.sql: pgbench wrappers of the serving calls, and what went wrong';
 
--- isrf_recommend for a user; its row count, -1 when cancelled, -2 on an error
-CREATE OR REPLACE FUNCTION isrf_bench.recommend(u bigint, k integer, model text DEFAULT NULL)
-RETURNS integer LANGUAGE plpgsql AS $$
-DECLARE
-    n integer;
-BEGIN
-    SELECT count(*) INTO n FROM isrf_recommend(u, k, model);
-    RETURN n;
-EXCEPTION
-    WHEN query_canceled THEN
-        INSERT INTO isrf_bench.cancels VALUES (clock_timestamp(), 'recommend');
-        RETURN -1;
-    WHEN OTHERS THEN
-        INSERT INTO isrf_bench.failures VALUES (clock_timestamp(), 'recommend', SQLSTATE, SQLERRM);
-        RETURN -2;
-END $$;
-COMMENT ON FUNCTION isrf_bench.recommend(bigint, integer, text) IS 'isrf_recommend, its errors counted';
-
--- isrf_rank of n random candidate ids in 1 .. max_id (unknown ids included)
-CREATE OR REPLACE FUNCTION isrf_bench.rank(u bigint, n integer, max_id bigint, model text DEFAULT NULL)
+-- One serving call for user u: kind 'recommend' is isrf_recommend(u, n),
+-- kind 'rank' isrf_rank of n random candidate ids in 1 .. max_id (unknown
+-- ids included).  Returns the row count, -1 when cancelled, -2 on an error.
+CREATE OR REPLACE FUNCTION isrf_bench.call(kind text, u bigint, n integer, max_id bigint DEFAULT 0,
+                                           model text DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     got integer;
 BEGIN
-    SELECT count(*) INTO got
-      FROM isrf_rank(u, ARRAY(SELECT DISTINCT 1 + floor(random() * max_id)::bigint
-                                FROM generate_series(1, n)), model);
+    IF kind = 'rank' THEN
+        SELECT count(*) INTO got
+          FROM isrf_rank(u, ARRAY(SELECT DISTINCT 1 + floor(random() * max_id)::bigint
+                                    FROM generate_series(1, n)), model);
+    ELSE
+        SELECT count(*) INTO got FROM isrf_recommend(u, n, model);
+    END IF;
     RETURN got;
 EXCEPTION
     WHEN query_canceled THEN
-        INSERT INTO isrf_bench.cancels VALUES (clock_timestamp(), 'rank');
+        INSERT INTO isrf_bench.cancels VALUES (clock_timestamp(), kind);
         RETURN -1;
     WHEN OTHERS THEN
-        INSERT INTO isrf_bench.failures VALUES (clock_timestamp(), 'rank', SQLSTATE, SQLERRM);
+        INSERT INTO isrf_bench.failures VALUES (clock_timestamp(), kind, SQLSTATE, SQLERRM);
         RETURN -2;
 END $$;
-COMMENT ON FUNCTION isrf_bench.rank(bigint, integer, bigint, text) IS 'isrf_rank of random candidates, its errors counted';
+COMMENT ON FUNCTION isrf_bench.call(text, bigint, integer, bigint, text)
+    IS 'isrf_recommend or isrf_rank of random candidates, its cancels and errors recorded';

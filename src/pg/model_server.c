@@ -629,9 +629,45 @@ server_backend_exit(int code, Datum arg)
 	server_release_slot();
 }
 
-/* Claim a free slot, waiting (interruptibly) while all are busy. */
+/*
+ * Claim a free slot for a request (FREE -> FILLING) and write the request's
+ * fixed part; NULL when every slot is busy.  *word gets the slot's word.
+ */
 static ServerSlot *
-server_claim_slot(void)
+server_try_claim(ServerRequestKind kind, const char *model, int32 version, TimestampTz created_at,
+				 uint64 *word)
+{
+	int			i;
+
+	for (i = 0; i < SERVER_SLOTS; i++)
+	{
+		ServerSlot *s = &server->slots[i];
+		uint64		w = pg_atomic_read_u64(&s->word);
+
+		*word = WORD_MAKE(SLOT_FILLING, WORD_GEN(w) + 1, MyProcPid);
+		if (WORD_STATE(w) == SLOT_FREE && slot_cas(s, w, *word))
+		{
+			s->dbid = MyDatabaseId;
+			s->client_latch = kind == REQUEST_PRELOAD ? NULL : MyLatch;
+			pg_atomic_write_u32(&s->taker, 0);
+			memset(&s->req, 0, sizeof(s->req));
+			s->req.kind = kind;
+			strlcpy(s->req.model, model, NAMEDATALEN);
+			s->req.version = version;
+			s->req.created_at = created_at;
+			s->posted_at = GetCurrentTimestamp();
+			return s;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Claim a slot for this backend's request, waiting (interruptibly) while
+ * all are busy; it becomes this backend's to give up (my_slot).
+ */
+static ServerSlot *
+server_claim_slot(const char *model, int32 version, TimestampTz created_at)
 {
 	TimestampTz swept = 0;
 
@@ -642,21 +678,16 @@ server_claim_slot(void)
 	}
 	for (;;)
 	{
-		int			i;
+		ServerSlot *s;
+		uint64		word;
 		TimestampTz now;
 
-		for (i = 0; i < SERVER_SLOTS; i++)
+		s = server_try_claim(REQUEST_RECOMMEND, model, version, created_at, &word);
+		if (s != NULL)
 		{
-			ServerSlot *s = &server->slots[i];
-			uint64		w = pg_atomic_read_u64(&s->word);
-			uint64		mine = WORD_MAKE(SLOT_FILLING, WORD_GEN(w) + 1, MyProcPid);
-
-			if (WORD_STATE(w) == SLOT_FREE && slot_cas(s, w, mine))
-			{
-				my_slot = s;
-				my_word = mine;
-				return s;
-			}
+			my_slot = s;
+			my_word = word;
+			return s;
 		}
 		/* all busy: some may belong to processes that are gone */
 		now = GetCurrentTimestamp();
@@ -742,20 +773,11 @@ isrf_server_recommend(const char *model, int32 version, TimestampTz created_at,
 
 	if (!server_connect(&ref))
 		return false;
-	slot = server_claim_slot();
-	slot->dbid = MyDatabaseId;
-	slot->client_latch = MyLatch;
-	pg_atomic_write_u32(&slot->taker, 0);
-	memset(&slot->req, 0, sizeof(slot->req));
-	slot->req.kind = REQUEST_RECOMMEND;
-	strlcpy(slot->req.model, model, NAMEDATALEN);
-	slot->req.version = version;
-	slot->req.created_at = created_at;
+	slot = server_claim_slot(model, version, created_at);
 	slot->req.user_id = user_id;
 	slot->req.k = Min(k, ISRF_SERVER_MAX_K);
 	slot->req.beam_width = beam_width;
 	slot->req.var_len = 0;
-	slot->posted_at = GetCurrentTimestamp();
 	server_post(slot);
 	SetLatch(ref.latch);
 
@@ -803,8 +825,8 @@ void
 isrf_server_preload(const char *model, int32 version, TimestampTz created_at)
 {
 	Latch	   *worker_latch = NULL;
-	ServerSlot *slot = NULL;
-	uint64		word = 0;
+	ServerSlot *slot;
+	uint64		word;
 	int			i;
 
 	if (!isrf_server_available())
@@ -818,25 +840,9 @@ isrf_server_preload(const char *model, int32 version, TimestampTz created_at)
 	if (worker_latch == NULL)
 		return;
 	/* not this backend's to wait for: if it exits first, the sweep frees it */
-	for (i = 0; i < SERVER_SLOTS && slot == NULL; i++)
-	{
-		uint64		w = pg_atomic_read_u64(&server->slots[i].word);
-
-		word = WORD_MAKE(SLOT_FILLING, WORD_GEN(w) + 1, MyProcPid);
-		if (WORD_STATE(w) == SLOT_FREE && slot_cas(&server->slots[i], w, word))
-			slot = &server->slots[i];
-	}
+	slot = server_try_claim(REQUEST_PRELOAD, model, version, created_at, &word);
 	if (slot == NULL)
 		return;					/* all busy: it will load on the next request */
-	slot->dbid = MyDatabaseId;
-	slot->client_latch = NULL;
-	pg_atomic_write_u32(&slot->taker, 0);
-	memset(&slot->req, 0, sizeof(slot->req));
-	slot->req.kind = REQUEST_PRELOAD;
-	strlcpy(slot->req.model, model, NAMEDATALEN);
-	slot->req.version = version;
-	slot->req.created_at = created_at;
-	slot->posted_at = GetCurrentTimestamp();
 	pg_write_barrier();
 	if (slot_cas(slot, word, WORD_WITH(word, SLOT_POSTED)))
 		SetLatch(worker_latch);

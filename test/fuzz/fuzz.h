@@ -40,7 +40,10 @@ void		fuzz_seed_model(int which, const uint8_t **buf, size_t *len);
  */
 void		fuzz_serve(const IsrfModel *m, uint32_t knobs);
 
-/* With ISRF_FUZZ_WRITE_SEEDS=DIR, write the seed models there and exit. */
+/*
+ * With ISRF_FUZZ_WRITE_SEEDS=DIR, write the seed models there and exit
+ * (LLVMFuzzerInitialize of every harness calls it).
+ */
 void		fuzz_maybe_write_seeds(void);
 
 #endif							/* ISRF_FUZZ_H */

@@ -10,15 +10,6 @@
 #include "model/model_file.h"
 
 int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void) argc;
-	(void) argv;
-	fuzz_maybe_write_seeds();
-	return 0;
-}
-
-int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	IsrfModel	m;

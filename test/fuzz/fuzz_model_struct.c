@@ -119,15 +119,6 @@ apply_edit(IsrfTestSection *secs, int n, const uint8_t *op, const IsrfModel *sha
 }
 
 int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void) argc;
-	(void) argv;
-	fuzz_maybe_write_seeds();
-	return 0;
-}
-
-int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *seed;

@@ -71,6 +71,16 @@ fuzz_seed_model(int which, const uint8_t **buf, size_t *len)
 	*len = seed_len[which];
 }
 
+/* Every harness: with ISRF_FUZZ_WRITE_SEEDS=DIR, write the seed models and exit. */
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void) argc;
+	(void) argv;
+	fuzz_maybe_write_seeds();
+	return 0;
+}
+
 void
 fuzz_maybe_write_seeds(void)
 {

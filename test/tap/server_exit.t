@@ -9,14 +9,7 @@
 set -u
 DB=isrf_exit
 . "$(dirname "$0")/serving.sh"
-work=$(mktemp -d /tmp/isrf-exit-tap.XXXXXX)
-chmod 755 "$work"
-cleanup() {
-    drop_db $DB
-    rm -rf "$work"
-}
-trap cleanup EXIT
-echo "1..16"
+tap_start 16 $DB
 
 make_db $DB
 served; ok $? "a model is served"
@@ -25,7 +18,7 @@ pid1=$(server_pid)
 # --- pg_terminate_backend of the server during an 8-client pgbench run ----
 cat >"$work/rec.pgb" <<'EOF'
 \set u random(1, 150)
-SELECT isrf_bench.recommend(:u, 10);
+SELECT isrf_bench.call('recommend', :u, 10);
 EOF
 (cd "$work" && pgbench -n -c 8 -j 2 -T 6 -f rec.pgb -l --log-prefix=pgb $DB >pgbench.out 2>&1) &
 bench=$!

@@ -7,14 +7,7 @@
 set -u
 DB=isrf_redeploy
 . "$(dirname "$0")/serving.sh"
-work=$(mktemp -d /tmp/isrf-redeploy-tap.XXXXXX)
-chmod 755 "$work"
-cleanup() {
-    drop_db $DB
-    rm -rf "$work"
-}
-trap cleanup EXIT
-echo "1..10"
+tap_start 10 $DB
 
 make_db $DB
 served; ok $? "a model is served"
@@ -23,7 +16,7 @@ served; ok $? "a model is served"
 cat >"$work/mix.pgb" <<'EOF'
 \set u random(1, 160)
 \set r random(1, 4)
-SELECT CASE WHEN :r = 1 THEN isrf_bench.rank(:u, 20, 70) ELSE isrf_bench.recommend(:u, 10) END;
+SELECT isrf_bench.call(CASE WHEN :r = 1 THEN 'rank' ELSE 'recommend' END, :u, CASE WHEN :r = 1 THEN 20 ELSE 10 END, 70);
 EOF
 (cd "$work" && pgbench -n -c 8 -j 2 -T 7 -f mix.pgb $DB >pgbench.out 2>&1) &
 bench=$!

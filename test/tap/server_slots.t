@@ -12,17 +12,12 @@ DB=isrf_slots
 . "$(dirname "$0")/serving.sh"
 DB2=isrf_slots2
 DB3=isrf_slots3
-work=$(mktemp -d /tmp/isrf-slots-tap.XXXXXX)
-chmod 755 "$work"
 stopped=
-cleanup() {
+tap_cleanup_more() {
     [ -n "$stopped" ] && kill -CONT "$stopped" 2>/dev/null
     psql -X -q -d postgres -c "ALTER DATABASE $DB3 ALLOW_CONNECTIONS true" >/dev/null 2>&1
-    drop_db $DB; drop_db $DB2; drop_db $DB3
-    rm -rf "$work"
 }
-trap cleanup EXIT
-echo "1..18"
+tap_start 18 $DB $DB2 $DB3
 
 make_db $DB
 make_db $DB2

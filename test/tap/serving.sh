@@ -1,22 +1,28 @@
 # test/tap/serving.sh: what the model-server TAP tests share (sourced, not
-# run by prove): TAP output, psql helpers, a database with a small trained
+# run by prove): TAP output (tap.sh), psql helpers, a database with a small trained
 # model, and questions about the model server (its pid, its busy slots).
-# The caller sets DB.  Runs with the throwaway cluster's PGHOST, PGPORT,
+# The caller sets DB and calls tap_start.  Runs with the throwaway cluster's PGHOST, PGPORT,
 # ISRF_USER, ISRF_CLUSTER, ISRF_PG_BIN (test/run_tests.sh).
 
-n=0
-failed=0
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PGOPTIONS="-c client_min_messages=warning"
-
-ok() {   # ok CONDITION-EXIT-CODE DESCRIPTION
-    n=$((n + 1))
-    if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi
+# tap_start PLAN DB...: print the plan; a scratch directory $work; on exit the
+# databases dropped (after tap_cleanup_more, if the test defines it) and
+# $work removed
+tap_start() {
+    echo "1..$1"
+    shift
+    tap_dbs="$*"
+    work=$(mktemp -d /tmp/isrf-tap.XXXXXX)
+    chmod 755 "$work"
+    trap tap_cleanup EXIT
 }
-is() {   # is GOT EXPECTED DESCRIPTION
-    [ "$1" = "$2" ]; local rc=$?
-    [ $rc = 0 ] || echo "# got '$1', expected '$2'"
-    ok $rc "$3"
+tap_cleanup() {
+    local d
+    declare -F tap_cleanup_more >/dev/null && tap_cleanup_more
+    for d in $tap_dbs; do drop_db "$d"; done
+    rm -rf "$work"
 }
 # q SQL / qd DB SQL: one statement, unaligned, errors on stdout too
 q() { psql -X -At -v ON_ERROR_STOP=1 -d "$DB" -c "$1" 2>&1; }
