@@ -9,11 +9,12 @@
 # SIGTERM and with SIGKILL (which makes the postmaster restart the cluster,
 # so the clients connect again).  Reports requests made, answered,
 # cancelled and failed, latency p50 / p99 per call, each kill's recovery
-# time, and checks that no request hung past its timeout and that only
-# requests in flight at a kill failed.
+# time, and checks that no request hung past its timeout (10 s of slack)
+# and that only requests in flight at a kill failed.
 #
 #   bash bench/load.sh                          # 64 clients, 600 s, 2 SIGTERM + 2 SIGKILL
-#   bash bench/load.sh --seconds 120 --kills 1  # the CI version (test/run_tests.sh)
+#   bash bench/load.sh --seconds 120 --kills 1 --redeploy-every 30 --dataset synthetic
+#                                               # the CI version (test/run_tests.sh)
 #
 # Options: --seconds N, --clients N (>= 8), --kills N (N of each signal),
 # --redeploy-every N (seconds), --dataset ml100k|synthetic (default ml100k
@@ -88,7 +89,10 @@ n_rank=$((clients / 4))
 n_cancel=$((clients / 8))
 n_rec=$((clients - n_rank - n_cancel))
 timeout_ms=5000                  # the pgbench clients' statement_timeout
-hang_slack_ms=5000               # a request may overrun its timeout by this much
+hang_slack_ms=10000              # a request may overrun its timeout by this much: a hang
+                                 # is unbounded, while a backend's first in-process call
+                                 # prepares the model with interrupts held (seconds
+                                 # when the machine is this busy)
 
 # start_segment N SECONDS: the pgbench runs of segment N, in the background
 start_segment() {
@@ -102,12 +106,12 @@ start_segment() {
     done
 }
 
-# cancel_requests SEED: 200 requests for psql, each after "SET
+# cancel_requests SEED: 1000 requests for psql, each after "SET
 # statement_timeout" to 1..50 ms and "\echo T=<ms>" (psql's timing follows)
 cancel_requests() {
     awk -v seed="$1" -v mu="$max_user" -v mi="$max_item" -v q="'" 'BEGIN {
         srand(seed); print "\\timing on"
-        for (n = 0; n < 200; n++) {
+        for (n = 0; n < 1000; n++) {
             t = 1 + int(rand() * 50); u = 1 + int(rand() * (mu + 50))
             printf "SET statement_timeout = %d;\n\\echo T=%d\n", t, t
             if (rand() < 0.25)
@@ -215,8 +219,12 @@ cat "$work"/cancel.*.out 2>/dev/null | awk '/^T=/ { t = substr($0, 3); want = 1;
     want && /^Time: / { printf "cancel %s %s\n", $2, t; want = 0 }' >>"$work/latencies"
 made=$(wc -l <"$work/latencies")
 aborted=$(cat "$work"/pgbench.*.out | grep -cE "client [0-9]+ aborted")
-c_cancels=$(cat "$work"/cancel.*.err 2>/dev/null | grep -c "canceling statement due to statement timeout")
-c_errors=$(cat "$work"/cancel.*.err 2>/dev/null | grep "ERROR" | grep -vc "canceling statement due to statement timeout")
+# 57014 is a cancel whatever its words: a statement_timeout can also show as
+# "due to user request" (PostgreSQL signals the timeout with SIGINT, and a
+# second one may land on the next check); nothing else cancels these clients
+cancelled_re="canceling statement due to (statement timeout|user request)"
+c_cancels=$(cat "$work"/cancel.*.err 2>/dev/null | grep -cE "$cancelled_re")
+c_errors=$(cat "$work"/cancel.*.err 2>/dev/null | grep "ERROR" | grep -vcE "$cancelled_re")
 cancels=$(($(q "SELECT count(*) FROM isrf_bench.cancels") + c_cancels))
 fails=$(($(q "SELECT count(*) FROM isrf_bench.failures") + c_errors))
 pct() {   # pct KIND P: the P-th percentile latency (ms) of KIND
@@ -251,7 +259,7 @@ check $([ "$over" = 0 ]; echo $?) "the clients ended on time ($wall s for $secon
 # only requests in flight at a SIGTERM may fail, with 08006, within 2 s of it
 windows=$(awk '$1 == "TERM" { printf "%s(at >= to_timestamp(%s) AND at < to_timestamp(%s) + interval %s)", sep, $2, $2, "'"'"'2 s'"'"'"; sep = " OR " }' "$work/kills")
 unexpected=$(q "SELECT count(*) FROM isrf_bench.failures WHERE NOT (sqlstate = '08006' AND (${windows:-false}))")
-expected_errors="canceling statement due to statement timeout|isrf model server exited while answering|terminating connection because of crash|server closed the connection|connection to server .* failed|the database system is (in recovery mode|starting up|shutting down)"
+expected_errors="$cancelled_re|isrf model server exited while answering|terminating connection because of crash|server closed the connection|connection to server .* failed|the database system is (in recovery mode|starting up|shutting down)"
 c_unexpected=$(cat "$work"/cancel.*.err 2>/dev/null | grep "ERROR" | grep -vcE "$expected_errors")
 check $([ "$((unexpected + c_unexpected))" = 0 ]; echo $?) \
     "no request failed but those in flight at a kill (08006, or the connection at a crash restart): $unexpected + $c_unexpected others"

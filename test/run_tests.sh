@@ -104,11 +104,13 @@ tail -15 "$srv_out"
 tap_count "$srv_out"
 
 # The model server under load for 2 minutes (bench/load.sh): 64 clients,
-# cancellations, a redeploy a minute, a SIGTERM and a SIGKILL of the server;
+# cancellations, a redeploy every 30 s of a model of synthetic data (quick
+# to train), a SIGTERM and a SIGKILL of the server;
 # each of its checks counts (no request hung, only those in flight at a
 # kill failed, ...).
 ISRF_LOAD_WORK=$ISRF_WORK/load run_unit "load (64 clients, ${ISRF_LOAD_SECONDS:-120} s)" \
-    bash "$ISRF_ROOT/bench/load.sh" --seconds "${ISRF_LOAD_SECONDS:-120}" --kills 1
+    bash "$ISRF_ROOT/bench/load.sh" --seconds "${ISRF_LOAD_SECONDS:-120}" --kills 1 --redeploy-every 30 \
+        --dataset synthetic
 
 # No process of the cluster crashed during the tests (server_exit.t and the
 # load test kill the model server with SIGKILL on purpose: signal 9 is
