@@ -20,7 +20,7 @@ cat >"$work/rec.pgb" <<'EOF'
 \set u random(1, 150)
 SELECT isrf_bench.call('recommend', :u, 10);
 EOF
-(cd "$work" && pgbench -n -c 8 -j 2 -T 6 -f rec.pgb -l --log-prefix=pgb $DB >pgbench.out 2>&1) &
+(cd "$work" && PGOPTIONS="$PGOPTIONS -c statement_timeout=10000" pgbench -n -c 8 -j 2 -T 6 -f rec.pgb -l --log-prefix=pgb $DB >pgbench.out 2>&1) &
 bench=$!
 sleep 2
 kill_at=$(q "SELECT extract(epoch FROM clock_timestamp()) FROM isrf_status(), pg_terminate_backend(pid)

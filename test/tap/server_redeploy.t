@@ -18,7 +18,7 @@ cat >"$work/mix.pgb" <<'EOF'
 \set r random(1, 4)
 SELECT isrf_bench.call(CASE WHEN :r = 1 THEN 'rank' ELSE 'recommend' END, :u, CASE WHEN :r = 1 THEN 20 ELSE 10 END, 70);
 EOF
-(cd "$work" && pgbench -n -c 8 -j 2 -T 7 -f mix.pgb $DB >pgbench.out 2>&1) &
+(cd "$work" && PGOPTIONS="$PGOPTIONS -c statement_timeout=10000" pgbench -n -c 8 -j 2 -T 7 -f mix.pgb $DB >pgbench.out 2>&1) &
 bench=$!
 sleep 1
 q "CALL isrf_train('srv', '{\"group_k\": 5, \"dm\": 8, \"epochs\": 2}')" >/dev/null
