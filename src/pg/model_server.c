@@ -346,6 +346,16 @@ slot_cas(ServerSlot *s, uint64 expected, uint64 next)
 	return pg_atomic_compare_exchange_u64(&s->word, &expected, next);
 }
 
+/* Wake the backend waiting on a slot (a preload has none). */
+static void
+slot_wake(ServerSlot *s)
+{
+	Latch	   *latch = s->client_latch;
+
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
 /* Whether pid is a live process of this cluster with a PGPROC. */
 static bool
 server_pid_alive(pid_t pid)
@@ -388,7 +398,7 @@ server_sweep(void)
 				if (WORD_STATE(w) == SLOT_ABANDONED)
 					(void) slot_cas(s, w, WORD_FREED(w));
 				else if (slot_cas(s, w, WORD_WITH(w, SLOT_LOST)))
-					SetLatch(s->client_latch);
+					slot_wake(s);
 				break;
 		}
 	}
@@ -875,7 +885,7 @@ server_worker_exit(int code, Datum arg)
 			continue;
 		taken[i] = 0;
 		if (slot_cas(s, w, WORD_WITH(w, SLOT_LOST)))
-			SetLatch(s->client_latch);
+			slot_wake(s);
 		else
 			(void) slot_cas(s, WORD_WITH(w, SLOT_ABANDONED), WORD_FREED(w));
 	}
@@ -898,9 +908,8 @@ server_worker_exit(int code, Datum arg)
 	{
 		ServerSlot *s = &server->slots[i];
 
-		if (WORD_STATE(pg_atomic_read_u64(&s->word)) == SLOT_POSTED && s->dbid == dbid &&
-			s->client_latch != NULL)
-			SetLatch(s->client_latch);
+		if (WORD_STATE(pg_atomic_read_u64(&s->word)) == SLOT_POSTED && s->dbid == dbid)
+			slot_wake(s);
 	}
 }
 
@@ -967,7 +976,7 @@ server_finish(int i, bool reply)
 	pg_write_barrier();
 	if (reply && slot_cas(s, w, WORD_WITH(w, SLOT_DONE)))
 	{
-		SetLatch(s->client_latch);
+		slot_wake(s);
 		return;
 	}
 	if (!slot_cas(s, w, WORD_FREED(w)))
