@@ -467,6 +467,29 @@ server_start_worker(int entry, uint64 token)
 	return NULL;
 }
 
+/* Fill ref with this database's running server; false if there is none. */
+static bool
+server_find_running(ServerRef *ref)
+{
+	int			i;
+
+	for (i = 0; i < SERVER_MAX_WORKERS; i++)
+	{
+		ServerWorker *w = &server->workers[i];
+
+		if (w->state == ENTRY_RUNNING && w->dbid == MyDatabaseId)
+		{
+			ref->entry = i;
+			ref->token = w->token;
+			ref->pid = w->pid;
+			ref->latch = w->latch;
+			ref->pid_checked_at = GetCurrentTimestamp();
+			return true;
+		}
+	}
+	return false;
+}
+
 /*
  * This database's running server, starting one if there is none.  Waits
  * (interruptibly) while one starts; a start that fails (the worker exits
@@ -479,7 +502,14 @@ server_connect(ServerRef *ref)
 {
 	uint64		waited = 0;		/* token of the start this backend waits for */
 	BackgroundWorkerHandle *handle = NULL;	/* when this backend asked for it */
+	bool		found;
 
+	/* the common case, under the shared lock */
+	LWLockAcquire(server->lock, LW_SHARED);
+	found = server_find_running(ref);
+	LWLockRelease(server->lock);
+	if (found)
+		return true;
 	for (;;)
 	{
 		int			i,
@@ -508,15 +538,8 @@ server_connect(ServerRef *ref)
 			else if (w->dbid == MyDatabaseId && entry < 0)
 				entry = i;
 		}
-		if (entry >= 0 && server->workers[entry].state == ENTRY_RUNNING)
+		if (entry >= 0 && server_find_running(ref))
 		{
-			ServerWorker *w = &server->workers[entry];
-
-			ref->entry = entry;
-			ref->token = w->token;
-			ref->pid = w->pid;
-			ref->latch = w->latch;
-			ref->pid_checked_at = now;
 			LWLockRelease(server->lock);
 			return true;
 		}
