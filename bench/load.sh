@@ -64,12 +64,16 @@ check() {   # check CONDITION-EXIT-CODE DESCRIPTION
 # --- the database, the data, the model ----------------------------------------
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null || exit 1
 q "CREATE EXTENSION isrf" >/dev/null
+# the first version, and the redeploys' (lighter: on a busy 2-core machine a
+# full ml100k training under this load takes minutes, not one)
 if [ "$dataset" = ml100k ]; then
     PGDATABASE=$db bash "$root/bench/load_dataset.sh" ml100k "$data_dir/ml100k" >/dev/null || exit 1
     config='{"model": "bench", "epochs": 2}'
+    redeploy_config='{"model": "bench", "epochs": 1, "dm": 32, "group_k": 10, "d_model": 16, "tf_layers": 1, "batch_size": 512, "eval_users": 200}'
 else
     q "SELECT isrf.create_synthetic_dataset('synthetic', users => 1500, items => 300, groups => 6, per_user => 15)" >/dev/null
     config='{"model": "bench", "epochs": 2, "dm": 32}'
+    redeploy_config=$config
 fi
 psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$root/bench/load.sql" >/dev/null || exit 1
 t0=$(now)
@@ -171,7 +175,7 @@ while :; do
     if [ "$elapsed" -ge "$next_redeploy" ] && [ -z "$redeploy_pid" ]; then
         next_redeploy=$((elapsed + redeploy_every))
         log "redeploy: CALL isrf_train (the served model, a new version)"
-        ( t=$(now); out=$(q "CALL isrf_train('$dataset', '$config')"); rc=$?
+        ( t=$(now); out=$(q "CALL isrf_train('$dataset', '$redeploy_config')"); rc=$?
           printf '%s %s %s %s\n' "$t" "$(now)" "$rc" "$(echo "$out" | tr '\n' ' ')" >>"$work/redeploys" ) &
         redeploy_pid=$!
     fi
