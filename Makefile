@@ -25,7 +25,7 @@ EXT_PG_OBJS := $(patsubst src/%.c,$(BUILD)/ext/%.o,$(PG_SRCS))
 EXT_CORE_OBJS := $(patsubst src/%.c,$(BUILD)/ext/%.o,$(CORE_SRCS))
 OBJS = $(EXT_PG_OBJS) $(EXT_CORE_OBJS)
 
-REGRESS = setup backend datasets synthetic privileges train serve llm
+REGRESS = setup backend datasets synthetic privileges catalogue train serve live deploy partitioned training_sessions llm search_path
 REGRESS_OPTS = --load-extension=isrf
 
 # libstemmer starts no threads; the BLAS (which does) is found with dlopen at

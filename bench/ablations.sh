@@ -1,68 +1,73 @@
 #!/bin/bash
-# ablations.sh: train the default model and its variants (with the group
-# interest, with it but no alignment losses, with the explicit interest,
-# without semantic features) on beauty and goodreads and print one table.
+# bench/ablations.sh [DATA_ROOT]: the ablation table on the TEST split, served
+# path: the default model and its variants, each trained by the standalone
+# driver (the code CALL isrf_train runs) and evaluated as isrf_evaluate does
+# (the isrf rows are the lists isrf_recommend serves and the scores isrf_rank
+# gives).  One table per data set (DATASETS, default "beauty goodreads"):
 #
-#   bench/ablations.sh [DATA_ROOT] [extra driver options for every run]
+#   default          the default configuration
+#   no_group         without the group term of the score (use_group_score=false)
+#   group_interest   with the causal group interest in the model and its
+#                    alignment losses (use_group_interest=true)
+#   no_align         the group interest without the alignment losses
+#   no_text          without semantic features (use_text=false)
+#   no_adapter       without the adapter of the semantic feature (use_adapter=false)
+#   no_prior         without the score's terms beside the dense head (use_prior=false)
+#   no_beam          the default model served without the beam (beam_weight=0)
+#   with_beam        the default model served with the beam bonus at weight 1
 #
-# DATA_ROOT defaults to ../shared/data next to the repository.  By default
-# the table holds the VALIDATION figures each training prints (full ranking
-# of the validation item, train prefix as input): the dense head alone, the
-# model's ranking score (dense + tuned transition prior) and the direct task
-# with that score.  With EVALUATE=on every run also computes the full
-# isrf_evaluate table (test target; it retrains the LightGCN baseline, some
-# minutes more per run) and the test rows of isrf are printed too.  Each
-# run's output is kept in $OUT_DIR (default /tmp/isrf_ablations).
+# no_group, no_prior, no_beam and with_beam change only the ranking score, not
+# the trained network: they re-evaluate the default run's saved model
+# (isrf_driver evaluate --without group|prior, --beam-weight; the remaining
+# weights chosen on validation again), so they need no training.  Each run's output stays in
+# $OUT_DIR (default /tmp/isrf_ablations); VARIANTS limits the variants run.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 root="${1:-$here/../shared/data}"
-shift || true
 out="${OUT_DIR:-/tmp/isrf_ablations}"
-evaluate="${EVALUATE:-off}"
 datasets="${DATASETS:-beauty goodreads}"
 mkdir -p "$out"
 driver="${DRIVER:-$here/build/isrf_driver}"
-if [ -z "${DRIVER:-}" ] && { [ ! -x "$driver" ] || [ -n "$(find "$here/src" -newer "$driver" -name '*.[ch]' 2>/dev/null | head -1)" ]; }; then
-	make -C "$here" -s build/isrf_driver >&2
-fi
+[ -n "${DRIVER:-}" ] || make -C "$here" -s build/isrf_driver >&2
 
-variants=(
-	"default|"
-	"group|--config use_group_interest=true"
-	"group_no_al|--config use_group_interest=true --config use_align=false"
-	"explicit|--config use_explicit=true"
-	"no_text|--config use_text=false"
+declare -A options=(
+	[default]=""
+	[group_interest]="--config use_group_interest=true"
+	[no_align]="--config use_group_interest=true --config use_align=false"
+	[no_text]="--config use_text=false"
+	[no_adapter]="--config use_adapter=false"
 )
-printf '%-10s %-11s | %-15s | %-15s | %-15s | %6s %5s\n' "" "" "val dense head" "val isrf score" "val direct" "train" ""
-printf '%-10s %-11s | %7s %7s | %7s %7s | %7s %7s | %6s %5s\n' dataset variant HR@10 NDCG@10 HR@10 NDCG@10 HR@10 NDCG@10 secs beta
+variants="${VARIANTS:-default no_group group_interest no_align no_text no_adapter no_prior no_beam with_beam}"
+
+# "sequential  isrf  HR@5 NDCG@5 HR@10 NDCG@10 users" -> "HR@10 NDCG@10"
+row() { awk -v t="$2" '$1 == t && $2 == "isrf" { printf "%7s %7s", $5, $6 }' "$1"; }
+
 for ds in $datasets; do
-	for v in "${variants[@]}"; do
-		name="${v%%|*}"
-		opts="${v#*|}"
-		log="$out/${ds}_${name}.txt"
-		err="$out/${ds}_${name}.err"
-		# shellcheck disable=SC2086
-		"$driver" train "$root/$ds" --device "${ISRF_DEVICE:-cpu}" --evaluate "$evaluate" $opts "$@" >"$log" 2>"$err"
-		# "transition prior: beta B, validation HR@10 X NDCG@10 Y (dense head alone A / C)"
-		seqline=$(grep 'transition prior: beta' "$err" | tail -1 | tr -d ',()')
-		dirline=$(grep 'transition prior (direct task)' "$err" | tail -1 | tr -d ',()')
-		secs=$(awk '/^training wall time/ { print $4 }' "$log")
-		echo "$seqline" | awk -v ds="$ds" -v name="$name" -v dl="$dirline" -v secs="$secs" '{
-			for (i = 1; i <= NF; i++) {
-				if ($i == "beta") beta = $(i + 1)
-				if ($i == "HR@10") hr = $(i + 1)
-				if ($i == "NDCG@10") nd = $(i + 1)
-				if ($i == "alone") { dhr = $(i + 1); dnd = $(i + 3) }
-			}
-			n = split(dl, f, " ")
-			for (i = 1; i <= n; i++) {
-				if (f[i] == "HR@10") xhr = f[i + 1]
-				if (f[i] == "NDCG@10") xnd = f[i + 1]
-			}
-			printf "%-10s %-11s | %7s %7s | %7s %7s | %7s %7s | %6.0f %5s\n", ds, name, dhr, dnd, hr, nd, xhr, xnd, secs, beta
-		}'
-		if [ "$evaluate" = on ]; then
-			awk -v ds="$ds" -v name="$name" '$2 == "isrf" { printf "    test %-10s %-9s %-10s HR@10 %s NDCG@10 %s\n", ds, name, $1, $5, $6 }' "$log"
-		fi
+	printf '\n%s (test split, served path)\n' "$ds"
+	printf '%-15s | %-15s | %-15s | %7s\n' "" "sequential" "direct" "train"
+	printf '%-15s | %7s %7s | %7s %7s | %7s\n' variant HR@10 NDCG@10 HR@10 NDCG@10 secs
+	for v in $variants; do
+		log="$out/${ds}_${v}.txt"
+		case "$v" in
+			no_group|no_prior|no_beam|with_beam)
+				[ -f "$out/${ds}_default.bin" ] || { echo "$v needs the default run first" >&2; continue; }
+				case "$v" in
+					no_group) how=(--without group) ;;
+					no_prior) how=(--without prior) ;;
+					no_beam) how=(--beam-weight 0) ;;
+					with_beam) how=(--beam-weight 1) ;;
+				esac
+				"$driver" evaluate "$out/${ds}_default.bin" --device "${ISRF_DEVICE:-cpu}" \
+					"${how[@]}" --baselines off >"$log" 2>"$out/${ds}_${v}.err"
+				secs=-
+				;;
+			*)
+				# shellcheck disable=SC2086
+				"$driver" train "$root/$ds" --device "${ISRF_DEVICE:-cpu}" --baselines off \
+					--save "$out/${ds}_${v}.bin" ${options[$v]} >"$log" 2>"$out/${ds}_${v}.err"
+				secs=$(awk '/^training wall time/ { print $4 }' "$log")
+				;;
+		esac
+		printf '%-15s | %s | %s | %7s\n' "$v" "$(row "$log" sequential)" "$(row "$log" direct)" "$secs"
 	done
 done

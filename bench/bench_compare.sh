@@ -7,8 +7,9 @@
 #   - CALL isrf_train (default: beauty, 1 epoch: latency does not depend on
 #     the weights);
 #   - isrf_rank for 2,000 users x 100 candidates (one query, wall time);
-#   - isrf_recommend(u, 10) p50 / p99 over 1,000 random users, model server
-#     with 1 and 8 clients, and in-process (isrf.device = cpu).
+#   - isrf_recommend(u, 10) p50 / p99 for random users, pgbench for a fixed
+#     time (SECONDS, default 20) at 1, 8 and 32 clients, through the model
+#     server and in-process (isrf.device = cpu).
 # Prints one table at the end.  Uses the usual test helpers (test/lib.sh).
 set -euo pipefail
 . "$(dirname "$0")/../test/lib.sh"
@@ -31,7 +32,7 @@ percentiles() {
 }
 latency() {   # clients [PGOPTIONS]
     local clients=$1; shift
-    (cd "$ISRF_WORK" && PGOPTIONS="$*" pgbench -n -c "$clients" -j "$clients" -t $((1000 / clients)) \
+    (cd "$ISRF_WORK" && PGOPTIONS="$*" pgbench -n -c "$clients" -j "$clients" -T "${SECONDS_EACH:-20}" \
         -f "$ISRF_WORK/rec.sql" --log --log-prefix=pgbench_log bench >/dev/null)
     percentiles
 }
@@ -75,8 +76,9 @@ SQL
     max_user=$(psql -X -At -c "SELECT max(user_id) FROM isrf.model_interactions")
     printf '\\set u random(1, %s)\nSELECT * FROM isrf_recommend(:u, 10);\n' "$max_user" >"$ISRF_WORK/rec.sql"
     psql -X -q -c "SELECT count(*) FROM isrf_recommend(1, 10)" >/dev/null
-    printf '%-10s %10s s   %-15s %-15s %-15s\n' "$short" "$rank_s" "$(latency 1)" "$(latency 8)" \
-        "$(latency 1 -c isrf.device=cpu)" >>"$results"
+    printf '%-10s %10s s   %-13s %-13s %-13s %-13s %-13s %-13s\n' "$short" "$rank_s" \
+        "$(latency 1)" "$(latency 8)" "$(latency 32)" \
+        "$(latency 1 -c isrf.device=cpu)" "$(latency 8 -c isrf.device=cpu)" "$(latency 32 -c isrf.device=cpu)" >>"$results"
     isrf_cluster_stop_keep
     git -C "$ISRF_ROOT" worktree remove --force "$wt" >/dev/null 2>&1 || true
 }
@@ -92,6 +94,7 @@ bench_rev "$old"
 bench_rev "$new"
 echo
 echo "$name, $config, $(nproc) CPU cores; isrf_recommend(u, 10) p50 / p99 in ms"
-printf '%-10s %12s   %-15s %-15s %-15s\n' "revision" "rank 2000x100" "server 1 client" "server 8 clients" "in-process"
+printf '%-10s %12s   %-13s %-13s %-13s %-13s %-13s %-13s\n' "revision" "rank 2000x100" \
+    "server 1" "server 8" "server 32" "in-proc 1" "in-proc 8" "in-proc 32"
 cat "$results"
 [ -n "${ISRF_KEEP:-}" ] || rm -rf "$ISRF_WORK"

@@ -10,12 +10,8 @@ set -euo pipefail
 . "$(dirname "$0")/../test/lib.sh"
 delay=${1:-200}
 
-isrf_workdir
-isrf_install_deps
-isrf_build_install
-isrf_cluster_start
-createdb bench
-export PGDATABASE=bench PGOPTIONS="-c client_min_messages=warning"
+isrf_bench_cluster
+export PGOPTIONS="-c client_min_messages=warning"
 psql -X -q -c "CREATE EXTENSION isrf" \
      -c "SELECT isrf.create_synthetic_dataset('llm', users => 100, items => 3000, groups => 8)" \
      -c "ALTER DATABASE bench SET isrf.llm_model = 'mock'" >/dev/null

@@ -11,12 +11,8 @@ data=${1:-$ISRF_ROOT/../shared/data/beauty}
 config=${2:-'{}'}
 name=$(basename "$data")
 
-isrf_workdir
-isrf_install_deps
-isrf_build_install
-isrf_cluster_start
-createdb bench
-export PGDATABASE=bench
+isrf_bench_cluster
+
 bash "$ISRF_ROOT/bench/load_dataset.sh" "$name" "$data" | tail -3
 
 t0=$(date +%s.%N)

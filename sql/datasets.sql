@@ -109,3 +109,21 @@ SELECT isrf.drop_dataset('shop', cascade => true);
 SELECT count(*) FROM isrf.models;
 SELECT isrf.drop_dataset('empty');
 SELECT count(*) FROM isrf.datasets;
+
+-- catalogue_items counts distinct item ids, not rows (issue 11, finding 8)
+CREATE TABLE dup_items (item_id int, title text);
+INSERT INTO dup_items VALUES (10, 'red lipstick'), (10, 'red lipstick'), (11, 'blue mascara'), (NULL, 'no id');
+SELECT isrf.create_dataset('dups', 'reviews', items => 'dup_items');
+SELECT catalogue_items FROM isrf.dataset_stats('dups');
+SELECT isrf.drop_dataset('dups');
+DROP TABLE dup_items;
+
+-- an over-long name is an invalid dataset name wherever it is given, and
+-- the message does not repeat all of it
+SELECT split_part(err($$SELECT isrf.create_dataset(repeat('x', 1000000), 'reviews')$$), E'\n', 1) AS err;
+SELECT split_part(err($$SELECT * FROM isrf.dataset_stats(repeat('x', 1000000))$$), E'\n', 1) AS err;
+SELECT split_part(err($$SELECT isrf.drop_dataset(repeat('x', 1000000))$$), E'\n', 1) AS err;
+SELECT split_part(err($$CALL isrf_train(repeat('x', 1000000))$$), E'\n', 1) AS err;
+SELECT split_part(err($$SELECT isrf.create_synthetic_dataset(repeat('x', 1000000))$$), E'\n', 1) AS err;
+SELECT length(err($$CALL isrf_train(repeat('x', 1000000))$$)) < 200 AS short_message;
+SELECT err($$SELECT * FROM isrf.dataset_stats('bad name')$$);

@@ -46,3 +46,43 @@ SELECT users, catalogue_items FROM isrf.dataset_stats('synth');
 SELECT err($$SELECT isrf.create_synthetic_dataset('1bad')$$);
 SELECT isrf.drop_dataset('synth');
 DROP SCHEMA synth CASCADE;
+
+-- replace never drops a table the generator did not make (issue 11, finding 7)
+CREATE SCHEMA mine;
+CREATE TABLE mine.reviews (user_id int, item_id int, "position" int);
+INSERT INTO mine.reviews VALUES (1, 1, 1), (1, 2, 2);
+CREATE TABLE mine.items (item_id int, title text);
+SELECT isrf.create_dataset('mine', 'mine.reviews', items => 'mine.items');
+SELECT err($$SELECT isrf.create_synthetic_dataset('mine', users => 20, items => 10, groups => 2, per_user => 4, replace => true)$$);
+SELECT count(*) AS my_reviews_kept FROM mine.reviews;
+SELECT reviews, items FROM isrf.datasets WHERE name = 'mine';
+SELECT err($$SELECT isrf.create_synthetic_dataset('mine', users => 20, items => 10, groups => 2, per_user => 4)$$);
+SELECT isrf.drop_dataset('mine');
+SELECT err($$SELECT isrf.create_synthetic_dataset('mine', users => 20, items => 10, groups => 2, per_user => 4, replace => true)$$);
+SELECT count(*) AS my_reviews_kept FROM mine.reviews;
+DROP TABLE mine.reviews;
+SELECT err($$SELECT isrf.create_synthetic_dataset('mine', users => 20, items => 10, groups => 2, per_user => 4, replace => true)$$);
+-- its own tables it replaces; one of them replaced by the user's is in the way,
+-- and then nothing is dropped
+SELECT isrf.create_synthetic_dataset('gen', users => 20, items => 10, groups => 2, per_user => 4);
+SELECT isrf.create_synthetic_dataset('gen', users => 30, items => 10, groups => 2, per_user => 4, replace => true);
+SELECT users FROM isrf.dataset_stats('gen');
+DROP TABLE gen.user_descriptions;
+CREATE TABLE gen.user_descriptions (user_id int PRIMARY KEY, preference text);
+SELECT err($$SELECT isrf.create_synthetic_dataset('gen', users => 40, items => 10, groups => 2, per_user => 4, replace => true)$$);
+SELECT count(DISTINCT user_id) AS generated_reviews_kept FROM gen.reviews;
+SELECT count(*) AS user_table_kept FROM gen.user_descriptions;
+DROP TABLE gen.user_descriptions;
+SELECT isrf.create_synthetic_dataset('gen', users => 40, items => 10, groups => 2, per_user => 4, replace => true);
+SELECT users FROM isrf.dataset_stats('gen');
+-- another role's generated tables are not its to replace
+CREATE ROLE regress_isrf_gen;
+GRANT USAGE, CREATE ON SCHEMA gen TO regress_isrf_gen;
+SET ROLE regress_isrf_gen;
+SELECT err($$SELECT isrf.create_synthetic_dataset('gen', users => 20, items => 10, groups => 2, per_user => 4, replace => true)$$);
+RESET ROLE;
+REVOKE USAGE, CREATE ON SCHEMA gen FROM regress_isrf_gen;
+DROP ROLE regress_isrf_gen;
+SELECT isrf.drop_dataset('gen');
+DROP SCHEMA gen CASCADE;
+DROP SCHEMA mine CASCADE;

@@ -8,7 +8,7 @@ ISRF_PG_VERSION=${ISRF_PG_VERSION:-15}
 ISRF_PG_BIN=/usr/lib/postgresql/$ISRF_PG_VERSION/bin
 ISRF_PACKAGES="build-essential postgresql-$ISRF_PG_VERSION postgresql-server-dev-$ISRF_PG_VERSION \
 postgresql-$ISRF_PG_VERSION-pgtap libtap-parser-sourcehandler-pgtap-perl libopenblas-dev libstemmer-dev \
-libcurl4-openssl-dev python3 passwd procps clang libclang-rt-dev"
+libcurl4-openssl-dev python3 passwd procps postgresql-$ISRF_PG_VERSION-cron clang libclang-rt-dev"
 
 isrf_log() { printf '== %s\n' "$*"; }
 
@@ -58,7 +58,8 @@ isrf_build_install() {
     fi
 }
 
-# A private copy of the system's PostgreSQL under $ISRF_PREFIX (made once);
+# A private copy of the system's PostgreSQL under $ISRF_PREFIX (made once,
+# and given the files of packages installed since, such as pg_cron);
 # ISRF_PG_BIN and PATH then point at its binaries.
 isrf_private_postgres() {
     local lib=/usr/lib/postgresql/$ISRF_PG_VERSION share=/usr/share/postgresql/$ISRF_PG_VERSION
@@ -68,6 +69,9 @@ isrf_private_postgres() {
         mkdir -p "$ISRF_PREFIX$lib" "$ISRF_PREFIX$share"
         cp -a "$lib/." "$ISRF_PREFIX$lib/" && cp -a "$share/." "$ISRF_PREFIX$share/" || return 1
         chmod -R a+rX "$ISRF_PREFIX"
+    else
+        # files missing from the copy only: never one of isrf's installed there
+        cp -an "$lib/." "$ISRF_PREFIX$lib/" && cp -an "$share/." "$ISRF_PREFIX$share/" || return 1
     fi
     ISRF_PG_BIN=$ISRF_PREFIX$lib/bin
     export ISRF_PREFIX ISRF_PG_BIN PATH="$ISRF_PREFIX$lib/bin:$PATH"
@@ -139,4 +143,15 @@ isrf_cluster_stop() {
 isrf_workdir() {
     ISRF_WORK=$(mktemp -d /tmp/isrf-run.XXXXXX)
     export ISRF_WORK
+}
+
+# For bench/: a scratch directory, the packages, this checkout built and
+# installed, a throwaway cluster and a database "bench" as PGDATABASE.
+isrf_bench_cluster() {
+    isrf_workdir
+    isrf_install_deps
+    isrf_build_install
+    isrf_cluster_start
+    createdb bench
+    export PGDATABASE=bench
 }

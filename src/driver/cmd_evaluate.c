@@ -1,13 +1,23 @@
 /*
  * cmd_evaluate.c
  *	  isrf_driver evaluate MODEL_FILE [--device D] [--retune on|off]
- *	  [--beam-weight W] [--baselines on|off] [--lists FILE]: the isrf_evaluate
+ *	  [--beam-weight W] [--without prior|group] [--baselines on|off]
+ *	  [--lists FILE]: the isrf_evaluate
  *	  table of a saved model (the same code as the SQL function: the isrf rows
  *	  are the served lists), optionally after choosing the ranking score's
- *	  weights on validation again with this build's scorer, and with the
+ *	  weights on validation again with this build's scorer (--without: with
+ *	  the prior's terms, or the group term, left out, as use_prior=false or
+ *	  use_group_score=false would train them), and with the
  *	  served sequential-task lists written as user_id,rank,item_id for
  *	  ../shared/tools/referee.py score.  driver_evaluate is also what train
  *	  prints.
+ *
+ *	  isrf_driver recommend MODEL_FILE --lists FILE [--k 10] [--device D]:
+ *	  what isrf_recommend serves every user of a saved model (its whole
+ *	  stored history read and excluded), as user_id,rank,item_id: with a
+ *	  model trained on a copy of a data set whose last items were withheld
+ *	  (../shared/tools/heldout.py), referee.py score measures what users
+ *	  are served.
  */
 #include "commands.h"
 #include "eval/evaluate.h"
@@ -122,7 +132,9 @@ driver_cmd_evaluate(int argc, char **argv)
 			   *device = "auto",
 			   *lists = NULL;
 	bool		retune = false,
-				baselines = true;
+				baselines = true,
+				no_prior = false,
+				no_group = false;
 	double		beam_weight = -1.0;
 	uint8_t    *buf;
 	size_t		len = 0;
@@ -157,6 +169,10 @@ driver_cmd_evaluate(int argc, char **argv)
 			baselines = strcmp(v, "on") == 0;
 		else if (strcmp(a, "--beam-weight") == 0)
 			beam_weight = atof(v);
+		else if (strcmp(a, "--without") == 0 && strcmp(v, "prior") == 0)
+			no_prior = true;
+		else if (strcmp(a, "--without") == 0 && strcmp(v, "group") == 0)
+			no_group = retune = true;
 		else
 		{
 			fprintf(stderr, "isrf_driver: evaluate: bad option %s %s\n", a, v);
@@ -166,7 +182,7 @@ driver_cmd_evaluate(int argc, char **argv)
 	if (file == NULL)
 	{
 		fprintf(stderr, "usage: isrf_driver evaluate MODEL_FILE [--device D] [--retune on|off] "
-				"[--beam-weight W] [--baselines on|off] [--lists FILE]\n");
+				"[--beam-weight W] [--without prior|group] [--baselines on|off] [--lists FILE]\n");
 		return 2;
 	}
 	if ((buf = evaluate_read(&env, file, &len)) == NULL)
@@ -181,6 +197,20 @@ driver_cmd_evaluate(int argc, char **argv)
 	{
 		driver_report(&env, "backend");
 		goto out;
+	}
+	if (no_group)
+		m.genrec.cfg.use_group_score = false;
+	if (no_prior && m.genrec.params)
+	{
+		/* what use_prior=false trains: no terms beside the dense logit */
+		memset(&m.genrec.weights, 0, sizeof(m.genrec.weights));
+		m.genrec.cfg.use_prior = false;
+		retune = false;
+		if (isrf_serve_tune(&env, be, &m) != ISRF_OK)
+		{
+			driver_report(&env, "retune");
+			goto out;
+		}
 	}
 	if (retune && m.genrec.params)
 	{
@@ -203,6 +233,140 @@ driver_cmd_evaluate(int argc, char **argv)
 	rc = driver_evaluate(&env, be, &m, baselines, lists);
 
 out:
+	isrf_model_free(&env, &m);
+	isrf_backend_close(be);
+	return rc;
+}
+
+/* Serve every user of m, k items each, and write the lists. */
+static int
+evaluate_recommend_all(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, int32_t k,
+					   const char *lists)
+{
+	IsrfServeSession *ss;
+	EvalLists	el;
+	IsrfRecRequest req[64];
+	IsrfRecResult res[64];
+	int32_t    *items = isrf_alloc(env, sizeof(int32_t) * 64 * (size_t) k);
+	float	   *scores = isrf_alloc(env, sizeof(float) * 64 * (size_t) k);
+	int32_t		u,
+				i,
+				nb = 0;
+	double		t0 = isrf_now();
+	IsrfStatus	st;
+
+	el.m = m;
+	el.f = fopen(lists, "w");
+	if (el.f == NULL || items == NULL || scores == NULL)
+	{
+		fprintf(stderr, "isrf_driver: cannot write \"%s\"\n", lists);
+		if (el.f)
+			fclose(el.f);
+		return 1;
+	}
+	fprintf(el.f, "user_id,rank,item_id\n");
+	if ((st = isrf_serve_session_open(env, be, m, &ss)) != ISRF_OK)
+	{
+		fclose(el.f);
+		return driver_report(env, "recommend");
+	}
+	for (u = 0; u <= m->n_users && st == ISRF_OK; u++)
+	{
+		if (u < m->n_users)
+		{
+			memset(&req[nb], 0, sizeof(req[nb]));
+			req[nb].user = u;
+			req[nb].k = k;
+			res[nb].items = items + (size_t) nb * k;
+			res[nb].scores = scores + (size_t) nb * k;
+			nb++;
+		}
+		if (nb == 64 || (u == m->n_users && nb > 0))
+		{
+			if ((st = isrf_serve_recommend(env, ss, nb, req, res)) != ISRF_OK)
+				break;
+			for (i = 0; i < nb; i++)
+				evaluate_list(&el, req[i].user, res[i].count, res[i].items);
+			nb = 0;
+		}
+	}
+	isrf_serve_session_close(ss);
+	if (fclose(el.f) != 0 && st == ISRF_OK)
+		st = isrf_fail(env, ISRF_ERR_IO, "cannot write \"%s\"", lists);
+	isrf_free(env, items);
+	isrf_free(env, scores);
+	if (st != ISRF_OK)
+		return driver_report(env, "recommend");
+	printf("served %d users in %.1f s (%.2f ms each)\n", m->n_users, isrf_now() - t0,
+		   1000.0 * (isrf_now() - t0) / (m->n_users ? m->n_users : 1));
+	return 0;
+}
+
+int
+driver_cmd_recommend(int argc, char **argv)
+{
+	IsrfEnv		env;
+	IsrfBackend *be = NULL;
+	IsrfModel	m;
+	const char *file = NULL,
+			   *device = "auto",
+			   *lists = NULL;
+	int32_t		k = 10;
+	uint8_t    *buf;
+	size_t		len = 0;
+	int			i,
+				rc = 1;
+
+	driver_env_init(&env);
+	memset(&m, 0, sizeof(m));
+	for (i = 1; i < argc; i++)
+	{
+		const char *a = argv[i],
+				   *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strncmp(a, "--", 2) != 0 && file == NULL)
+		{
+			file = a;
+			continue;
+		}
+		if (v == NULL)
+		{
+			fprintf(stderr, "isrf_driver: option %s needs a value\n", a);
+			return 2;
+		}
+		i++;
+		if (strcmp(a, "--device") == 0)
+			device = v;
+		else if (strcmp(a, "--lists") == 0)
+			lists = v;
+		else if (strcmp(a, "--k") == 0)
+		{
+			if (!driver_int_arg("k", v, 1, 100000, &k))
+				return 2;
+		}
+		else
+		{
+			fprintf(stderr, "isrf_driver: recommend: bad option %s %s\n", a, v);
+			return 2;
+		}
+	}
+	if (file == NULL || lists == NULL)
+	{
+		fprintf(stderr, "usage: isrf_driver recommend MODEL_FILE --lists FILE [--k 10] [--device D]\n");
+		return 2;
+	}
+	if ((buf = evaluate_read(&env, file, &len)) == NULL)
+		return 1;
+	if (isrf_model_load(&env, buf, len, &m) != ISRF_OK)
+	{
+		isrf_free(&env, buf);
+		return driver_report(&env, "load");
+	}
+	isrf_free(&env, buf);
+	if (driver_open_backend(&env, device, &be) != ISRF_OK)
+		driver_report(&env, "backend");
+	else
+		rc = evaluate_recommend_all(&env, be, &m, k, lists);
 	isrf_model_free(&env, &m);
 	isrf_backend_close(be);
 	return rc;

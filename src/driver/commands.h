@@ -25,6 +25,7 @@ int			driver_cmd_group_quality(int argc, char **argv);
 int			driver_cmd_train(int argc, char **argv);
 int			driver_cmd_config_keys(int argc, char **argv);
 int			driver_cmd_evaluate(int argc, char **argv);
+int			driver_cmd_recommend(int argc, char **argv);
 
 /*
  * Print the isrf_evaluate table of a model (the LightGCN baseline only when
@@ -51,6 +52,9 @@ typedef struct DriverOpts
 	uint64_t	seed;			/* random baselines (1) */
 	bool		user_text;		/* --user-text on|off: use user descriptions */
 } DriverOpts;
+
+/* Parse an int option value in [lo, hi]; false (and a message) when it is not one. */
+bool		driver_int_arg(const char *name, const char *s, long lo, long hi, int32_t *out);
 
 /*
  * Parse "--name value" options and at most one positional argument

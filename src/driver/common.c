@@ -38,7 +38,7 @@ driver_report(IsrfEnv *env, const char *what)
 }
 
 /* Parse an int option value in [lo, hi]. */
-static bool
+bool
 driver_int_arg(const char *name, const char *s, long lo, long hi, int32_t *out)
 {
 	char	   *end;

@@ -32,8 +32,10 @@ main_usage(FILE *f)
 			"            [--save FILE] [--evaluate on|off]\n"
 			"                                           train the model, print isrf_evaluate\n"
 			"  evaluate MODEL_FILE [--device D] [--retune on|off] [--beam-weight W]\n"
-			"           [--baselines on|off] [--lists FILE]\n"
+			"           [--without prior|group] [--baselines on|off] [--lists FILE]\n"
 			"                                           isrf_evaluate of a saved model\n"
+			"  recommend MODEL_FILE --lists FILE [--k 10] [--device D]\n"
+			"                                           what every user is served, as CSV\n"
 			"  config-keys [--readme FILE]              the table of configuration keys\n"
 			"The CUDA library is $ISRF_CUDA_LIBRARY or isrf_cuda.so next to the driver.\n");
 }
@@ -64,6 +66,8 @@ main(int argc, char **argv)
 		return driver_cmd_group_quality(argc - 1, argv + 1);
 	if (strcmp(cmd, "train") == 0)
 		return driver_cmd_train(argc - 1, argv + 1);
+	if (strcmp(cmd, "recommend") == 0)
+		return driver_cmd_recommend(argc - 1, argv + 1);
 	if (strcmp(cmd, "evaluate") == 0)
 		return driver_cmd_evaluate(argc - 1, argv + 1);
 	if (strcmp(cmd, "config-keys") == 0)

@@ -6,6 +6,8 @@
  * The cache, isrf.llm_embeddings, is keyed by the calling role, the
  * embedding model and the SHA-256 of the UTF-8 text, so retraining sends
  * nothing for texts embedded before, and one role never reads another's.
+ * It is written only through the catalogue writer
+ * isrf._cat_llm_embeddings_put (catalogue.c's gate), for the calling role.
  * Cache rows are written as each request comes back; the caller's
  * checkpoint callback (a commit, in a non-atomic CALL) runs every few
  * seconds, so a training run that fails or is cancelled later keeps what
@@ -24,6 +26,7 @@
 #include "utils/memutils.h"
 
 #include "llm.h"
+#include "pg_catalogue.h"
 #include "pg_spi.h"
 
 #define EMBED_LOOKUP_CHUNK 1000
@@ -61,7 +64,7 @@ embed_keep(EmbedState *st, int64 i, const float *v, int dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("embeddings of model \"%s\" have %d and %d dimensions", st->model, st->dim, dim),
-				 errhint("Cached embeddings may come from another model of the same name: DELETE FROM isrf.llm_embeddings WHERE model = '%s'.",
+				 errhint("Cached embeddings may come from another model of the same name: SELECT isrf.drop_llm_embeddings('%s').",
 						 st->model)));
 	st->vec[i] = MemoryContextAlloc(st->cxt, sizeof(float) * dim);
 	memcpy(st->vec[i], v, sizeof(float) * dim);
@@ -80,13 +83,11 @@ embed_lookup(EmbedState *st, int64 from, int64 to)
 	for (i = from; i < to; i++)
 		d[i - from] = CStringGetTextDatum(st->texts[i]);
 	arr = construct_array(d, (int) (to - from), TEXTOID, -1, false, TYPALIGN_INT);
-	if (SPI_execute_with_args("SELECT t.i, c.embedding FROM unnest($2::text[]) WITH ORDINALITY AS t(txt, i)"
-							  " JOIN isrf.llm_embeddings c ON c.owner = current_user AND c.model = $1"
-							  " AND c.hash = sha256(convert_to(t.txt, 'UTF8'))",
-							  2, (Oid[]) {TEXTOID, TEXTARRAYOID},
-							  (Datum[]) {CStringGetTextDatum(st->model), PointerGetDatum(arr)},
-							  NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read isrf.llm_embeddings");
+	(void) isrf_spi_select("SELECT t.i, c.embedding FROM unnest($2::text[]) WITH ORDINALITY AS t(txt, i)"
+						   " JOIN isrf.llm_embeddings c ON c.owner = current_user AND c.model = $1"
+						   " AND c.hash = sha256(convert_to(t.txt, 'UTF8'))",
+						   2, (Oid[]) {TEXTOID, TEXTARRAYOID},
+						   (Datum[]) {CStringGetTextDatum(st->model), PointerGetDatum(arr)}, NULL);
 	for (r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
@@ -104,32 +105,33 @@ embed_lookup(EmbedState *st, int64 from, int64 to)
 	return found;
 }
 
-/* Cache and keep the vectors of a batch that came back. */
+/* Cache (one writer call per batch) and keep the vectors of a batch that came back. */
 static void
 embed_store(EmbedState *st, EmbedBatch *b)
 {
+	size_t		n = (size_t) b->count * b->call.dim;
+	Datum	   *texts = palloc(sizeof(Datum) * b->count);
+	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
+	size_t		x;
 	int			k;
 
 	for (k = 0; k < b->count; k++)
 	{
-		int64		i = b->index[k];
-		const float *v = b->call.vectors + (size_t) k * b->call.dim;
-		Datum	   *elems = palloc(sizeof(Datum) * b->call.dim);
-		ArrayType  *arr;
-		int			j;
-
-		embed_keep(st, i, v, b->call.dim);
-		for (j = 0; j < b->call.dim; j++)
-			elems[j] = Float4GetDatum(v[j]);
-		arr = construct_array(elems, b->call.dim, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT);
-		isrf_spi_exec("INSERT INTO isrf.llm_embeddings (model, hash, embedding)"
-					  " VALUES ($1, sha256(convert_to($2, 'UTF8')), $3) ON CONFLICT DO NOTHING",
-					  3, (Oid[]) {TEXTOID, TEXTOID, FLOAT4ARRAYOID},
-					  (Datum[]) {CStringGetTextDatum(st->model), CStringGetTextDatum(st->texts[i]),
-					  PointerGetDatum(arr)}, NULL, SPI_OK_INSERT);
-		pfree(arr);
-		pfree(elems);
+		embed_keep(st, b->index[k], b->call.vectors + (size_t) k * b->call.dim, b->call.dim);
+		texts[k] = CStringGetTextDatum(st->texts[b->index[k]]);
 	}
+	for (x = 0; x < n; x++)
+		elems[x] = Float4GetDatum(b->call.vectors[x]);
+	(void) isrf_catalogue_call("_cat_llm_embeddings_put", 4, (Oid[]) {TEXTOID, TEXTARRAYOID, INT4OID, FLOAT4ARRAYOID},
+							   (Datum[]) {CStringGetTextDatum(st->model),
+								   PointerGetDatum(construct_array(texts, b->count, TEXTOID, -1, false, TYPALIGN_INT)),
+								   Int32GetDatum(b->call.dim),
+							   PointerGetDatum(construct_array(elems, (int) n, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT))},
+							   NULL, NULL);
+	for (k = 0; k < b->count; k++)
+		pfree(DatumGetPointer(texts[k]));
+	pfree(texts);
+	pfree(elems);
 	pfree(b->call.vectors);
 	b->call.vectors = NULL;
 }

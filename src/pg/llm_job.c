@@ -18,6 +18,13 @@
  * write fails, is recorded in isrf.llm_job_errors and the job goes on, until
  * max_failures rows in a row have failed.  isrf.cancel_llm_job sets a flag
  * the worker reads a few times a second.
+ *
+ * The job's row in isrf.llm_job_state (and its rows in llm_job_errors) are
+ * written only through the catalogue writers isrf._cat_llm_job_*() and the
+ * gate of catalogue.c, which acts for GetUserId(): in the starting backend
+ * the calling role, in the worker the job's owner, as whom it connects.
+ * One job per dataset and kind at a time is kept by a unique index on the
+ * rows of queued and running jobs (see isrf._cat_llm_job_put).
  */
 #include "postgres.h"
 
@@ -32,6 +39,7 @@
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -42,12 +50,12 @@
 #include "utils/syscache.h"
 
 #include "llm.h"
+#include "pg_catalogue.h"
 #include "pg_spi.h"
 
 #define JOB_STEPS 3
 #define JOB_FLUSH_INTERVAL 0.25	/* seconds between progress writes and cancel checks */
 #define JOB_FETCH_CHUNK 256		/* inputs read per query */
-#define JOB_MAX_PER_ROLE 8		/* jobs a role runs at once */
 
 /* What the starting backend hands its worker (in bgw_extra). */
 typedef struct JobArgs
@@ -124,6 +132,7 @@ typedef struct Job
 				failed,
 				consecutive_failures;
 	char	   *last_error;
+	double		last_record;	/* llm_now() of the last job_record() */
 	bool		cancelled;
 	LlmClient  *client;
 	MemoryContext cxt;
@@ -156,46 +165,15 @@ isrf_llm_session_settings(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
 }
 
-/*
- * A worker is started only for a job of the caller's that waits for one,
- * and a role runs at most JOB_MAX_PER_ROLE jobs at once: background
- * workers are a resource of the whole cluster.
- */
-static void
-job_launch_check(int64 job)
-{
-	bool		isnull;
-	bool		waiting;
-	int64		running;
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT (SELECT state = 'queued' AND pid IS NULL FROM isrf.llm_job_state WHERE id = $1),"
-							  " (SELECT count(*) FROM isrf.llm_job_state j WHERE j.owner = current_user"
-							  "   AND j.state IN ('queued', 'running') AND (j.pid IS NULL OR EXISTS ("
-							  "     SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.pid AND a.backend_type = 'isrf llm job')))",
-							  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(job)}, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read LLM job %lld", (long long) job);
-	waiting = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
-	running = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	SPI_finish();
-	if (!waiting)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("LLM job %lld is not waiting for a worker", (long long) job),
-				 errhint("Start jobs with isrf.describe_items() or isrf.describe_users().")));
-	if (running > JOB_MAX_PER_ROLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("role \"%s\" already runs %d LLM jobs", GetUserNameFromId(GetUserId(), false),
-						JOB_MAX_PER_ROLE),
-				 errhint("Wait for one to end, or cancel one with isrf.cancel_llm_job().")));
-}
-
 PG_FUNCTION_INFO_V1(isrf_llm_launch);
 
 /*
- * isrf._llm_launch(job bigint) -> the pid of the job's worker.  Called by
- * isrf._llm_start in the transaction that inserted the job's row.
+ * isrf._llm_launch(dataset text, kind text, target regclass, options jsonb)
+ * -> the job's id.  Records the job through the catalogue writer
+ * isrf._cat_llm_job_put (the calling role's, on its own dataset; one per
+ * dataset and kind; at most 8 running per role) and starts its worker,
+ * which waits for the calling transaction to commit.  Called by
+ * isrf._llm_start, which checks the options first.
  */
 Datum
 isrf_llm_launch(PG_FUNCTION_ARGS)
@@ -221,8 +199,13 @@ isrf_llm_launch(PG_FUNCTION_ARGS)
 				 errhint("The job runs in a background worker as the role that starts it; start it as a role with LOGIN.")));
 
 	memset(&a, 0, sizeof(a));
-	a.job = PG_GETARG_INT64(0);
-	job_launch_check(a.job);
+	SPI_connect();
+	a.job = DatumGetInt64(isrf_catalogue_call("_cat_llm_job_put", 5,
+											  (Oid[]) {TEXTOID, TEXTOID, REGCLASSOID, JSONBOID, TEXTOID},
+											  (Datum[]) {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2),
+												  PG_GETARG_DATUM(3),
+											  CStringGetTextDatum(isrf_llm_endpoint_guc ? isrf_llm_endpoint_guc : "")},
+											  NULL, NULL));
 	a.db = MyDatabaseId;
 	a.role = GetUserId();
 	a.xid = GetTopTransactionId();
@@ -248,7 +231,10 @@ isrf_llm_launch(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("the background worker of the LLM job did not start"),
 				 errhint("Check the server log.")));
-	PG_RETURN_INT32((int32) pid);
+	(void) isrf_catalogue_call("_cat_llm_job_started", 2, (Oid[]) {INT8OID, INT4OID},
+							   (Datum[]) {Int64GetDatum(a.job), Int32GetDatum((int32) pid)}, NULL, NULL);
+	SPI_finish();
+	PG_RETURN_INT64(a.job);
 }
 
 /* ---- the worker: reading the job ---------------------------------------- */
@@ -344,8 +330,8 @@ job_claim(Job *j)
 
 	/*
 	 * The endpoint: a superuser's job may use the one its session had; any
-	 * other role's job uses the worker's own setting, since the job row is
-	 * writable by its owner.  The key is never stored: always the worker's.
+	 * other role's job uses the worker's own setting (whatever its row
+	 * says).  The key is never stored: always the worker's.
 	 */
 	j->settings.endpoint = (superuser() && endpoint) ? endpoint :
 		MemoryContextStrdup(j->cxt, isrf_llm_endpoint_guc ? isrf_llm_endpoint_guc : "");
@@ -357,12 +343,9 @@ job_claim(Job *j)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("LLM job %lld has no model or lacks a prompt", (long long) j->id)));
 
-	isrf_spi_exec("UPDATE isrf.llm_job_state SET state = 'running', pid = $2, endpoint = $3,"
-				  " started_at = clock_timestamp(), updated_at = clock_timestamp() WHERE id = $1",
-				  3, (Oid[]) {INT8OID, INT4OID, TEXTOID},
-				  (Datum[]) {Int64GetDatum(j->id), Int32GetDatum(MyProcPid),
-				  CStringGetTextDatum(j->settings.endpoint)}, NULL, SPI_OK_UPDATE);
-	return true;
+	return DatumGetBool(isrf_catalogue_call("_cat_llm_job_claim", 3, (Oid[]) {INT8OID, INT4OID, TEXTOID},
+											(Datum[]) {Int64GetDatum(j->id), Int32GetDatum(MyProcPid),
+											CStringGetTextDatum(j->settings.endpoint)}, NULL, NULL));
 }
 
 /* The qualified name of the job's table; an error if it is gone. */
@@ -380,20 +363,67 @@ job_resolve_target(Job *j)
 }
 
 /*
- * Only one job describes a dataset's items (or users) at a time: a session
- * advisory lock, held until the worker exits.
+ * Record the job's counters, the errors collected since the last time and,
+ * with final_state, its end (isrf._cat_llm_job_flush); sets j->cancelled
+ * when a cancel was asked for or the job's row is gone.
  */
 static void
-job_lock(Job *j)
+job_record(Job *j, const char *final_state)
 {
-	if (!DatumGetBool(isrf_spi_scalar("SELECT pg_try_advisory_lock(hashtextextended('isrf.llm:' || $1 || ':' || $2, 0))",
-									  2, (Oid[]) {TEXTOID, TEXTOID},
-									  (Datum[]) {CStringGetTextDatum(j->dataset),
-									  CStringGetTextDatum(j->users ? "users" : "items")})))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("another job is describing the %s of dataset \"%s\"",
-						j->users ? "users" : "items", j->dataset)));
+	static const LlmClientStats none;
+	const LlmClientStats *st = j->client ? llm_client_stats(j->client) : &none;
+	int			n = list_length(j->errors);
+	Datum	   *rows = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *steps = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *attempts = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *messages = palloc(sizeof(Datum) * (n + 1));
+	Datum		v[14];
+	char		nulls[14];
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, j->errors)
+	{
+		JobError   *e = lfirst(lc);
+
+		rows[i] = Int64GetDatum(e->row_id);
+		steps[i] = CStringGetTextDatum(e->step);
+		attempts[i] = Int32GetDatum(e->attempts);
+		messages[i] = CStringGetTextDatum(e->error);
+		i++;
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	v[0] = Int64GetDatum(j->id);
+	v[1] = Int64GetDatum(j->done);
+	v[2] = Int64GetDatum(j->failed);
+	v[3] = Int64GetDatum(j->total);
+	v[4] = Int64GetDatum(j->skipped);
+	v[5] = Int64GetDatum(st->requests);
+	v[6] = Int64GetDatum(st->failed_attempts);
+	v[7] = Int64GetDatum(st->tokens);
+	v[8] = j->last_error ? CStringGetTextDatum(j->last_error) : (Datum) 0;
+	nulls[8] = j->last_error ? ' ' : 'n';
+	v[9] = final_state ? CStringGetTextDatum(final_state) : (Datum) 0;
+	nulls[9] = final_state ? ' ' : 'n';
+	v[10] = PointerGetDatum(construct_array(rows, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	v[11] = PointerGetDatum(construct_array(steps, n, TEXTOID, -1, false, TYPALIGN_INT));
+	v[12] = PointerGetDatum(construct_array(attempts, n, INT4OID, 4, true, TYPALIGN_INT));
+	v[13] = PointerGetDatum(construct_array(messages, n, TEXTOID, -1, false, TYPALIGN_INT));
+	if (DatumGetBool(isrf_catalogue_call("_cat_llm_job_flush", 14,
+										 (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+										 INT8OID, TEXTOID, TEXTOID, INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID},
+										 v, nulls, NULL)))
+		j->cancelled = true;
+
+	foreach(lc, j->errors)
+	{
+		JobError   *e = lfirst(lc);
+
+		pfree(e->error);
+		pfree(e);
+	}
+	list_free(j->errors);
+	j->errors = NIL;
 }
 
 /* The ids still to describe (rows already in the table are skipped). */
@@ -454,10 +484,7 @@ job_plan(Job *j)
 	}
 	SPI_cursor_close(portal);
 	j->total = j->n_pending;
-	isrf_spi_exec("UPDATE isrf.llm_job_state SET total = $2, skipped = $3, updated_at = clock_timestamp() WHERE id = $1",
-				  3, (Oid[]) {INT8OID, INT8OID, INT8OID},
-				  (Datum[]) {Int64GetDatum(j->id), Int64GetDatum(j->total), Int64GetDatum(j->skipped)},
-				  NULL, SPI_OK_UPDATE);
+	job_record(j, NULL);
 }
 
 /* Read the inputs of the next pending ids into j->ready. */
@@ -664,21 +691,18 @@ job_write_row(Job *j, const char *sql, JobRow *row)
 }
 
 /*
- * One transaction: the finished rows, the errors, the counters; reads the
- * cancel flag.
+ * One transaction: the finished rows (each committed as soon as it is
+ * answered); the errors at once; the counters, with the cancel flag read
+ * back, at most every JOB_FLUSH_INTERVAL, and the final state.
  */
 static void
 job_flush(Job *j, const char *final_state)
 {
 	ListCell   *lc;
-	const LlmClientStats *st = llm_client_stats(j->client);
 	char	   *insert = psprintf("INSERT INTO %s (%s, %s, %s, %s) VALUES ($1, $2, $3, $4) ON CONFLICT (%s) DO NOTHING",
 								  j->target_sql, quote_identifier(j->kind->id_col), quote_identifier(j->kind->cols[0]),
 								  quote_identifier(j->kind->cols[1]), quote_identifier(j->kind->cols[2]),
 								  quote_identifier(j->kind->id_col));
-	Datum		v[11];
-	char		nulls[11];
-	bool		isnull;
 
 	foreach(lc, j->finished)
 	{
@@ -690,46 +714,11 @@ job_flush(Job *j, const char *final_state)
 	list_free(j->finished);
 	j->finished = NIL;
 
-	foreach(lc, j->errors)
+	if (final_state || j->errors != NIL || llm_now() - j->last_record >= JOB_FLUSH_INTERVAL)
 	{
-		JobError   *e = lfirst(lc);
-
-		isrf_spi_exec("INSERT INTO isrf.llm_job_errors (job, row_id, step, attempts, error) VALUES ($1, $2, $3, $4, $5)",
-					  5, (Oid[]) {INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID},
-					  (Datum[]) {Int64GetDatum(j->id), Int64GetDatum(e->row_id),
-						  CStringGetTextDatum(e->step), Int32GetDatum(e->attempts),
-					  CStringGetTextDatum(e->error)}, NULL, SPI_OK_INSERT);
-		pfree(e->error);
-		pfree(e);
+		job_record(j, final_state);
+		j->last_record = llm_now();
 	}
-	list_free(j->errors);
-	j->errors = NIL;
-
-	memset(nulls, ' ', sizeof(nulls));
-	v[0] = Int64GetDatum(j->id);
-	v[1] = Int64GetDatum(j->done);
-	v[2] = Int64GetDatum(j->failed);
-	v[3] = Int64GetDatum(j->total);
-	v[4] = Int64GetDatum(j->skipped);
-	v[5] = Int64GetDatum(st->requests);
-	v[6] = Int64GetDatum(st->failed_attempts);
-	v[7] = Int64GetDatum(st->tokens);
-	v[8] = j->last_error ? CStringGetTextDatum(j->last_error) : (Datum) 0;
-	nulls[8] = j->last_error ? ' ' : 'n';
-	v[9] = final_state ? CStringGetTextDatum(final_state) : (Datum) 0;
-	nulls[9] = final_state ? ' ' : 'n';
-	if (SPI_execute_with_args("UPDATE isrf.llm_job_state SET done = $2, failed = $3, total = $4, skipped = $5,"
-							  " requests = $6, failed_attempts = $7, tokens = $8, last_error = $9,"
-							  " state = coalesce($10, state), updated_at = clock_timestamp(),"
-							  " finished_at = CASE WHEN $10 IS NULL THEN NULL ELSE clock_timestamp() END"
-							  " WHERE id = $1 RETURNING cancel_requested",
-							  10, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-							  INT8OID, TEXTOID, TEXTOID}, v, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not update LLM job %lld", (long long) j->id);
-	if (SPI_processed == 0)
-		j->cancelled = true;	/* the job's row was deleted */
-	else if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-		j->cancelled = true;
 	pfree(insert);
 }
 
@@ -765,7 +754,6 @@ job_start_xact(Job *j, const char *arg)
 	if (!*claimed)
 		return;
 	job_resolve_target(j);
-	job_lock(j);
 	job_plan(j);
 }
 
@@ -851,13 +839,10 @@ job_run(Job *j)
 static void
 job_mark_failed(Job *j, const char *arg)
 {
-	isrf_spi_exec("UPDATE isrf.llm_job_state SET state = $2, last_error = $3,"
-				  " finished_at = clock_timestamp(), updated_at = clock_timestamp()"
-				  " WHERE id = $1 AND state IN ('queued', 'running')",
-				  3, (Oid[]) {INT8OID, TEXTOID, TEXTOID},
-				  (Datum[]) {Int64GetDatum(j->id),
-					  CStringGetTextDatum(j->cancelled ? "cancelled" : "failed"),
-				  CStringGetTextDatum(arg)}, NULL, SPI_OK_UPDATE);
+	(void) isrf_catalogue_call("_cat_llm_job_end", 3, (Oid[]) {INT8OID, TEXTOID, TEXTOID},
+							   (Datum[]) {Int64GetDatum(j->id),
+								   CStringGetTextDatum(j->cancelled ? "cancelled" : "failed"),
+							   CStringGetTextDatum(arg)}, NULL, NULL);
 }
 
 void
@@ -871,6 +856,7 @@ isrf_llm_job_main(Datum arg)
 	memcpy(&a, MyBgworkerEntry->bgw_extra, sizeof(a));
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	/* as the job's owner: the role the catalogue writers act for (GetUserId()) */
 	BackgroundWorkerInitializeConnectionByOid(a.db, a.role, 0);
 	pgstat_report_appname("isrf llm job");
 	/* our SQL names everything it means: nothing is looked up in the role's search_path */

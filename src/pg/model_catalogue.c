@@ -34,23 +34,40 @@ isrf_pg_model_resolve(const char *requested, char **name, int32 *version, Timest
 }
 
 void
+isrf_pg_model_resolve_serving(const char *requested, MemoryContext mcxt, IsrfPgServing *out)
+{
+	SPITupleTable *tt;
+	bool		isnull;
+
+	tt = isrf_spi_query("SELECT r.name, r.version, m.created_at, s.history_sql, s.reviews::oid, s.has_index"
+						" FROM isrf._resolve_model($1) r"
+						" JOIN isrf.models m ON m.name = r.name AND m.version = r.version,"
+						" LATERAL isrf._serving_source(r.name, r.version) s", 1,
+						(Oid[]) {TEXTOID},
+						(Datum[]) {requested ? CStringGetTextDatum(requested) : (Datum) 0},
+						requested ? NULL : "n");
+	out->name = MemoryContextStrdup(mcxt, SPI_getvalue(tt->vals[0], tt->tupdesc, 1));
+	out->version = DatumGetInt32(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
+	out->created_at = DatumGetTimestampTz(SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull));
+	out->history_sql = MemoryContextStrdup(mcxt, SPI_getvalue(tt->vals[0], tt->tupdesc, 4));
+	out->reviews = DatumGetObjectId(SPI_getbinval(tt->vals[0], tt->tupdesc, 5, &isnull));
+	out->has_index = DatumGetBool(SPI_getbinval(tt->vals[0], tt->tupdesc, 6, &isnull));
+}
+
+void
 isrf_pg_model_read(IsrfPgEnv *penv, const char *name, int32 version, IsrfModel *out,
 				   size_t *bytes)
 {
 	IsrfEnv    *env = &penv->env;
-	int			rc;
 	uint64		i;
 	size_t		total = 0,
 				off = 0;
 	uint8_t    *buf;
 	IsrfStatus	st;
 
-	rc = SPI_execute_with_args("SELECT seq, data FROM isrf.model_chunks WHERE name = $1 AND version = $2 ORDER BY seq",
-							   2, (Oid[]) {TEXTOID, INT4OID},
-							   (Datum[]) {CStringGetTextDatum(name), Int32GetDatum(version)},
-							   NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read model chunks: %s", SPI_result_code_string(rc));
+	(void) isrf_spi_select("SELECT seq, data FROM isrf.model_chunks WHERE name = $1 AND version = $2 ORDER BY seq",
+						   2, (Oid[]) {TEXTOID, INT4OID},
+						   (Datum[]) {CStringGetTextDatum(name), Int32GetDatum(version)}, NULL);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;

@@ -20,6 +20,25 @@
 void		isrf_pg_model_resolve(const char *requested, char **name, int32 *version,
 								  TimestampTz *created_at);
 
+/* A resolved model version and what serving it reads of its dataset. */
+typedef struct IsrfPgServing
+{
+	char	   *name;			/* palloc'd in the caller's context */
+	int32		version;
+	TimestampTz created_at;
+	char	   *history_sql;	/* isrf._history_sql() of its dataset */
+	Oid			reviews;		/* the dataset's reviews table */
+	bool		has_index;		/* an index of it leads with user_id */
+} IsrfPgServing;
+
+/*
+ * Resolve a NULL-able model argument as isrf_pg_model_resolve does and
+ * find its dataset (errors name a bound table dropped since); the strings
+ * are copied into mcxt.  SPI connected.
+ */
+void		isrf_pg_model_resolve_serving(const char *requested, MemoryContext mcxt,
+										  IsrfPgServing *out);
+
 /* Read and validate a stored version; damage is ERRCODE_DATA_CORRUPTED. */
 void		isrf_pg_model_read(IsrfPgEnv *penv, const char *name, int32 version,
 							   IsrfModel *out, size_t *bytes);

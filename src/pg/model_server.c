@@ -57,9 +57,10 @@
  * cluster), and the next request starts a new one for a database whose
  * server started on first use.  SIGHUP only reloads settings.
  *
- * A slot's request has a fixed part and room for a variable part at the
- * head of its payload (req.var_len bytes; none is sent yet), which the
- * server reads before it writes the reply's arrays over it.
+ * A slot's request has a fixed part and a variable part at the head of its
+ * payload (req.var_len bytes: the user's history as the calling backend
+ * read it, external item ids, oldest first), which the server copies out
+ * before it writes the reply's arrays over it.
  */
 #include "postgres.h"
 
@@ -87,7 +88,9 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "pg_catalogue.h"
 #include "pg_env.h"
+#include "history.h"
 #include "model_cache.h"
 #include "model_server.h"
 #include "serve/serve.h"
@@ -157,8 +160,13 @@ typedef struct ServerReply
 	bool		cold_start;
 } ServerReply;
 
-/* the payload: a request's variable part, then the reply's arrays over it */
-#define SLOT_PAYLOAD_BYTES (ISRF_SERVER_MAX_K * (sizeof(int64) + sizeof(float)))
+/*
+ * The payload: a request's variable part (the user's history), then the
+ * reply's arrays over it; room for the larger of the two.
+ */
+#define SLOT_REQUEST_BYTES (ISRF_SERVER_MAX_HIST * sizeof(int64))
+#define SLOT_REPLY_BYTES (ISRF_SERVER_MAX_K * (sizeof(int64) + sizeof(float)))
+#define SLOT_PAYLOAD_BYTES Max(SLOT_REQUEST_BYTES, SLOT_REPLY_BYTES)
 
 typedef struct ServerSlot
 {
@@ -291,7 +299,7 @@ server_fill_worker(BackgroundWorker *w)
 {
 	memset(w, 0, sizeof(*w));
 	w->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w->bgw_start_time = BgWorkerStart_ConsistentState;	/* hot standbys serve too */
 	w->bgw_restart_time = 1;
 	snprintf(w->bgw_library_name, BGW_MAXLEN, "isrf");
 	snprintf(w->bgw_function_name, BGW_MAXLEN, "isrf_server_main");
@@ -796,8 +804,8 @@ server_wait(ServerSlot *s, ServerRef *ref)
 
 bool
 isrf_server_recommend(const char *model, int32 version, TimestampTz created_at,
-					  int64 user_id, int32 k, int32 beam_width, int64 *items, float *scores,
-					  int32 *count, bool *cold_start)
+					  int64 user_id, int32 k, int32 beam_width, const int64 *hist, int32 n_hist,
+					  int64 *items, float *scores, int32 *count, bool *cold_start)
 {
 	ServerRef	ref;
 	ServerSlot *slot;
@@ -806,11 +814,15 @@ isrf_server_recommend(const char *model, int32 version, TimestampTz created_at,
 
 	if (!server_connect(&ref))
 		return false;
+	n_hist = Min(n_hist, ISRF_SERVER_MAX_HIST);
 	slot = server_claim_slot(model, version, created_at);
 	slot->req.user_id = user_id;
 	slot->req.k = Min(k, ISRF_SERVER_MAX_K);
 	slot->req.beam_width = beam_width;
-	slot->req.var_len = 0;
+	/* the variable part: the history, oldest first */
+	slot->req.var_len = (int32) (sizeof(int64) * n_hist);
+	if (n_hist > 0)
+		memcpy(slot->payload, hist, sizeof(int64) * n_hist);
 	server_post(slot);
 	SetLatch(ref.latch);
 
@@ -1022,6 +1034,18 @@ server_reply(int i)
 	server_finish(i, true);
 }
 
+/*
+ * The history length a request's variable part holds; a length that is not
+ * whole ids or exceeds the payload (only a bug could write one) reads as none.
+ */
+static int
+server_request_hist_len(const ServerRequest *r)
+{
+	if (r->var_len <= 0 || r->var_len > (int32) SLOT_REQUEST_BYTES || r->var_len % sizeof(int64) != 0)
+		return 0;
+	return r->var_len / (int) sizeof(int64);
+}
+
 /* Answer every taken slot of one model version with one batched call. */
 static void
 server_answer(const int *batch, int n)
@@ -1049,10 +1073,16 @@ server_answer(const int *batch, int n)
 		for (i = 0; i < n; i++)
 		{
 			const ServerRequest *r = &server->slots[batch[i]].req;
+			IsrfPgHistory h;
 
+			/* copied out of the payload, which the reply overwrites */
+			isrf_pg_history_map((const int64 *) server->slots[batch[i]].payload,
+								server_request_hist_len(r), m, &h);
 			req[i].user = isrf_model_user_index(m, r->user_id);
 			req[i].k = Min(r->k, Max(m->n_items, 1));
 			req[i].beam_width = r->beam_width;
+			req[i].hist = h.items;
+			req[i].len = h.len;
 			res[i].items = palloc(sizeof(int32) * req[i].k);
 			res[i].scores = palloc(sizeof(float) * req[i].k);
 		}
@@ -1272,25 +1302,31 @@ PG_FUNCTION_INFO_V1(isrf_status);
 
 /*
  * isrf_status() -> one row per model server, running or starting:
- * database, pid, device, loaded models, requests, batches, errors, latency.
+ * database, pid, device, loaded models (those the caller may see),
+ * requests, batches, errors, latency.
  */
 Datum
 isrf_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ServerWorker *workers = palloc(sizeof(ServerWorker) * SERVER_MAX_WORKERS);
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (server == NULL)
 		return (Datum) 0;
+	/* a copy, so that no lock is held while catalogues are read */
 	LWLockAcquire(server->lock, LW_SHARED);
+	memcpy(workers, server->workers, sizeof(ServerWorker) * SERVER_MAX_WORKERS);
+	LWLockRelease(server->lock);
 	for (i = 0; i < SERVER_MAX_WORKERS; i++)
 	{
-		ServerWorker *w = &server->workers[i];
+		ServerWorker *w = &workers[i];
 		bool		running = w->state == ENTRY_RUNNING;
 		Datum		v[10];
 		bool		n[10] = {false};
 		char	   *dbname;
+		char	   *models;
 
 		if (w->state == ENTRY_EMPTY)
 			continue;
@@ -1300,7 +1336,9 @@ isrf_status(PG_FUNCTION_ARGS)
 		v[1] = Int32GetDatum(w->pid);
 		n[1] = !running;
 		v[2] = CStringGetTextDatum(running ? w->device : "starting");
-		v[3] = CStringGetTextDatum(w->models);
+		models = isrf_visible_models(w->dbid, w->models);	/* other roles' models are not shown */
+		v[3] = models ? CStringGetTextDatum(models) : (Datum) 0;
+		n[3] = models == NULL;
 		v[4] = Int64GetDatum((int64) w->requests);
 		v[5] = Int64GetDatum((int64) w->batches);
 		v[6] = Int64GetDatum((int64) w->errors);
@@ -1309,7 +1347,6 @@ isrf_status(PG_FUNCTION_ARGS)
 		v[9] = Int32GetDatum(w->max_batch);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
-	LWLockRelease(server->lock);
 	return (Datum) 0;
 }
 

@@ -1,13 +1,17 @@
 /*
  * recommend.c
- *	  The serving functions users call every day: isrf_recommend, isrf_rank
- *	  and isrf_evaluate, run by the engine in the calling backend.
+ *	  The serving functions users call every day: isrf_recommend, isrf_rank,
+ *	  isrf_recommend_items and isrf_evaluate.
  *
  * The deployed model is resolved through the catalogue on every call (with
  * the caller's row-level security) and served through the process's
  * serving session of that version (model_cache.c), so a retrained,
  * redeployed or dropped model is noticed by the next call with no manual
- * invalidation.  Scratch of a call lives in a memory context of its own.
+ * invalidation.  The user's history is read at the moment of the call from
+ * the dataset's reviews table, with the caller's rights and in the caller's
+ * snapshot (serving_call.c): an item bought a moment ago counts, also
+ * inside the same transaction.  Scratch of a call lives in a memory
+ * context of its own.
  */
 #include "postgres.h"
 
@@ -31,68 +35,67 @@
 #include "pg_env.h"
 #include "pg_spi.h"
 #include "serve/serve.h"
+#include "serving_call.h"
 
 /* isrf.beam_width (isrf.c) */
 extern int	isrf_beam_width_guc;
 
-/* The model version a NULL-able argument means, under the caller's rights. */
+/* Map a history of external ids to the model's items, as a call's history is. */
 static void
-recommend_resolve_arg(FunctionCallInfo fcinfo, int argno, char **name, int32 *version,
-					  TimestampTz *created_at)
+recommend_map(const IsrfModel *m, const int64 *ids, int n, IsrfPgHistory *h)
 {
-	char	   *requested = PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	MemoryContext caller = CurrentMemoryContext;
-
-	SPI_connect();
-	isrf_pg_model_resolve(requested, name, version, created_at);
-	*name = MemoryContextStrdup(caller, *name);	/* SPI_finish frees SPI's memory */
-	SPI_finish();
+	isrf_pg_history_map(ids, n, m, h);
 }
 
-/* Resolve, and the serving session of that version in this process. */
-static IsrfServeSession *
-recommend_session_arg(FunctionCallInfo fcinfo, int argno)
+/*
+ * Serve one request in this process: the answer for user (or -1) after
+ * the history h, k items; fills res (palloc'd arrays).
+ */
+static void
+recommend_in_process(IsrfServeSession *ss, int32 user, const IsrfPgHistory *h, int32 k,
+					 IsrfRecResult *res)
 {
-	IsrfServeSession *ss;
-	char	   *name;
-	int32		version;
-	TimestampTz created_at;
+	const IsrfModel *m = isrf_serve_session_model(ss);
+	IsrfRecRequest req;
+	IsrfPgEnv	penv;
 
-	recommend_resolve_arg(fcinfo, argno, &name, &version, &created_at);
-	SPI_connect();
-	ss = isrf_model_cache_session(name, version, created_at);
-	SPI_finish();
-	return ss;
-}
-
-/* Item index of an external id by binary search, or -1. */
-static int32
-recommend_item_index(const IsrfModel *m, int64 item_id)
-{
-	int32		lo = 0,
-				hi = m->n_items - 1;
-
-	while (lo <= hi)
+	/* a k beyond the catalogue asks for everything there is */
+	memset(&req, 0, sizeof(req));
+	req.user = user;
+	req.k = Min(k, Max(m->n_items, 1));
+	req.beam_width = isrf_beam_width_guc;
+	req.hist = h->items;
+	req.len = h->len;
+	res->items = palloc(sizeof(int32) * req.k);
+	res->scores = palloc(sizeof(float) * req.k);
+	res->count = 0;
+	res->cold_start = false;
+	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
+	PG_TRY();
 	{
-		int32		mid = lo + (hi - lo) / 2;
-
-		if (m->item_ids[mid] == item_id)
-			return mid;
-		if (m->item_ids[mid] < item_id)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
+		isrf_model_cache_check(&penv.env, isrf_serve_recommend(&penv.env, ss, 1, &req, res),
+							   "recommendation failed");
 	}
-	return -1;
+	PG_FINALLY();
+	{
+		isrf_pg_env_done(&penv);
+	}
+	PG_END_TRY();
 }
 
-static void
-recommend_require(FunctionCallInfo fcinfo, int argno, const char *name)
+/* Error unless k is positive. */
+static int32
+recommend_k(FunctionCallInfo fcinfo, int argno)
 {
-	if (PG_ARGISNULL(argno))
+	int32		k;
+
+	isrf_serving_require(fcinfo, argno, "k");
+	k = PG_GETARG_INT32(argno);
+	if (k <= 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", name)));
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be positive, not %d", k)));
+	return k;
 }
 
 /* One row of isrf_recommend. */
@@ -119,75 +122,127 @@ Datum
 isrf_recommend(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	const IsrfModel *m;
+	IsrfServingCall call;
 	IsrfServeSession *ss;
-	IsrfRecRequest req;
+	const IsrfModel *m;
+	IsrfPgHistory h;
 	IsrfRecResult res;
-	IsrfPgEnv	penv;
 	int64		user_id;
 	int32		k,
 				i;
 
-	recommend_require(fcinfo, 0, "user_id");
-	recommend_require(fcinfo, 1, "k");
+	isrf_serving_require(fcinfo, 0, "user_id");
 	user_id = PG_GETARG_INT64(0);
-	k = PG_GETARG_INT32(1);
-	if (k <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("k must be positive, not %d", k)));
+	k = recommend_k(fcinfo, 1);
 	InitMaterializedSRF(fcinfo, 0);
+	isrf_serving_call_begin(fcinfo, 2, true, user_id, &call);
 
 	/*
-	 * The model server answers, where there is one and k fits its slots;
-	 * when it cannot, isrf.server_fallback may let this session answer.
+	 * The model server answers, where there is one and the request fits its
+	 * slots; when it cannot, isrf.server_fallback may let this session answer.
 	 */
-	if (isrf_server_available() && k <= ISRF_SERVER_MAX_K)
+	if (isrf_server_available() && k <= ISRF_SERVER_MAX_K && call.n_hist <= ISRF_SERVER_MAX_HIST)
 	{
-		char	   *name;
-		int32		version;
-		TimestampTz created_at;
 		int64	   *ids = palloc(sizeof(int64) * k);
 		float	   *sc = palloc(sizeof(float) * k);
 		int32		count;
 		bool		cold;
 
-		recommend_resolve_arg(fcinfo, 2, &name, &version, &created_at);
-		if (isrf_server_recommend(name, version, created_at, user_id, k, isrf_beam_width_guc,
-								  ids, sc, &count, &cold))
+		if (isrf_server_recommend(call.src.name, call.src.version, call.src.created_at, user_id, k,
+								  isrf_beam_width_guc, call.hist_ids, call.n_hist, ids, sc, &count, &cold))
 		{
 			for (i = 0; i < count; i++)
 				recommend_emit(rsinfo, i + 1, ids[i], sc[i], cold);
 			return (Datum) 0;
 		}
 	}
-	ss = recommend_session_arg(fcinfo, 2);
+	ss = isrf_serving_call_session(&call);
 	m = isrf_serve_session_model(ss);
-
-	/* a k beyond the catalogue asks for everything there is */
-	memset(&req, 0, sizeof(req));
-	req.user = isrf_model_user_index(m, user_id);
-	req.k = Min(k, Max(m->n_items, 1));
-	req.beam_width = isrf_beam_width_guc;
-	res.items = palloc(sizeof(int32) * req.k);
-	res.scores = palloc(sizeof(float) * req.k);
-	res.count = 0;
-	res.cold_start = false;
-
-	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
-	PG_TRY();
-	{
-		isrf_model_cache_check(&penv.env, isrf_serve_recommend(&penv.env, ss, 1, &req, &res),
-							   "recommendation failed");
-	}
-	PG_FINALLY();
-	{
-		isrf_pg_env_done(&penv);
-	}
-	PG_END_TRY();
-
+	isrf_serving_call_history(&call, m, &h);
+	recommend_in_process(ss, isrf_model_user_index(m, user_id), &h, k, &res);
 	for (i = 0; i < res.count; i++)
 		recommend_emit(rsinfo, i + 1, m->item_ids[res.items[i]], res.scores[i], res.cold_start);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(isrf_recommend_items);
+
+/*
+ * isrf_recommend_items(items bigint[], k int, model text DEFAULT NULL)
+ *	  -> (rank int, item_id bigint, score real)
+ *
+ * The next items after an ordered list of items (an anonymous session, a
+ * basket), the listed items excluded.  A repeated item counts once, at its
+ * first place; items the model does not know are skipped and counted in a
+ * NOTICE; a list with no known item gets the most popular items.
+ */
+Datum
+isrf_recommend_items(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	IsrfServingCall call;
+	IsrfServeSession *ss;
+	const IsrfModel *m;
+	IsrfPgHistory h;
+	IsrfRecResult res;
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int64	   *ids;
+	int			n,
+				n_ids = 0,
+				i,
+				j;
+	int32		k;
+
+	isrf_serving_require(fcinfo, 0, "items");
+	k = recommend_k(fcinfo, 1);
+	arr = PG_GETARG_ARRAYTYPE_P(0);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("items must be a one-dimensional array")));
+	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("items must not be empty"),
+				 errhint("Recommendations for no history at all are the most popular items.")));
+	ids = palloc(sizeof(int64) * n);
+	for (i = 0; i < n; i++)
+	{
+		bool		dup = false;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("items must not contain NULL (element %d)", i + 1)));
+		for (j = 0; j < n_ids && !dup; j++)
+			dup = ids[j] == DatumGetInt64(elems[i]);
+		if (!dup)
+			ids[n_ids++] = DatumGetInt64(elems[i]);
+	}
+	InitMaterializedSRF(fcinfo, 0);
+	isrf_serving_call_begin(fcinfo, 2, false, 0, &call);
+	ss = isrf_serving_call_session(&call);
+	m = isrf_serve_session_model(ss);
+	recommend_map(m, ids, n_ids, &h);
+	if (h.unknown > 0)
+		ereport(NOTICE,
+				(errmsg("%d of the %d items are not in model \"%s\" version %d and were skipped",
+						h.unknown, n_ids, call.src.name, call.src.version),
+				 errhint("Items added to the catalogue after training are known from the next training on.")));
+	recommend_in_process(ss, -1, &h, k, &res);
+	for (i = 0; i < res.count; i++)
+	{
+		Datum		v[3];
+		bool		nl[3] = {false, false, false};
+
+		v[0] = Int32GetDatum(i + 1);
+		v[1] = Int64GetDatum(m->item_ids[res.items[i]]);
+		v[2] = Float4GetDatum(res.scores[i]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+	}
 	return (Datum) 0;
 }
 
@@ -234,8 +289,10 @@ Datum
 isrf_rank(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	IsrfServingCall call;
 	const IsrfModel *m;
 	IsrfServeSession *ss;
+	IsrfPgHistory h;
 	ArrayType  *arr;
 	Datum	   *elems;
 	bool	   *nulls;
@@ -248,8 +305,8 @@ isrf_rank(PG_FUNCTION_ARGS)
 	IsrfPgEnv	penv;
 	int32		user;
 
-	recommend_require(fcinfo, 0, "user_id");
-	recommend_require(fcinfo, 1, "candidates");
+	isrf_serving_require(fcinfo, 0, "user_id");
+	isrf_serving_require(fcinfo, 1, "candidates");
 	arr = PG_GETARG_ARRAYTYPE_P(1);
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,
@@ -276,18 +333,20 @@ isrf_rank(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("candidate item %lld appears more than once", (long long) sorted[i])));
 
-	ss = recommend_session_arg(fcinfo, 2);
+	isrf_serving_call_begin(fcinfo, 2, true, PG_GETARG_INT64(0), &call);
+	ss = isrf_serving_call_session(&call);
 	m = isrf_serve_session_model(ss);
+	isrf_serving_call_history(&call, m, &h);
 	user = isrf_model_user_index(m, PG_GETARG_INT64(0));
 	cand = palloc(sizeof(int32) * n);
 	scores = palloc(sizeof(float) * n);
 	for (i = 0; i < n; i++)
-		cand[i] = recommend_item_index(m, DatumGetInt64(elems[i]));
+		cand[i] = isrf_pg_item_index(m, DatumGetInt64(elems[i]));
 
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		isrf_model_cache_check(&penv.env, isrf_serve_rank(&penv.env, ss, user, NULL, 0, n, cand, scores),
+		isrf_model_cache_check(&penv.env, isrf_serve_rank(&penv.env, ss, user, h.items, h.len, n, cand, scores),
 							   "ranking failed");
 	}
 	PG_FINALLY();
@@ -328,6 +387,7 @@ Datum
 isrf_evaluate(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	IsrfServingCall call;
 	IsrfServeSession *ss;
 	IsrfPgEnv	penv;
 	IsrfEvalOptions opt;
@@ -336,7 +396,8 @@ isrf_evaluate(PG_FUNCTION_ARGS)
 				i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	ss = recommend_session_arg(fcinfo, 0);
+	isrf_serving_call_begin(fcinfo, 0, false, 0, &call);
+	ss = isrf_serving_call_session(&call);
 	memset(&opt, 0, sizeof(opt));
 	opt.beam_width = isrf_beam_width_guc;	/* the lists isrf_recommend would serve */
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);

@@ -8,15 +8,20 @@
  * sessions watch progress in isrf.models; each stage runs in a
  * subtransaction, so that on an error or a cancel the row can still be
  * marked failed or cancelled (and committed) before the error is re-thrown.
- * The previously deployed version stays deployed until the very end.  An
- * advisory lock keeps two sessions from training one model at once, and
- * rows a crashed session left 'training' are marked by the next run.
- * Inside an explicit transaction block (atomic CALL) nothing is committed
- * and an error rolls everything back.
+ * The previously deployed version stays deployed until the very end.  A
+ * lock only this code can take keeps two sessions from training one model
+ * at once, and rows a crashed session left 'training' are marked by the
+ * next run.  Inside an explicit transaction block (atomic CALL) nothing is
+ * committed and an error rolls everything back.  The catalogue is written
+ * through the writers isrf._cat_train_*() (catalogue.c), as the role that
+ * trains; whether the new version is deployed is the model's deploy policy
+ * (isrf._cat_train_deploy).  On a hot standby or in a read-only transaction
+ * nothing starts (25006).
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -29,6 +34,7 @@
 #include "utils/resowner.h"
 
 #include "llm.h"
+#include "pg_catalogue.h"
 #include "pg_env.h"
 #include "model_server.h"
 #include "pg_spi.h"
@@ -48,6 +54,7 @@ typedef struct TrainState
 	int64		nonfinite_steps;	/* reported so far */
 	IsrfPgEnv  *penv;
 	bool		embeddings;		/* use_llm_embeddings (llm_embed.c) */
+	bool		deployed;		/* the deploy policy let the version be deployed */
 } TrainState;
 
 /* Subtransactions around stages, as PL/pgSQL's exception blocks do it. */
@@ -88,11 +95,9 @@ train_commit(TrainState *ts)
 static void
 train_set_stage(TrainState *ts, const char *stage)
 {
-	isrf_spi_exec("UPDATE isrf.models SET stage = $3, updated_at = clock_timestamp()"
-				  " WHERE name = $1 AND version = $2",
-				  3, (Oid[]) {TEXTOID, INT4OID, TEXTOID},
-				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
-				  CStringGetTextDatum(stage)}, NULL, SPI_OK_UPDATE);
+	isrf_catalogue_call("_cat_train_stage", 3, (Oid[]) {TEXTOID, INT4OID, TEXTOID},
+						(Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+						CStringGetTextDatum(stage)}, NULL, NULL);
 }
 
 /* Stage hook of the engine: record, commit, announce. */
@@ -129,11 +134,9 @@ train_epoch_hook(void *arg, const IsrfEpochReport *r)
 			 r->epoch, r->epochs, r->best_epoch, r->loss, r->val_hr10, r->val_ndcg10, r->seconds,
 			 r->elapsed, r->eta, (long long) r->nonfinite_steps);
 	train_subxact_release(ts);
-	isrf_spi_exec("UPDATE isrf.models SET progress = $3::jsonb, updated_at = clock_timestamp()"
-				  " WHERE name = $1 AND version = $2",
-				  3, (Oid[]) {TEXTOID, INT4OID, TEXTOID},
-				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
-				  CStringGetTextDatum(progress)}, NULL, SPI_OK_UPDATE);
+	isrf_catalogue_call("_cat_train_progress", 3, (Oid[]) {TEXTOID, INT4OID, JSONBOID},
+						(Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+						DirectFunctionCall1(jsonb_in, CStringGetDatum(progress))}, NULL, NULL);
 	train_commit(ts);
 	ereport(NOTICE,
 			(errmsg("isrf_train: model \"%s\" version %d: epoch %d of %d, loss %.4f, validation HR@10 %.4f NDCG@10 %.4f, %.1f s, about %.0f s left at most",
@@ -533,14 +536,13 @@ train_store_interactions(TrainState *ts, const IsrfModel *m)
 			split[e] = names[p < m->n_train[u] ? 0 : (p == len - 2 ? 1 : 2)];
 		}
 	}
-	isrf_spi_exec("INSERT INTO isrf.model_interactions (model, version, user_id, item_id, \"position\", split)"
-				  " SELECT $1, $2, u, i, p, s FROM unnest($3::bigint[], $4::bigint[], $5::int[], $6::text[]) AS t(u, i, p, s)",
-				  6, (Oid[]) {TEXTOID, INT4OID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID},
-				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
-					  PointerGetDatum(construct_array(uids, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-					  PointerGetDatum(construct_array(iids, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-					  PointerGetDatum(construct_array(pos, (int) n, INT4OID, 4, true, TYPALIGN_INT)),
-				  PointerGetDatum(construct_array(split, (int) n, TEXTOID, -1, false, TYPALIGN_INT))}, NULL, SPI_OK_INSERT);
+	isrf_catalogue_call("_cat_train_interactions",
+						6, (Oid[]) {TEXTOID, INT4OID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID},
+						(Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+							PointerGetDatum(construct_array(uids, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+							PointerGetDatum(construct_array(iids, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+							PointerGetDatum(construct_array(pos, (int) n, INT4OID, 4, true, TYPALIGN_INT)),
+						PointerGetDatum(construct_array(split, (int) n, TEXTOID, -1, false, TYPALIGN_INT))}, NULL, NULL);
 }
 
 /* Store the serialized model in 1 MB chunks, the histories and the group graph as rows. */
@@ -565,10 +567,9 @@ train_store(TrainState *ts, const IsrfModel *m, const uint8_t *buf, size_t len)
 
 		SET_VARSIZE(chunk, VARHDRSZ + sz);
 		memcpy(VARDATA(chunk), buf + off, sz);
-		isrf_spi_exec("INSERT INTO isrf.model_chunks (name, version, seq, data) VALUES ($1, $2, $3, $4)",
-					  4, (Oid[]) {TEXTOID, INT4OID, INT4OID, BYTEAOID},
-					  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
-					  Int32GetDatum(seq++), PointerGetDatum(chunk)}, NULL, SPI_OK_INSERT);
+		isrf_catalogue_call("_cat_train_chunk", 4, (Oid[]) {TEXTOID, INT4OID, INT4OID, BYTEAOID},
+							(Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+							Int32GetDatum(seq++), PointerGetDatum(chunk)}, NULL, NULL);
 		pfree(chunk);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -588,14 +589,13 @@ train_store(TrainState *ts, const IsrfModel *m, const uint8_t *buf, size_t len)
 			sims[e] = Float4GetDatum(m->group.val[p]);
 			ranks[e] = Int32GetDatum(p - m->group.rowptr[u] + 1);
 		}
-	isrf_spi_exec("INSERT INTO isrf.group_edges (model, version, user_id, neighbour_id, similarity, rank)"
-				  " SELECT $1, $2, u, v, s, r FROM unnest($3::bigint[], $4::bigint[], $5::real[], $6::int[]) AS t(u, v, s, r)",
-				  6, (Oid[]) {TEXTOID, INT4OID, INT8ARRAYOID, INT8ARRAYOID, FLOAT4ARRAYOID, INT4ARRAYOID},
-				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
-					  PointerGetDatum(construct_array(uids, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-					  PointerGetDatum(construct_array(nids, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-					  PointerGetDatum(construct_array(sims, (int) n, FLOAT4OID, 4, true, TYPALIGN_INT)),
-				  PointerGetDatum(construct_array(ranks, (int) n, INT4OID, 4, true, TYPALIGN_INT))}, NULL, SPI_OK_INSERT);
+	isrf_catalogue_call("_cat_train_edges",
+						6, (Oid[]) {TEXTOID, INT4OID, INT8ARRAYOID, INT8ARRAYOID, FLOAT4ARRAYOID, INT4ARRAYOID},
+						(Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+							PointerGetDatum(construct_array(uids, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+							PointerGetDatum(construct_array(nids, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+							PointerGetDatum(construct_array(sims, (int) n, FLOAT4OID, 4, true, TYPALIGN_INT)),
+						PointerGetDatum(construct_array(ranks, (int) n, INT4OID, 4, true, TYPALIGN_INT))}, NULL, NULL);
 }
 
 /* The whole run after the status row exists; errors propagate. */
@@ -683,21 +683,20 @@ train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[
 	train_set_stage(ts, "store");
 	train_store(ts, &model, buf, len);
 
-	/* deploy: the previous version stays deployed until this moment */
+	/*
+	 * deploy, as the model's deploy policy says (the writer says why not in
+	 * a NOTICE): the previous version stays deployed until this moment
+	 */
 	isrf_model_stats_json(&model, metrics, sizeof(metrics));
-	isrf_spi_exec("UPDATE isrf.models SET deployed = false WHERE name = $1 AND deployed",
-				  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(ts->model)}, NULL, SPI_OK_UPDATE);
-	isrf_spi_exec("UPDATE isrf.models SET status = 'ready', stage = 'deployed', deployed = true,"
-				  " deployed_at = clock_timestamp(), updated_at = clock_timestamp(),"
-				  " metrics = $3::jsonb || jsonb_build_object('model_bytes', $4::bigint, 'seconds_total', $5::float8)"
-				  " WHERE name = $1 AND version = $2",
-				  5, (Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, FLOAT8OID},
-				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
-					  CStringGetTextDatum(metrics), Int64GetDatum((int64) len),
-				  Float8GetDatum(isrf_now() - ts->t_start)}, NULL, SPI_OK_UPDATE);
+	ts->deployed = DatumGetBool(isrf_catalogue_call("_cat_train_deploy", 5,
+													(Oid[]) {TEXTOID, INT4OID, TEXTOID, INT8OID, FLOAT8OID},
+													(Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+														CStringGetTextDatum(metrics), Int64GetDatum((int64) len),
+													Float8GetDatum(isrf_now() - ts->t_start)}, NULL, NULL));
 	ereport(NOTICE,
-			(errmsg("isrf_train: model \"%s\" version %d deployed (%.1f s, %zu bytes)",
-					ts->model, ts->version, isrf_now() - ts->t_start, len)));
+			(errmsg("isrf_train: model \"%s\" version %d %s (%.1f s, %zu bytes)",
+					ts->model, ts->version, ts->deployed ? "deployed" : "stored, not deployed",
+					isrf_now() - ts->t_start, len)));
 }
 
 /* Mark the run's row after a failure; runs in a clean (top) transaction. */
@@ -706,12 +705,10 @@ train_mark_failed(TrainState *ts, ErrorData *edata)
 {
 	const char *status = edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "failed";
 
-	isrf_spi_exec("UPDATE isrf.models SET status = $3, message = $4, updated_at = clock_timestamp()"
-				  " WHERE name = $1 AND version = $2",
-				  4, (Oid[]) {TEXTOID, INT4OID, TEXTOID, TEXTOID},
-				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
-					  CStringGetTextDatum(status),
-				  CStringGetTextDatum(edata->message ? edata->message : "unknown error")}, NULL, SPI_OK_UPDATE);
+	isrf_catalogue_call("_cat_train_end", 4, (Oid[]) {TEXTOID, INT4OID, TEXTOID, TEXTOID},
+						(Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
+							CStringGetTextDatum(status),
+						CStringGetTextDatum(edata->message ? edata->message : "unknown error")}, NULL, NULL);
 }
 
 /* Have the model server load the version just deployed (and committed). */
@@ -734,21 +731,16 @@ static void
 train_guarded(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[6],
 			  const char *dataset, const char *effective)
 {
-	/* rows a crashed or killed run left behind */
-	isrf_spi_exec("UPDATE isrf.models SET status = 'failed', updated_at = clock_timestamp(),"
-				  " message = 'interrupted during stage ' || coalesce(stage, '?') || ' (session ended)'"
-				  " WHERE name = $1 AND status = 'training'",
-				  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(ts->model)}, NULL, SPI_OK_UPDATE);
-	ts->version = DatumGetInt32(isrf_spi_scalar("SELECT coalesce(max(version), 0) + 1 FROM isrf.models WHERE name = $1",
-												1, (Oid[]) {TEXTOID},
-												(Datum[]) {CStringGetTextDatum(ts->model)}));
-	/* the effective configuration: every key that has an effect, and the model */
-	isrf_spi_exec("INSERT INTO isrf.models (name, version, dataset, status, stage, config, pid)"
-				  " VALUES ($1, $2, $3, 'training', 'load',"
-				  " jsonb_build_object('model', $1) || $4::jsonb, pg_backend_pid())",
-				  4, (Oid[]) {TEXTOID, INT4OID, TEXTOID, TEXTOID},
-				  (Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
-				  CStringGetTextDatum(dataset), CStringGetTextDatum(effective)}, NULL, SPI_OK_INSERT);
+	/*
+	 * marks rows a crashed or killed run left behind, inserts the new
+	 * version's with the effective configuration (every key that has an
+	 * effect) and the model's name
+	 */
+	ts->version = DatumGetInt32(isrf_catalogue_call("_cat_train_begin", 3, (Oid[]) {TEXTOID, TEXTOID, JSONBOID},
+													(Datum[]) {CStringGetTextDatum(ts->model),
+														CStringGetTextDatum(dataset),
+													DirectFunctionCall1(jsonb_in, CStringGetDatum(effective))},
+													NULL, NULL));
 	train_commit(ts);
 	ts->t_start = isrf_now();
 
@@ -758,7 +750,7 @@ train_guarded(TrainState *ts, const IsrfTrainConfig *cfg, const char *const quer
 		train_run(ts, cfg, queries);
 		train_subxact_release(ts);
 		train_commit(ts);
-		if (!ts->atomic)
+		if (!ts->atomic && ts->deployed)
 			train_tell_server(ts);
 	}
 	PG_CATCH();
@@ -782,18 +774,12 @@ train_guarded(TrainState *ts, const IsrfTrainConfig *cfg, const char *const quer
 	PG_END_TRY();
 }
 
-/* Hold the model's advisory lock around the run; released whatever happens. */
+/* Hold the model's training lock around the run; released whatever happens. */
 static void
 train_locked(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[6],
 			 const char *dataset, const char *effective)
 {
-	int64		lock_key;
-
-	lock_key = DatumGetInt64(isrf_spi_scalar("SELECT hashtextextended('isrf.model:' || $1, 0)",
-											 1, (Oid[]) {TEXTOID},
-											 (Datum[]) {CStringGetTextDatum(ts->model)}));
-	if (!DatumGetBool(isrf_spi_scalar("SELECT pg_try_advisory_lock($1)", 1, (Oid[]) {INT8OID},
-									  (Datum[]) {Int64GetDatum(lock_key)})))
+	if (!isrf_model_lock(ts->model))
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("model \"%s\" is being trained by another session", ts->model),
@@ -804,7 +790,7 @@ train_locked(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queri
 	}
 	PG_FINALLY();
 	{
-		DirectFunctionCall1(pg_advisory_unlock_int8, Int64GetDatum(lock_key));
+		isrf_model_unlock(ts->model);
 	}
 	PG_END_TRY();
 }
@@ -816,11 +802,11 @@ train_main(TrainState *ts, IsrfPgEnv *penv, const char *dataset, Jsonb *config)
 	IsrfTrainConfig cfg;
 	const char *queries[6];
 	char	   *model;
-	char	   *model_dataset;
 	char		effective[4096];
 	SPITupleTable *tt;
 	int			i;
 
+	isrf_pg_check_name("dataset", dataset);
 	isrf_train_config_default(&cfg);
 	model = config ? train_parse_config(config, &cfg, &penv->env) : NULL;
 	isrf_train_config_json(&cfg, effective, sizeof(effective));
@@ -847,19 +833,33 @@ train_main(TrainState *ts, IsrfPgEnv *penv, const char *dataset, Jsonb *config)
 		queries[i] = q ? MemoryContextStrdup(penv->mcxt, q) : NULL;
 	}
 
-	/* a model belongs to one dataset */
-	model_dataset = isrf_spi_scalar_text("SELECT dataset FROM isrf.models WHERE name = $1 LIMIT 1",
-										 1, (Oid[]) {TEXTOID},
-										 (Datum[]) {CStringGetTextDatum(ts->model)});
-	if (model_dataset && strcmp(model_dataset, dataset) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("model \"%s\" belongs to dataset \"%s\", not \"%s\"",
-						ts->model, model_dataset, dataset),
-				 errhint("Name another model with config => '{\"model\": \"...\"}'.")));
+	/* a model belongs to one dataset, and to its owner */
+	isrf_catalogue_call("_cat_train_check", 2, (Oid[]) {TEXTOID, TEXTOID},
+						(Datum[]) {CStringGetTextDatum(ts->model), CStringGetTextDatum(dataset)}, NULL, NULL);
 
 	train_locked(ts, &cfg, queries, dataset, effective);
 	SPI_finish();
+}
+
+/*
+ * Training writes the catalogue: on a hot standby, or in a read-only
+ * transaction, say so before any work (25006) rather than after loading
+ * and training.
+ */
+static void
+train_require_writable(void)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot train a model on a hot standby"),
+				 errdetail("Models are trained on the primary; a standby serves each version once it has replayed it."),
+				 errhint("Run CALL isrf_train(...) on the primary.")));
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot train a model in a read-only transaction"),
+				 errhint("Training stores and deploys a new version; run it in a read-write transaction.")));
 }
 
 PG_FUNCTION_INFO_V1(isrf_train_proc);
@@ -876,6 +876,7 @@ isrf_train_proc(PG_FUNCTION_ARGS)
 	Jsonb	   *config;
 
 	memset(&ts, 0, sizeof(ts));
+	train_require_writable();
 	ts.atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
 				  !castNode(CallContext, fcinfo->context)->atomic);
 	if (PG_ARGISNULL(0))

@@ -22,16 +22,16 @@ SELECT throws_ok($$SELECT isrf.create_dataset(NULL, 't_reviews')$$, '22004', NUL
 SELECT throws_ok($$SELECT isrf.create_dataset('a b', 't_reviews')$$, '42602', NULL, 'invalid name');
 SELECT throws_ok($$SELECT isrf.create_dataset('x', 'missing_table')$$, '42P01', NULL, 'missing table');
 CREATE TABLE t_bad1 (uid int, item_id int, ts int);
-SELECT throws_ok($$SELECT isrf.create_dataset('x', 't_bad1')$$, '42703', 'table t_bad1 has no column "user_id"', 'missing user_id');
+SELECT throws_ok($$SELECT isrf.create_dataset('x', 't_bad1')$$, '42703', 'table public.t_bad1 has no column "user_id"', 'missing user_id');
 CREATE TABLE t_bad2 (user_id numeric, item_id int, ts int);
 SELECT throws_ok($$SELECT isrf.create_dataset('x', 't_bad2')$$, '42804', NULL, 'mistyped user_id');
 CREATE TABLE t_bad3 (user_id int, item_id int);
-SELECT throws_ok($$SELECT isrf.create_dataset('x', 't_bad3')$$, '42703', 'table t_bad3 has no order column', 'no order column');
+SELECT throws_ok($$SELECT isrf.create_dataset('x', 't_bad3')$$, '42703', 'table public.t_bad3 has no order column', 'no order column');
 CREATE TABLE t_bad4 (user_id int, item_id int, ts boolean);
 SELECT throws_ok($$SELECT isrf.create_dataset('x', 't_bad4')$$, '42804', NULL, 'mistyped order column');
 CREATE TABLE t_noid (id int, title text);
 SELECT throws_ok($$SELECT isrf.create_dataset('x', 't_reviews', items => 't_noid')$$, '42703',
-    'table t_noid has no column "item_id"', 'items table without item_id');
+    'table public.t_noid has no column "item_id"', 'items table without item_id');
 SELECT throws_ok($$SELECT isrf.create_dataset('x', 't_reviews', user_descriptions => 't_items')$$, '42703', NULL, 'user descriptions need user_id');
 SELECT throws_ok($$SELECT isrf.create_dataset('x', 't_reviews', items => 't_items', text_columns => '{weight}')$$,
     '42703', NULL, 'text_columns must name text columns');

@@ -71,7 +71,7 @@ all_once() {   # all_once TABLE ID_COLUMN EXPECTED
 }
 opts='"timeout_ms": 1000, "backoff_ms": 50, "max_retries": 10'
 
-echo "1..41"
+echo "1..47"
 log_start=$(stat -c %s "$ISRF_CLUSTER/server.log")
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null 2>&1
 q "CREATE EXTENSION isrf" >/dev/null
@@ -253,6 +253,56 @@ is "$(psql -X -At -d $db -U regress_llm_bob -c "SELECT count(*) FROM isrf.llm_jo
    "another role does not see the job"
 psql -X -At -d $db -U regress_llm_bob -c "SELECT isrf.cancel_llm_job($job)" 2>&1 | grep -q "does not exist"
 ok $? "... nor cancel it"
+qb() { psql -X -At -v ON_ERROR_STOP=1 -d $db -U regress_llm_bob -c "$1" 2>&1; }
+
+# --- the LLM tables are the extension's: a role holds no other role's place --
+# one job per dataset and kind is kept by the extension alone: the advisory
+# lock the jobs once took is nothing to another role
+psql -X -q -d $db -U regress_llm_bob -c "SELECT pg_advisory_lock(hashtextextended('isrf.llm:alice:items', 0))" \
+    -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+squatter=$!
+for _ in $(seq 1 100); do
+    [ "$(q "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+             WHERE l.locktype = 'advisory' AND l.granted AND a.usename = 'regress_llm_bob'")" = 1 ] && break
+    sleep 0.05
+done
+job=$(qa "SELECT isrf.describe_items('alice', '{\"table\": \"public.alice_own\", \"limit\": 8}')")
+wait_job "$job"
+is "$(qa "SELECT state || ' ' || done || ' ' || skipped FROM isrf.llm_jobs WHERE id = $job")" "done 8 5" \
+   "another role holding the advisory lock of the jobs of old does not block a job"
+kill "$squatter" 2>/dev/null; wait "$squatter" 2>/dev/null
+# two jobs started at once on the same items: the second waits for the first
+# to commit and is refused, whatever either sees of the other
+psql -X -q -d $db -c "BEGIN" -c "SELECT isrf.describe_items('syn', '{\"table\": \"syn.raced\", \"limit\": 5}')" \
+    -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null 2>&1 &
+first=$!
+for _ in $(seq 1 100); do
+    [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(2)' AND state = 'active'")" = 1 ] && break
+    sleep 0.05
+done
+got=$(q "SELECT isrf.describe_items('syn', '{\"table\": \"syn.raced_too\"}')")
+wait "$first"
+raced=$(q "SELECT id FROM isrf.llm_job_state WHERE target_name = 'syn.raced'")
+echo "$got" | grep -q "job $raced is already describing the items of dataset \"syn\"" &&
+    [ "$(q "SELECT to_regclass('syn.raced_too') IS NULL")" = t ]
+ok $? "of two jobs started at once on the same items, the second is refused once the first commits"
+wait_job "$raced"
+is "$(q "SELECT state || ' ' || done FROM isrf.llm_jobs WHERE id = $raced")" "done 5" "... and the first runs"
+# the cache of embeddings: written for the role that trains, by no other role
+qa "SET isrf.llm_embedding_model = 'mock-embed';
+    CALL isrf_train('alice', '{\"epochs\": 0, \"group_k\": 5, \"dm\": 8, \"use_llm_embeddings\": true}')" >/dev/null
+alice_cached=$(q "SELECT count(*) FROM isrf.llm_embeddings WHERE owner = 'regress_llm_alice' AND model = 'mock-embed'")
+[ "$alice_cached" -gt 0 ] && [ "$(qb "SELECT count(*) FROM isrf.llm_embeddings")" = 0 ]
+ok $? "a training run caches its embeddings as its role's ($alice_cached), which no other role reads"
+out=$(qb "DELETE FROM isrf.llm_embeddings"; qb "SELECT isrf.drop_llm_embeddings(owner => 'regress_llm_alice')";
+      qb "INSERT INTO isrf.llm_embeddings (model, hash, embedding) VALUES ('mock-embed', '\\x00', '{0}')")
+[ "$(echo "$out" | grep -c 'permission denied')" = 3 ] &&
+    [ "$(q "SELECT count(*) FROM isrf.llm_embeddings WHERE owner = 'regress_llm_alice'")" = "$alice_cached" ]
+ok $? "another role can neither delete nor add cache rows, directly or through drop_llm_embeddings"
+qa "SELECT isrf.drop_llm_embeddings('mock-embed')" >/dev/null
+is "$(q "SELECT count(*) FROM isrf.llm_embeddings WHERE owner = 'regress_llm_alice'")" 0 \
+   "the role itself empties its cache with drop_llm_embeddings"
+
 out=$(qa "SET isrf.llm_endpoint = 'http://example.com/v1'" ; qa "SHOW isrf.llm_api_key"; qa "SELECT count(*) FROM pg_settings WHERE name = 'isrf.llm_api_key'")
 echo "$out" | grep -q 'permission denied to set parameter "isrf.llm_endpoint"' &&
     echo "$out" | grep -q 'must be superuser or have privileges of pg_read_all_settings' &&
@@ -261,7 +311,7 @@ ok $? "a non-superuser can neither change the endpoint nor read the key"
 is "$(q "SHOW isrf.llm_api_key")" "********" "even a superuser sees only a mask"
 ! tail -c +$((log_start + 1)) "$ISRF_CLUSTER/server.log" | grep -q sk-test-secret
 ok $? "the key never reaches the server log"
-qa "DROP TABLE alice_item_llm, alice_own, alice_items, alice_reviews; SELECT isrf.drop_dataset('alice')" >/dev/null
+qa "SELECT isrf.drop_dataset('alice', cascade => true); DROP TABLE alice_item_llm, alice_own, alice_items, alice_reviews" >/dev/null
 q "REVOKE CREATE ON SCHEMA public FROM regress_llm_alice; DELETE FROM isrf.llm_job_state WHERE owner = 'regress_llm_alice'" >/dev/null
 
 exit $((failed > 0))

@@ -99,7 +99,7 @@ main(void)
 		  cfg.use_user_text && cfg.use_group && cfg.group_k == 50 && cfg.group_threshold == -1.0f &&
 		  cfg.layers == 3 && cfg.seed == 1);
 	CHECK(cfg.gen.d_model == 64 && cfg.gen.tf_layers == 2 && cfg.gen.n_heads == 2 &&
-		  cfg.gen.max_len == 50 && cfg.gen.batch_size == 256 && cfg.gen.epochs == 30 &&
+		  cfg.gen.max_len == 50 && cfg.gen.batch_size == 0 && cfg.gen.epochs == 30 &&
 		  cfg.gen.patience == 5 && cfg.gen.lr == 1e-3f && cfg.gen.dropout == 0.5f &&
 		  cfg.gen.weight_decay == 0.0f && cfg.gen.clip == 1.0f && cfg.gen.lambda1 == 0.1f &&
 		  cfg.gen.lambda2 == 0.1f && cfg.gen.tau == 0.1f && cfg.gen.alpha == 1.0f &&
@@ -138,6 +138,8 @@ main(void)
 	CHECK(parse(&env, &cfg, "group_threshold=0.25", NULL) == ISRF_OK && cfg.group_threshold == 0.25f);
 	CHECK(parse(&env, &cfg, "group_threshold=2", NULL) == ISRF_ERR_INVALID);
 	CHECK(parse(&env, &cfg, "dropout=1.5", NULL) == ISRF_ERR_INVALID);
+	CHECK(parse(&env, &cfg, "batch_size=1", NULL) == ISRF_ERR_INVALID && has(env.errmsg, "batch_size"));
+	CHECK(parse(&env, &cfg, "batch_size=64", NULL) == ISRF_OK && cfg.gen.batch_size == 64);
 	CHECK(parse(&env, &cfg, "seed=-1", NULL) == ISRF_ERR_INVALID);
 	CHECK(parse(&env, &cfg, "seed=12345678901", NULL) == ISRF_OK && cfg.seed == 12345678901ULL &&
 		  cfg.gen.seed == cfg.seed);

@@ -401,7 +401,7 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	CHECK(isrf_genrec_encode(s, 1, &u, &hist, &len, h) == ISRF_OK);
 	CHECK(isrf_genrec_dense_scores(s, 1, h, plain) == ISRF_OK);
 	memcpy(all, plain, sizeof(float) * t->d.n_items);
-	CHECK(isrf_genrec_score_terms(s, hist, len, t->d.n_items, NULL, false, all) == ISRF_OK);
+	CHECK(isrf_genrec_score_terms(s, -1, hist, len, t->d.n_items, NULL, false, all) == ISRF_OK);
 	/* the prior is a transition score: the item after the last input item gains */
 	CHECK(unit_max_abs_diff(all, plain, t->d.n_items) > 0.0);
 	CHECK(isrf_genrec_rank_targets(s, 1, &u, &len, &tg, &rank) == ISRF_OK);
@@ -421,13 +421,13 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 		float		cs[3];
 
 		CHECK(isrf_genrec_dense_candidates(s, h, 3, cand, cs) == ISRF_OK);
-		CHECK(isrf_genrec_score_terms(s, hist, len, 3, cand, false, cs) == ISRF_OK);
+		CHECK(isrf_genrec_score_terms(s, -1, hist, len, 3, cand, false, cs) == ISRF_OK);
 		CHECK_NEAR(cs[0], all[tg], 1e-5);
 		CHECK(isnan(cs[1]));
 		CHECK_NEAR(cs[2], all[0], 1e-5);
 		/* the direct beta (0 here) leaves the dense scores alone */
 		CHECK(isrf_genrec_dense_candidates(s, h, 3, cand, cs) == ISRF_OK);
-		CHECK(isrf_genrec_score_terms(s, hist, len, 3, cand, true, cs) == ISRF_OK);
+		CHECK(isrf_genrec_score_terms(s, -1, hist, len, 3, cand, true, cs) == ISRF_OK);
 		CHECK(cs[0] == plain[tg] || fabsf(cs[0] - plain[tg]) < 1e-5);
 	}
 	isrf_genrec_session_close(s);
@@ -448,7 +448,7 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 
 		CHECK(isrf_genrec_dense_candidates(s, h, 2, cand, base) == ISRF_OK);
 		memcpy(cs, base, sizeof(cs));
-		CHECK(isrf_genrec_score_terms(s, hist, len, 2, cand, true, cs) == ISRF_OK);
+		CHECK(isrf_genrec_score_terms(s, -1, hist, len, 2, cand, true, cs) == ISRF_OK);
 		for (q = 0; q < len; q++)
 		{
 			const float *x = t->item_exp + (size_t) hist[q] * dm;

@@ -142,21 +142,19 @@ main(void)
 		float		sc[5],
 					sc2[5];
 
-		float		keep_b = m.genrec.weights.prior_direct,
-					keep_g = m.genrec.weights.pop_direct,
-					keep_c = m.genrec.weights.content_direct;
+		IsrfScoreWeights keep = m.genrec.weights;
 
 		/* with the full-ranking weights, rank scores as recommend does */
 		m.genrec.weights.prior_direct = m.genrec.weights.prior;
 		m.genrec.weights.pop_direct = 0.0f;
 		m.genrec.weights.content_direct = 0.0f;
+		m.genrec.weights.group_direct = m.genrec.weights.group;
+		m.genrec.weights.prior_knn_direct = m.genrec.weights.prior_knn;
 		CHECK(isrf_serve_session_open(&env, be, &m, &ss2) == ISRF_OK);
 		CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 5, cand, sc) == ISRF_OK);
 		CHECK_NEAR(sc[2], res[0].scores[0], 1e-4);
 		isrf_serve_session_close(ss2);
-		m.genrec.weights.prior_direct = keep_b;
-		m.genrec.weights.pop_direct = keep_g;
-		m.genrec.weights.content_direct = keep_c;
+		m.genrec.weights = keep;
 		CHECK(isrf_serve_rank(&env, ss, 0, NULL, 0, 5, cand, sc) == ISRF_OK);
 		CHECK(isnan(sc[1]) && isfinite(sc[0]) && isfinite(sc[2]) && isfinite(sc[4]));
 		CHECK(isrf_serve_rank(&env, ss, 0, NULL, 0, 5, cand, sc2) == ISRF_OK);

@@ -382,6 +382,34 @@ bl_markov_scores(IsrfBaselines *b, const int32_t *input, int32_t n)
 	return n_touched;
 }
 
+IsrfStatus
+isrf_baselines_markov_parts(IsrfEnv *env, IsrfBaselines *b, const int32_t *input, int32_t n,
+							double *markov, double *knn)
+{
+	int32_t		k;
+
+	ISRF_TRY(bl_check_input(env, b, input, n));
+	memset(markov, 0, sizeof(double) * (size_t) b->n_items);
+	memset(knn, 0, sizeof(double) * (size_t) b->n_items);
+	for (k = 0; k < ISRF_MARKOV_HISTORY && k < n; k++)
+	{
+		int32_t		a = input[n - 1 - k];
+		double		w = pow(ISRF_MARKOV_DECAY, (double) k);
+		double		tot = b->tr_total[a] > 0 ? (double) b->tr_total[a] : 1.0;
+		int64_t		r;
+
+		for (r = b->tr_ptr[a]; r < b->tr_ptr[a + 1]; r++)
+			markov[b->tr_col[r]] += w * (double) b->tr_cnt[r] / tot;
+		for (r = b->co_ptr[a]; r < b->co_ptr[a + 1]; r++)
+		{
+			int32_t		x = b->co_col[r];
+
+			knn[x] += w * (double) b->co_cnt[r] / sqrt((double) b->pop[a] * (double) b->pop[x]);
+		}
+	}
+	return ISRF_OK;
+}
+
 static void
 bl_clear(IsrfBaselines *b, int32_t n_touched, const int32_t *input, int32_t n)
 {

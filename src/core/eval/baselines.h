@@ -76,6 +76,16 @@ IsrfStatus	isrf_baselines_recommend(IsrfEnv *env, IsrfBaselines *b,
 									 double *out_score);
 
 /*
+ * The two parts of Markov + item-kNN for every item after an input history:
+ * markov[i] the decayed transition probabilities into i, knn[i] the decayed
+ * co-occurrence similarities (without ISRF_KNN_WEIGHT), so that
+ * markov + ISRF_KNN_WEIGHT * knn is the baseline's score (up to the order
+ * of the additions).  Both arrays have n_items entries.
+ */
+IsrfStatus	isrf_baselines_markov_parts(IsrfEnv *env, IsrfBaselines *b, const int32_t *input,
+										int32_t n_input, double *markov, double *knn);
+
+/*
  * Score the candidates cand[0..n) for an input history: score[] is the
  * method's score and tie[] the popularity used to break its ties.
  */

@@ -58,6 +58,26 @@ isrf_full_rank_blend(const float *a, const double *b, float wb, int32_t n, int32
 }
 
 int32_t
+isrf_full_rank_blend2(const float *a, const double *b, float wb, const float *g, float wg,
+					  int32_t n, int32_t target, int32_t cap)
+{
+	float		t = a[target] + wb * (float) b[target] + wg * g[target];
+	int32_t		q,
+				r = 0;
+
+	if (isnan(t))
+		return -1;
+	for (q = 0; q < n && (cap <= 0 || r < cap); q++)
+	{
+		float		v = a[q] + wb * (float) b[q] + wg * g[q];
+
+		if (v > t || (v == t && q < target))
+			r++;
+	}
+	return r;
+}
+
+int32_t
 isrf_rank_in_list(const int32_t *list, int32_t n, int32_t target)
 {
 	int32_t		i;

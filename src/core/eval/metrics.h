@@ -62,6 +62,10 @@ int32_t		isrf_full_rank(const float *score, int32_t n, int32_t target, int32_t c
 int32_t		isrf_full_rank_blend(const float *a, const double *b, float wb, int32_t n,
 								 int32_t target, int32_t cap);
 
+/* The same under a[i] + wb * (float) b[i] + wg * g[i]. */
+int32_t		isrf_full_rank_blend2(const float *a, const double *b, float wb, const float *g,
+								  float wg, int32_t n, int32_t target, int32_t cap);
+
 /* 0-based position of target in list[0..n), or -1. */
 int32_t		isrf_rank_in_list(const int32_t *list, int32_t n, int32_t target);
 

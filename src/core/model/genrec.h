@@ -52,6 +52,7 @@
 #ifndef ISRF_GENREC_H
 #define ISRF_GENREC_H
 
+#include "base/csr.h"
 #include "compute/backend.h"
 #include "model/beam_search.h"
 #include "model/scorer.h"
@@ -77,6 +78,8 @@ typedef struct IsrfGenrecConfig
 	float		dropout;
 	float		weight_decay;	/* on matrices only */
 	float		clip;			/* global gradient norm */
+	float		ema;			/* decay of the weights' moving average, 0 =
+								 * off */
 	float		lambda1;		/* InfoNCE(group, stop-grad explicit) */
 	float		lambda2;		/* InfoNCE(final hidden, group) */
 	float		tau;			/* InfoNCE temperature */
@@ -92,6 +95,7 @@ typedef struct IsrfGenrecConfig
 								 * validation */
 	float		beam_weight;	/* the beam bonus in the served score; < 0:
 								 * chosen on validation */
+	bool		use_group_score;	/* the group's recent items as a score term */
 	int32_t		semid_levels;	/* residual k-means levels */
 	int32_t		semid_codebook; /* codes per level */
 	int32_t		eval_users;		/* validation users per evaluation, 0 = all */
@@ -122,6 +126,7 @@ typedef struct IsrfGenrecData
 								 * graph was built from (NULL: no group
 								 * interests) */
 	int32_t		group_k;		/* neighbours of a group query (0: 50) */
+	const IsrfCsr *group;		/* the group graph (NULL: none) */
 } IsrfGenrecData;
 
 /* A trained model: configuration, codes and weights (host memory). */
@@ -227,12 +232,14 @@ IsrfStatus	isrf_genrec_dense_scores(IsrfGenrecSession *s, int32_t n, const float
 
 /*
  * Add the ranking score's other terms (scorer.h) to dense scores of
- * cand[0..n) (cand NULL: all items, scores has n_items entries) after the
- * input history hist[0..len); direct picks the weights of candidate lists.
+ * cand[0..n) (cand NULL: all items, scores has n_items entries) for user
+ * (-1: unknown) after the input history hist[0..len); direct picks the
+ * weights of candidate lists.
  * -1 candidates are left alone.
  */
-IsrfStatus	isrf_genrec_score_terms(IsrfGenrecSession *s, const int32_t *hist, int32_t len,
-									int32_t n, const int32_t *cand, bool direct, float *scores);
+IsrfStatus	isrf_genrec_score_terms(IsrfGenrecSession *s, int32_t user, const int32_t *hist,
+									int32_t len, int32_t n, const int32_t *cand, bool direct,
+									float *scores);
 
 /* Dense-head scores of cand[0..n_cand) for one hidden state; -1 gives NaN. */
 IsrfStatus	isrf_genrec_dense_candidates(IsrfGenrecSession *s, const float *h,

@@ -188,10 +188,10 @@ isrf_genrec_scorer(IsrfGenrecSession *s)
 }
 
 IsrfStatus
-isrf_genrec_score_terms(IsrfGenrecSession *s, const int32_t *hist, int32_t len, int32_t n,
-						const int32_t *cand, bool direct, float *scores)
+isrf_genrec_score_terms(IsrfGenrecSession *s, int32_t user, const int32_t *hist, int32_t len,
+						int32_t n, const int32_t *cand, bool direct, float *scores)
 {
-	return isrf_scorer_add(&s->scorer, hist, len, n, cand, direct, scores);
+	return isrf_scorer_add(&s->scorer, user, hist, len, n, cand, direct, scores);
 }
 
 IsrfStatus
@@ -227,7 +227,7 @@ isrf_genrec_rank_targets(IsrfGenrecSession *s, int32_t n, const int32_t *users,
 			int32_t		q;
 
 			if (s->scorer.w.prior != 0.0f &&
-				(st = isrf_genrec_score_terms(s, hist[j], n_input[i + j], s->ni, NULL, false, sc)) != ISRF_OK)
+				(st = isrf_genrec_score_terms(s, users[i + j], hist[j], n_input[i + j], s->ni, NULL, false, sc)) != ISRF_OK)
 				break;
 			for (q = 0; q < n_input[i + j]; q++)
 				sc[hist[j][q]] = NAN;

@@ -30,8 +30,8 @@ isrf_genrec_config_check(IsrfEnv *env, const IsrfGenrecConfig *c)
 		return isrf_fail(env, ISRF_ERR_INVALID, "tf_layers must be in 1..16 (got %d)", c->tf_layers);
 	if (c->max_len < 1 || c->max_len > 4096)
 		return isrf_fail(env, ISRF_ERR_INVALID, "max_len must be in 1..4096 (got %d)", c->max_len);
-	if (c->batch_size < 2 || c->batch_size > 65536)
-		return isrf_fail(env, ISRF_ERR_INVALID, "batch_size must be in 2..65536 (got %d)", c->batch_size);
+	if (c->batch_size != 0 && (c->batch_size < 2 || c->batch_size > 65536))
+		return isrf_fail(env, ISRF_ERR_INVALID, "batch_size must be 0 or in 2..65536 (got %d)", c->batch_size);
 	if (c->epochs < 0 || c->patience < 1)
 		return isrf_fail(env, ISRF_ERR_INVALID, "epochs must be >= 0 and patience >= 1 (got %d, %d)",
 						 c->epochs, c->patience);
@@ -145,6 +145,88 @@ isrf_gr_val_users(const IsrfGenrecData *d, const IsrfGenrecConfig *cfg, int32_t 
 	return n;
 }
 
+/*
+ * The exponential moving average of the weights (config ema): its two
+ * blocks, and room to keep the live weights while the average is evaluated.
+ */
+typedef struct GrEma
+{
+	float		decay;			/* 0: off */
+	float	   *p,
+			   *tf,				/* the averages */
+			   *keep_p,
+			   *keep_tf;		/* the live weights during validation */
+} GrEma;
+
+static void
+gr_ema_free(IsrfGenrecSession *s, GrEma *e)
+{
+	isrf_gr_mem_free(s->be, (void **) &e->p);
+	isrf_gr_mem_free(s->be, (void **) &e->tf);
+	isrf_gr_mem_free(s->be, (void **) &e->keep_p);
+	isrf_gr_mem_free(s->be, (void **) &e->keep_tf);
+}
+
+/* Start the averages at the initial weights. */
+static IsrfStatus
+gr_ema_init(IsrfGenrecSession *s, GrEma *e, float decay)
+{
+	IsrfBackend *be = s->be;
+	size_t		np = s->lay.total * 4,
+				nt = s->tf->n_params * 4;
+
+	memset(e, 0, sizeof(*e));
+	e->decay = decay;
+	if (decay <= 0.0f)
+		return ISRF_OK;
+	ISRF_TRY(isrf_gr_mem(be, (void **) &e->p, np));
+	ISRF_TRY(isrf_gr_mem(be, (void **) &e->tf, nt));
+	ISRF_TRY(isrf_gr_mem(be, (void **) &e->keep_p, np));
+	ISRF_TRY(isrf_gr_mem(be, (void **) &e->keep_tf, nt));
+	ISRF_TRY(be->copy(be, e->p, s->p, np));
+	return be->copy(be, e->tf, s->tf->params, nt);
+}
+
+/* After step number step: average = d * average + (1 - d) * weights, d warming up. */
+static IsrfStatus
+gr_ema_update(IsrfGenrecSession *s, GrEma *e, int64_t step)
+{
+	IsrfBackend *be = s->be;
+	float		d = (float) (1.0 + step) / (float) (10.0 + step);
+
+	if (e->decay <= 0.0f)
+		return ISRF_OK;
+	if (d > e->decay)
+		d = e->decay;
+	ISRF_TRY(be->axpby(be, s->lay.total, 1.0f - d, s->p, d, e->p));
+	return be->axpby(be, s->tf->n_params, 1.0f - d, s->tf->params, d, e->tf);
+}
+
+/* Swap the live weights and the averages (twice restores them). */
+static IsrfStatus
+gr_ema_swap(IsrfGenrecSession *s, GrEma *e)
+{
+	IsrfBackend *be = s->be;
+	size_t		np = s->lay.total * 4,
+				nt = s->tf->n_params * 4;
+	float	   *t;
+
+	if (e->decay <= 0.0f)
+		return ISRF_OK;
+	ISRF_TRY(be->copy(be, e->keep_p, s->p, np));
+	ISRF_TRY(be->copy(be, e->keep_tf, s->tf->params, nt));
+	ISRF_TRY(be->copy(be, s->p, e->p, np));
+	ISRF_TRY(be->copy(be, s->tf->params, e->tf, nt));
+	/* the live weights are now in keep_*: they become the other side */
+	t = e->p;
+	e->p = e->keep_p;
+	e->keep_p = t;
+	t = e->tf;
+	e->tf = e->keep_tf;
+	e->keep_tf = t;
+	return ISRF_OK;
+}
+
 /* The training loop proper; s is a training session with its weights set. */
 static IsrfStatus
 gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenrec *out)
@@ -155,6 +237,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 	const IsrfGenrecConfig *cfg = &s->cfg;
 	IsrfAdamW	o1,
 				o2;
+	GrEma		ema;
 	uint8_t    *mask1 = NULL,
 			   *mask2 = NULL;
 	int32_t    *order = NULL,
@@ -165,6 +248,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 			   *vt = NULL,
 			   *vr = NULL;
 	int32_t		n_tr = 0,
+				bs,
 				n_val,
 				n_batches,
 				bidx,
@@ -179,6 +263,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 	IsrfStatus	st = ISRF_OK;
 
 	memset(&o1, 0, sizeof(o1));
+	memset(&ema, 0, sizeof(ema));
 	memset(&o2, 0, sizeof(o2));
 	order = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
 	tmp = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
@@ -209,12 +294,16 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 	if ((st = isrf_adamw_init(be, &o1, s->lay.total, 0.9f, 0.98f, 1e-8f, cfg->weight_decay, mask1)) != ISRF_OK ||
 		(st = isrf_adamw_init(be, &o2, s->tf->n_params, 0.9f, 0.98f, 1e-8f, cfg->weight_decay, mask2)) != ISRF_OK)
 		goto done;
-	spe = (n_tr + cfg->batch_size - 1) / cfg->batch_size;
+	/* 0: a sixteenth of the users who train, between 32 and 256 */
+	bs = cfg->batch_size > 0 ? cfg->batch_size :
+		n_tr / 16 < 32 ? 32 : n_tr / 16 > 256 ? 256 : n_tr / 16;
+	spe = (n_tr + bs - 1) / bs;
 	n_batches = (int32_t) spe;
 	total = spe * cfg->epochs;
 
 	/* best weights so far live in out */
-	if ((st = isrf_gr_weights_out(s, out)) != ISRF_OK)
+	if ((st = isrf_gr_weights_out(s, out)) != ISRF_OK ||
+		(st = gr_ema_init(s, &ema, cfg->ema)) != ISRF_OK)
 		goto done;
 	for (epoch = 1; epoch <= cfg->epochs; epoch++)
 	{
@@ -240,9 +329,9 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 		 * Bucket by length: sort runs of GR_BUCKET batches by train length so
 		 * a batch pads little, then visit the batches in a shuffled order.
 		 */
-		for (i = 0; i < n_tr; i += GR_BUCKET * cfg->batch_size)
+		for (i = 0; i < n_tr; i += GR_BUCKET * bs)
 		{
-			int32_t		n = n_tr - i < GR_BUCKET * cfg->batch_size ? n_tr - i : GR_BUCKET * cfg->batch_size;
+			int32_t		n = n_tr - i < GR_BUCKET * bs ? n_tr - i : GR_BUCKET * bs;
 
 			gr_sort_by_length(order + i, n, d->n_train, tmp);
 		}
@@ -258,8 +347,8 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 		}
 		for (bidx = 0; bidx < n_batches; bidx++)
 		{
-			int32_t		first = border[bidx] * cfg->batch_size;
-			int32_t		b = n_tr - first < cfg->batch_size ? n_tr - first : cfg->batch_size;
+			int32_t		first = border[bidx] * bs;
+			int32_t		b = n_tr - first < bs ? n_tr - first : bs;
 			double		bl;
 			float	   *garr[2];
 			size_t		gsz[2];
@@ -287,13 +376,15 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 			}
 			lr = isrf_lr_schedule(cfg->lr, step, spe < 100 ? spe : 100, total, 0.1f);
 			if ((st = isrf_adamw_step(&o1, s->p, s->gp, lr)) != ISRF_OK ||
-				(st = isrf_adamw_step(&o2, s->tf->params, s->tf->grads, lr)) != ISRF_OK)
+				(st = isrf_adamw_step(&o2, s->tf->params, s->tf->grads, lr)) != ISRF_OK ||
+				(st = gr_ema_update(s, &ema, step)) != ISRF_OK)
 				goto done;
 			ep_loss += bl;
 			nb++;
 		}
-		/* validation: full ranking with the dense head */
-		if ((st = isrf_gr_table_forward(s)) != ISRF_OK ||
+		/* validation: full ranking with the dense head (of the averaged weights, with ema) */
+		if ((st = gr_ema_swap(s, &ema)) != ISRF_OK ||
+			(st = isrf_gr_table_forward(s)) != ISRF_OK ||
 			(st = isrf_genrec_rank_targets(s, n_val, vu, vin, vt, vr)) != ISRF_OK)
 			goto done;
 		memset(&val, 0, sizeof(val));
@@ -317,6 +408,9 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 		}
 		else
 			bad++;
+		/* training goes on from the live weights */
+		if ((st = gr_ema_swap(s, &ema)) != ISRF_OK)
+			goto done;
 		if (hook)
 		{
 			IsrfEpochReport r;
@@ -343,6 +437,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 done:
 	isrf_adamw_free(&o1);
 	isrf_adamw_free(&o2);
+	gr_ema_free(s, &ema);
 	isrf_free(env, order);
 	isrf_free(env, tmp);
 	isrf_free(env, border);

@@ -5,9 +5,11 @@
 #include "model/model.h"
 #include "model/model_file.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TAG_CONFIG	ISRF_TAG('C', 'O', 'N', 'F')
@@ -20,6 +22,7 @@
 #define TAG_NTRAIN	ISRF_TAG('N', 'T', 'R', 'N')
 #define TAG_IFEAT	ISRF_TAG('I', 'F', 'E', 'A')
 #define TAG_UFEAT	ISRF_TAG('U', 'F', 'E', 'A')
+#define TAG_USRC	ISRF_TAG('U', 'S', 'R', 'C')
 #define TAG_GPTR	ISRF_TAG('G', 'P', 'T', 'R')
 #define TAG_GCOL	ISRF_TAG('G', 'C', 'O', 'L')
 #define TAG_GVAL	ISRF_TAG('G', 'V', 'A', 'L')
@@ -31,6 +34,141 @@
 #define TAG_GPAR	ISRF_TAG('G', 'P', 'A', 'R')
 #define TAG_GTFP	ISRF_TAG('G', 'T', 'F', 'P')
 
+/*
+ * The generative model's header, stored as "name=value" lines rather than
+ * the struct's bytes, so that a build with another layout of IsrfGenrec
+ * reads it (fields it does not know are ignored, fields it misses are 0).
+ * Its configuration is the model's own (the CONF section).
+ */
+typedef struct ModelField
+{
+	const char *name;
+	char		type;			/* i int32, z size_t, l int64, f float, d double */
+	size_t		offset;
+} ModelField;
+
+#define GF(name, type, field) {name, type, offsetof(IsrfGenrec, field)}
+static const ModelField model_genrec_fields[] = {
+	GF("n_items", 'i', n_items), GF("dm", 'i', dm), GF("levels", 'i', levels),
+	GF("codebook_size.0", 'i', codebook_sizes[0]), GF("codebook_size.1", 'i', codebook_sizes[1]),
+	GF("codebook_size.2", 'i', codebook_sizes[2]), GF("codebook_size.3", 'i', codebook_sizes[3]),
+	GF("codebook_size.4", 'i', codebook_sizes[4]), GF("codebook_size.5", 'i', codebook_sizes[5]),
+	GF("codebook_size.6", 'i', codebook_sizes[6]), GF("codebook_size.7", 'i', codebook_sizes[7]),
+	GF("scale.0", 'f', scale[0]), GF("scale.1", 'f', scale[1]), GF("scale.2", 'f', scale[2]),
+	GF("scale.3", 'f', scale[3]),
+	GF("weight.prior", 'f', weights.prior), GF("weight.prior_direct", 'f', weights.prior_direct),
+	GF("weight.prior_knn", 'f', weights.prior_knn),
+	GF("weight.prior_knn_direct", 'f', weights.prior_knn_direct),
+	GF("weight.pop_direct", 'f', weights.pop_direct),
+	GF("weight.content_direct", 'f', weights.content_direct), GF("weight.beam", 'f', weights.beam),
+	GF("weight.group", 'f', weights.group), GF("weight.group_direct", 'f', weights.group_direct),
+	GF("n_params", 'z', n_params), GF("n_tf_params", 'z', n_tf_params),
+	GF("epochs_run", 'i', epochs_run), GF("best_epoch", 'i', best_epoch),
+	GF("best_val_hr10", 'd', best_val_hr10), GF("best_val_ndcg10", 'd', best_val_ndcg10),
+	GF("t_train", 'd', t_train), GF("nonfinite_steps", 'l', nonfinite_steps),
+};
+#undef GF
+#define MODEL_N_GENREC_FIELDS ((int) (sizeof(model_genrec_fields) / sizeof(model_genrec_fields[0])))
+
+/* The header's lines into buf (4096 bytes are plenty); the length. */
+static size_t
+model_genrec_text(const IsrfGenrec *g, char *buf, size_t len)
+{
+	size_t		off = 0;
+	int			i;
+
+	for (i = 0; i < MODEL_N_GENREC_FIELDS && off < len; i++)
+	{
+		const ModelField *f = &model_genrec_fields[i];
+		const char *p = (const char *) g + f->offset;
+
+		switch (f->type)
+		{
+			case 'i':
+				off += snprintf(buf + off, len - off, "%s=%d\n", f->name, *(const int32_t *) p);
+				break;
+			case 'z':
+				off += snprintf(buf + off, len - off, "%s=%zu\n", f->name, *(const size_t *) p);
+				break;
+			case 'l':
+				off += snprintf(buf + off, len - off, "%s=%lld\n", f->name, (long long) *(const int64_t *) p);
+				break;
+			case 'f':
+				off += snprintf(buf + off, len - off, "%s=%.9g\n", f->name, (double) *(const float *) p);
+				break;
+			default:
+				off += snprintf(buf + off, len - off, "%s=%.17g\n", f->name, *(const double *) p);
+				break;
+		}
+	}
+	return off < len ? off : len;
+}
+
+/* Read the header's lines into g (zeroed first); damage is ISRF_ERR_CORRUPT. */
+static IsrfStatus
+model_genrec_parse(IsrfEnv *env, const char *text, size_t len, IsrfGenrec *g)
+{
+	size_t		p = 0;
+
+	memset(g, 0, sizeof(*g));
+	while (p < len)
+	{
+		char		line[128];
+		size_t		n = 0;
+		char	   *eq,
+				   *end;
+		int			i;
+
+		while (p < len && text[p] != '\n' && n < sizeof(line) - 1)
+			line[n++] = text[p++];
+		line[n] = '\0';
+		if (p < len && text[p] != '\n')
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative header is damaged");
+		p++;
+		if (n == 0)
+			continue;
+		if ((eq = strchr(line, '=')) == NULL)
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative header is damaged");
+		*eq++ = '\0';
+		for (i = 0; i < MODEL_N_GENREC_FIELDS; i++)
+		{
+			const ModelField *f = &model_genrec_fields[i];
+			char	   *dst = (char *) g + f->offset;
+
+			if (strcmp(f->name, line) != 0)
+				continue;
+			errno = 0;
+			switch (f->type)
+			{
+				case 'i':
+					{
+						long		v = strtol(eq, &end, 10);
+
+						if (v < INT32_MIN || v > INT32_MAX)
+							errno = ERANGE;
+						*(int32_t *) dst = (int32_t) v;
+						break;
+					}
+				case 'z':
+					*(size_t *) dst = (size_t) strtoull(eq, &end, 10);
+					break;
+				case 'l':
+					*(int64_t *) dst = (int64_t) strtoll(eq, &end, 10);
+					break;
+				case 'f':
+					*(float *) dst = strtof(eq, &end);
+					break;
+				default:
+					*(double *) dst = strtod(eq, &end);
+					break;
+			}
+			if (errno || end == eq || *end != '\0')
+				return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative header is damaged (%s)", f->name);
+		}
+	}
+	return ISRF_OK;
+}
+
 void
 isrf_model_free(IsrfEnv *env, IsrfModel *m)
 {
@@ -41,6 +179,7 @@ isrf_model_free(IsrfEnv *env, IsrfModel *m)
 	isrf_free(env, m->n_train);
 	isrf_free(env, m->item_feat);
 	isrf_free(env, m->user_feat);
+	isrf_free(env, m->user_source);
 	isrf_csr_free(env, &m->group);
 	isrf_free(env, m->user_explicit);
 	isrf_free(env, m->item_explicit);
@@ -59,8 +198,13 @@ isrf_model_save(IsrfEnv *env, const IsrfModel *m, uint8_t **buf, size_t *len)
 				dm = (size_t) m->dm;
 	IsrfStatus	st;
 
+	char		cfg_text[8192];
+	size_t		cfg_len = isrf_train_config_text(&m->cfg, cfg_text, sizeof(cfg_text));
+
+	if (cfg_len > sizeof(cfg_text))
+		return isrf_fail(env, ISRF_ERR_INTERNAL, "the configuration does not fit its section");
 	ISRF_TRY(isrf_model_writer_begin(env, &w));
-	if ((st = isrf_model_writer_add(w, TAG_CONFIG, ISRF_ELEM_BYTES, &m->cfg, sizeof(m->cfg))) ||
+	if ((st = isrf_model_writer_add(w, TAG_CONFIG, ISRF_ELEM_BYTES, cfg_text, cfg_len - 1)) ||
 		(st = isrf_model_writer_add(w, TAG_STATS, ISRF_ELEM_BYTES, &m->stats, sizeof(m->stats))) ||
 		(st = isrf_model_writer_add(w, TAG_SIZES, ISRF_ELEM_I32, sizes, sizeof(sizes))) ||
 		(st = isrf_model_writer_add(w, TAG_USERS, ISRF_ELEM_I64, m->user_ids, nu * 8)) ||
@@ -70,6 +214,7 @@ isrf_model_save(IsrfEnv *env, const IsrfModel *m, uint8_t **buf, size_t *len)
 		(st = isrf_model_writer_add(w, TAG_NTRAIN, ISRF_ELEM_I32, m->n_train, nu * 4)) ||
 		(st = isrf_model_writer_add(w, TAG_IFEAT, ISRF_ELEM_F32, m->item_feat, ni * dm * 4)) ||
 		(st = isrf_model_writer_add(w, TAG_UFEAT, ISRF_ELEM_F32, m->user_feat, nu * dm * 4)) ||
+		(st = isrf_model_writer_add(w, TAG_USRC, ISRF_ELEM_BYTES, m->user_source, nu)) ||
 		(st = isrf_model_writer_add(w, TAG_GPTR, ISRF_ELEM_I32, m->group.rowptr, (nu + 1) * 4)) ||
 		(st = isrf_model_writer_add(w, TAG_GCOL, ISRF_ELEM_I32, m->group.col, (size_t) m->group.nnz * 4)) ||
 		(st = isrf_model_writer_add(w, TAG_GVAL, ISRF_ELEM_F32, m->group.val, (size_t) m->group.nnz * 4)) ||
@@ -82,13 +227,10 @@ isrf_model_save(IsrfEnv *env, const IsrfModel *m, uint8_t **buf, size_t *len)
 	}
 	if (m->genrec.params != NULL)
 	{
-		IsrfGenrec	hdr = m->genrec;
+		char		hdr[4096];
+		size_t		hdr_len = model_genrec_text(&m->genrec, hdr, sizeof(hdr));
 
-		/* the header is the struct with its pointers cleared */
-		hdr.codes = NULL;
-		hdr.params = NULL;
-		hdr.tf_params = NULL;
-		if ((st = isrf_model_writer_add(w, TAG_GHDR, ISRF_ELEM_BYTES, &hdr, sizeof(hdr))) ||
+		if ((st = isrf_model_writer_add(w, TAG_GHDR, ISRF_ELEM_BYTES, hdr, hdr_len)) ||
 			(st = isrf_model_writer_add(w, TAG_GCOD, ISRF_ELEM_I32, m->genrec.codes,
 										(size_t) m->genrec.n_items * m->genrec.levels * 4)) ||
 			(st = isrf_model_writer_add(w, TAG_GPAR, ISRF_ELEM_F32, m->genrec.params,
@@ -148,19 +290,18 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 {
 	IsrfGenrec *g = &m->genrec;
 	const void *p;
-	size_t		nc;
+	size_t		nc,
+				len;
 	int32_t		j;
 
-	ISRF_TRY(isrf_model_reader_get(env, r, TAG_GHDR, ISRF_ELEM_BYTES, sizeof(*g), &p, NULL));
-	if (isrf_config_check_stored(env, (const uint8_t *) p + offsetof(IsrfGenrec, cfg), true) != ISRF_OK)
-		return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative header is damaged: %s", env->errmsg);
-	memcpy(g, p, sizeof(*g));
-	g->codes = NULL;
-	g->params = NULL;
-	g->tf_params = NULL;
+	ISRF_TRY(isrf_model_reader_get(env, r, TAG_GHDR, ISRF_ELEM_BYTES, SIZE_MAX, &p, &len));
+	ISRF_TRY(model_genrec_parse(env, p, len, g));
+	g->cfg = m->cfg.gen;
 	if (g->n_items != m->n_items || g->dm != m->dm || g->levels < 0 ||
 		!isfinite(g->weights.prior) || !isfinite(g->weights.prior_direct) ||
 		!isfinite(g->weights.pop_direct) || !isfinite(g->weights.content_direct) ||
+		!isfinite(g->weights.beam) || !isfinite(g->weights.group) || !isfinite(g->weights.group_direct) ||
+		!isfinite(g->scale[0]) || !isfinite(g->scale[1]) || !isfinite(g->scale[2]) || !isfinite(g->scale[3]) ||
 		g->levels > ISRF_GENREC_MAX_LEVELS || isrf_genrec_config_check(env, &g->cfg) != ISRF_OK)
 	{
 		memset(g, 0, sizeof(*g));
@@ -204,6 +345,7 @@ isrf_model_genrec_data(const IsrfModel *m, IsrfGenrecData *d)
 	d->user_group = m->user_group;
 	d->user_feat = m->cfg.use_group ? m->user_feat : NULL;
 	d->group_k = m->cfg.group_k;
+	d->group = &m->group;
 }
 
 IsrfStatus
@@ -233,14 +375,13 @@ isrf_model_load(IsrfEnv *env, const uint8_t *buf, size_t len, IsrfModel *out)
 	out->group.n_rows = out->group.n_cols = sizes[0];
 	out->group.nnz = sizes[3];
 
-	if ((st = isrf_model_reader_get(env, &r, TAG_CONFIG, ISRF_ELEM_BYTES, sizeof(out->cfg), &p, NULL)) != ISRF_OK)
-		goto fail;
-	if (isrf_config_check_stored(env, p, false) != ISRF_OK)
 	{
-		st = isrf_fail(env, ISRF_ERR_CORRUPT, "model configuration is damaged: %s", env->errmsg);
-		goto fail;
+		size_t		cfg_len;
+
+		if ((st = isrf_model_reader_get(env, &r, TAG_CONFIG, ISRF_ELEM_BYTES, SIZE_MAX, &p, &cfg_len)) != ISRF_OK ||
+			(st = isrf_train_config_from_text(env, p, cfg_len, &out->cfg)) != ISRF_OK)
+			goto fail;
 	}
-	memcpy(&out->cfg, p, sizeof(out->cfg));
 	if ((st = isrf_model_reader_get(env, &r, TAG_STATS, ISRF_ELEM_BYTES, sizeof(out->stats), &p, NULL)) != ISRF_OK)
 		goto fail;
 	memcpy(&out->stats, p, sizeof(out->stats));
@@ -261,6 +402,19 @@ isrf_model_load(IsrfEnv *env, const uint8_t *buf, size_t len, IsrfModel *out)
 		(st = model_take(env, &r, TAG_UGRP, ISRF_ELEM_F32, nu * dm * 4, (void **) &out->user_group)) ||
 		(st = model_check(env, out)))
 		goto fail;
+	/* where each user's feature came from (models before it had it: history) */
+	if (isrf_model_reader_has(&r, TAG_USRC))
+	{
+		if ((st = model_take(env, &r, TAG_USRC, ISRF_ELEM_BYTES, nu, (void **) &out->user_source)) != ISRF_OK)
+			goto fail;
+	}
+	else if ((out->user_source = isrf_alloc(env, nu + 1)) == NULL)
+	{
+		st = ISRF_ERR_NOMEM;
+		goto fail;
+	}
+	else
+		memset(out->user_source, 2, nu);	/* ISRF_USER_FEATURE_HISTORY */
 	if (isrf_model_reader_has(&r, TAG_GHDR) &&
 		(st = model_load_genrec(env, &r, out)) != ISRF_OK)
 		goto fail;
@@ -304,7 +458,8 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 " \"seconds\": {\"split\": %.3f, \"features\": %.3f, \"group_graph\": %.3f, \"lightgcn\": %.3f, \"train\": %.3f},"
 			 " \"epochs\": %d, \"best_epoch\": %d, \"val_hr10\": %.4f, \"val_ndcg10\": %.4f,"
 			 " \"nonfinite_steps\": %lld, \"score_weights\": {\"prior\": %g, \"prior_direct\": %g,"
-			 " \"pop_direct\": %g, \"content_direct\": %g, \"beam\": %g}}",
+			 " \"pop_direct\": %g, \"content_direct\": %g, \"beam\": %g, \"prior_knn\": %g, \"prior_knn_direct\": %g,"
+			 " \"group\": %g, \"group_direct\": %g}}",
 			 s->n_users, s->n_items, (long long) s->n_interactions, (long long) s->n_train_interactions,
 			 s->n_evaluated_users, s->n_items_with_text, s->n_users_with_description,
 			 s->n_users_from_history, s->n_users_without_feature, (long long) s->n_group_edges,
@@ -314,5 +469,7 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 m->genrec.best_val_ndcg10, (long long) m->genrec.nonfinite_steps,
 			 (double) m->genrec.weights.prior, (double) m->genrec.weights.prior_direct,
 			 (double) m->genrec.weights.pop_direct, (double) m->genrec.weights.content_direct,
-			 (double) m->genrec.weights.beam);
+			 (double) m->genrec.weights.beam, (double) m->genrec.weights.prior_knn,
+			 (double) m->genrec.weights.prior_knn_direct, (double) m->genrec.weights.group,
+			 (double) m->genrec.weights.group_direct);
 }

@@ -47,6 +47,9 @@ typedef struct IsrfModel
 	int32_t    *n_train;		/* [n_users] train prefix length */
 	float	   *item_feat;		/* [n_items x dm] frozen semantic features */
 	float	   *user_feat;		/* [n_users x dm] user semantic features */
+	uint8_t    *user_source;	/* [n_users] where each came from
+								 * (IsrfUserFeatureSource of
+								 * features/semantic_features.h) */
 	IsrfCsr		group;			/* kNN graph: row = neighbours by similarity desc */
 	float	   *user_explicit;	/* [n_users x dm] LightGCN over user-item graph */
 	float	   *item_explicit;	/* [n_items x dm] */

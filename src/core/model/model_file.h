@@ -16,7 +16,7 @@
 
 #include "base/env.h"
 
-#define ISRF_MODEL_FORMAT_VERSION 2
+#define ISRF_MODEL_FORMAT_VERSION 3
 
 /* Four-character section tags. */
 #define ISRF_TAG(a, b, c, d) \

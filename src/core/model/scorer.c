@@ -10,7 +10,7 @@
 void
 isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items, int32_t dm,
 				 const int32_t *seq_ptr, const int32_t *seq, const int32_t *n_train,
-				 const float *item_explicit, const IsrfScoreWeights *w)
+				 const float *item_explicit, const IsrfCsr *group, const IsrfScoreWeights *w)
 {
 	memset(sc, 0, sizeof(*sc));
 	sc->env = env;
@@ -21,6 +21,7 @@ isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items,
 	sc->seq = seq;
 	sc->n_train = n_train;
 	sc->item_explicit = item_explicit;
+	sc->group = group && group->n_rows == n_users && group->nnz > 0 ? group : NULL;
 	if (w)
 		sc->w = *w;
 }
@@ -50,22 +51,26 @@ isrf_scorer_fit(IsrfScorer *sc)
 	ISRF_TRY(isrf_dataset_view(env, sc->n_users, sc->n_items, sc->seq_ptr, sc->seq,
 							   sc->n_train ? sc->n_train : sc->all_len, &sc->view));
 	/* a fit that failed half way may have left arrays behind */
-	isrf_free(env, sc->all_items);
 	isrf_free(env, sc->psc);
-	isrf_free(env, sc->ptie);
+	isrf_free(env, sc->pmk);
+	isrf_free(env, sc->pkn);
 	isrf_free(env, sc->iexp_n);
 	isrf_free(env, sc->profile);
 	isrf_free(env, sc->content);
-	sc->all_items = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
+	isrf_free(env, sc->gsc);
+	isrf_free(env, sc->gtouch);
 	sc->psc = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
-	sc->ptie = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
+	sc->pmk = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
+	sc->pkn = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
 	sc->iexp_n = isrf_alloc(env, (size_t) sc->n_items * dm * 4 + 4);
 	sc->profile = isrf_alloc(env, (size_t) dm * 4 + 4);
 	sc->content = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
-	if (!sc->all_items || !sc->psc || !sc->ptie || !sc->iexp_n || !sc->profile || !sc->content)
+	sc->gsc = isrf_calloc(env, (size_t) sc->n_items + 1, 4);
+	sc->gtouch = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
+	sc->n_gtouch = 0;
+	if (!sc->psc || !sc->pmk || !sc->pkn || !sc->iexp_n ||
+		!sc->profile || !sc->content || !sc->gsc || !sc->gtouch)
 		return ISRF_ERR_NOMEM;
-	for (p = 0; p < sc->n_items; p++)
-		sc->all_items[p] = p;
 	/* unit LightGCN item vectors for the content term */
 	for (p = 0; p < sc->n_items; p++)
 	{
@@ -95,20 +100,26 @@ isrf_scorer_free(IsrfScorer *sc)
 		isrf_baselines_free(env, &sc->prior);
 	isrf_dataset_view_free(env, &sc->view);
 	isrf_free(env, sc->all_len);
-	isrf_free(env, sc->all_items);
 	isrf_free(env, sc->psc);
-	isrf_free(env, sc->ptie);
+	isrf_free(env, sc->pmk);
+	isrf_free(env, sc->pkn);
 	isrf_free(env, sc->iexp_n);
 	isrf_free(env, sc->profile);
 	isrf_free(env, sc->content);
+	isrf_free(env, sc->gsc);
+	isrf_free(env, sc->gtouch);
 	memset(sc, 0, sizeof(*sc));
 }
 
 IsrfStatus
-isrf_scorer_prior_all(IsrfScorer *sc, const int32_t *hist, int32_t len)
+isrf_scorer_prior_all(IsrfScorer *sc, const int32_t *hist, int32_t len, float knn_weight)
 {
-	return isrf_baselines_score(sc->env, &sc->prior, ISRF_BASELINE_MARKOV_KNN, hist, len,
-								sc->all_items, sc->n_items, sc->psc, sc->ptie);
+	int32_t		i;
+
+	ISRF_TRY(isrf_baselines_markov_parts(sc->env, &sc->prior, hist, len, sc->pmk, sc->pkn));
+	for (i = 0; i < sc->n_items; i++)
+		sc->psc[i] = sc->pmk[i] + (double) knn_weight * sc->pkn[i];
+	return ISRF_OK;
 }
 
 /* The normalised mean of the unit LightGCN vectors of hist[0..len), in sc->profile. */
@@ -157,19 +168,81 @@ isrf_scorer_content(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
 		out[i] = scorer_cosine(sc, cand[i]);
 }
 
+void
+isrf_scorer_group(IsrfScorer *sc, int32_t user)
+{
+	const IsrfCsr *g = sc->group;
+	const int32_t *len = sc->n_train ? sc->n_train : sc->all_len;
+	double		total = 0.0;
+	int32_t		p,
+				q;
+
+	isrf_scorer_group_clear(sc);
+	if (g == NULL || user < 0 || user >= sc->n_users || !sc->fitted)
+		return;
+	for (p = g->rowptr[user]; p < g->rowptr[user + 1]; p++)
+		if (g->val[p] > 0.0f)
+			total += g->val[p];
+	if (!(total > 0.0))
+		return;
+	for (p = g->rowptr[user]; p < g->rowptr[user + 1]; p++)
+	{
+		int32_t		v = g->col[p];
+		const int32_t *h = sc->seq + sc->seq_ptr[v];
+		float		w = g->val[p];
+		double		decay = 1.0;
+
+		if (!(w > 0.0f) || v < 0 || v >= sc->n_users)
+			continue;
+		/* v's most recent known items first */
+		for (q = len[v] - 1; q >= 0 && q >= len[v] - ISRF_GROUP_WINDOW; q--)
+		{
+			int32_t		it = h[q];
+
+			if (sc->gsc[it] == 0.0f)
+				sc->gtouch[sc->n_gtouch++] = it;
+			sc->gsc[it] += (float) (w * decay / total);
+			decay *= ISRF_GROUP_DECAY;
+		}
+	}
+}
+
+void
+isrf_scorer_group_clear(IsrfScorer *sc)
+{
+	int32_t		i;
+
+	for (i = 0; i < sc->n_gtouch; i++)
+		sc->gsc[sc->gtouch[i]] = 0.0f;
+	sc->n_gtouch = 0;
+}
+
 IsrfStatus
-isrf_scorer_add(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
+isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, int32_t n,
 				const int32_t *cand, bool direct, float *scores)
 {
 	float		beta = direct ? sc->w.prior_direct : sc->w.prior,
 				gamma = direct ? sc->w.pop_direct : 0.0f,
-				delta = direct ? sc->w.content_direct : 0.0f;
+				delta = direct ? sc->w.content_direct : 0.0f,
+				eta = direct ? sc->w.group_direct : sc->w.group;
 	int32_t		ni = sc->n_items,
 				i;
 
-	if (beta == 0.0f && gamma == 0.0f && delta == 0.0f)
+	if (beta == 0.0f && gamma == 0.0f && delta == 0.0f && eta == 0.0f)
 		return ISRF_OK;
 	ISRF_TRY(isrf_scorer_fit(sc));
+	if (eta != 0.0f)
+	{
+		isrf_scorer_group(sc, user);
+		for (i = 0; i < (cand ? n : ni); i++)
+		{
+			int32_t		it = cand ? cand[i] : i;
+
+			if (it >= 0 && it < ni)
+				scores[i] += eta * sc->gsc[it];
+		}
+		isrf_scorer_group_clear(sc);
+	}
 	if (delta != 0.0f)
 	{
 		/* no buffer sized by the catalogue: a candidate list may be longer */
@@ -187,7 +260,7 @@ isrf_scorer_add(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
 		}
 	if (beta == 0.0f)
 		return ISRF_OK;
-	ISRF_TRY(isrf_scorer_prior_all(sc, hist, len));
+	ISRF_TRY(isrf_scorer_prior_all(sc, hist, len, direct ? sc->w.prior_knn_direct : sc->w.prior_knn));
 	for (i = 0; i < (cand ? n : ni); i++)
 	{
 		int32_t		it = cand ? cand[i] : i;

@@ -5,16 +5,23 @@
  *	  weighted terms that do not need the transformer.
  *
  *	  full ranking (isrf_recommend, the sequential task):
- *	    score(i) = dense(i) + prior * markov_knn(i)
+ *	    score(i) = dense(i) + prior * (markov(i) + prior_knn * knn(i)) + group * group(i)
  *	  candidate lists (isrf_rank, the direct task):
- *	    score(i) = dense(i) + prior_direct * markov_knn(i)
+ *	    score(i) = dense(i) + prior_direct * (markov(i) + prior_knn_direct * knn(i))
  *	             + pop_direct * log(1 + train count of i)
  *	             + content_direct * cosine(history profile, LightGCN vector of i)
+ *	             + group_direct * group(i)
  *
- * markov_knn is the Markov + item-kNN score of eval/baselines.h fitted on the
- * train split (first-order transitions of the last 5 items and
- * co-occurrence); the history profile is the normalised mean of the unit
- * LightGCN vectors of the input items.  The weights are chosen on the
+ * markov and knn are the two parts of the Markov + item-kNN score of
+ * eval/baselines.h (first-order transitions out of the last 5 items, and
+ * their co-occurrence similarities; the baseline weighs them 1 and 0.5);
+ * the history profile is the normalised mean of the unit
+ * LightGCN vectors of the input items.  group(i) is ISRF's implicit group
+ * interest as a score: the user's neighbours in the group graph (top-K
+ * cosine of user semantic features), each with its similarity, vote for
+ * their ISRF_GROUP_WINDOW most recent items (0.9^j for the j-th most
+ * recent), normalised by the total similarity; a user the model does not
+ * know has no group (0).  The weights are chosen on the
  * validation targets after training (model/scorer_tune.c) from grids that
  * include 0, and stored with the model.
  */
@@ -22,18 +29,27 @@
 #define ISRF_SCORER_H
 
 #include "data/dataset.h"
+#include "base/csr.h"
 #include "eval/baselines.h"
 
 /* The weights of the ranking score's terms beside the dense logit. */
 typedef struct IsrfScoreWeights
 {
 	float		prior;			/* Markov + item-kNN, full ranking */
+	float		prior_knn;		/* the item-kNN part's weight in it */
 	float		prior_direct;	/* Markov + item-kNN, candidate lists */
+	float		prior_knn_direct;	/* the item-kNN part's weight in it */
 	float		pop_direct;		/* log(1 + train count), candidate lists */
 	float		content_direct; /* profile cosine, candidate lists */
 	float		beam;			/* the generative head's bonus, full ranking
 								 * (serve/recommend.c) */
+	float		group;			/* the group's recent items, full ranking */
+	float		group_direct;	/* the same, candidate lists */
 } IsrfScoreWeights;
+
+/* neighbour items that vote in group(i), and their decay */
+#define ISRF_GROUP_WINDOW 20
+#define ISRF_GROUP_DECAY 0.9
 
 /*
  * What the terms need, built from the train split on first use: the
@@ -53,16 +69,21 @@ typedef struct IsrfScorer
 								 * the first n_train[u] of each history */
 	int32_t    *all_len;		/* owned: whole histories, when asked for */
 	const float *item_explicit; /* [n_items x dm] or NULL */
+	const IsrfCsr *group;		/* each user's neighbours (NULL: no group term) */
 	/* fitted by isrf_scorer_fit */
 	bool		fitted;
 	IsrfDataset view;			/* the train split, for eval/baselines.h */
 	IsrfBaselines prior;
-	int32_t    *all_items;		/* 0 .. n_items - 1 */
 	double	   *psc;			/* [n_items] prior scores of the last history */
-	double	   *ptie;
+	double	   *pmk;			/* [n_items] its Markov part */
+	double	   *pkn;			/* [n_items] its item-kNN part */
 	float	   *iexp_n;			/* [n_items x dm] unit LightGCN item vectors */
 	float	   *profile;		/* [dm] */
 	float	   *content;		/* [n_items] */
+	float	   *gsc;			/* [n_items] group(i) of the last user, zero
+								 * where not touched */
+	int32_t    *gtouch;			/* [n_items] items gsc holds */
+	int32_t		n_gtouch;
 } IsrfScorer;
 
 /*
@@ -75,15 +96,19 @@ typedef struct IsrfScorer
 void		isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items,
 							 int32_t dm, const int32_t *seq_ptr, const int32_t *seq,
 							 const int32_t *n_train, const float *item_explicit,
-							 const IsrfScoreWeights *w);
+							 const IsrfCsr *group, const IsrfScoreWeights *w);
 
 /* Fit the prior and the unit item vectors (once; later calls do nothing). */
 IsrfStatus	isrf_scorer_fit(IsrfScorer *sc);
 
 void		isrf_scorer_free(IsrfScorer *sc);
 
-/* sc->psc[i] = the prior score of every item i after hist[0..len). */
-IsrfStatus	isrf_scorer_prior_all(IsrfScorer *sc, const int32_t *hist, int32_t len);
+/*
+ * The prior's parts of every item after hist[0..len) into sc->pmk / sc->pkn,
+ * and sc->psc[i] = pmk[i] + knn_weight * pkn[i].
+ */
+IsrfStatus	isrf_scorer_prior_all(IsrfScorer *sc, const int32_t *hist, int32_t len,
+								  float knn_weight);
 
 /*
  * out[i] = cosine between the history profile of hist[0..len) and the
@@ -93,12 +118,19 @@ void		isrf_scorer_content(IsrfScorer *sc, const int32_t *hist, int32_t len, int3
 								const int32_t *cand, float *out);
 
 /*
- * Add the weighted terms to dense scores: of cand[0..n) (cand NULL: of all
- * items, scores has n_items entries) after hist[0..len); direct picks the
- * candidate-list weights.  Candidates of -1 are left alone.  Nothing is
- * added when every weight is 0.
+ * group(i) of user u (-1: none) into sc->gsc (the items it touches listed in
+ * sc->gtouch); isrf_scorer_group_clear zeroes it again.
  */
-IsrfStatus	isrf_scorer_add(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
-							const int32_t *cand, bool direct, float *scores);
+void		isrf_scorer_group(IsrfScorer *sc, int32_t user);
+void		isrf_scorer_group_clear(IsrfScorer *sc);
+
+/*
+ * Add the weighted terms to dense scores: of cand[0..n) (cand NULL: of all
+ * items, scores has n_items entries) for user (-1: a user the model does not
+ * know) after hist[0..len); direct picks the candidate-list weights.
+ * Candidates of -1 are left alone.  Nothing is added when every weight is 0.
+ */
+IsrfStatus	isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len,
+							int32_t n, const int32_t *cand, bool direct, float *scores);
 
 #endif							/* ISRF_SCORER_H */

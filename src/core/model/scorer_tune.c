@@ -1,10 +1,13 @@
 /*
  * model/scorer_tune.c
  *	  The weights of the ranking score (scorer.h), chosen after training on
- *	  the validation targets from fixed grids that include 0: the prior's
- *	  weight for full ranking on the validation sequential task, and the
- *	  prior's, popularity's and profile cosine's weights for candidate lists
- *	  on the validation direct task.
+ *	  the validation targets from fixed grids that include 0: for full
+ *	  ranking, the prior's and the group's weights together on the
+ *	  validation sequential task; for candidate lists, the prior's,
+ *	  popularity's and profile cosine's weights together, then the group's,
+ *	  on the validation direct task.  Ties keep the smaller weight (grids
+ *	  are ascending and 0 comes first), so a term no one can show helps
+ *	  stays out.
  */
 #include "model/genrec_internal.h"
 
@@ -13,67 +16,111 @@
 #include <math.h>
 #include <string.h>
 
-/* the grid beta is chosen from (0 keeps the dense head alone) */
-static const float tune_prior_grid[] = {0.0f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f, 64.0f, 128.0f, 256.0f};
+/* the grid of the prior's weight (0 keeps the dense head alone) */
+static const float tune_prior_grid[] = {0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 6.0f, 8.0f, 12.0f, 16.0f, 24.0f,
+32.0f, 48.0f, 64.0f, 96.0f, 128.0f, 192.0f, 256.0f, 384.0f, 512.0f, 1024.0f};
 #define GR_N_PRIOR ((int) (sizeof(tune_prior_grid) / sizeof(tune_prior_grid[0])))
+/* the grid of the prior on candidate lists (the coarser, its grid is 4-dimensional) */
+static const float tune_prior_direct_grid[] = {0.0f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f, 64.0f,
+128.0f, 256.0f, 512.0f, 1024.0f};
+#define GR_N_PRIOR_D ((int) (sizeof(tune_prior_direct_grid) / sizeof(tune_prior_direct_grid[0])))
+/* the grid of the item-kNN part's weight in the prior (the baseline's is 0.5) */
+static const float tune_knn_grid[] = {0.5f, 0.25f, 1.0f, 2.0f};
+#define GR_N_KNN ((int) (sizeof(tune_knn_grid) / sizeof(tune_knn_grid[0])))
 /* the grid of gamma, the popularity weight of candidate lists */
 static const float tune_pop_grid[] = {0.0f, 0.5f, 1.0f, 2.0f, 4.0f};
 #define GR_N_POP ((int) (sizeof(tune_pop_grid) / sizeof(tune_pop_grid[0])))
 /* the grid of delta, the weight of the explicit-interest cosine */
 static const float tune_content_grid[] = {0.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f};
 #define GR_N_CONTENT ((int) (sizeof(tune_content_grid) / sizeof(tune_content_grid[0])))
+/* the grid of the group term's weight */
+static const float tune_group_grid[] = {0.0f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f};
+#define GR_N_GROUP ((int) (sizeof(tune_group_grid) / sizeof(tune_group_grid[0])))
+
+/* The terms of one user's candidates, kept between the two stages of tune_direct. */
+typedef struct TuneTerms
+{
+	float	   *dense,
+			   *markov,			/* the prior's two parts */
+			   *knn,
+			   *pop,
+			   *content,
+			   *group;			/* each n_users x n_cand */
+} TuneTerms;
+
+/* sc[c] = the blended score of candidate c under the given weights. */
+static void
+tune_blend(const TuneTerms *t, size_t off, int32_t n, float wb, float wk, float wp, float wc,
+		   float wg, double *sc)
+{
+	int32_t		c;
+
+	for (c = 0; c < n; c++)
+		sc[c] = t->dense[off + c] + wb * (t->markov[off + c] + wk * t->knn[off + c]) +
+			wp * t->pop[off + c] + wc * t->content[off + c] + wg * t->group[off + c];
+}
 
 /*
- * beta for candidate lists: the validation direct task (the validation
+ * The candidate-list weights: the validation direct task (the validation
  * target and 99 untouched items, as metrics.h draws them for the test).
  */
 static IsrfStatus
 tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 {
 	IsrfEnv    *env = s->env;
+	IsrfScorer *scr = &s->scorer;
 	const IsrfGenrecData *d = s->d;
 	IsrfDirectTask dt;
+	TuneTerms	t;
 	const int32_t *hist[256];
 	int32_t		lens[256];
-	float	   *h = NULL,
-			   *cs = NULL;
+	float	   *h = NULL;
 	double	   *sc = NULL;
-	IsrfMetrics acc[GR_N_PRIOR][GR_N_POP][GR_N_CONTENT],
+	IsrfMetrics acc[GR_N_PRIOR_D][GR_N_KNN][GR_N_POP][GR_N_CONTENT],
+				accg[GR_N_GROUP],
 				chosen,
+				nogroup,
 				alone;
 	int32_t		n_neg,
 				i,
 				j,
 				b,
+				kk,
 				gi,
 				c,
 				ci,
 				best = 0,
+				bestk = 0,
 				bestg = 0,
-				bestc = 0;
-	float		ct[512];
+				bestc = 0,
+				bestq = 0;
+	size_t		total;
 	IsrfStatus	st;
 
 	memset(&dt, 0, sizeof(dt));
+	memset(&t, 0, sizeof(t));
 	memset(acc, 0, sizeof(acc));
-	n_neg = isrf_direct_negatives(&s->scorer.view);
-	if (n_neg < 1 || s->scorer.view.n_evaluated == 0)
+	memset(accg, 0, sizeof(accg));
+	n_neg = isrf_direct_negatives(&scr->view);
+	if (n_neg < 1 || scr->view.n_evaluated == 0)
 		return ISRF_OK;
-	ISRF_TRY(isrf_direct_task_build(env, &s->scorer.view, ISRF_TARGET_VALIDATION, ISRF_DIRECT_SEED,
+	ISRF_TRY(isrf_direct_task_build(env, &scr->view, ISRF_TARGET_VALIDATION, ISRF_DIRECT_SEED,
 									n_neg, 0, &dt));
-	if (dt.n_cand > (int32_t) (sizeof(ct) / sizeof(ct[0])))
-	{
-		isrf_direct_task_free(env, &dt);
-		return isrf_fail(env, ISRF_ERR_INTERNAL, "too many direct candidates (%d)", dt.n_cand);
-	}
+	total = (size_t) dt.n_users * dt.n_cand;
 	h = isrf_alloc(env, (size_t) 256 * s->C * 4);
-	cs = isrf_alloc(env, (size_t) dt.n_cand * 4);
-	sc = isrf_alloc(env, (size_t) dt.n_cand * 8);
-	if (!h || !cs || !sc)
+	sc = isrf_alloc(env, (size_t) dt.n_cand * 8 + 8);
+	t.dense = isrf_alloc(env, total * 4 + 4);
+	t.markov = isrf_alloc(env, total * 4 + 4);
+	t.knn = isrf_alloc(env, total * 4 + 4);
+	t.pop = isrf_alloc(env, total * 4 + 4);
+	t.content = isrf_alloc(env, total * 4 + 4);
+	t.group = isrf_alloc(env, total * 4 + 4);
+	if (!h || !sc || !t.dense || !t.markov || !t.knn || !t.pop || !t.content || !t.group)
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
 	}
+	/* every user's terms, once */
 	for (i = 0; i < dt.n_users; i += 256)
 	{
 		int32_t		nb = dt.n_users - i < 256 ? dt.n_users - i : 256;
@@ -90,64 +137,110 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 		for (j = 0; j < nb; j++)
 		{
 			const int32_t *cand = dt.cand + (size_t) (i + j) * dt.n_cand;
+			size_t		off = (size_t) (i + j) * dt.n_cand;
 
-			if ((st = isrf_genrec_dense_candidates(s, h + (size_t) j * s->C, dt.n_cand, cand, cs)) != ISRF_OK ||
-				(st = isrf_scorer_prior_all(&s->scorer, hist[j], lens[j])) != ISRF_OK)
+			if ((st = isrf_genrec_dense_candidates(s, h + (size_t) j * s->C, dt.n_cand, cand,
+												   t.dense + off)) != ISRF_OK ||
+				(st = isrf_scorer_prior_all(scr, hist[j], lens[j], 0.0f)) != ISRF_OK)
 				goto done;
-			isrf_scorer_content(&s->scorer, hist[j], lens[j], dt.n_cand, cand, ct);
-			for (b = 0; b < GR_N_PRIOR; b++)
+			isrf_scorer_content(scr, hist[j], lens[j], dt.n_cand, cand, t.content + off);
+			isrf_scorer_group(scr, dt.user[i + j]);
+			for (c = 0; c < dt.n_cand; c++)
+			{
+				t.markov[off + c] = (float) scr->pmk[cand[c]];
+				t.knn[off + c] = (float) scr->pkn[cand[c]];
+				t.pop[off + c] = log1pf((float) scr->prior.pop[cand[c]]);
+				t.group[off + c] = scr->gsc[cand[c]];
+			}
+			isrf_scorer_group_clear(scr);
+		}
+	}
+	/* the prior, popularity and cosine together, without the group */
+	for (i = 0; i < dt.n_users; i++)
+	{
+		size_t		off = (size_t) i * dt.n_cand;
+
+		if (i % 256 == 0 && (st = isrf_poll(env)) != ISRF_OK)
+			goto done;
+		for (b = 0; b < GR_N_PRIOR_D; b++)
+			for (kk = 0; kk < (b == 0 ? 1 : GR_N_KNN); kk++)
 				for (gi = 0; gi < GR_N_POP; gi++)
 					for (ci = 0; ci < GR_N_CONTENT; ci++)
 					{
-						for (c = 0; c < dt.n_cand; c++)
-							sc[c] = cs[c] + tune_prior_grid[b] * (float) s->scorer.psc[cand[c]] +
-								tune_pop_grid[gi] * log1pf((float) s->scorer.prior.pop[cand[c]]) +
-								tune_content_grid[ci] * ct[c];
-						isrf_metrics_add(&acc[b][gi][ci],
-										 isrf_direct_rank(sc, NULL, dt.n_cand, dt.target_pos[i + j], false));
+						tune_blend(&t, off, dt.n_cand, tune_prior_direct_grid[b], tune_knn_grid[kk],
+								   tune_pop_grid[gi], tune_content_grid[ci], 0.0f, sc);
+						isrf_metrics_add(&acc[b][kk][gi][ci],
+										 isrf_direct_rank(sc, NULL, dt.n_cand, dt.target_pos[i], false));
 					}
-		}
 	}
-	for (b = 0; b < GR_N_PRIOR; b++)
-		for (gi = 0; gi < GR_N_POP; gi++)
-			for (ci = 0; ci < GR_N_CONTENT; ci++)
-				if (acc[b][gi][ci].ndcg10 > acc[best][bestg][bestc].ndcg10)
-				{
-					best = b;
-					bestg = gi;
-					bestc = ci;
-				}
-	out->weights.prior_direct = tune_prior_grid[best];
+	for (b = 0; b < GR_N_PRIOR_D; b++)
+		for (kk = 0; kk < (b == 0 ? 1 : GR_N_KNN); kk++)
+			for (gi = 0; gi < GR_N_POP; gi++)
+				for (ci = 0; ci < GR_N_CONTENT; ci++)
+					if (acc[b][kk][gi][ci].ndcg10 > acc[best][bestk][bestg][bestc].ndcg10)
+					{
+						best = b;
+						bestk = kk;
+						bestg = gi;
+						bestc = ci;
+					}
+	/* then the group's weight beside them */
+	for (i = 0; i < dt.n_users; i++)
+		for (c = 0; c < (s->cfg.use_group_score ? GR_N_GROUP : 1); c++)
+		{
+			tune_blend(&t, (size_t) i * dt.n_cand, dt.n_cand, tune_prior_direct_grid[best],
+					   tune_knn_grid[bestk], tune_pop_grid[bestg], tune_content_grid[bestc],
+					   tune_group_grid[c], sc);
+			isrf_metrics_add(&accg[c], isrf_direct_rank(sc, NULL, dt.n_cand, dt.target_pos[i], false));
+		}
+	for (c = 1; c < (s->cfg.use_group_score ? GR_N_GROUP : 1); c++)
+		if (accg[c].ndcg10 > accg[bestq].ndcg10)
+			bestq = c;
+	out->weights.prior_direct = tune_prior_direct_grid[best];
+	out->weights.prior_knn_direct = tune_knn_grid[bestk];
 	out->weights.pop_direct = tune_pop_grid[bestg];
 	out->weights.content_direct = tune_content_grid[bestc];
-	s->scorer.w.prior_direct = out->weights.prior_direct;
-	s->scorer.w.pop_direct = out->weights.pop_direct;
-	s->scorer.w.content_direct = out->weights.content_direct;
-	chosen = isrf_metrics_mean(&acc[best][bestg][bestc]);
-	alone = isrf_metrics_mean(&acc[0][0][0]);
+	out->weights.group_direct = tune_group_grid[bestq];
+	scr->w.prior_direct = out->weights.prior_direct;
+	scr->w.prior_knn_direct = out->weights.prior_knn_direct;
+	scr->w.pop_direct = out->weights.pop_direct;
+	scr->w.content_direct = out->weights.content_direct;
+	scr->w.group_direct = out->weights.group_direct;
+	chosen = isrf_metrics_mean(&accg[bestq]);
+	nogroup = isrf_metrics_mean(&accg[0]);
+	alone = isrf_metrics_mean(&acc[0][0][0][0]);
 	if (dt.n_users > 0)
-		isrf_log(env, "isrf: transition prior (direct task): beta %g gamma %g delta %g, validation HR@10 %.4f NDCG@10 %.4f "
-				 "(dense head alone %.4f / %.4f)", (double) out->weights.prior_direct,
-				 (double) out->weights.pop_direct, (double) out->weights.content_direct,
-				 chosen.hr10, chosen.ndcg10, alone.hr10, alone.ndcg10);
+		isrf_log(env, "isrf: score weights (direct task): prior %g (kNN part %g) popularity %g cosine %g group %g, "
+				 "validation HR@10 %.4f NDCG@10 %.4f (without the group %.4f / %.4f; dense head alone %.4f / %.4f)",
+				 (double) out->weights.prior_direct, (double) out->weights.prior_knn_direct,
+				 (double) out->weights.pop_direct,
+				 (double) out->weights.content_direct, (double) out->weights.group_direct,
+				 chosen.hr10, chosen.ndcg10, nogroup.hr10, nogroup.ndcg10, alone.hr10, alone.ndcg10);
 	st = ISRF_OK;
 
 done:
 	isrf_direct_task_free(env, &dt);
 	isrf_free(env, h);
-	isrf_free(env, cs);
 	isrf_free(env, sc);
+	isrf_free(env, t.dense);
+	isrf_free(env, t.markov);
+	isrf_free(env, t.knn);
+	isrf_free(env, t.pop);
+	isrf_free(env, t.content);
+	isrf_free(env, t.group);
 	return st;
 }
 
 /*
- * Choose beta on the validation targets with the trained weights (already
- * in the session): the grid value with the best NDCG@10 (ties: smaller).
+ * Choose the weights on the validation targets with the trained weights
+ * (already in the session): full ranking's prior and group weights, then
+ * the candidate lists' (tune_direct).
  */
 IsrfStatus
 isrf_gr_tune_scorer(IsrfGenrecSession *s, IsrfGenrec *out)
 {
 	IsrfEnv    *env = s->env;
+	IsrfScorer *scr = &s->scorer;
 	const IsrfGenrecData *d = s->d;
 	int32_t    *vu = NULL,
 			   *vin = NULL,
@@ -155,27 +248,37 @@ isrf_gr_tune_scorer(IsrfGenrecSession *s, IsrfGenrec *out)
 	const int32_t *hist[256];
 	float	   *h = NULL,
 			   *scores;
-	IsrfMetrics acc[GR_N_PRIOR],
+	IsrfMetrics (*acc)[GR_N_KNN][GR_N_GROUP] = NULL,
 				chosen,
-				alone;
+				alone,
+				nogroup;
+	double	   *comb = NULL;
 	int32_t		n,
 				i,
 				j,
 				b,
-				best = 0;
+				kk,
+				g,
+				n_group = s->cfg.use_group_score ? GR_N_GROUP : 1,
+				best = 0,
+				bestk = 0,
+				bestq = 0,
+				best0 = 0,
+				best0k = 0;
 	IsrfStatus	st = ISRF_OK;
 
-	memset(acc, 0, sizeof(acc));
+	acc = isrf_calloc(env, GR_N_PRIOR, sizeof(*acc));
+	comb = isrf_alloc(env, (size_t) GR_N_KNN * s->ni * 8 + 8);
 	vu = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
 	vin = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
 	vt = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
 	h = isrf_alloc(env, (size_t) 256 * s->C * 4);
-	if (!vu || !vin || !vt || !h)
+	if (!acc || !comb || !vu || !vin || !vt || !h)
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
 	}
-	if ((st = isrf_scorer_fit(&s->scorer)) != ISRF_OK || (st = isrf_gr_table_forward(s)) != ISRF_OK)
+	if ((st = isrf_scorer_fit(scr)) != ISRF_OK || (st = isrf_gr_table_forward(s)) != ISRF_OK)
 		goto done;
 	n = isrf_gr_val_users(d, &s->cfg, vu, vin, vt);
 	for (i = 0; i < n; i += 256)
@@ -194,34 +297,65 @@ isrf_gr_tune_scorer(IsrfGenrecSession *s, IsrfGenrec *out)
 			float	   *sc = scores + (size_t) j * s->ni;
 			int32_t		q;
 
-			if ((st = isrf_scorer_prior_all(&s->scorer, hist[j], vin[i + j])) != ISRF_OK)
+			if ((st = isrf_scorer_prior_all(scr, hist[j], vin[i + j], 0.0f)) != ISRF_OK)
 				goto done;
+			isrf_scorer_group(scr, vu[i + j]);
 			for (q = 0; q < vin[i + j]; q++)
 				sc[hist[j][q]] = NAN;
+			for (kk = 0; kk < GR_N_KNN; kk++)
+				for (q = 0; q < s->ni; q++)
+					comb[(size_t) kk * s->ni + q] = scr->pmk[q] + (double) tune_knn_grid[kk] * scr->pkn[q];
 			for (b = 0; b < GR_N_PRIOR; b++)
-				isrf_metrics_add(&acc[b], isrf_full_rank_blend(sc, s->scorer.psc, tune_prior_grid[b],
-															   s->ni, vt[i + j], 10));
+				for (kk = 0; kk < (b == 0 ? 1 : GR_N_KNN); kk++)
+					for (g = 0; g < n_group; g++)
+						isrf_metrics_add(&acc[b][kk][g],
+										 isrf_full_rank_blend2(sc, comb + (size_t) kk * s->ni,
+															   tune_prior_grid[b], scr->gsc,
+															   tune_group_grid[g], s->ni, vt[i + j], 10));
+			isrf_scorer_group_clear(scr);
 		}
 	}
 	if ((st = tune_direct(s, out)) != ISRF_OK)
 		goto done;
-	for (b = 1; b < GR_N_PRIOR; b++)
-		if (acc[b].ndcg10 > acc[best].ndcg10)
-			best = b;
+	for (b = 0; b < GR_N_PRIOR; b++)
+		for (kk = 0; kk < (b == 0 ? 1 : GR_N_KNN); kk++)
+		{
+			if (acc[b][kk][0].ndcg10 > acc[best0][best0k][0].ndcg10)
+			{
+				best0 = b;
+				best0k = kk;
+			}
+			for (g = 0; g < n_group; g++)
+				if (acc[b][kk][g].ndcg10 > acc[best][bestk][bestq].ndcg10)
+				{
+					best = b;
+					bestk = kk;
+					bestq = g;
+				}
+		}
 	out->weights.prior = tune_prior_grid[best];
-	s->scorer.w.prior = out->weights.prior;
-	chosen = isrf_metrics_mean(&acc[best]);
-	alone = isrf_metrics_mean(&acc[0]);
+	out->weights.prior_knn = tune_knn_grid[bestk];
+	out->weights.group = tune_group_grid[bestq];
+	scr->w.prior = out->weights.prior;
+	scr->w.prior_knn = out->weights.prior_knn;
+	scr->w.group = out->weights.group;
+	chosen = isrf_metrics_mean(&acc[best][bestk][bestq]);
+	alone = isrf_metrics_mean(&acc[0][0][0]);
+	nogroup = isrf_metrics_mean(&acc[best0][best0k][0]);
 	if (n > 0)
 	{
-		isrf_log(env, "isrf: transition prior: beta %g, validation HR@10 %.4f NDCG@10 %.4f "
-				 "(dense head alone %.4f / %.4f)", (double) out->weights.prior,
-				 chosen.hr10, chosen.ndcg10, alone.hr10, alone.ndcg10);
+		isrf_log(env, "isrf: score weights (full ranking): prior %g (kNN part %g) group %g, validation HR@10 %.4f NDCG@10 %.4f "
+				 "(without the group: prior %g (kNN part %g), %.4f / %.4f; dense head alone %.4f / %.4f)",
+				 (double) out->weights.prior, (double) out->weights.prior_knn, (double) out->weights.group,
+				 chosen.hr10, chosen.ndcg10, (double) tune_prior_grid[best0], (double) tune_knn_grid[best0k],
+				 nogroup.hr10, nogroup.ndcg10, alone.hr10, alone.ndcg10);
 		out->best_val_hr10 = chosen.hr10;
 		out->best_val_ndcg10 = chosen.ndcg10;
 	}
 
 done:
+	isrf_free(env, acc);
+	isrf_free(env, comb);
 	isrf_free(env, vu);
 	isrf_free(env, vin);
 	isrf_free(env, vt);

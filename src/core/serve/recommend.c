@@ -322,7 +322,7 @@ serve_known(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, int32_t width, i
 		if ((st = isrf_poll(env)) != ISRF_OK)
 			goto done;
 		if ((st = isrf_genrec_dense_scores(s, 1, h + (size_t) i * C, score)) != ISRF_OK ||
-			(st = isrf_scorer_add(sc, hist[i], lens[i], m->n_items, NULL, false, score)) != ISRF_OK)
+			(st = isrf_scorer_add(sc, users[i], hist[i], lens[i], m->n_items, NULL, false, score)) != ISRF_OK)
 			goto done;
 		for (q = 0; q < lens[i]; q++)
 			score[hist[i][q]] = NAN;
@@ -474,7 +474,7 @@ isrf_serve_rank_scope(IsrfEnv *env, IsrfServeSession *ss, IsrfServeScope scope, 
 			return ISRF_ERR_NOMEM;
 		if ((st = isrf_genrec_encode(ss->s, 1, &user, &hist, &len, h)) == ISRF_OK &&
 			(st = isrf_genrec_dense_candidates(ss->s, h, n_cand, cand, scores)) == ISRF_OK)
-			st = isrf_scorer_add(serve_scorer(ss, scope), hist, len, n_cand, cand, true, scores);
+			st = isrf_scorer_add(serve_scorer(ss, scope), user, hist, len, n_cand, cand, true, scores);
 		isrf_free(env, h);
 	}
 	return st;

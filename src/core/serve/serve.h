@@ -108,6 +108,29 @@ void		isrf_serve_beam_bonus(float weight, int32_t found, const int32_t *items,
 								  const float *logp, float *score);
 
 /*
+ * The group of a request (serve/group.c): the model's users other than user
+ * (-1: none) most similar by cosine to the request's semantic feature -- a
+ * known user's own where it came from their description (or there is no
+ * history), else the mean feature of hist -- the k best of positive
+ * similarity, most similar first: users/sims get *count of them.
+ */
+IsrfStatus	isrf_serve_group(IsrfEnv *env, IsrfServeSession *ss, int32_t user,
+							 const int32_t *hist, int32_t len, int32_t k, int32_t *users,
+							 float *sims, int32_t *count);
+
+/*
+ * The group's interests: items the n_group users of group (similarities
+ * sims) touched that hist does not hold; support = how many of them touched
+ * it, score = their share of the group's similarity; best score first, then
+ * support, then item.  The k best into items/support/scores, *count of them.
+ */
+IsrfStatus	isrf_serve_group_interests(IsrfEnv *env, IsrfServeSession *ss, int32_t n_group,
+									   const int32_t *group, const float *sims,
+									   const int32_t *hist, int32_t len, int32_t k,
+									   int32_t *items, int32_t *support, float *scores,
+									   int32_t *count);
+
+/*
  * Choose on the validation targets the weight of the generative head's beam
  * bonus in the served score (m->genrec.weights.beam, from a grid starting at
  * 0; 0 without a generative head): part of training (serve/tune.c).

@@ -20,6 +20,8 @@ struct IsrfServeSession
 								 * NULL without a generative model */
 	IsrfTrie	trie;			/* valid codes, for the beam search */
 	bool		have_trie;
+	float	   *ufeat_n;		/* unit user features (serve/group.c), made on
+								 * first use */
 	IsrfScorer	scorer;			/* the score's terms fitted on every
 								 * interaction (ISRF_SCOPE_ALL); the train
 								 * split's is the genrec session's own */

@@ -78,7 +78,7 @@ isrf_serve_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, IsrfS
 		if (st == ISRF_OK)
 		{
 			isrf_scorer_init(&ss->scorer, env, m->n_users, m->n_items, m->dm, m->seq_ptr, m->seq,
-							 NULL, m->item_explicit, &m->genrec.weights);
+							 NULL, m->item_explicit, &m->group, &m->genrec.weights);
 			st = isrf_scorer_fit(&ss->scorer);
 		}
 		if (st == ISRF_OK && m->genrec.levels > 0 && m->genrec.cfg.use_generative)
@@ -104,6 +104,7 @@ isrf_serve_session_close(IsrfServeSession *ss)
 	if (ss->have_trie)
 		isrf_trie_free(ss->env, &ss->trie);
 	isrf_scorer_free(&ss->scorer);
+	isrf_free(ss->env, ss->ufeat_n);
 	isrf_genrec_session_close(ss->s);
 	isrf_free(ss->env, ss->cnt);
 	isrf_free(ss->env, ss->ord);

@@ -71,7 +71,7 @@ tune_beam(IsrfEnv *env, IsrfServeSession *ss, IsrfModel *m, IsrfMetrics *acc)
 		for (i = 0; i < nb; i++)
 		{
 			if ((st = isrf_genrec_dense_scores(s, 1, h + (size_t) i * C, base)) != ISRF_OK ||
-				(st = isrf_scorer_add(sc, hist[i], lens[i], m->n_items, NULL, false, base)) != ISRF_OK)
+				(st = isrf_scorer_add(sc, users[i], hist[i], lens[i], m->n_items, NULL, false, base)) != ISRF_OK)
 				goto done;
 			for (q = 0; q < lens[i]; q++)
 				base[hist[i][q]] = NAN;

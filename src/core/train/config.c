@@ -56,8 +56,8 @@ static const IsrfConfigKey config_keys[] = {
 	"attention heads (must divide `d_model`)"},
 	{"max_len", ISRF_KEY_INT, F(gen.max_len), 1, 4096, 50, false, GEN, NULL,
 	"most recent history items read per user"},
-	{"batch_size", ISRF_KEY_INT, F(gen.batch_size), 2, 65536, 256, false, GEN, NULL,
-	"users per optimizer step"},
+	{"batch_size", ISRF_KEY_INT, F(gen.batch_size), 0, 65536, 0, false, GEN, "0 (auto)",
+	"users per optimizer step; 0: a sixteenth of the users who train, between 32 and 256 (a small data set gets more steps per epoch)"},
 	{"epochs", ISRF_KEY_INT, F(gen.epochs), 0, 10000, 30, false, NULL, NULL,
 	"most epochs; training stops early on validation NDCG@10 (0: no generative model)"},
 	{"patience", ISRF_KEY_INT, F(gen.patience), 1, 10000, 5, false, GEN, NULL,
@@ -70,6 +70,8 @@ static const IsrfConfigKey config_keys[] = {
 	"AdamW decoupled weight decay (matrices only)"},
 	{"clip", ISRF_KEY_FLOAT, F(gen.clip), 0, 1e6, 1, false, GEN, NULL,
 	"global gradient-norm clip"},
+	{"ema", ISRF_KEY_FLOAT, F(gen.ema), 0, 0.9999, 0, false, GEN, NULL,
+	"decay of an exponential moving average of the weights, which validation judges and the model keeps (0: the weights as trained)"},
 	{"use_group_interest", ISRF_KEY_BOOL, F(gen.use_group_interest), 0, 1, 0, false, GEN ",use_group", NULL,
 	"the group interest joins the hidden state at every position (off by default: see below)"},
 	{"use_explicit", ISRF_KEY_BOOL, F(gen.use_explicit), 0, 1, 0, false, GEN, NULL,
@@ -96,6 +98,8 @@ static const IsrfConfigKey config_keys[] = {
 	"codes per level"},
 	{"beam_weight", ISRF_KEY_FLOAT, F(gen.beam_weight), -1, 100, -1, false, GEN ",use_generative", "chosen",
 	"weight of the generative head's beam bonus in the served score (items its constrained beam search finds get their code log-probability above the lowest found); -1: chosen on validation from 0 to 4, where 0 leaves the beam out of serving"},
+	{"use_group_score", ISRF_KEY_BOOL, F(gen.use_group_score), 0, 1, 1, false, GEN ",use_prior,use_group", NULL,
+	"the group interest as a score term: the user's neighbours in the group graph vote for their recent items, weights chosen on validation (0 allowed)"},
 	{"use_prior", ISRF_KEY_BOOL, F(gen.use_prior), 0, 1, 1, false, GEN, NULL,
 	"add the ranking score's terms beside the dense logit (train-only Markov + item-kNN transition score; for candidate lists also popularity and the profile cosine), their weights chosen on validation (0 allowed)"},
 	{"eval_users", ISRF_KEY_INT, F(gen.eval_users), 0, INT32_MAX, 0, false, GEN, NULL,
@@ -249,54 +253,6 @@ config_set(IsrfEnv *env, const IsrfConfigKey *k, const char *value, IsrfTrainCon
 	return ISRF_ERR_INTERNAL;
 }
 
-IsrfStatus
-isrf_config_check_stored(IsrfEnv *env, const void *bytes, bool gen_only)
-{
-	const size_t gen_lo = offsetof(IsrfTrainConfig, gen),
-				gen_hi = gen_lo + sizeof(IsrfGenrecConfig);
-	int			i;
-
-	for (i = 0; i < CONFIG_N_KEYS; i++)
-	{
-		const IsrfConfigKey *k = &config_keys[i];
-		size_t		off = k->offset;
-		const uint8_t *p;
-		int32_t		iv;
-		float		fv;
-
-		if (k->type == ISRF_KEY_NAME || k->type == ISRF_KEY_SEED)
-			continue;
-		if (gen_only)
-		{
-			if (off < gen_lo || off >= gen_hi)
-				continue;
-			off -= gen_lo;
-		}
-		p = (const uint8_t *) bytes + off;
-		switch (k->type)
-		{
-			case ISRF_KEY_BOOL:
-				if (*p > 1)
-					return isrf_fail(env, ISRF_ERR_INVALID, "%s is neither true nor false (byte %u)",
-									 k->name, *p);
-				break;
-			case ISRF_KEY_INT:
-				memcpy(&iv, p, sizeof(iv));
-				if (iv < (int64_t) k->lo || iv > (int64_t) k->hi || (k->pow2 && (iv & (iv - 1))))
-					return isrf_fail(env, ISRF_ERR_INVALID, "%s is %d, outside its range", k->name, iv);
-				break;
-			case ISRF_KEY_FLOAT:
-				memcpy(&fv, p, sizeof(fv));
-				if (!(fv >= (float) k->lo && fv <= (float) k->hi))
-					return isrf_fail(env, ISRF_ERR_INVALID, "%s is %g, outside its range", k->name, (double) fv);
-				break;
-			default:
-				break;
-		}
-	}
-	return ISRF_OK;
-}
-
 /*
  * The first of k's needs that cfg does not meet, as "without use_x" or
  * "with epochs 0", into why; false when every need is met.
@@ -385,6 +341,9 @@ config_parse(IsrfEnv *env, int n, const char *const *keys, const char *const *va
 		return isrf_fail(env, ISRF_ERR_INVALID,
 						 "config keys \"n_heads\" and \"d_model\": n_heads (%d) must divide d_model (%d)",
 						 cfg->gen.n_heads, cfg->gen.d_model);
+	if (cfg->gen.batch_size == 1)
+		return isrf_fail(env, ISRF_ERR_INVALID,
+						 "config key \"batch_size\" must be 0 (auto) or at least 2, not 1");
 	/* switches left at their default whose needs are not met are off */
 	while (changed)
 	{
@@ -508,6 +467,66 @@ isrf_train_config_json(const IsrfTrainConfig *cfg, char *buf, size_t len)
 	if (len > 0 && off >= len)
 		buf[len - 1] = '\0';
 	return off + 1;
+}
+
+size_t
+isrf_train_config_text(const IsrfTrainConfig *cfg, char *buf, size_t len)
+{
+	size_t		off = 0;
+	int			i;
+
+	if (len > 0)
+		buf[0] = '\0';
+	for (i = 0; i < CONFIG_N_KEYS; i++)
+	{
+		const IsrfConfigKey *k = &config_keys[i];
+		char		v[64];
+
+		if (k->type == ISRF_KEY_NAME)
+			continue;
+		config_value_text(k, cfg, v, sizeof(v));
+		off = config_append(buf, len, off, "%s=%s\n", k->name, v);
+	}
+	if (len > 0 && off >= len)
+		buf[len - 1] = '\0';
+	return off + 1;
+}
+
+IsrfStatus
+isrf_train_config_from_text(IsrfEnv *env, const char *text, size_t len, IsrfTrainConfig *cfg)
+{
+	size_t		p = 0;
+
+	isrf_train_config_default(cfg);
+	while (p < len)
+	{
+		char		line[256];
+		size_t		n = 0;
+		char	   *eq;
+		const IsrfConfigKey *k;
+
+		while (p < len && text[p] != '\n' && n < sizeof(line) - 1)
+			line[n++] = text[p++];
+		line[n] = '\0';
+		if (p < len && text[p] != '\n')
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "the stored configuration is damaged (a line too long)");
+		p++;
+		if (n == 0)
+			continue;
+		eq = strchr(line, '=');
+		if (eq == NULL)
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "the stored configuration is damaged (\"%.40s\")", line);
+		*eq = '\0';
+		k = isrf_config_key(line);
+		if (k == NULL || k->type == ISRF_KEY_NAME)
+			continue;			/* a key of another build */
+		if (config_set(env, k, eq + 1, cfg) != ISRF_OK)
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "the stored configuration is damaged: %s", env->errmsg);
+	}
+	cfg->gen.seed = cfg->seed;
+	if (cfg->gen.n_heads < 1 || cfg->gen.d_model % cfg->gen.n_heads != 0)
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "the stored configuration is damaged (n_heads, d_model)");
+	return ISRF_OK;
 }
 
 size_t

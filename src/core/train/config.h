@@ -81,16 +81,6 @@ void		isrf_train_config_default(IsrfTrainConfig *cfg);
 IsrfStatus	isrf_train_config_parse(IsrfEnv *env, int n, const char *const *keys,
 									const char *const *values, IsrfTrainConfig *cfg);
 
-/*
- * The bytes of a stored configuration (a model's), checked against the
- * keys before they are used as a struct: every switch a byte 0 or 1 (a
- * bool holding another byte is undefined behaviour to read), every number
- * finite and within its key's range.  bytes is an IsrfTrainConfig's, or
- * with gen_only an IsrfGenrecConfig's (its keys alone checked).
- * ISRF_ERR_INVALID names the first field that is not.
- */
-IsrfStatus	isrf_config_check_stored(IsrfEnv *env, const void *bytes, bool gen_only);
-
 /* Whether key k has an effect under cfg (its needs are met). */
 bool		isrf_config_key_effective(const IsrfConfigKey *k, const IsrfTrainConfig *cfg);
 
@@ -100,6 +90,22 @@ bool		isrf_config_key_effective(const IsrfConfigKey *k, const IsrfTrainConfig *c
  * it needs; writes at most len bytes, NUL-terminated.
  */
 size_t		isrf_train_config_json(const IsrfTrainConfig *cfg, char *buf, size_t len);
+
+/*
+ * Every key's value as "key=value" lines (NAME keys left out), for the
+ * model file: what a model was trained with, independent of the struct's
+ * layout.  Returns the length it needs; writes at most len bytes,
+ * NUL-terminated.
+ */
+size_t		isrf_train_config_text(const IsrfTrainConfig *cfg, char *buf, size_t len);
+
+/*
+ * Read such lines back over the defaults: every value checked against its
+ * key's type and range (ISRF_ERR_CORRUPT naming it when it is not), keys
+ * this build does not know ignored.
+ */
+IsrfStatus	isrf_train_config_from_text(IsrfEnv *env, const char *text, size_t len,
+										IsrfTrainConfig *cfg);
 
 /*
  * The README's table of keys (Markdown, a row per key, header included).

@@ -196,10 +196,12 @@ pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 	dm = (size_t) sem->dm;
 	m->item_feat = isrf_alloc(env, ni * dm * 4 + 4);
 	m->user_feat = isrf_alloc(env, nu * dm * 4 + 4);
-	if (!m->item_feat || !m->user_feat)
+	m->user_source = isrf_alloc(env, nu + 1);
+	if (!m->item_feat || !m->user_feat || !m->user_source)
 		return ISRF_ERR_NOMEM;
 	memcpy(m->item_feat, sem->item, ni * dm * 4);
 	memcpy(m->user_feat, sem->user, nu * dm * 4);
+	memcpy(m->user_source, sem->user_source, nu);
 	m->stats.n_items_with_text = sem->n_items_with_text;
 	m->stats.n_users_with_description = sem->n_users_with_description;
 	m->stats.n_users_from_history = sem->n_users_from_history;

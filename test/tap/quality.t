@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# TAP: what users are served beats Markov + item-kNN on the same information.
+# MovieLens 100K with each user's last rating withheld from the database
+# (../shared/tools/heldout.py), CALL isrf_train with the default
+# configuration, isrf_recommend(u, 10) for every user, the lists scored by
+# ../shared/tools/referee.py against the withheld items, beside referee.py's
+# Markov + item-kNN trained on the same rows.  Run by test/run_tests.sh
+# (prove) with the throwaway cluster's PGHOST, PGPORT; ISRF_DATA_DIR names
+# the data sets.
+set -u
+n=0
+failed=0
+ok() {   # ok CONDITION-EXIT-CODE DESCRIPTION
+    n=$((n + 1))
+    if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi
+}
+here=$(cd "$(dirname "$0")/../.." && pwd)
+data=${ISRF_DATA_DIR:-$here/../shared/data}
+tools=$data/../tools
+work=$(mktemp -d /tmp/isrf-quality.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+q() { psql -X -At -v ON_ERROR_STOP=1 -d isrf_quality -c "$1" 2>&1; }
+echo "1..4"
+
+python3 "$tools/heldout.py" "$data/ml100k" "$work/ml100k" >/dev/null
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS isrf_quality" -c "CREATE DATABASE isrf_quality" >/dev/null 2>&1
+q "CREATE EXTENSION isrf" >/dev/null
+PGDATABASE=isrf_quality bash "$here/bench/load_dataset.sh" ml100k_ho "$work/ml100k" >/dev/null 2>&1
+q "SET client_min_messages = warning; CALL isrf_train('ml100k_ho')" >/dev/null
+[ "$(q "SELECT count(*) FROM isrf.models WHERE name = 'ml100k_ho' AND deployed")" = 1 ]
+ok $? "the default model is trained on ml100k with each user's last rating withheld"
+
+q "\\copy (SELECT u.user_id, r.rank, r.item_id FROM (SELECT DISTINCT user_id FROM ml100k_ho.reviews) u, LATERAL isrf_recommend(u.user_id, 10) r ORDER BY 1, 2) TO '$work/served.csv' CSV HEADER" >/dev/null
+[ "$(($(wc -l <"$work/served.csv") - 1))" = 9430 ]
+ok $? "isrf_recommend served 10 items to each of the 943 users"
+
+# {'HR5': .., 'N5': .., 'HR10': x, 'N10': y} ...
+served=$(python3 "$tools/referee.py" score "$data/ml100k" "$work/served.csv")
+baseline=$(python3 "$tools/referee.py" baselines-heldout "$data/ml100k" | grep '^markov')
+field() { echo "$1" | sed -E "s/.*'$2': ([0-9.]+).*/\1/"; }
+echo "# served (isrf_recommend): $served"
+echo "# Markov + item-kNN, same information: $baseline"
+awk -v a="$(field "$served" HR10)" -v b="$(field "$baseline" HR10)" 'BEGIN { exit !(a > b) }'
+ok $? "served HR@10 $(field "$served" HR10) above Markov + item-kNN's $(field "$baseline" HR10)"
+awk -v a="$(field "$served" N10)" -v b="$(field "$baseline" N10)" 'BEGIN { exit !(a > b) }'
+ok $? "served NDCG@10 $(field "$served" N10) above Markov + item-kNN's $(field "$baseline" N10)"
+
+psql -X -q -d postgres -c "DROP DATABASE isrf_quality WITH (FORCE)" >/dev/null 2>&1
+exit $((failed > 0))
