@@ -258,7 +258,10 @@ echo
 # --- checks --------------------------------------------------------------------
 hangs=$(awk -v s="$hang_slack_ms" '$2 > $3 + s { n++ } END { print n + 0 }' "$work/latencies")
 check $([ "$hangs" = 0 ]; echo $?) "no request ran more than $hang_slack_ms ms past its statement_timeout: $hangs did (longest $overrun ms)"
-over=$(awk -v w="$wall" -v s="$seconds" -v t="$timeout_ms" 'BEGIN { print (w > s + t / 1000 + 5) }')
+# 20 s of slack: the clients' own start and end (64 psql and pgbench
+# processes on 2 cores) take seconds more when the machine is busy with
+# other work; a client that waits on a hung request overruns by far more
+over=$(awk -v w="$wall" -v s="$seconds" -v t="$timeout_ms" 'BEGIN { print (w > s + t / 1000 + 20) }')
 check $([ "$over" = 0 ]; echo $?) "the clients ended on time ($wall s for $seconds s): none waited past the end"
 # only requests in flight at a SIGTERM may fail, with 08006, within 2 s of it
 windows=$(awk '$1 == "TERM" { printf "%s(at >= to_timestamp(%s) AND at < to_timestamp(%s) + interval %s)", sep, $2, $2, "'"'"'2 s'"'"'"; sep = " OR " }' "$work/kills")
