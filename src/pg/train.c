@@ -106,13 +106,18 @@ train_stage_hook(void *arg, const char *stage)
 {
 	TrainState *ts = arg;
 
-	train_subxact_release(ts);
+	/*
+	 * Everything that can be cancelled runs inside the subtransaction, so a
+	 * cancel always finds the run's row to mark (train_guarded); only the
+	 * commit itself runs outside it.
+	 */
 	train_set_stage(ts, stage);
+	train_subxact_release(ts);
 	train_commit(ts);
+	train_subxact_begin(ts);
 	ereport(NOTICE,
 			(errmsg("isrf_train: model \"%s\" version %d: %s (%.1f s)",
 					ts->model, ts->version, stage, isrf_now() - ts->t_start)));
-	train_subxact_begin(ts);
 	return ISRF_OK;
 }
 
@@ -133,11 +138,13 @@ train_epoch_hook(void *arg, const IsrfEpochReport *r)
 			 " \"train_seconds\": %.3f, \"eta_seconds\": %.1f, \"nonfinite_steps\": %lld}",
 			 r->epoch, r->epochs, r->best_epoch, r->loss, r->val_hr10, r->val_ndcg10, r->seconds,
 			 r->elapsed, r->eta, (long long) r->nonfinite_steps);
-	train_subxact_release(ts);
+	/* as in train_stage_hook: only the commit outside the subtransaction */
 	isrf_catalogue_call("_cat_train_progress", 3, (Oid[]) {TEXTOID, INT4OID, JSONBOID},
 						(Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
 						DirectFunctionCall1(jsonb_in, CStringGetDatum(progress))}, NULL, NULL);
+	train_subxact_release(ts);
 	train_commit(ts);
+	train_subxact_begin(ts);
 	ereport(NOTICE,
 			(errmsg("isrf_train: model \"%s\" version %d: epoch %d of %d, loss %.4f, validation HR@10 %.4f NDCG@10 %.4f, %.1f s, about %.0f s left at most",
 					ts->model, ts->version, r->epoch, r->epochs, r->loss, r->val_hr10,
@@ -148,7 +155,6 @@ train_epoch_hook(void *arg, const IsrfEpochReport *r)
 						ts->model, ts->version, (long long) r->nonfinite_steps),
 				 errhint("A lower lr or a clip may help; the count is in isrf.models.metrics.")));
 	ts->nonfinite_steps = r->nonfinite_steps;
-	train_subxact_begin(ts);
 	return ISRF_OK;
 }
 
