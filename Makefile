@@ -6,6 +6,7 @@
 #   make USE_CUDA=0      without the CUDA backend
 #   make install         installs the extension, the CUDA library, the driver
 #   make unit            builds and runs the C unit tests (no PostgreSQL)
+#   make fuzz            builds the libFuzzer harnesses (clang; bench/fuzz.sh runs them)
 #   make installcheck    pg_regress against a running server
 #   bash test/run_tests.sh   everything, on a fresh machine (see README.md)
 
@@ -94,6 +95,34 @@ $(BUILD)/test/%: test/unit/%.c $(UNIT_HDRS) $(CORE_TOOL_OBJS) $(UNIT_SUPPORT_OBJ
 tools: $(DRIVER) $(UNIT_BINS)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+# ---------------------------------------------------------------------------
+# Fuzzing harnesses (test/fuzz/fuzz_*.c) with libFuzzer, AddressSanitizer
+# and UndefinedBehaviorSanitizer: the engine, the test support and each
+# harness built by clang under build/fuzz.  bench/fuzz.sh runs them long,
+# test/run_tests.sh a few seconds each.
+FUZZ_CC ?= clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS ?= -g -O1 -std=gnu11 -fno-omit-frame-pointer -Wall -Wextra -Werror
+FUZZ_SRCS := $(sort $(wildcard test/fuzz/fuzz_*.c))
+FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_OBJS := $(patsubst src/core/%.c,$(BUILD)/fuzz/core/%.o,$(CORE_SRCS)) \
+	$(BUILD)/fuzz/support.o $(BUILD)/fuzz/synth_corpus.o $(BUILD)/fuzz/model_edit.o
+$(BUILD)/fuzz/core/%.o: src/core/%.c $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Isrc/core -c $< -o $@
+$(BUILD)/fuzz/support.o: test/fuzz/support.c test/fuzz/fuzz.h $(UNIT_HDRS) $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Isrc/core -Itest/unit -c $< -o $@
+$(BUILD)/fuzz/%.o: test/unit/support/%.c $(UNIT_HDRS) $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Isrc/core -Itest/unit -c $< -o $@
+$(BUILD)/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz.h $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -Isrc/core -Itest/unit $< $(FUZZ_OBJS) \
+		$(CORE_LIBS) -o $@
+
+.PHONY: fuzz
+fuzz: $(FUZZ_BINS)
 
 # ---------------------------------------------------------------------------
 # CUDA backend: a separate shared library, never part of OBJS, never linked

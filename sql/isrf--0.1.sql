@@ -1572,6 +1572,13 @@ $$;
 COMMENT ON FUNCTION isrf_status()
     IS 'The model servers of this node: database, process, device, loaded models, requests answered, batches, errors, latency; the node (primary or standby) and on a standby its replay lag';
 
+CREATE FUNCTION isrf.server_slots()
+RETURNS TABLE (state text, slots integer)
+AS 'MODULE_PATHNAME', 'isrf_server_slots'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION isrf.server_slots()
+    IS 'The model servers'' request slots (shared by every database) by state: free, filling, posted, taken, done, abandoned, lost';
+
 ----------------------------------------------------------------------------
 -- LLM reasoning: description jobs run by a background worker through an
 -- OpenAI-compatible endpoint, and embedding features for training

@@ -8,7 +8,7 @@ ISRF_PG_VERSION=${ISRF_PG_VERSION:-15}
 ISRF_PG_BIN=/usr/lib/postgresql/$ISRF_PG_VERSION/bin
 ISRF_PACKAGES="build-essential postgresql-$ISRF_PG_VERSION postgresql-server-dev-$ISRF_PG_VERSION \
 postgresql-$ISRF_PG_VERSION-pgtap libtap-parser-sourcehandler-pgtap-perl libopenblas-dev libstemmer-dev \
-libcurl4-openssl-dev python3 passwd procps postgresql-$ISRF_PG_VERSION-cron"
+libcurl4-openssl-dev python3 passwd procps postgresql-$ISRF_PG_VERSION-cron clang libclang-rt-dev"
 
 isrf_log() { printf '== %s\n' "$*"; }
 
@@ -120,7 +120,7 @@ listen_addresses = 'localhost'
 unix_socket_directories = '$ISRF_CLUSTER'
 shared_preload_libraries = 'isrf'
 fsync = off
-max_connections = 40
+max_connections = 100
 log_min_messages = warning
 CONF
     isrf_run_as "$ISRF_USER" "$ISRF_PG_BIN/pg_ctl" -D "$ISRF_CLUSTER/data" -l "$ISRF_CLUSTER/server.log" \

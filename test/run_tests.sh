@@ -20,11 +20,13 @@ failed=0
 # --- C unit tests of src/core (no PostgreSQL) -----------------------------
 export ISRF_DATA_DIR=${ISRF_DATA_DIR:-$ISRF_ROOT/../shared/data}
 export ISRF_CUDA_LIBRARY=${ISRF_CUDA_LIBRARY:-$ISRF_ROOT/build/isrf_cuda.so}
-# run_unit LABEL BINARY: run one test binary, add its summary line to the totals
+# run_unit LABEL COMMAND...: run one test binary (or script), add its summary
+# line ("name: N passed, N failed") to the totals
 run_unit() {
-    local label=$1 t=$2 out rc line p f
-    out=$("$t" 2>&1); rc=$?
-    echo "$out" | grep -E "^FAIL|SKIP" || true
+    local label=$1 out rc line p f
+    shift
+    out=$("$@" 2>&1); rc=$?
+    echo "$out" | grep -E "^FAIL|SKIP|^not ok| failed \(exit" || true
     line=$(echo "$out" | grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed' | tail -1)
     p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
     f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
@@ -49,6 +51,11 @@ for t in test_parity_nn_elementwise test_parity_nn_gemm test_parity_nn_layernorm
     [ -x "$ISRF_ROOT/build/test/$t" ] || continue
     ISRF_PARITY_SELF=1 run_unit "$t(self)" "$ISRF_ROOT/build/test/$t"
 done
+
+# --- fuzzing: a few seconds per libFuzzer harness (bench/fuzz.sh) ----------
+# Built with clang (-fsanitize=fuzzer,address,undefined); SKIP without it.
+ISRF_FUZZ_WORK=$ISRF_WORK/fuzz run_unit "fuzz (${ISRF_FUZZ_SECONDS:-5} s per harness)" \
+    bash "$ISRF_ROOT/bench/fuzz.sh" "${ISRF_FUZZ_SECONDS:-5}"
 
 # --- pg_regress and pgTAP against a throwaway cluster ----------------------
 isrf_cluster_start || { echo "isrf: $passed passed, $((failed + 1)) failed"; exit 1; }
@@ -95,6 +102,25 @@ srv_out="$ISRF_WORK/tap_server.out"
 prove --exec bash "$ISRF_ROOT"/test/tap/*.t >"$srv_out" 2>&1
 tail -15 "$srv_out"
 tap_count "$srv_out"
+
+# The model server under load for 2 minutes (bench/load.sh): 64 clients,
+# cancellations, a redeploy every 30 s of a model of synthetic data (quick
+# to train), a SIGTERM and a SIGKILL of the server;
+# each of its checks counts (no request hung, only those in flight at a
+# kill failed, ...).
+ISRF_LOAD_WORK=$ISRF_WORK/load run_unit "load (64 clients, ${ISRF_LOAD_SECONDS:-120} s)" \
+    bash "$ISRF_ROOT/bench/load.sh" --seconds "${ISRF_LOAD_SECONDS:-120}" --kills 1 --redeploy-every 30 \
+        --dataset synthetic
+
+# No process of the cluster crashed during the tests (server_exit.t and the
+# load test kill the model server with SIGKILL on purpose: signal 9 is
+# expected).
+crashes=$(grep -E "terminated by signal [0-9]+|PANIC:" "$ISRF_CLUSTER/server.log" | grep -v "terminated by signal 9:")
+if [ -z "$crashes" ]; then
+    echo "ok - no process of the cluster crashed (server log)"; passed=$((passed + 1))
+else
+    echo "not ok - a process of the cluster crashed:"; echo "$crashes" | head -20; failed=$((failed + 1))
+fi
 
 isrf_cluster_stop
 trap - EXIT

@@ -13,6 +13,7 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 
+#include "model_cache.h"
 #include "pg_env.h"
 #include "serving_call.h"
 
@@ -26,9 +27,9 @@ analyst_find(IsrfServeSession *ss, int32 user, const IsrfPgHistory *h, int32 k, 
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		isrf_pg_check(&penv.env, isrf_serve_group(&penv.env, ss, user, h->items, h->len, k,
-												  users, sims, count),
-					  "finding the group failed");
+		isrf_model_cache_check(&penv.env, isrf_serve_group(&penv.env, ss, user, h->items, h->len, k,
+														   users, sims, count),
+							   "finding the group failed");
 	}
 	PG_FINALLY();
 	{
@@ -159,10 +160,10 @@ isrf_group_interests(PG_FUNCTION_ARGS)
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		isrf_pg_check(&penv.env, isrf_serve_group_interests(&penv.env, ss, n_group, users, sims,
-															h.items, h.len, k, items, support,
-															scores, &count),
-					  "finding the group's interests failed");
+		isrf_model_cache_check(&penv.env, isrf_serve_group_interests(&penv.env, ss, n_group, users, sims,
+																	 h.items, h.len, k, items, support,
+																	 scores, &count),
+							   "finding the group's interests failed");
 	}
 	PG_FINALLY();
 	{

@@ -26,11 +26,18 @@ char	   *isrf_default_model_guc = NULL;
 int			isrf_beam_width_guc = 20;
 int			isrf_blas_threads_guc = 0;
 char	   *isrf_server_databases_guc = NULL;
+int			isrf_server_fallback_guc = ISRF_SERVER_FALLBACK_ERROR;
 
 static const struct config_enum_entry isrf_device_options[] = {
 	{"auto", ISRF_DEVICE_AUTO, false},
 	{"cpu", ISRF_DEVICE_CPU, false},
 	{"cuda", ISRF_DEVICE_CUDA, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry isrf_server_fallback_options[] = {
+	{"error", ISRF_SERVER_FALLBACK_ERROR, false},
+	{"in_process", ISRF_SERVER_FALLBACK_IN_PROCESS, false},
 	{NULL, 0, false}
 };
 
@@ -88,6 +95,16 @@ _PG_init(void)
 							   PGC_POSTMASTER,
 							   0,
 							   NULL, NULL, NULL);
+	DefineCustomEnumVariable("isrf.server_fallback",
+							 "What a request does when the model server cannot answer it.",
+							 "error raises 08006 when the server could not start or exited while answering; "
+							 "in_process answers in the calling session instead.",
+							 &isrf_server_fallback_guc,
+							 ISRF_SERVER_FALLBACK_ERROR,
+							 isrf_server_fallback_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 	isrf_llm_define_settings();
 	MarkGUCPrefixReserved("isrf");
 	isrf_server_init();

@@ -162,9 +162,23 @@ isrf_model_cache_session(const char *name, int32 version, TimestampTz created_at
 	HOLD_INTERRUPTS();
 	st = isrf_serve_session_open(&slot->penv.env, be, &slot->model, &ss);
 	RESUME_INTERRUPTS();
-	isrf_pg_check(&slot->penv.env, st, "could not prepare the model for serving");
+	isrf_model_cache_check(&slot->penv.env, st, "could not prepare the model for serving");
 	slot->session = ss;
 	return ss;
+}
+
+void
+isrf_model_cache_check(IsrfEnv *env, IsrfStatus st, const char *context)
+{
+	if (st != ISRF_OK && env->status == ISRF_OK && cache_be != NULL &&
+		cache_be->env->status != ISRF_OK)
+	{
+		env->status = cache_be->env->status;
+		strlcpy(env->errmsg, cache_be->env->errmsg, sizeof(env->errmsg));
+		cache_be->env->status = ISRF_OK;
+		cache_be->env->errmsg[0] = '\0';
+	}
+	isrf_pg_check(env, st, context);
 }
 
 void

@@ -35,6 +35,14 @@ IsrfServeSession *isrf_model_cache_session(const char *name, int32 version, Time
  */
 IsrfBackend *isrf_model_cache_backend(void);
 
+/*
+ * isrf_pg_check for a call that ran on this process's serving backend: a
+ * backend records its failures (a device error, say) in its own
+ * environment, which this adopts into env when env has none, so that the
+ * error raised carries the backend's status and message.
+ */
+void		isrf_model_cache_check(IsrfEnv *env, IsrfStatus st, const char *context);
+
 /* Names and versions of the cached models, "a v1, b v3" (for isrf_status). */
 void		isrf_model_cache_describe(char *buf, size_t len);
 

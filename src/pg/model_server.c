@@ -5,20 +5,62 @@
  *	  backends post into fixed slots in shared memory, draining all pending
  *	  slots into one batched beam search.
  *
- * Protocol.  A backend resolves the model (with its own rights), claims a
- * free slot (FREE -> FILLING), writes the request, publishes it (POSTED)
- * and sets the worker's latch, then sleeps on its own latch.  The worker
- * answers and flips POSTED -> DONE, or, if the backend gave up meanwhile
- * (cancel: POSTED -> ABANDONED), frees the slot itself.  Every transition
- * is a compare-and-swap, so no lock is held while work is done.  Errors
- * travel back as (SQLSTATE, message) and are raised in the backend.
+ * Slots.  Each slot has one 64-bit word: its state, a generation that every
+ * claim bumps, and the pid of the backend that claimed it (its owner).
+ * Every transition is a compare-and-swap of the whole word, so a process
+ * that read a word and acts on it later acts on that very request or not at
+ * all, and no lock is held while work is done:
+ *
+ *	  FREE -> FILLING	a backend claims it (generation + 1, owner = itself)
+ *	  FILLING -> POSTED	the request is written; the server's latch is set
+ *	  POSTED -> TAKEN	the server collects it (and then notes itself as taker)
+ *	  TAKEN -> DONE		the reply is written; the owner's latch is set
+ *	  DONE -> FREE		the owner read the reply
+ *
+ * and the ways out, whatever state a backend leaves its slot in:
+ *
+ *	  FILLING, POSTED, DONE, LOST -> FREE
+ *						the owner gave up (error, cancel, exit): the server had
+ *						not taken it, or has finished with it
+ *	  TAKEN -> ABANDONED	the owner gave up while the server computes; the
+ *						server frees it when done (ABANDONED -> FREE)
+ *	  TAKEN -> LOST		the server exited while computing (its exit callback
+ *						marks what it had taken); the owner fails the request,
+ *						or answers it in-process, and frees the slot
+ *
+ * A backend gives its slot up from PG_CATCH and from a before_shmem_exit
+ * callback (pg_terminate_backend too).  A process that dies without its
+ * callbacks (SIGKILL) makes the postmaster reinitialise shared memory; yet,
+ * as a second line, the server (twice a second) and any backend that finds
+ * no free slot reclaim slots whose owner, or taker, is no longer a process
+ * of the cluster (server_sweep).
+ *
+ * Servers.  One entry per database: STARTING (reserved by the backend that
+ * asked the postmaster for a worker) or RUNNING (the worker registered its
+ * pid and latch), each incarnation with a token never reused.  A waiting
+ * backend checks that the incarnation its request went to still runs: when
+ * it exited, a request it had not taken moves to the next server, which the
+ * backend starts; one it was computing fails with 08006 or is answered
+ * in-process (isrf.server_fallback).  08006 (connection_failure) because the
+ * request lost the service that answers it while the session itself is
+ * intact and the statement can be retried; 57P01 would tell clients that
+ * their own session was terminated, and poolers drop connections on it.
+ * A worker that exits before it registered (it could not connect, say)
+ * clears its entry from its exit callback, and the backend that started it
+ * watches its handle as well, so a failed start is reported at once and the
+ * next request starts another.
  *
  * The worker creates its compute backend (its CUDA context) after it has
  * started: never in the postmaster, whose children would inherit it.  A
- * device failure makes it exit with code 1: the postmaster restarts the
- * servers of isrf.server_databases (started with the cluster), and the next
- * request starts a new one for a database whose server started on first
- * use.  SIGHUP only reloads settings.
+ * device failure makes it exit with code 1, its batch failing as above: the
+ * postmaster restarts the servers of isrf.server_databases (started with the
+ * cluster), and the next request starts a new one for a database whose
+ * server started on first use.  SIGHUP only reloads settings.
+ *
+ * A slot's request has a fixed part and a variable part at the head of its
+ * payload (req.var_len bytes: the user's history as the calling backend
+ * read it, external item ids, oldest first), which the server copies out
+ * before it writes the reply's arrays over it.
  */
 #include "postgres.h"
 
@@ -37,6 +79,7 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -52,49 +95,107 @@
 #include "model_server.h"
 #include "serve/serve.h"
 
-#define SERVER_SLOTS 64
+#define SERVER_SLOTS 128
 #define SERVER_MAX_WORKERS 8
 #define SERVER_START_TIMEOUT_MS 20000
+#define SERVER_SWEEP_MS 500		/* the server reclaims orphaned slots this often */
+#define SERVER_PID_CHECK_MS 1000	/* a waiting backend checks its server's pid */
+#define SERVER_MAX_RESTARTS 3	/* server exits one posted request outlives */
+
+/* bgw_main_arg of a worker */
+#define SERVER_WORKER_STATIC 0	/* isrf.server_databases: database by name */
+#define SERVER_WORKER_DYNAMIC 1 /* started by a request: ServerStartArg */
 
 typedef enum SlotState
 {
 	SLOT_FREE = 0,
 	SLOT_FILLING,
 	SLOT_POSTED,
+	SLOT_TAKEN,
 	SLOT_DONE,
-	SLOT_ABANDONED
+	SLOT_ABANDONED,
+	SLOT_LOST
 } SlotState;
 
-typedef struct ServerSlot
+/* A slot word: owner pid (32 bits) | generation (24 bits) | state (8 bits). */
+#define WORD_MAKE(state, gen, pid) \
+	(((uint64) (uint32) (pid) << 32) | ((uint64) ((gen) & 0xFFFFFF) << 8) | (uint64) (state))
+#define WORD_STATE(w)	((SlotState) ((w) & 0xFF))
+#define WORD_GEN(w)		((uint32) (((w) >> 8) & 0xFFFFFF))
+#define WORD_PID(w)		((pid_t) (uint32) ((w) >> 32))
+#define WORD_WITH(w, state)	(((w) & ~(uint64) 0xFF) | (uint64) (state))
+#define WORD_FREED(w)	WORD_MAKE(SLOT_FREE, WORD_GEN(w), 0)
+
+typedef enum ServerRequestKind
 {
-	pg_atomic_uint32 state;
-	bool		preload;		/* load the model, answer nothing (slot freed by the server) */
-	Oid			dbid;
-	Latch	   *client_latch;
+	REQUEST_RECOMMEND = 0,
+	REQUEST_PRELOAD				/* load the model, answer nothing */
+} ServerRequestKind;
+
+typedef struct ServerRequest
+{
+	ServerRequestKind kind;
 	char		model[NAMEDATALEN];
 	int32		version;
 	TimestampTz created_at;
 	int64		user_id;
 	int32		k;
 	int32		beam_width;		/* the caller's isrf.beam_width */
-	int32		n_hist;			/* the user's history, as the caller read it */
-	int64		hist[ISRF_SERVER_MAX_HIST];
-	TimestampTz posted_at;
-	/* reply */
-	int32		count;
-	bool		cold_start;
-	int			sqlerrcode;		/* 0: success */
+	int32		var_len;		/* bytes of the variable part in the payload */
+} ServerRequest;
+
+typedef enum ServerReplyStatus
+{
+	REPLY_OK = 0,
+	REPLY_ERROR,				/* sqlerrcode and message, raised as they are */
+	REPLY_SERVER_EXIT			/* the server exits (device error): message */
+} ServerReplyStatus;
+
+typedef struct ServerReply
+{
+	ServerReplyStatus status;
+	int			sqlerrcode;
 	char		message[256];
-	int64		items[ISRF_SERVER_MAX_K];
-	float		scores[ISRF_SERVER_MAX_K];
+	int32		count;			/* items and scores in the payload */
+	bool		cold_start;
+} ServerReply;
+
+/*
+ * The payload: a request's variable part (the user's history), then the
+ * reply's arrays over it; room for the larger of the two.
+ */
+#define SLOT_REQUEST_BYTES (ISRF_SERVER_MAX_HIST * sizeof(int64))
+#define SLOT_REPLY_BYTES (ISRF_SERVER_MAX_K * (sizeof(int64) + sizeof(float)))
+#define SLOT_PAYLOAD_BYTES Max(SLOT_REQUEST_BYTES, SLOT_REPLY_BYTES)
+
+typedef struct ServerSlot
+{
+	pg_atomic_uint64 word;
+	pg_atomic_uint32 taker;		/* pid of the server that took it; 0 while posted */
+	Oid			dbid;			/* written by the owner before POSTED */
+	Latch	   *client_latch;
+	TimestampTz posted_at;
+	ServerRequest req;
+	ServerReply rep;
+	uint64		payload[SLOT_PAYLOAD_BYTES / sizeof(uint64)];
 } ServerSlot;
+
+typedef enum EntryState
+{
+	ENTRY_EMPTY = 0,
+	ENTRY_STARTING,				/* a worker was asked for; not registered yet */
+	ENTRY_RUNNING
+} EntryState;
 
 typedef struct ServerWorker
 {
-	Oid			dbid;			/* InvalidOid: entry unused */
-	pid_t		pid;			/* 0 while starting */
-	Latch	   *latch;
+	EntryState	state;
+	Oid			dbid;
+	uint64		token;			/* this incarnation's; never reused */
+	pid_t		pid;			/* RUNNING: the worker */
+	Latch	   *latch;			/* RUNNING: its latch */
 	TimestampTz started_at;
+	TimestampTz start_deadline; /* STARTING: given up after this */
 	char		device[160];
 	char		models[256];
 	uint64		requests;
@@ -107,18 +208,55 @@ typedef struct ServerWorker
 
 typedef struct ServerShared
 {
-	LWLock	   *lock;			/* protects workers[] */
+	LWLock	   *lock;			/* protects workers[] and next_token */
+	uint64		next_token;
 	ServerWorker workers[SERVER_MAX_WORKERS];
 	ServerSlot	slots[SERVER_SLOTS];
 } ServerShared;
 
+/* What a worker started by a request is told (in bgw_extra). */
+typedef struct ServerStartArg
+{
+	Oid			dbid;
+	int32		entry;			/* the entry reserved for it */
+	uint64		token;			/* the reservation's token */
+} ServerStartArg;
+
+/* Where a backend's request goes: one incarnation of a database's server. */
+typedef struct ServerRef
+{
+	int			entry;
+	uint64		token;
+	pid_t		pid;
+	Latch	   *latch;
+	TimestampTz pid_checked_at;
+} ServerRef;
+
+/* How a backend's wait for its answer ended. */
+typedef enum ServerWaitResult
+{
+	WAIT_ANSWERED,				/* DONE: the reply is in the slot */
+	WAIT_LOST,					/* the server exited while answering */
+	WAIT_NO_SERVER				/* none could be started; fall back */
+} ServerWaitResult;
+
 static ServerShared *server = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* backend side: the slot this backend waits on, and its word as last set */
+static ServerSlot *my_slot = NULL;
+static uint64 my_word = 0;
+static bool backend_exit_set = false;
+
+/* worker side */
 static ServerWorker *my_worker = NULL;
+static ServerStartArg my_start;
+static uint64 taken[SERVER_SLOTS];	/* word of each slot this server took; 0: none */
 
 /* isrf.c */
 extern int	isrf_device_guc;
+extern int	isrf_server_fallback_guc;
 extern char *isrf_server_databases_guc;
 
 PGDLLEXPORT void isrf_server_main(Datum arg);
@@ -147,14 +285,17 @@ server_shmem_startup(void)
 		memset(server, 0, sizeof(ServerShared));
 		server->lock = &(GetNamedLWLockTranche("isrf_server"))->lock;
 		for (i = 0; i < SERVER_SLOTS; i++)
-			pg_atomic_init_u32(&server->slots[i].state, SLOT_FREE);
+		{
+			pg_atomic_init_u64(&server->slots[i].word, WORD_MAKE(SLOT_FREE, 0, 0));
+			pg_atomic_init_u32(&server->slots[i].taker, 0);
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/* A worker entry for a database; static workers connect by name. */
+/* A worker entry; the caller sets its main argument and extra data. */
 static void
-server_fill_worker(BackgroundWorker *w, Oid dbid, const char *dbname)
+server_fill_worker(BackgroundWorker *w)
 {
 	memset(w, 0, sizeof(*w));
 	w->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -164,9 +305,6 @@ server_fill_worker(BackgroundWorker *w, Oid dbid, const char *dbname)
 	snprintf(w->bgw_function_name, BGW_MAXLEN, "isrf_server_main");
 	snprintf(w->bgw_name, BGW_MAXLEN, "isrf model server");
 	snprintf(w->bgw_type, BGW_MAXLEN, "isrf model server");
-	w->bgw_main_arg = ObjectIdGetDatum(dbid);
-	if (dbname)
-		strlcpy(w->bgw_extra, dbname, BGW_EXTRALEN);
 }
 
 void
@@ -191,7 +329,9 @@ isrf_server_init(void)
 	{
 		BackgroundWorker w;
 
-		server_fill_worker(&w, InvalidOid, tok);
+		server_fill_worker(&w);
+		w.bgw_main_arg = Int32GetDatum(SERVER_WORKER_STATIC);
+		strlcpy(w.bgw_extra, tok, BGW_EXTRALEN);
 		RegisterBackgroundWorker(&w);
 	}
 	pfree(list);
@@ -204,109 +344,399 @@ isrf_server_available(void)
 }
 
 /* ------------------------------------------------------------------------
+ * Slots: transitions and the reclaiming of orphans (any process)
+ * ------------------------------------------------------------------------ */
+
+/* Move a slot from word expected to word next; false if it was not there. */
+static bool
+slot_cas(ServerSlot *s, uint64 expected, uint64 next)
+{
+	return pg_atomic_compare_exchange_u64(&s->word, &expected, next);
+}
+
+/* Wake the backend waiting on a slot (a preload has none). */
+static void
+slot_wake(ServerSlot *s)
+{
+	Latch	   *latch = s->client_latch;
+
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/* Whether pid is a live process of this cluster with a PGPROC. */
+static bool
+server_pid_alive(pid_t pid)
+{
+	return pid != 0 && BackendPidGetProc(pid) != NULL;
+}
+
+/*
+ * Reclaim the slots whose owner, or whose taker, is no longer a process of
+ * the cluster: a request no one waits for is freed, and one whose server is
+ * gone is marked LOST for its owner.
+ */
+static void
+server_sweep(void)
+{
+	int			i;
+
+	for (i = 0; i < SERVER_SLOTS; i++)
+	{
+		ServerSlot *s = &server->slots[i];
+		uint64		w = pg_atomic_read_u64(&s->word);
+		pid_t		taker;
+
+		switch (WORD_STATE(w))
+		{
+			case SLOT_FREE:
+				break;
+			case SLOT_FILLING:
+			case SLOT_POSTED:
+			case SLOT_DONE:
+			case SLOT_LOST:
+				if (WORD_PID(w) != MyProcPid && !server_pid_alive(WORD_PID(w)))
+					(void) slot_cas(s, w, WORD_FREED(w));
+				break;
+			case SLOT_TAKEN:
+			case SLOT_ABANDONED:
+				taker = (pid_t) pg_atomic_read_u32(&s->taker);
+				if (taker == 0 || taker == MyProcPid || server_pid_alive(taker))
+					break;		/* 0: being taken right now */
+				if (WORD_STATE(w) == SLOT_ABANDONED)
+					(void) slot_cas(s, w, WORD_FREED(w));
+				else if (slot_cas(s, w, WORD_WITH(w, SLOT_LOST)))
+					slot_wake(s);
+				break;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------
  * Backend side
  * ------------------------------------------------------------------------ */
 
-/* The latch of this database's worker, starting one if there is none. */
-static Latch *
-server_worker_latch(void)
+/*
+ * The model server cannot answer: false when isrf.server_fallback says to
+ * answer in this session, else the error.
+ */
+static bool
+server_unavailable(int sqlerrcode, const char *msg, const char *detail)
 {
-	TimestampTz deadline = GetCurrentTimestamp() + SERVER_START_TIMEOUT_MS * (int64) 1000;
-	bool		start = false;
+	if (isrf_server_fallback_guc == ISRF_SERVER_FALLBACK_IN_PROCESS)
+	{
+		ereport(DEBUG1, (errmsg_internal("isrf: answering in-process: %s", msg)));
+		return false;
+	}
+	ereport(ERROR,
+			(errcode(sqlerrcode),
+			 errmsg_internal("%s", msg),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 errhint("The next request starts a new server; with isrf.server_fallback = 'in_process' "
+					 "this session answers itself instead.")));
+	return false;				/* not reached */
+}
 
+/* Empty an entry (the lock held). */
+static void
+server_entry_clear(ServerWorker *w)
+{
+	memset(w, 0, sizeof(*w));
+}
+
+/* Ask the postmaster for a worker for the entry just reserved. */
+static BackgroundWorkerHandle *
+server_start_worker(int entry, uint64 token)
+{
+	BackgroundWorker w;
+	BackgroundWorkerHandle *handle;
+	ServerStartArg arg;
+
+	server_fill_worker(&w);
+	memset(&arg, 0, sizeof(arg));
+	arg.dbid = MyDatabaseId;
+	arg.entry = entry;
+	arg.token = token;
+	w.bgw_main_arg = Int32GetDatum(SERVER_WORKER_DYNAMIC);
+	memcpy(w.bgw_extra, &arg, sizeof(arg));
+
+	/*
+	 * A started-on-demand server is not restarted by the postmaster (its
+	 * database may be dropped); the next request starts another.
+	 */
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	w.bgw_notify_pid = MyProcPid;
+	if (RegisterDynamicBackgroundWorker(&w, &handle))
+		return handle;
+	LWLockAcquire(server->lock, LW_EXCLUSIVE);
+	if (server->workers[entry].state == ENTRY_STARTING && server->workers[entry].token == token)
+		server_entry_clear(&server->workers[entry]);
+	LWLockRelease(server->lock);
+	return NULL;
+}
+
+/* Fill ref with this database's running server; false if there is none. */
+static bool
+server_find_running(ServerRef *ref)
+{
+	int			i;
+
+	for (i = 0; i < SERVER_MAX_WORKERS; i++)
+	{
+		ServerWorker *w = &server->workers[i];
+
+		if (w->state == ENTRY_RUNNING && w->dbid == MyDatabaseId)
+		{
+			ref->entry = i;
+			ref->token = w->token;
+			ref->pid = w->pid;
+			ref->latch = w->latch;
+			ref->pid_checked_at = GetCurrentTimestamp();
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * This database's running server, starting one if there is none.  Waits
+ * (interruptibly) while one starts; a start that fails (the worker exits
+ * before it registered, or does not register in time) is reported at once,
+ * its entry cleared, so the next call starts another.  false: none, and
+ * isrf.server_fallback says to answer in-process.
+ */
+static bool
+server_connect(ServerRef *ref)
+{
+	uint64		waited = 0;		/* token of the start this backend waits for */
+	BackgroundWorkerHandle *handle = NULL;	/* when this backend asked for it */
+	bool		found;
+
+	/* the common case, under the shared lock */
+	LWLockAcquire(server->lock, LW_SHARED);
+	found = server_find_running(ref);
+	LWLockRelease(server->lock);
+	if (found)
+		return true;
 	for (;;)
 	{
 		int			i,
+					entry = -1,
 					free_entry = -1;
-		Latch	   *latch = NULL;
-		bool		starting = false;
+		bool		start = false;
+		const char *failure = NULL;
+		pid_t		pid;
+		bool		stopped;
+		TimestampTz now;
+
+		/* the worker this backend asked for has exited (or never ran) */
+		stopped = handle != NULL && GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED;
 
 		LWLockAcquire(server->lock, LW_EXCLUSIVE);
+		now = GetCurrentTimestamp();
 		for (i = 0; i < SERVER_MAX_WORKERS; i++)
 		{
 			ServerWorker *w = &server->workers[i];
 
-			if (w->dbid == MyDatabaseId)
+			if (w->state == ENTRY_EMPTY)
 			{
-				if (w->pid != 0 && w->latch != NULL)
-					latch = w->latch;
-				else
-					starting = true;
-				break;
+				if (free_entry < 0)
+					free_entry = i;
 			}
-			if (w->dbid == InvalidOid && free_entry < 0)
-				free_entry = i;
+			else if (w->dbid == MyDatabaseId && entry < 0)
+				entry = i;
 		}
-		if (latch == NULL && !starting)
+		if (entry >= 0 && server_find_running(ref))
 		{
-			if (free_entry < 0)
+			LWLockRelease(server->lock);
+			return true;
+		}
+		if (entry >= 0)
+		{
+			ServerWorker *w = &server->workers[entry];
+
+			if (waited == 0)
+				waited = w->token;
+			if (w->token != waited)
+				failure = "exited before it was ready";
+			else if (stopped || now >= w->start_deadline)
 			{
-				LWLockRelease(server->lock);
-				ereport(ERROR,
-						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-						 errmsg("isrf model servers already run for %d databases", SERVER_MAX_WORKERS),
-						 errhint("Set isrf.device = 'cpu' to serve in this session.")));
+				server_entry_clear(w);
+				failure = stopped ? "exited before it was ready" : "did not start in time";
 			}
-			/* reserve the entry; the worker fills in its pid and latch */
-			memset(&server->workers[free_entry], 0, sizeof(ServerWorker));
-			server->workers[free_entry].dbid = MyDatabaseId;
-			server->workers[free_entry].started_at = GetCurrentTimestamp();
+		}
+		else if (waited != 0)
+			failure = "exited before it was ready";
+		else if (free_entry >= 0)
+		{
+			ServerWorker *w = &server->workers[free_entry];
+
+			server_entry_clear(w);
+			w->state = ENTRY_STARTING;
+			w->dbid = MyDatabaseId;
+			w->token = ++server->next_token;
+			w->started_at = now;
+			w->start_deadline = TimestampTzPlusMilliseconds(now, SERVER_START_TIMEOUT_MS);
+			waited = w->token;
+			entry = free_entry;
 			start = true;
 		}
 		LWLockRelease(server->lock);
-		if (latch)
-			return latch;
 
-		if (start)
+		if (entry < 0 && failure == NULL)
+			return server_unavailable(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+									  psprintf("isrf model servers already run for %d databases",
+											   SERVER_MAX_WORKERS),
+									  NULL);
+		if (failure != NULL)
 		{
-			BackgroundWorker w;
-			BackgroundWorkerHandle *handle;
+			char	   *dbname = get_database_name(MyDatabaseId);
 
-			start = false;
-			server_fill_worker(&w, MyDatabaseId, NULL);
-			/*
-			 * A started-on-demand server is not restarted by the postmaster
-			 * (its database may be dropped); the next request starts another.
-			 */
-			w.bgw_restart_time = BGW_NEVER_RESTART;
-			w.bgw_notify_pid = MyProcPid;
-			if (!RegisterDynamicBackgroundWorker(&w, &handle))
-			{
-				LWLockAcquire(server->lock, LW_EXCLUSIVE);
-				server->workers[free_entry].dbid = InvalidOid;
-				LWLockRelease(server->lock);
-				ereport(ERROR,
-						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-						 errmsg("could not start the isrf model server"),
-						 errhint("Raise max_worker_processes, or set isrf.device = 'cpu' to serve in this session.")));
-			}
+			return server_unavailable(ERRCODE_CONNECTION_FAILURE,
+									  psprintf("the isrf model server of database \"%s\" %s",
+											   dbname ? dbname : "?", failure),
+									  "See the server log for why.");
 		}
-		if (GetCurrentTimestamp() > deadline)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("the isrf model server of this database did not start in time"),
-					 errhint("Check the server log; set isrf.device = 'cpu' to serve in this session.")));
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20,
+		if (start && (handle = server_start_worker(entry, waited)) == NULL)
+			return server_unavailable(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+									  "could not start the isrf model server",
+									  "No background worker slot is free: raise max_worker_processes.");
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
 }
 
-/* Claim a free slot, waiting (interruptibly) while all are busy. */
-static ServerSlot *
-server_claim_slot(void)
+/* Whether the incarnation a request went to still runs. */
+static bool
+server_ref_alive(ServerRef *ref)
 {
+	ServerWorker *w = &server->workers[ref->entry];
+	bool		alive;
+	TimestampTz now;
+
+	LWLockAcquire(server->lock, LW_SHARED);
+	alive = w->state == ENTRY_RUNNING && w->token == ref->token;
+	LWLockRelease(server->lock);
+	now = GetCurrentTimestamp();
+	if (alive && TimestampDifferenceExceeds(ref->pid_checked_at, now, SERVER_PID_CHECK_MS))
+	{
+		alive = server_pid_alive(ref->pid);
+		ref->pid_checked_at = now;
+	}
+	return alive;
+}
+
+/* Give this backend's slot up, whatever state it is in. */
+static void
+server_release_slot(void)
+{
+	ServerSlot *s = my_slot;
+
+	if (s == NULL)
+		return;
+	my_slot = NULL;
 	for (;;)
 	{
-		int			i;
+		uint64		w = pg_atomic_read_u64(&s->word);
 
-		for (i = 0; i < SERVER_SLOTS; i++)
+		if (WORD_GEN(w) != WORD_GEN(my_word) || WORD_PID(w) != MyProcPid)
+			break;				/* no longer ours (reclaimed) */
+		switch (WORD_STATE(w))
 		{
-			uint32		expected = SLOT_FREE;
+			case SLOT_FREE:
+			case SLOT_ABANDONED:
+				return;
+			case SLOT_TAKEN:
+				/* the server frees it once it has finished */
+				if (slot_cas(s, w, WORD_WITH(w, SLOT_ABANDONED)))
+					return;
+				break;
+			default:
+				if (slot_cas(s, w, WORD_FREED(w)))
+					return;
+				break;
+		}
+	}
+}
 
-			if (pg_atomic_compare_exchange_u32(&server->slots[i].state, &expected, SLOT_FILLING))
-				return &server->slots[i];
+/* A backend exits (pg_terminate_backend, FATAL): its slot goes with it. */
+static void
+server_backend_exit(int code, Datum arg)
+{
+	(void) code;
+	(void) arg;
+	server_release_slot();
+}
+
+/*
+ * Claim a free slot for a request (FREE -> FILLING) and write the request's
+ * fixed part; NULL when every slot is busy.  *word gets the slot's word.
+ */
+static ServerSlot *
+server_try_claim(ServerRequestKind kind, const char *model, int32 version, TimestampTz created_at,
+				 uint64 *word)
+{
+	int			i;
+
+	for (i = 0; i < SERVER_SLOTS; i++)
+	{
+		ServerSlot *s = &server->slots[i];
+		uint64		w = pg_atomic_read_u64(&s->word);
+
+		*word = WORD_MAKE(SLOT_FILLING, WORD_GEN(w) + 1, MyProcPid);
+		if (WORD_STATE(w) == SLOT_FREE && slot_cas(s, w, *word))
+		{
+			s->dbid = MyDatabaseId;
+			s->client_latch = kind == REQUEST_PRELOAD ? NULL : MyLatch;
+			pg_atomic_write_u32(&s->taker, 0);
+			memset(&s->req, 0, sizeof(s->req));
+			s->req.kind = kind;
+			strlcpy(s->req.model, model, NAMEDATALEN);
+			s->req.version = version;
+			s->req.created_at = created_at;
+			s->posted_at = GetCurrentTimestamp();
+			return s;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Claim a slot for this backend's request, waiting (interruptibly) while
+ * all are busy; it becomes this backend's to give up (my_slot).
+ */
+static ServerSlot *
+server_claim_slot(const char *model, int32 version, TimestampTz created_at)
+{
+	TimestampTz swept = 0;
+
+	if (!backend_exit_set)
+	{
+		before_shmem_exit(server_backend_exit, (Datum) 0);
+		backend_exit_set = true;
+	}
+	for (;;)
+	{
+		ServerSlot *s;
+		uint64		word;
+		TimestampTz now;
+
+		s = server_try_claim(REQUEST_RECOMMEND, model, version, created_at, &word);
+		if (s != NULL)
+		{
+			my_slot = s;
+			my_word = word;
+			return s;
+		}
+		/* all busy: some may belong to processes that are gone */
+		now = GetCurrentTimestamp();
+		if (TimestampDifferenceExceeds(swept, now, 100))
+		{
+			server_sweep();
+			swept = now;
+			continue;
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1,
 						 PG_WAIT_EXTENSION);
@@ -315,81 +745,133 @@ server_claim_slot(void)
 	}
 }
 
-/* Give a slot up after an error or cancel in the backend. */
+/* Publish this backend's filled slot (FILLING -> POSTED). */
 static void
-server_abandon(ServerSlot *slot)
+server_post(ServerSlot *s)
 {
-	uint32		expected = SLOT_POSTED;
+	uint64		posted = WORD_WITH(my_word, SLOT_POSTED);
 
-	if (!pg_atomic_compare_exchange_u32(&slot->state, &expected, SLOT_ABANDONED))
-		pg_atomic_write_u32(&slot->state, SLOT_FREE);	/* DONE or FILLING: ours to free */
+	pg_write_barrier();
+	if (!slot_cas(s, my_word, posted))
+		elog(ERROR, "isrf model server slot was reclaimed while this backend filled it");
+	my_word = posted;
 }
 
-void
+/*
+ * Wait for the answer to this backend's posted request.  When the server
+ * exits, a request it had not taken waits for the next server (started
+ * here), one it was answering is lost.
+ */
+static ServerWaitResult
+server_wait(ServerSlot *s, ServerRef *ref)
+{
+	int			restarts = 0;
+
+	for (;;)
+	{
+		SlotState	st = WORD_STATE(pg_atomic_read_u64(&s->word));
+
+		if (st == SLOT_DONE)
+			return WAIT_ANSWERED;
+		if (st == SLOT_LOST)
+			return WAIT_LOST;
+		if (!server_ref_alive(ref))
+		{
+			st = WORD_STATE(pg_atomic_read_u64(&s->word));
+			if (st == SLOT_DONE)
+				return WAIT_ANSWERED;
+			if (st != SLOT_POSTED)
+				return WAIT_LOST;	/* taken by a server that is gone */
+			if (++restarts > SERVER_MAX_RESTARTS)
+			{
+				if (!server_unavailable(ERRCODE_CONNECTION_FAILURE,
+										psprintf("the isrf model server exited %d times while this request waited",
+												 restarts),
+										"See the server log for why."))
+					return WAIT_NO_SERVER;
+			}
+			if (!server_connect(ref))
+				return WAIT_NO_SERVER;
+			SetLatch(ref->latch);
+			continue;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+bool
 isrf_server_recommend(const char *model, int32 version, TimestampTz created_at,
 					  int64 user_id, int32 k, int32 beam_width, const int64 *hist, int32 n_hist,
 					  int64 *items, float *scores, int32 *count, bool *cold_start)
 {
-	Latch	   *worker_latch = server_worker_latch();
-	ServerSlot *slot = server_claim_slot();
+	ServerRef	ref;
+	ServerSlot *slot;
+	ServerWaitResult result = WAIT_NO_SERVER;
+	ServerReply rep;
 
-	slot->preload = false;
-	slot->dbid = MyDatabaseId;
-	slot->client_latch = MyLatch;
-	strlcpy(slot->model, model, NAMEDATALEN);
-	slot->version = version;
-	slot->created_at = created_at;
-	slot->user_id = user_id;
-	slot->k = Min(k, ISRF_SERVER_MAX_K);
-	slot->beam_width = beam_width;
-	slot->n_hist = Min(n_hist, ISRF_SERVER_MAX_HIST);
-	memcpy(slot->hist, hist, sizeof(int64) * slot->n_hist);
-	slot->posted_at = GetCurrentTimestamp();
-	slot->sqlerrcode = 0;
-	slot->message[0] = '\0';
-	pg_write_barrier();
-	pg_atomic_write_u32(&slot->state, SLOT_POSTED);
-	SetLatch(worker_latch);
+	if (!server_connect(&ref))
+		return false;
+	n_hist = Min(n_hist, ISRF_SERVER_MAX_HIST);
+	slot = server_claim_slot(model, version, created_at);
+	slot->req.user_id = user_id;
+	slot->req.k = Min(k, ISRF_SERVER_MAX_K);
+	slot->req.beam_width = beam_width;
+	/* the variable part: the history, oldest first */
+	slot->req.var_len = (int32) (sizeof(int64) * n_hist);
+	if (n_hist > 0)
+		memcpy(slot->payload, hist, sizeof(int64) * n_hist);
+	server_post(slot);
+	SetLatch(ref.latch);
 
 	PG_TRY();
 	{
-		while (pg_atomic_read_u32(&slot->state) != SLOT_DONE)
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
-							 PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
+		result = server_wait(slot, &ref);
 	}
 	PG_CATCH();
 	{
-		server_abandon(slot);
+		server_release_slot();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pg_read_barrier();
 
-	if (slot->sqlerrcode != 0)
+	if (result != WAIT_ANSWERED)
 	{
-		int			code = slot->sqlerrcode;
-		char		msg[sizeof(slot->message)];
-
-		strlcpy(msg, slot->message, sizeof(msg));
-		pg_atomic_write_u32(&slot->state, SLOT_FREE);
-		ereport(ERROR, (errcode(code), errmsg("%s", msg)));
+		server_release_slot();
+		if (result == WAIT_NO_SERVER)
+			return false;
+		return server_unavailable(ERRCODE_CONNECTION_FAILURE,
+								  "the isrf model server exited while answering this request",
+								  "See the server log for why.");
 	}
-	*count = slot->count;
-	*cold_start = slot->cold_start;
-	memcpy(items, slot->items, sizeof(int64) * slot->count);
-	memcpy(scores, slot->scores, sizeof(float) * slot->count);
-	pg_atomic_write_u32(&slot->state, SLOT_FREE);
+	pg_read_barrier();
+	rep = slot->rep;
+	if (rep.status == REPLY_OK)
+	{
+		*count = rep.count;
+		*cold_start = rep.cold_start;
+		memcpy(items, slot->payload, sizeof(int64) * rep.count);
+		memcpy(scores, (char *) slot->payload + sizeof(int64) * ISRF_SERVER_MAX_K,
+			   sizeof(float) * rep.count);
+	}
+	server_release_slot();
+	if (rep.status == REPLY_SERVER_EXIT)
+		return server_unavailable(ERRCODE_CONNECTION_FAILURE,
+								  "the isrf model server exited while answering this request",
+								  rep.message);
+	if (rep.status == REPLY_ERROR)
+		ereport(ERROR, (errcode(rep.sqlerrcode), errmsg_internal("%s", rep.message)));
+	return true;
 }
 
 void
 isrf_server_preload(const char *model, int32 version, TimestampTz created_at)
 {
 	Latch	   *worker_latch = NULL;
-	ServerSlot *slot = NULL;
+	ServerSlot *slot;
+	uint64		word;
 	int			i;
 
 	if (!isrf_server_available())
@@ -397,49 +879,73 @@ isrf_server_preload(const char *model, int32 version, TimestampTz created_at)
 	/* only a running server is told; one that starts later loads on demand */
 	LWLockAcquire(server->lock, LW_SHARED);
 	for (i = 0; i < SERVER_MAX_WORKERS; i++)
-		if (server->workers[i].dbid == MyDatabaseId && server->workers[i].pid != 0)
+		if (server->workers[i].state == ENTRY_RUNNING && server->workers[i].dbid == MyDatabaseId)
 			worker_latch = server->workers[i].latch;
 	LWLockRelease(server->lock);
 	if (worker_latch == NULL)
 		return;
-	for (i = 0; i < SERVER_SLOTS && slot == NULL; i++)
-	{
-		uint32		expected = SLOT_FREE;
-
-		if (pg_atomic_compare_exchange_u32(&server->slots[i].state, &expected, SLOT_FILLING))
-			slot = &server->slots[i];
-	}
+	/* not this backend's to wait for: if it exits first, the sweep frees it */
+	slot = server_try_claim(REQUEST_PRELOAD, model, version, created_at, &word);
 	if (slot == NULL)
 		return;					/* all busy: it will load on the next request */
-	slot->preload = true;
-	slot->dbid = MyDatabaseId;
-	slot->client_latch = NULL;
-	strlcpy(slot->model, model, NAMEDATALEN);
-	slot->version = version;
-	slot->created_at = created_at;
-	slot->posted_at = GetCurrentTimestamp();
 	pg_write_barrier();
-	pg_atomic_write_u32(&slot->state, SLOT_POSTED);
-	SetLatch(worker_latch);
+	if (slot_cas(slot, word, WORD_WITH(word, SLOT_POSTED)))
+		SetLatch(worker_latch);
 }
 
 /* ------------------------------------------------------------------------
  * Worker side
  * ------------------------------------------------------------------------ */
 
+/*
+ * The worker exits (SIGTERM, a device error, an error before it could
+ * register): the requests it was answering are marked LOST, its entry is
+ * cleared, and the backends waiting on this database's server are woken so
+ * that their requests go to the next one.
+ */
 static void
 server_worker_exit(int code, Datum arg)
 {
+	int			i;
+	Oid			dbid = my_worker ? my_worker->dbid : InvalidOid;
+
 	(void) code;
 	(void) arg;
-	if (my_worker == NULL)
-		return;
+	for (i = 0; i < SERVER_SLOTS; i++)
+	{
+		ServerSlot *s = &server->slots[i];
+		uint64		w = taken[i];
+
+		if (w == 0)
+			continue;
+		taken[i] = 0;
+		if (slot_cas(s, w, WORD_WITH(w, SLOT_LOST)))
+			slot_wake(s);
+		else
+			(void) slot_cas(s, WORD_WITH(w, SLOT_ABANDONED), WORD_FREED(w));
+	}
 	LWLockAcquire(server->lock, LW_EXCLUSIVE);
-	my_worker->pid = 0;
-	my_worker->latch = NULL;
-	my_worker->dbid = InvalidOid;
+	if (my_worker != NULL && my_worker->pid == MyProcPid)
+		server_entry_clear(my_worker);
+	else if (my_start.token != 0 && my_start.entry >= 0 && my_start.entry < SERVER_MAX_WORKERS)
+	{
+		ServerWorker *w = &server->workers[my_start.entry];
+
+		/* exited before registering: the start failed */
+		if (w->state == ENTRY_STARTING && w->token == my_start.token)
+			server_entry_clear(w);
+	}
 	LWLockRelease(server->lock);
 	my_worker = NULL;
+	if (!OidIsValid(dbid))
+		return;
+	for (i = 0; i < SERVER_SLOTS; i++)
+	{
+		ServerSlot *s = &server->slots[i];
+
+		if (WORD_STATE(pg_atomic_read_u64(&s->word)) == SLOT_POSTED && s->dbid == dbid)
+			slot_wake(s);
+	}
 }
 
 /* Publish this worker in shared memory (its entry may have been reserved). */
@@ -447,6 +953,7 @@ static void
 server_register_self(void)
 {
 	int			i,
+				use = -1,
 				free_entry = -1;
 
 	LWLockAcquire(server->lock, LW_EXCLUSIVE);
@@ -454,69 +961,101 @@ server_register_self(void)
 	{
 		ServerWorker *w = &server->workers[i];
 
-		if (w->dbid == MyDatabaseId)
+		if (w->state == ENTRY_EMPTY)
 		{
-			if (w->pid != 0 && w->pid != MyProcPid)
-			{
-				LWLockRelease(server->lock);
-				ereport(LOG, (errmsg("isrf model server: another server runs for this database; exiting")));
-				proc_exit(0);
-			}
-			my_worker = w;
-			break;
+			if (free_entry < 0)
+				free_entry = i;
+			continue;
 		}
-		if (w->dbid == InvalidOid && free_entry < 0)
-			free_entry = i;
-	}
-	if (my_worker == NULL)
-	{
-		if (free_entry < 0)
+		if (w->dbid != MyDatabaseId)
+			continue;
+		if (w->state == ENTRY_RUNNING && w->pid != MyProcPid && server_pid_alive(w->pid))
 		{
 			LWLockRelease(server->lock);
-			ereport(LOG, (errmsg("isrf model server: no free server entry; exiting")));
+			ereport(LOG, (errmsg("isrf model server: another server runs for this database; exiting")));
 			proc_exit(0);
 		}
-		my_worker = &server->workers[free_entry];
-		memset(my_worker, 0, sizeof(ServerWorker));
-		my_worker->dbid = MyDatabaseId;
+		if (use < 0)
+			use = i;			/* reserved for a start (ours or another's), or left over */
 	}
+	if (use < 0)
+		use = free_entry;
+	if (use < 0)
+	{
+		LWLockRelease(server->lock);
+		ereport(LOG, (errmsg("isrf model server: no free server entry; exiting")));
+		proc_exit(0);
+	}
+	my_worker = &server->workers[use];
+	server_entry_clear(my_worker);
+	my_worker->state = ENTRY_RUNNING;
+	my_worker->dbid = MyDatabaseId;
+	my_worker->token = ++server->next_token;
 	my_worker->started_at = GetCurrentTimestamp();
 	my_worker->pid = MyProcPid;
 	my_worker->latch = MyLatch;
 	LWLockRelease(server->lock);
-	before_shmem_exit(server_worker_exit, (Datum) 0);
 }
 
-/* Post the reply of a slot, or free it if its backend gave up. */
+/*
+ * Hand a taken slot back: with its reply (DONE, its owner woken) or, when
+ * its owner gave up meanwhile or it needs none, freed.
+ */
 static void
-server_reply(ServerSlot *slot)
+server_finish(int i, bool reply)
 {
-	uint32		expected = SLOT_POSTED;
-	Latch	   *latch = slot->client_latch;
-	double		ms = (double) (GetCurrentTimestamp() - slot->posted_at) / 1000.0;
+	ServerSlot *s = &server->slots[i];
+	uint64		w = taken[i];
+
+	taken[i] = 0;
+	pg_write_barrier();
+	if (reply && slot_cas(s, w, WORD_WITH(w, SLOT_DONE)))
+	{
+		slot_wake(s);
+		return;
+	}
+	if (!slot_cas(s, w, WORD_FREED(w)))
+		(void) slot_cas(s, WORD_WITH(w, SLOT_ABANDONED), WORD_FREED(w));
+}
+
+/* Count a request in the statistics and hand its reply back. */
+static void
+server_reply(int i)
+{
+	ServerSlot *s = &server->slots[i];
+	double		ms = (double) (GetCurrentTimestamp() - s->posted_at) / 1000.0;
 
 	my_worker->requests++;
 	my_worker->latency_sum_ms += ms;
 	if (ms > my_worker->latency_max_ms)
 		my_worker->latency_max_ms = ms;
-	if (slot->sqlerrcode)
+	if (s->rep.status != REPLY_OK)
 		my_worker->errors++;
-	pg_write_barrier();
-	if (pg_atomic_compare_exchange_u32(&slot->state, &expected, SLOT_DONE))
-		SetLatch(latch);
-	else
-		pg_atomic_write_u32(&slot->state, SLOT_FREE);
+	server_finish(i, true);
 }
 
-/* Answer every posted slot of one model version with one batched call. */
+/*
+ * The history length a request's variable part holds; a length that is not
+ * whole ids or exceeds the payload (only a bug could write one) reads as none.
+ */
+static int
+server_request_hist_len(const ServerRequest *r)
+{
+	if (r->var_len <= 0 || r->var_len > (int32) SLOT_REQUEST_BYTES || r->var_len % sizeof(int64) != 0)
+		return 0;
+	return r->var_len / (int) sizeof(int64);
+}
+
+/* Answer every taken slot of one model version with one batched call. */
 static void
-server_answer(ServerSlot **batch, int n)
+server_answer(const int *batch, int n)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	IsrfPgEnv	batch_env;
 	IsrfPgEnv  *penv = &batch_env;
 	IsrfRecRequest *req = palloc0(sizeof(IsrfRecRequest) * n);
 	IsrfRecResult *res = palloc(sizeof(IsrfRecResult) * n);
+	const ServerRequest *first = &server->slots[batch[0]].req;
 	int			i;
 
 	/* scratch of this batch only; the session keeps its own environment */
@@ -529,33 +1068,40 @@ server_answer(ServerSlot **batch, int n)
 		StartTransactionCommand();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		ss = isrf_model_cache_session(batch[0]->model, batch[0]->version, batch[0]->created_at);
+		ss = isrf_model_cache_session(first->model, first->version, first->created_at);
 		m = isrf_serve_session_model(ss);
 		for (i = 0; i < n; i++)
 		{
+			const ServerRequest *r = &server->slots[batch[i]].req;
 			IsrfPgHistory h;
 
-			isrf_pg_history_map(batch[i]->hist, batch[i]->n_hist, m, &h);
-			req[i].user = isrf_model_user_index(m, batch[i]->user_id);
-			req[i].k = Min(batch[i]->k, Max(m->n_items, 1));
-			req[i].beam_width = batch[i]->beam_width;
+			/* copied out of the payload, which the reply overwrites */
+			isrf_pg_history_map((const int64 *) server->slots[batch[i]].payload,
+								server_request_hist_len(r), m, &h);
+			req[i].user = isrf_model_user_index(m, r->user_id);
+			req[i].k = Min(r->k, Max(m->n_items, 1));
+			req[i].beam_width = r->beam_width;
 			req[i].hist = h.items;
 			req[i].len = h.len;
 			res[i].items = palloc(sizeof(int32) * req[i].k);
 			res[i].scores = palloc(sizeof(float) * req[i].k);
 		}
-		isrf_pg_check(&penv->env, isrf_serve_recommend(&penv->env, ss, n, req, res),
-					  "recommendation failed");
+		isrf_model_cache_check(&penv->env, isrf_serve_recommend(&penv->env, ss, n, req, res),
+							   "recommendation failed");
 		for (i = 0; i < n; i++)
 		{
+			ServerSlot *s = &server->slots[batch[i]];
+			int64	   *items = (int64 *) s->payload;
+			float	   *scores = (float *) ((char *) s->payload + sizeof(int64) * ISRF_SERVER_MAX_K);
 			int			j;
 
-			batch[i]->count = res[i].count;
-			batch[i]->cold_start = res[i].cold_start;
+			s->rep.status = REPLY_OK;
+			s->rep.count = res[i].count;
+			s->rep.cold_start = res[i].cold_start;
 			for (j = 0; j < res[i].count; j++)
 			{
-				batch[i]->items[j] = m->item_ids[res[i].items[j]];
-				batch[i]->scores[j] = res[i].scores[j];
+				items[j] = m->item_ids[res[i].items[j]];
+				scores[j] = res[i].scores[j];
 			}
 		}
 		PopActiveSnapshot();
@@ -575,16 +1121,19 @@ server_answer(ServerSlot **batch, int n)
 		AbortCurrentTransaction();
 		for (i = 0; i < n; i++)
 		{
-			batch[i]->sqlerrcode = edata->sqlerrcode;
-			strlcpy(batch[i]->message, edata->message ? edata->message : "model server error",
-					sizeof(batch[i]->message));
+			ServerSlot *s = &server->slots[batch[i]];
+
+			s->rep.status = device_failed ? REPLY_SERVER_EXIT : REPLY_ERROR;
+			s->rep.sqlerrcode = edata->sqlerrcode;
+			strlcpy(s->rep.message, edata->message ? edata->message : "model server error",
+					sizeof(s->rep.message));
 		}
 		if (device_failed)
 		{
-			/* a sticky device error: answer, then let the postmaster restart us */
+			/* a sticky device error: answer, then exit (restarted as the header says) */
 			for (i = 0; i < n; i++)
 				server_reply(batch[i]);
-			ereport(LOG, (errmsg("isrf model server: device error, restarting: %s", edata->message)));
+			ereport(LOG, (errmsg("isrf model server: device error, exiting: %s", edata->message)));
 			proc_exit(1);
 		}
 	}
@@ -600,21 +1149,18 @@ server_answer(ServerSlot **batch, int n)
 
 /* Load a newly deployed model ahead of its first request; errors only logged. */
 static void
-server_preload(ServerSlot *slot)
+server_preload(int slot_index)
 {
-	char		model[NAMEDATALEN];
-	int32		version = slot->version;
-	TimestampTz created_at = slot->created_at;
+	ServerRequest r = server->slots[slot_index].req;
 	MemoryContext cxt = CurrentMemoryContext;
 
-	strlcpy(model, slot->model, sizeof(model));
-	pg_atomic_write_u32(&slot->state, SLOT_FREE);
+	server_finish(slot_index, false);
 	PG_TRY();
 	{
 		StartTransactionCommand();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		(void) isrf_model_cache_get(model, version, created_at);
+		(void) isrf_model_cache_get(r.model, r.version, r.created_at);
 		PopActiveSnapshot();
 		SPI_finish();
 		CommitTransactionCommand();
@@ -630,46 +1176,66 @@ server_preload(ServerSlot *slot)
 	isrf_model_cache_describe(my_worker->models, sizeof(my_worker->models));
 }
 
-/* Collect this database's posted slots and answer them, model by model. */
-static void
-server_drain(MemoryContext batch_cxt)
+/* Take this database's posted slots (POSTED -> TAKEN); their indexes in out. */
+static int
+server_take(int *out)
 {
-	ServerSlot *pending[SERVER_SLOTS];
-	bool		taken[SERVER_SLOTS];
 	int			n = 0,
 				i;
 
 	for (i = 0; i < SERVER_SLOTS; i++)
 	{
 		ServerSlot *s = &server->slots[i];
+		uint64		w = pg_atomic_read_u64(&s->word);
 
-		if (pg_atomic_read_u32(&s->state) == SLOT_POSTED && s->dbid == MyDatabaseId)
-		{
-			pg_read_barrier();
-			if (s->preload)
-				server_preload(s);
-			else
-				pending[n++] = s;
-		}
+		if (WORD_STATE(w) != SLOT_POSTED)
+			continue;
+		pg_read_barrier();
+		if (s->dbid != MyDatabaseId || !slot_cas(s, w, WORD_WITH(w, SLOT_TAKEN)))
+			continue;
+		/* taker 0 until here: a sweep leaves a slot being taken alone */
+		pg_atomic_write_u32(&s->taker, (uint32) MyProcPid);
+		taken[i] = WORD_WITH(w, SLOT_TAKEN);
+		pg_read_barrier();
+		if (s->req.kind == REQUEST_PRELOAD)
+			server_preload(i);
+		else
+			out[n++] = i;
 	}
-	memset(taken, 0, sizeof(taken));
+	return n;
+}
+
+/* Take this database's posted slots and answer them, model by model. */
+static void
+server_drain(MemoryContext batch_cxt)
+{
+	int			pending[SERVER_SLOTS];
+	bool		done[SERVER_SLOTS];
+	int			n = server_take(pending),
+				i;
+
+	memset(done, 0, sizeof(done));
 	for (i = 0; i < n; i++)
 	{
-		ServerSlot *batch[SERVER_SLOTS];
+		int			batch[SERVER_SLOTS];
 		int			nb = 0,
 					j;
+		const ServerRequest *ri = &server->slots[pending[i]].req;
 		MemoryContext old;
 
-		if (taken[i])
+		if (done[i])
 			continue;
 		for (j = i; j < n; j++)
-			if (!taken[j] && strcmp(pending[j]->model, pending[i]->model) == 0 &&
-				pending[j]->version == pending[i]->version &&
-				pending[j]->created_at == pending[i]->created_at)
+		{
+			const ServerRequest *rj = &server->slots[pending[j]].req;
+
+			if (!done[j] && strcmp(rj->model, ri->model) == 0 && rj->version == ri->version &&
+				rj->created_at == ri->created_at)
 			{
-				taken[j] = true;
+				done[j] = true;
 				batch[nb++] = pending[j];
 			}
+		}
 		old = MemoryContextSwitchTo(batch_cxt);
 		server_answer(batch, nb);
 		MemoryContextSwitchTo(old);
@@ -680,16 +1246,23 @@ server_drain(MemoryContext batch_cxt)
 void
 isrf_server_main(Datum arg)
 {
-	Oid			dbid = DatumGetObjectId(arg);
 	IsrfBackend *be;
 	MemoryContext batch_cxt;
+	TimestampTz swept = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	if (OidIsValid(dbid))
-		BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	/* before connecting: a worker that cannot connect clears its entry */
+	memset(&my_start, 0, sizeof(my_start));
+	my_start.entry = -1;
+	before_shmem_exit(server_worker_exit, (Datum) 0);
+	if (DatumGetInt32(arg) == SERVER_WORKER_DYNAMIC)
+	{
+		memcpy(&my_start, MyBgworkerEntry->bgw_extra, sizeof(my_start));
+		BackgroundWorkerInitializeConnectionByOid(my_start.dbid, InvalidOid, 0);
+	}
 	else
 		BackgroundWorkerInitializeConnection(MyBgworkerEntry->bgw_extra, NULL, 0);
 	pgstat_report_appname("isrf model server");
@@ -704,7 +1277,9 @@ isrf_server_main(Datum arg)
 
 	for (;;)
 	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10000,
+		TimestampTz now;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, SERVER_SWEEP_MS,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -714,15 +1289,21 @@ isrf_server_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		server_drain(batch_cxt);
+		now = GetCurrentTimestamp();
+		if (TimestampDifferenceExceeds(swept, now, SERVER_SWEEP_MS))
+		{
+			server_sweep();
+			swept = now;
+		}
 	}
 }
 
 PG_FUNCTION_INFO_V1(isrf_status);
 
 /*
- * isrf_status() -> one row per running model server: database, pid,
- * device, loaded models (those the caller may see), requests, batches,
- * errors, latency.
+ * isrf_status() -> one row per model server, running or starting:
+ * database, pid, device, loaded models (those the caller may see),
+ * requests, batches, errors, latency.
  */
 Datum
 isrf_status(PG_FUNCTION_ARGS)
@@ -741,19 +1322,20 @@ isrf_status(PG_FUNCTION_ARGS)
 	for (i = 0; i < SERVER_MAX_WORKERS; i++)
 	{
 		ServerWorker *w = &workers[i];
+		bool		running = w->state == ENTRY_RUNNING;
 		Datum		v[10];
 		bool		n[10] = {false};
 		char	   *dbname;
 		char	   *models;
 
-		if (w->dbid == InvalidOid)
+		if (w->state == ENTRY_EMPTY)
 			continue;
 		dbname = get_database_name(w->dbid);
 		v[0] = dbname ? CStringGetTextDatum(dbname) : (Datum) 0;
 		n[0] = dbname == NULL;
 		v[1] = Int32GetDatum(w->pid);
-		n[1] = w->pid == 0;
-		v[2] = CStringGetTextDatum(w->pid ? w->device : "starting");
+		n[1] = !running;
+		v[2] = CStringGetTextDatum(running ? w->device : "starting");
 		models = isrf_visible_models(w->dbid, w->models);	/* other roles' models are not shown */
 		v[3] = models ? CStringGetTextDatum(models) : (Datum) 0;
 		n[3] = models == NULL;
@@ -763,6 +1345,42 @@ isrf_status(PG_FUNCTION_ARGS)
 		v[7] = Float4GetDatum(w->requests ? (float4) (w->latency_sum_ms / w->requests) : 0.0f);
 		v[8] = Float4GetDatum((float4) w->latency_max_ms);
 		v[9] = Int32GetDatum(w->max_batch);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(isrf_server_slots);
+
+/*
+ * isrf.server_slots() -> (state text, slots integer): the request slots of
+ * the model servers (shared by every database) by state, every state listed.
+ */
+Datum
+isrf_server_slots(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"free", "filling", "posted", "taken", "done", "abandoned", "lost"};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int32		counts[lengthof(names)] = {0};
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (server == NULL)
+		return (Datum) 0;
+	for (i = 0; i < SERVER_SLOTS; i++)
+	{
+		SlotState	st = WORD_STATE(pg_atomic_read_u64(&server->slots[i].word));
+
+		if ((int) st < (int) lengthof(names))
+			counts[st]++;
+	}
+	for (i = 0; i < (int) lengthof(names); i++)
+	{
+		Datum		v[2];
+		bool		n[2] = {false, false};
+
+		v[0] = CStringGetTextDatum(names[i]);
+		v[1] = Int32GetDatum(counts[i]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
 	return (Datum) 0;

@@ -15,6 +15,10 @@
 /* Longest history a slot carries; longer ones are served in-process. */
 #define ISRF_SERVER_MAX_HIST 2048
 
+/* isrf.server_fallback: what a request does when no server can answer it */
+#define ISRF_SERVER_FALLBACK_ERROR 0
+#define ISRF_SERVER_FALLBACK_IN_PROCESS 1
+
 /* From _PG_init: shared memory hooks and static workers (preload only). */
 void		isrf_server_init(void);
 
@@ -26,9 +30,12 @@ bool		isrf_server_available(void);
  * for the answer: user_id's history as the caller read it (external item
  * ids, oldest first, at most ISRF_SERVER_MAX_HIST), served with the
  * caller's beam width; errors come back as the server raised them.  items
- * and scores have room for min(k, ISRF_SERVER_MAX_K) entries.
+ * and scores have room for min(k, ISRF_SERVER_MAX_K) entries.  When no
+ * server can answer (it could not start, or exited while answering) this is
+ * an error (08006), or, with isrf.server_fallback = in_process, false: the
+ * caller answers itself.
  */
-void		isrf_server_recommend(const char *model, int32 version, TimestampTz created_at,
+bool		isrf_server_recommend(const char *model, int32 version, TimestampTz created_at,
 								  int64 user_id, int32 k, int32 beam_width,
 								  const int64 *hist, int32 n_hist, int64 *items,
 								  float *scores, int32 *count, bool *cold_start);

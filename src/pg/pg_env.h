@@ -40,7 +40,12 @@ static inline void
 isrf_pg_check(IsrfEnv *env, IsrfStatus st, const char *context)
 {
 	if (st != ISRF_OK)
+	{
+		/* a failure recorded in another environment: its code at least */
+		if (env->status == ISRF_OK)
+			env->status = st;
 		isrf_pg_raise(env, context);
+	}
 }
 
 /* Path of the CUDA backend library (isrf.cuda_library or $libdir/isrf_cuda.so). */

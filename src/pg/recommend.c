@@ -73,8 +73,8 @@ recommend_in_process(IsrfServeSession *ss, int32 user, const IsrfPgHistory *h, i
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		isrf_pg_check(&penv.env, isrf_serve_recommend(&penv.env, ss, 1, &req, res),
-					  "recommendation failed");
+		isrf_model_cache_check(&penv.env, isrf_serve_recommend(&penv.env, ss, 1, &req, res),
+							   "recommendation failed");
 	}
 	PG_FINALLY();
 	{
@@ -137,7 +137,10 @@ isrf_recommend(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	isrf_serving_call_begin(fcinfo, 2, true, user_id, &call);
 
-	/* the model server answers, where there is one and the request fits its slots */
+	/*
+	 * The model server answers, where there is one and the request fits its
+	 * slots; when it cannot, isrf.server_fallback may let this session answer.
+	 */
 	if (isrf_server_available() && k <= ISRF_SERVER_MAX_K && call.n_hist <= ISRF_SERVER_MAX_HIST)
 	{
 		int64	   *ids = palloc(sizeof(int64) * k);
@@ -145,11 +148,13 @@ isrf_recommend(PG_FUNCTION_ARGS)
 		int32		count;
 		bool		cold;
 
-		isrf_server_recommend(call.src.name, call.src.version, call.src.created_at, user_id, k,
-							  isrf_beam_width_guc, call.hist_ids, call.n_hist, ids, sc, &count, &cold);
-		for (i = 0; i < count; i++)
-			recommend_emit(rsinfo, i + 1, ids[i], sc[i], cold);
-		return (Datum) 0;
+		if (isrf_server_recommend(call.src.name, call.src.version, call.src.created_at, user_id, k,
+								  isrf_beam_width_guc, call.hist_ids, call.n_hist, ids, sc, &count, &cold))
+		{
+			for (i = 0; i < count; i++)
+				recommend_emit(rsinfo, i + 1, ids[i], sc[i], cold);
+			return (Datum) 0;
+		}
 	}
 	ss = isrf_serving_call_session(&call);
 	m = isrf_serve_session_model(ss);
@@ -341,8 +346,8 @@ isrf_rank(PG_FUNCTION_ARGS)
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		isrf_pg_check(&penv.env, isrf_serve_rank(&penv.env, ss, user, h.items, h.len, n, cand, scores),
-					  "ranking failed");
+		isrf_model_cache_check(&penv.env, isrf_serve_rank(&penv.env, ss, user, h.items, h.len, n, cand, scores),
+							   "ranking failed");
 	}
 	PG_FINALLY();
 	{
@@ -398,8 +403,8 @@ isrf_evaluate(PG_FUNCTION_ARGS)
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		isrf_pg_check(&penv.env, isrf_evaluate_model(&penv.env, ss, &opt, &rows, &n_rows),
-					  "evaluation failed");
+		isrf_model_cache_check(&penv.env, isrf_evaluate_model(&penv.env, ss, &opt, &rows, &n_rows),
+							   "evaluation failed");
 		for (i = 0; i < n_rows; i++)
 		{
 			Datum		v[7];

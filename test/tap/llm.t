@@ -9,17 +9,7 @@
 # endpoint feed training and are cached.  Run by test/run_tests.sh (prove)
 # with the throwaway cluster's PGHOST, PGPORT, ISRF_USER, ISRF_CLUSTER.
 set -u
-n=0
-failed=0
-ok() {   # ok CONDITION-EXIT-CODE DESCRIPTION
-    n=$((n + 1))
-    if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi
-}
-is() {   # is GOT EXPECTED DESCRIPTION
-    [ "$1" = "$2" ]; local rc=$?
-    [ $rc = 0 ] || echo "# got '$1', expected '$2'"
-    ok $rc "$3"
-}
+. "$(dirname "$0")/tap.sh"
 db=isrf_llm
 export PGOPTIONS="-c client_min_messages=warning"
 q() { psql -X -At -v ON_ERROR_STOP=1 -d $db -c "$1" 2>&1; }

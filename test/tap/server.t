@@ -4,12 +4,7 @@
 # databases in isrf.server_databases.  Run by test/run_tests.sh (prove) with
 # the throwaway cluster's PGHOST, PGPORT, ISRF_USER, ISRF_CLUSTER, ISRF_PG_BIN.
 set -u
-n=0
-failed=0
-ok() {   # ok CONDITION-EXIT-CODE DESCRIPTION
-    n=$((n + 1))
-    if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi
-}
+. "$(dirname "$0")/tap.sh"
 q() { psql -X -At -v ON_ERROR_STOP=1 -d isrf_srv -c "$1" 2>&1; }
 restart() {
     runuser -u "$ISRF_USER" -- "$ISRF_PG_BIN/pg_ctl" -D "$ISRF_CLUSTER/data" -m fast -w restart \

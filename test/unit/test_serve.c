@@ -11,58 +11,13 @@
 #include "eval/evaluate.h"
 #include "serve/serve.h"
 #include "data/synthetic.h"
+#include "support/synth_corpus.h"
 #include "unit.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct TestCorpus
-{
-	IsrfSynthConfig sc;
-	IsrfSynthData sd;
-	IsrfCorpus	corpus;
-	double	   *order;
-	IsrfTextPiece *items;
-	char	  (*texts)[256];
-} TestCorpus;
-
-static void
-corpus_build(IsrfEnv *env, TestCorpus *t)
-{
-	int64_t		i;
-
-	CHECK(isrf_synth_generate(env, &t->sc, &t->sd) == ISRF_OK);
-	t->order = malloc(sizeof(double) * t->sd.n_rows);
-	for (i = 0; i < t->sd.n_rows; i++)
-		t->order[i] = t->sd.position[i];
-	t->texts = malloc(sizeof(*t->texts) * t->sc.n_items * 2);
-	t->items = malloc(sizeof(IsrfTextPiece) * t->sc.n_items * 2);
-	for (i = 0; i < t->sc.n_items; i++)
-	{
-		isrf_synth_item_text(&t->sc, &t->sd, (int32_t) i, 0, t->texts[2 * i], 256);
-		isrf_synth_item_text(&t->sc, &t->sd, (int32_t) i, 2, t->texts[2 * i + 1], 256);
-		t->items[2 * i] = (IsrfTextPiece) {i + 1, t->texts[2 * i], strlen(t->texts[2 * i]), 1.0f};
-		t->items[2 * i + 1] = (IsrfTextPiece) {i + 1, t->texts[2 * i + 1], strlen(t->texts[2 * i + 1]), 1.0f};
-	}
-	memset(&t->corpus, 0, sizeof(t->corpus));
-	t->corpus.rows.n = t->sd.n_rows;
-	t->corpus.rows.user_id = t->sd.user_id;
-	t->corpus.rows.item_id = t->sd.item_id;
-	t->corpus.rows.order = t->order;
-	t->corpus.item_text = t->items;
-	t->corpus.n_item_text = t->sc.n_items * 2;
-}
-
-static void
-corpus_free(IsrfEnv *env, TestCorpus *t)
-{
-	free(t->order);
-	free(t->texts);
-	free(t->items);
-	isrf_synth_free(env, &t->sd);
-}
 
 /* in user u's whole history? */
 static bool
@@ -109,7 +64,7 @@ main(void)
 {
 	IsrfEnv		env;
 	IsrfBackend *be = NULL;
-	TestCorpus	tc = {.sc = {300, 80, 4, 10, 5}};
+	IsrfTestCorpus tc = {.sc = {300, 80, 4, 10, 5}};
 	IsrfTrainConfig cfg;
 	IsrfServeSession *ss,
 			   *ss2;
@@ -127,7 +82,7 @@ main(void)
 
 	isrf_env_init_malloc(&env);
 	CHECK(isrf_backend_open(&env, ISRF_DEVICE_CPU, NULL, &be) == ISRF_OK);
-	corpus_build(&env, &tc);
+	CHECK(isrf_test_corpus_build(&env, &tc) == ISRF_OK);
 	{
 		static const char *const keys[] = {"dm", "group_k", "d_model", "epochs", "batch_size",
 		"semid_codebook", "lr"};
@@ -287,7 +242,7 @@ main(void)
 	isrf_serve_session_close(ss);
 	isrf_model_free(&env, &m2);
 	isrf_model_free(&env, &m);
-	corpus_free(&env, &tc);
+	isrf_test_corpus_free(&env, &tc);
 	isrf_backend_close(be);
 	UNIT_END("test_serve");
 }

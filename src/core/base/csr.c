@@ -54,10 +54,14 @@ isrf_csr_validate(IsrfEnv *env, const IsrfCsr *m)
 		return isrf_fail(env, ISRF_ERR_INVALID,
 						 "sparse matrix row pointers run from %d to %d, expected 0 to nnz=%d",
 						 m->rowptr[0], m->rowptr[m->n_rows], m->nnz);
+	/* every pointer in order and within nnz before a column is read */
+	for (r = 0; r < m->n_rows; r++)
+		if (m->rowptr[r + 1] < m->rowptr[r] || m->rowptr[r + 1] > m->nnz)
+			return isrf_fail(env, ISRF_ERR_INVALID,
+							 "sparse matrix row pointer %d of row %d is out of order or past nnz=%d",
+							 m->rowptr[r + 1], r + 1, m->nnz);
 	for (r = 0; r < m->n_rows; r++)
 	{
-		if (m->rowptr[r + 1] < m->rowptr[r])
-			return isrf_fail(env, ISRF_ERR_INVALID, "sparse matrix row pointers decrease at row %d", r);
 		for (p = m->rowptr[r]; p < m->rowptr[r + 1]; p++)
 			if (m->col[p] < 0 || m->col[p] >= m->n_cols)
 				return isrf_fail(env, ISRF_ERR_INVALID, "sparse matrix column %d in row %d outside 0..%d",

@@ -14,11 +14,14 @@ IsrfStatus
 isrf_fail(IsrfEnv *env, IsrfStatus st, const char *fmt,...)
 {
 	va_list		ap;
+	char		msg[ISRF_ERRMSG_LEN];
 
-	env->status = st;
+	/* through a copy: an argument may be env->errmsg itself (adding context) */
 	va_start(ap, fmt);
-	vsnprintf(env->errmsg, sizeof(env->errmsg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(env->errmsg, msg, sizeof(msg));
+	env->status = st;
 	return st;
 }
 

@@ -46,7 +46,10 @@ typedef struct IsrfEnv
 	char		errmsg[ISRF_ERRMSG_LEN];
 } IsrfEnv;
 
-/* Record a failure in env and return st (so: return isrf_fail(...)). */
+/*
+ * Record a failure in env and return st (so: return isrf_fail(...)); an
+ * argument may be env->errmsg, to add context to the failure before.
+ */
 IsrfStatus	isrf_fail(IsrfEnv *env, IsrfStatus st, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
 

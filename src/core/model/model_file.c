@@ -227,6 +227,16 @@ isrf_model_writer_finish(IsrfModelWriter *w, uint8_t **buf, size_t *len)
 	return ISRF_OK;
 }
 
+/* Whether buf[from .. to) is all zero. */
+static bool
+model_zero(const uint8_t *buf, size_t from, size_t to)
+{
+	for (; from < to; from++)
+		if (buf[from] != 0)
+			return false;
+	return true;
+}
+
 IsrfStatus
 isrf_model_reader_open(IsrfEnv *env, const uint8_t *buf, size_t len, IsrfModelReader *r)
 {
@@ -234,6 +244,8 @@ isrf_model_reader_open(IsrfEnv *env, const uint8_t *buf, size_t len, IsrfModelRe
 				n,
 				i;
 	uint64_t	total;
+	size_t		pad_from,
+				pad_to;
 
 	memset(r, 0, sizeof(*r));
 	if (len < MODEL_HEADER_BYTES || memcmp(buf, MODEL_MAGIC, 8) != 0)
@@ -253,6 +265,17 @@ isrf_model_reader_open(IsrfEnv *env, const uint8_t *buf, size_t len, IsrfModelRe
 		return isrf_fail(env, ISRF_ERR_CORRUPT, "model section table is damaged (%u sections)", n);
 	if (model_get32(buf + 24) != model_header_crc(buf, n))
 		return isrf_fail(env, ISRF_ERR_CORRUPT, "model header checksum mismatch");
+
+	/*
+	 * The layout the writer makes and nothing else: sections in table order,
+	 * each at the next aligned offset, every byte between them zero.  So
+	 * every byte of a model is checked: by a checksum, or as padding.
+	 */
+	pad_from = 28;
+	pad_to = 32;
+	if (!model_zero(buf, pad_from, pad_to))
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model header padding is damaged");
+	pad_from = MODEL_HEADER_BYTES + (size_t) n * MODEL_ENTRY_BYTES;
 	for (i = 0; i < n; i++)
 	{
 		const uint8_t *e = buf + MODEL_HEADER_BYTES + (size_t) i * MODEL_ENTRY_BYTES;
@@ -261,11 +284,16 @@ isrf_model_reader_open(IsrfEnv *env, const uint8_t *buf, size_t len, IsrfModelRe
 		char		name[5];
 
 		model_tag_name(model_get32(e), name);
-		if (off > len || bytes > len - off)
-			return isrf_fail(env, ISRF_ERR_CORRUPT, "model section \"%s\" lies outside the data", name);
+		if (off != model_align(pad_from) || off > len || bytes > len - off)
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model section \"%s\" lies outside its place", name);
+		if (!model_zero(buf, pad_from, (size_t) off))
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model padding before section \"%s\" is damaged", name);
 		if (model_get32(e + 24) != isrf_crc32c(0, buf + off, (size_t) bytes))
 			return isrf_fail(env, ISRF_ERR_CORRUPT, "model section \"%s\" checksum mismatch", name);
+		pad_from = (size_t) (off + bytes);
 	}
+	if (model_align(pad_from) != len || !model_zero(buf, pad_from, len))
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model padding at the end is damaged");
 	r->buf = buf;
 	r->len = len;
 	r->n_sections = n;

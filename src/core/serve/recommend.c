@@ -231,6 +231,30 @@ isrf_serve_beam(IsrfEnv *env, IsrfServeSession *ss, int32_t width, int32_t n, co
 		br[i].n_results = width < avail ? width : (avail > 0 ? avail : 0);
 	}
 	st = isrf_beam_search(env, &ss->trie, width, serve_beam_step, &sb, n, br, items, logp, found);
+	if (st == ISRF_OK)
+	{
+		/*
+		 * The search packs request i's results after those before it
+		 * (n_results each, fewer than width when the catalogue left after
+		 * the history is smaller): spread them to i * width, last first.
+		 */
+		size_t		off = 0;
+		int32_t		j;
+
+		for (i = 0; i < n; i++)
+			off += (size_t) br[i].n_results;
+		for (i = n - 1; i >= 0; i--)
+		{
+			off -= (size_t) br[i].n_results;
+			memmove(items + (size_t) i * width, items + off, sizeof(int32_t) * br[i].n_results);
+			memmove(logp + (size_t) i * width, logp + off, sizeof(float) * br[i].n_results);
+			for (j = br[i].n_results; j < width; j++)
+			{
+				items[(size_t) i * width + j] = -1;
+				logp[(size_t) i * width + j] = -INFINITY;
+			}
+		}
+	}
 	isrf_free(env, br);
 	isrf_free(env, sb.rows);
 	return st;
