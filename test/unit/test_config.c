@@ -100,7 +100,7 @@ main(void)
 		  cfg.layers == 3 && cfg.seed == 1);
 	CHECK(cfg.gen.d_model == 64 && cfg.gen.tf_layers == 2 && cfg.gen.n_heads == 2 &&
 		  cfg.gen.max_len == 50 && cfg.gen.batch_size == 0 && cfg.gen.epochs == 30 &&
-		  cfg.gen.patience == 5 && cfg.gen.lr == 1e-3f && cfg.gen.dropout == 0.5f &&
+		  cfg.gen.patience == 5 && cfg.gen.lr == 0.0f && cfg.gen.ema == 0.99f && cfg.gen.dropout == 0.5f &&
 		  cfg.gen.weight_decay == 0.0f && cfg.gen.clip == 1.0f && cfg.gen.lambda1 == 0.1f &&
 		  cfg.gen.lambda2 == 0.1f && cfg.gen.tau == 0.1f && cfg.gen.alpha == 1.0f &&
 		  cfg.gen.gen_weight == 0.3f && cfg.gen.use_generative && !cfg.gen.use_group_interest &&
@@ -175,7 +175,7 @@ main(void)
 	/* the effective configuration: every key with an effect, nothing else */
 	CHECK(parse(&env, &cfg, NULL) == ISRF_OK);
 	CHECK(isrf_train_config_json(&cfg, json, sizeof(json)) < sizeof(json));
-	CHECK_MSG(has(json, "\"d_model\": 64") && has(json, "\"lr\": 0.001") && has(json, "\"dropout\": 0.5") &&
+	CHECK_MSG(has(json, "\"d_model\": 64") && has(json, "\"lr\": 0,") && has(json, "\"dropout\": 0.5") &&
 			  has(json, "\"use_prior\": true") && has(json, "\"seed\": 1") && has(json, "\"group_threshold\": -1") &&
 			  !has(json, "lambda1") && !has(json, "tau") && !has(json, "\"model\"") && json[0] == '{',
 			  "%s", json);

@@ -35,8 +35,8 @@ isrf_genrec_config_check(IsrfEnv *env, const IsrfGenrecConfig *c)
 	if (c->epochs < 0 || c->patience < 1)
 		return isrf_fail(env, ISRF_ERR_INVALID, "epochs must be >= 0 and patience >= 1 (got %d, %d)",
 						 c->epochs, c->patience);
-	if (!(c->lr > 0.0f && c->lr < 1.0f))
-		return isrf_fail(env, ISRF_ERR_INVALID, "lr must be in (0, 1) (got %g)", (double) c->lr);
+	if (!(c->lr >= 0.0f && c->lr < 1.0f))
+		return isrf_fail(env, ISRF_ERR_INVALID, "lr must be in [0, 1) (got %g)", (double) c->lr);
 	if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
 		return isrf_fail(env, ISRF_ERR_INVALID, "dropout must be in [0, 1) (got %g)", (double) c->dropout);
 	if (!(c->weight_decay >= 0.0f) || !(c->clip >= 0.0f) || !(c->lambda1 >= 0.0f) ||
@@ -255,6 +255,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 				u,
 				epoch,
 				bad = 0;
+	float		peak_lr;
 	int64_t		step = 0,
 				spe,
 				total;
@@ -297,6 +298,9 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 	/* 0: a sixteenth of the users who train, between 32 and 256 */
 	bs = cfg->batch_size > 0 ? cfg->batch_size :
 		n_tr / 16 < 32 ? 32 : n_tr / 16 > 256 ? 256 : n_tr / 16;
+	/* 0: the square-root scaling rule of Adam, 1e-3 at 64 users per step */
+	peak_lr = cfg->lr > 0.0f ? cfg->lr : 1e-3f * sqrtf((float) bs / 64.0f);
+	isrf_log(env, "isrf: %d users per step, peak learning rate %g", (int) bs, (double) peak_lr);
 	spe = (n_tr + bs - 1) / bs;
 	n_batches = (int32_t) spe;
 	total = spe * cfg->epochs;
@@ -374,7 +378,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 				out->nonfinite_steps++;
 				continue;		/* skip a step that blew up rather than poison the weights */
 			}
-			lr = isrf_lr_schedule(cfg->lr, step, spe < 100 ? spe : 100, total, 0.1f);
+			lr = isrf_lr_schedule(peak_lr, step, spe < 100 ? spe : 100, total, 0.1f);
 			if ((st = isrf_adamw_step(&o1, s->p, s->gp, lr)) != ISRF_OK ||
 				(st = isrf_adamw_step(&o2, s->tf->params, s->tf->grads, lr)) != ISRF_OK ||
 				(st = gr_ema_update(s, &ema, step)) != ISRF_OK)
