@@ -5,6 +5,11 @@
  *	  backends post into fixed slots in shared memory, draining all pending
  *	  slots into one batched beam search.
  *
+ * This file holds the shared state and the backend side (starting and
+ * finding servers, posting a request and waiting for its answer); the
+ * worker is in model_server_worker.c, the SQL views of the shared state in
+ * model_server_status.c, and what they share in model_server_internal.h.
+ *
  * Slots.  Each slot has one 64-bit word: its state, a generation that every
  * claim bumps, and the pid of the backend that claimed it (its owner).
  * Every transition is a compare-and-swap of the whole word, so a process
@@ -64,163 +69,26 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "commands/dbcommands.h"
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
-#include "fmgr.h"
-#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
 #include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
-#include "tcop/tcopprot.h"
-#include "utils/builtins.h"
-#include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "pg_catalogue.h"
 #include "pg_env.h"
-#include "history.h"
-#include "model_cache.h"
 #include "model_server.h"
-#include "serve/serve.h"
+#include "model_server_internal.h"
 
-#define SERVER_SLOTS 128
-#define SERVER_MAX_WORKERS 8
 #define SERVER_START_TIMEOUT_MS 20000
-#define SERVER_SWEEP_MS 500		/* the server reclaims orphaned slots this often */
 #define SERVER_PID_CHECK_MS 1000	/* a waiting backend checks its server's pid */
 #define SERVER_MAX_RESTARTS 3	/* server exits one posted request outlives */
-
-/* bgw_main_arg of a worker */
-#define SERVER_WORKER_STATIC 0	/* isrf.server_databases: database by name */
-#define SERVER_WORKER_DYNAMIC 1 /* started by a request: ServerStartArg */
-
-typedef enum SlotState
-{
-	SLOT_FREE = 0,
-	SLOT_FILLING,
-	SLOT_POSTED,
-	SLOT_TAKEN,
-	SLOT_DONE,
-	SLOT_ABANDONED,
-	SLOT_LOST
-} SlotState;
-
-/* A slot word: owner pid (32 bits) | generation (24 bits) | state (8 bits). */
-#define WORD_MAKE(state, gen, pid) \
-	(((uint64) (uint32) (pid) << 32) | ((uint64) ((gen) & 0xFFFFFF) << 8) | (uint64) (state))
-#define WORD_STATE(w)	((SlotState) ((w) & 0xFF))
-#define WORD_GEN(w)		((uint32) (((w) >> 8) & 0xFFFFFF))
-#define WORD_PID(w)		((pid_t) (uint32) ((w) >> 32))
-#define WORD_WITH(w, state)	(((w) & ~(uint64) 0xFF) | (uint64) (state))
-#define WORD_FREED(w)	WORD_MAKE(SLOT_FREE, WORD_GEN(w), 0)
-
-typedef enum ServerRequestKind
-{
-	REQUEST_RECOMMEND = 0,
-	REQUEST_PRELOAD				/* load the model, answer nothing */
-} ServerRequestKind;
-
-typedef struct ServerRequest
-{
-	ServerRequestKind kind;
-	char		model[NAMEDATALEN];
-	int32		version;
-	TimestampTz created_at;
-	int64		user_id;
-	int32		k;
-	int32		beam_width;		/* the caller's isrf.beam_width */
-	int32		var_len;		/* bytes of the variable part in the payload */
-} ServerRequest;
-
-typedef enum ServerReplyStatus
-{
-	REPLY_OK = 0,
-	REPLY_ERROR,				/* sqlerrcode and message, raised as they are */
-	REPLY_SERVER_EXIT			/* the server exits (device error): message */
-} ServerReplyStatus;
-
-typedef struct ServerReply
-{
-	ServerReplyStatus status;
-	int			sqlerrcode;
-	char		message[256];
-	int32		count;			/* items and scores in the payload */
-	bool		cold_start;
-} ServerReply;
-
-/*
- * The payload: a request's variable part (the user's history), then the
- * reply's arrays over it; room for the larger of the two.
- */
-#define SLOT_REQUEST_BYTES (ISRF_SERVER_MAX_HIST * sizeof(int64))
-#define SLOT_REPLY_BYTES (ISRF_SERVER_MAX_K * (sizeof(int64) + sizeof(float)))
-#define SLOT_PAYLOAD_BYTES Max(SLOT_REQUEST_BYTES, SLOT_REPLY_BYTES)
-
-typedef struct ServerSlot
-{
-	pg_atomic_uint64 word;
-	pg_atomic_uint32 taker;		/* pid of the server that took it; 0 while posted */
-	Oid			dbid;			/* written by the owner before POSTED */
-	Latch	   *client_latch;
-	TimestampTz posted_at;
-	ServerRequest req;
-	ServerReply rep;
-	uint64		payload[SLOT_PAYLOAD_BYTES / sizeof(uint64)];
-} ServerSlot;
-
-typedef enum EntryState
-{
-	ENTRY_EMPTY = 0,
-	ENTRY_STARTING,				/* a worker was asked for; not registered yet */
-	ENTRY_RUNNING
-} EntryState;
-
-typedef struct ServerWorker
-{
-	EntryState	state;
-	Oid			dbid;
-	uint64		token;			/* this incarnation's; never reused */
-	pid_t		pid;			/* RUNNING: the worker */
-	Latch	   *latch;			/* RUNNING: its latch */
-	TimestampTz started_at;
-	TimestampTz start_deadline; /* STARTING: given up after this */
-	char		device[160];
-	char		models[256];
-	uint64		requests;
-	uint64		batches;
-	uint64		errors;
-	int32		max_batch;
-	double		latency_sum_ms;
-	double		latency_max_ms;
-} ServerWorker;
-
-typedef struct ServerShared
-{
-	LWLock	   *lock;			/* protects workers[] and next_token */
-	uint64		next_token;
-	ServerWorker workers[SERVER_MAX_WORKERS];
-	ServerSlot	slots[SERVER_SLOTS];
-} ServerShared;
-
-/* What a worker started by a request is told (in bgw_extra). */
-typedef struct ServerStartArg
-{
-	Oid			dbid;
-	int32		entry;			/* the entry reserved for it */
-	uint64		token;			/* the reservation's token */
-} ServerStartArg;
 
 /* Where a backend's request goes: one incarnation of a database's server. */
 typedef struct ServerRef
@@ -240,7 +108,7 @@ typedef enum ServerWaitResult
 	WAIT_NO_SERVER				/* none could be started; fall back */
 } ServerWaitResult;
 
-static ServerShared *server = NULL;
+ServerShared *server_shmem = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -249,17 +117,10 @@ static ServerSlot *my_slot = NULL;
 static uint64 my_word = 0;
 static bool backend_exit_set = false;
 
-/* worker side */
-static ServerWorker *my_worker = NULL;
-static ServerStartArg my_start;
-static uint64 taken[SERVER_SLOTS];	/* word of each slot this server took; 0: none */
-
 /* isrf.c */
 extern int	isrf_device_guc;
 extern int	isrf_server_fallback_guc;
 extern char *isrf_server_databases_guc;
-
-PGDLLEXPORT void isrf_server_main(Datum arg);
 
 static void
 server_shmem_request(void)
@@ -279,15 +140,15 @@ server_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	server = ShmemInitStruct("isrf_server", sizeof(ServerShared), &found);
+	server_shmem = ShmemInitStruct("isrf_server", sizeof(ServerShared), &found);
 	if (!found)
 	{
-		memset(server, 0, sizeof(ServerShared));
-		server->lock = &(GetNamedLWLockTranche("isrf_server"))->lock;
+		memset(server_shmem, 0, sizeof(ServerShared));
+		server_shmem->lock = &(GetNamedLWLockTranche("isrf_server"))->lock;
 		for (i = 0; i < SERVER_SLOTS; i++)
 		{
-			pg_atomic_init_u64(&server->slots[i].word, WORD_MAKE(SLOT_FREE, 0, 0));
-			pg_atomic_init_u32(&server->slots[i].taker, 0);
+			pg_atomic_init_u64(&server_shmem->slots[i].word, WORD_MAKE(SLOT_FREE, 0, 0));
+			pg_atomic_init_u32(&server_shmem->slots[i].taker, 0);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -340,7 +201,7 @@ isrf_server_init(void)
 bool
 isrf_server_available(void)
 {
-	return server != NULL && isrf_device_guc != ISRF_DEVICE_CPU;
+	return server_shmem != NULL && isrf_device_guc != ISRF_DEVICE_CPU;
 }
 
 /* ------------------------------------------------------------------------
@@ -348,15 +209,15 @@ isrf_server_available(void)
  * ------------------------------------------------------------------------ */
 
 /* Move a slot from word expected to word next; false if it was not there. */
-static bool
-slot_cas(ServerSlot *s, uint64 expected, uint64 next)
+bool
+server_slot_cas(ServerSlot *s, uint64 expected, uint64 next)
 {
 	return pg_atomic_compare_exchange_u64(&s->word, &expected, next);
 }
 
 /* Wake the backend waiting on a slot (a preload has none). */
-static void
-slot_wake(ServerSlot *s)
+void
+server_slot_wake(ServerSlot *s)
 {
 	Latch	   *latch = s->client_latch;
 
@@ -365,7 +226,7 @@ slot_wake(ServerSlot *s)
 }
 
 /* Whether pid is a live process of this cluster with a PGPROC. */
-static bool
+bool
 server_pid_alive(pid_t pid)
 {
 	return pid != 0 && BackendPidGetProc(pid) != NULL;
@@ -376,14 +237,14 @@ server_pid_alive(pid_t pid)
  * the cluster: a request no one waits for is freed, and one whose server is
  * gone is marked LOST for its owner.
  */
-static void
+void
 server_sweep(void)
 {
 	int			i;
 
 	for (i = 0; i < SERVER_SLOTS; i++)
 	{
-		ServerSlot *s = &server->slots[i];
+		ServerSlot *s = &server_shmem->slots[i];
 		uint64		w = pg_atomic_read_u64(&s->word);
 		pid_t		taker;
 
@@ -396,7 +257,7 @@ server_sweep(void)
 			case SLOT_DONE:
 			case SLOT_LOST:
 				if (WORD_PID(w) != MyProcPid && !server_pid_alive(WORD_PID(w)))
-					(void) slot_cas(s, w, WORD_FREED(w));
+					(void) server_slot_cas(s, w, WORD_FREED(w));
 				break;
 			case SLOT_TAKEN:
 			case SLOT_ABANDONED:
@@ -404,9 +265,9 @@ server_sweep(void)
 				if (taker == 0 || taker == MyProcPid || server_pid_alive(taker))
 					break;		/* 0: being taken right now */
 				if (WORD_STATE(w) == SLOT_ABANDONED)
-					(void) slot_cas(s, w, WORD_FREED(w));
-				else if (slot_cas(s, w, WORD_WITH(w, SLOT_LOST)))
-					slot_wake(s);
+					(void) server_slot_cas(s, w, WORD_FREED(w));
+				else if (server_slot_cas(s, w, WORD_WITH(w, SLOT_LOST)))
+					server_slot_wake(s);
 				break;
 		}
 	}
@@ -438,7 +299,7 @@ server_unavailable(int sqlerrcode, const char *msg, const char *detail)
 }
 
 /* Empty an entry (the lock held). */
-static void
+void
 server_entry_clear(ServerWorker *w)
 {
 	memset(w, 0, sizeof(*w));
@@ -468,10 +329,10 @@ server_start_worker(int entry, uint64 token)
 	w.bgw_notify_pid = MyProcPid;
 	if (RegisterDynamicBackgroundWorker(&w, &handle))
 		return handle;
-	LWLockAcquire(server->lock, LW_EXCLUSIVE);
-	if (server->workers[entry].state == ENTRY_STARTING && server->workers[entry].token == token)
-		server_entry_clear(&server->workers[entry]);
-	LWLockRelease(server->lock);
+	LWLockAcquire(server_shmem->lock, LW_EXCLUSIVE);
+	if (server_shmem->workers[entry].state == ENTRY_STARTING && server_shmem->workers[entry].token == token)
+		server_entry_clear(&server_shmem->workers[entry]);
+	LWLockRelease(server_shmem->lock);
 	return NULL;
 }
 
@@ -483,7 +344,7 @@ server_find_running(ServerRef *ref)
 
 	for (i = 0; i < SERVER_MAX_WORKERS; i++)
 	{
-		ServerWorker *w = &server->workers[i];
+		ServerWorker *w = &server_shmem->workers[i];
 
 		if (w->state == ENTRY_RUNNING && w->dbid == MyDatabaseId)
 		{
@@ -513,9 +374,9 @@ server_connect(ServerRef *ref)
 	bool		found;
 
 	/* the common case, under the shared lock */
-	LWLockAcquire(server->lock, LW_SHARED);
+	LWLockAcquire(server_shmem->lock, LW_SHARED);
 	found = server_find_running(ref);
-	LWLockRelease(server->lock);
+	LWLockRelease(server_shmem->lock);
 	if (found)
 		return true;
 	for (;;)
@@ -532,11 +393,11 @@ server_connect(ServerRef *ref)
 		/* the worker this backend asked for has exited (or never ran) */
 		stopped = handle != NULL && GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED;
 
-		LWLockAcquire(server->lock, LW_EXCLUSIVE);
+		LWLockAcquire(server_shmem->lock, LW_EXCLUSIVE);
 		now = GetCurrentTimestamp();
 		for (i = 0; i < SERVER_MAX_WORKERS; i++)
 		{
-			ServerWorker *w = &server->workers[i];
+			ServerWorker *w = &server_shmem->workers[i];
 
 			if (w->state == ENTRY_EMPTY)
 			{
@@ -548,12 +409,12 @@ server_connect(ServerRef *ref)
 		}
 		if (entry >= 0 && server_find_running(ref))
 		{
-			LWLockRelease(server->lock);
+			LWLockRelease(server_shmem->lock);
 			return true;
 		}
 		if (entry >= 0)
 		{
-			ServerWorker *w = &server->workers[entry];
+			ServerWorker *w = &server_shmem->workers[entry];
 
 			if (waited == 0)
 				waited = w->token;
@@ -569,19 +430,19 @@ server_connect(ServerRef *ref)
 			failure = "exited before it was ready";
 		else if (free_entry >= 0)
 		{
-			ServerWorker *w = &server->workers[free_entry];
+			ServerWorker *w = &server_shmem->workers[free_entry];
 
 			server_entry_clear(w);
 			w->state = ENTRY_STARTING;
 			w->dbid = MyDatabaseId;
-			w->token = ++server->next_token;
+			w->token = ++server_shmem->next_token;
 			w->started_at = now;
 			w->start_deadline = TimestampTzPlusMilliseconds(now, SERVER_START_TIMEOUT_MS);
 			waited = w->token;
 			entry = free_entry;
 			start = true;
 		}
-		LWLockRelease(server->lock);
+		LWLockRelease(server_shmem->lock);
 
 		if (entry < 0 && failure == NULL)
 			return server_unavailable(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
@@ -612,13 +473,13 @@ server_connect(ServerRef *ref)
 static bool
 server_ref_alive(ServerRef *ref)
 {
-	ServerWorker *w = &server->workers[ref->entry];
+	ServerWorker *w = &server_shmem->workers[ref->entry];
 	bool		alive;
 	TimestampTz now;
 
-	LWLockAcquire(server->lock, LW_SHARED);
+	LWLockAcquire(server_shmem->lock, LW_SHARED);
 	alive = w->state == ENTRY_RUNNING && w->token == ref->token;
-	LWLockRelease(server->lock);
+	LWLockRelease(server_shmem->lock);
 	now = GetCurrentTimestamp();
 	if (alive && TimestampDifferenceExceeds(ref->pid_checked_at, now, SERVER_PID_CHECK_MS))
 	{
@@ -650,11 +511,11 @@ server_release_slot(void)
 				return;
 			case SLOT_TAKEN:
 				/* the server frees it once it has finished */
-				if (slot_cas(s, w, WORD_WITH(w, SLOT_ABANDONED)))
+				if (server_slot_cas(s, w, WORD_WITH(w, SLOT_ABANDONED)))
 					return;
 				break;
 			default:
-				if (slot_cas(s, w, WORD_FREED(w)))
+				if (server_slot_cas(s, w, WORD_FREED(w)))
 					return;
 				break;
 		}
@@ -682,11 +543,11 @@ server_try_claim(ServerRequestKind kind, const char *model, int32 version, Times
 
 	for (i = 0; i < SERVER_SLOTS; i++)
 	{
-		ServerSlot *s = &server->slots[i];
+		ServerSlot *s = &server_shmem->slots[i];
 		uint64		w = pg_atomic_read_u64(&s->word);
 
 		*word = WORD_MAKE(SLOT_FILLING, WORD_GEN(w) + 1, MyProcPid);
-		if (WORD_STATE(w) == SLOT_FREE && slot_cas(s, w, *word))
+		if (WORD_STATE(w) == SLOT_FREE && server_slot_cas(s, w, *word))
 		{
 			s->dbid = MyDatabaseId;
 			s->client_latch = kind == REQUEST_PRELOAD ? NULL : MyLatch;
@@ -752,7 +613,7 @@ server_post(ServerSlot *s)
 	uint64		posted = WORD_WITH(my_word, SLOT_POSTED);
 
 	pg_write_barrier();
-	if (!slot_cas(s, my_word, posted))
+	if (!server_slot_cas(s, my_word, posted))
 		elog(ERROR, "isrf model server slot was reclaimed while this backend filled it");
 	my_word = posted;
 }
@@ -877,11 +738,11 @@ isrf_server_preload(const char *model, int32 version, TimestampTz created_at)
 	if (!isrf_server_available())
 		return;
 	/* only a running server is told; one that starts later loads on demand */
-	LWLockAcquire(server->lock, LW_SHARED);
+	LWLockAcquire(server_shmem->lock, LW_SHARED);
 	for (i = 0; i < SERVER_MAX_WORKERS; i++)
-		if (server->workers[i].state == ENTRY_RUNNING && server->workers[i].dbid == MyDatabaseId)
-			worker_latch = server->workers[i].latch;
-	LWLockRelease(server->lock);
+		if (server_shmem->workers[i].state == ENTRY_RUNNING && server_shmem->workers[i].dbid == MyDatabaseId)
+			worker_latch = server_shmem->workers[i].latch;
+	LWLockRelease(server_shmem->lock);
 	if (worker_latch == NULL)
 		return;
 	/* not this backend's to wait for: if it exits first, the sweep frees it */
@@ -889,499 +750,6 @@ isrf_server_preload(const char *model, int32 version, TimestampTz created_at)
 	if (slot == NULL)
 		return;					/* all busy: it will load on the next request */
 	pg_write_barrier();
-	if (slot_cas(slot, word, WORD_WITH(word, SLOT_POSTED)))
+	if (server_slot_cas(slot, word, WORD_WITH(word, SLOT_POSTED)))
 		SetLatch(worker_latch);
-}
-
-/* ------------------------------------------------------------------------
- * Worker side
- * ------------------------------------------------------------------------ */
-
-/*
- * The worker exits (SIGTERM, a device error, an error before it could
- * register): the requests it was answering are marked LOST, its entry is
- * cleared, and the backends waiting on this database's server are woken so
- * that their requests go to the next one.
- */
-static void
-server_worker_exit(int code, Datum arg)
-{
-	int			i;
-	Oid			dbid = my_worker ? my_worker->dbid : InvalidOid;
-
-	(void) code;
-	(void) arg;
-	for (i = 0; i < SERVER_SLOTS; i++)
-	{
-		ServerSlot *s = &server->slots[i];
-		uint64		w = taken[i];
-
-		if (w == 0)
-			continue;
-		taken[i] = 0;
-		if (slot_cas(s, w, WORD_WITH(w, SLOT_LOST)))
-			slot_wake(s);
-		else
-			(void) slot_cas(s, WORD_WITH(w, SLOT_ABANDONED), WORD_FREED(w));
-	}
-	LWLockAcquire(server->lock, LW_EXCLUSIVE);
-	if (my_worker != NULL && my_worker->pid == MyProcPid)
-		server_entry_clear(my_worker);
-	else if (my_start.token != 0 && my_start.entry >= 0 && my_start.entry < SERVER_MAX_WORKERS)
-	{
-		ServerWorker *w = &server->workers[my_start.entry];
-
-		/* exited before registering: the start failed */
-		if (w->state == ENTRY_STARTING && w->token == my_start.token)
-			server_entry_clear(w);
-	}
-	LWLockRelease(server->lock);
-	my_worker = NULL;
-	if (!OidIsValid(dbid))
-		return;
-	for (i = 0; i < SERVER_SLOTS; i++)
-	{
-		ServerSlot *s = &server->slots[i];
-
-		if (WORD_STATE(pg_atomic_read_u64(&s->word)) == SLOT_POSTED && s->dbid == dbid)
-			slot_wake(s);
-	}
-}
-
-/* Publish this worker in shared memory (its entry may have been reserved). */
-static void
-server_register_self(void)
-{
-	int			i,
-				use = -1,
-				free_entry = -1;
-
-	LWLockAcquire(server->lock, LW_EXCLUSIVE);
-	for (i = 0; i < SERVER_MAX_WORKERS; i++)
-	{
-		ServerWorker *w = &server->workers[i];
-
-		if (w->state == ENTRY_EMPTY)
-		{
-			if (free_entry < 0)
-				free_entry = i;
-			continue;
-		}
-		if (w->dbid != MyDatabaseId)
-			continue;
-		if (w->state == ENTRY_RUNNING && w->pid != MyProcPid && server_pid_alive(w->pid))
-		{
-			LWLockRelease(server->lock);
-			ereport(LOG, (errmsg("isrf model server: another server runs for this database; exiting")));
-			proc_exit(0);
-		}
-		if (use < 0)
-			use = i;			/* reserved for a start (ours or another's), or left over */
-	}
-	if (use < 0)
-		use = free_entry;
-	if (use < 0)
-	{
-		LWLockRelease(server->lock);
-		ereport(LOG, (errmsg("isrf model server: no free server entry; exiting")));
-		proc_exit(0);
-	}
-	my_worker = &server->workers[use];
-	server_entry_clear(my_worker);
-	my_worker->state = ENTRY_RUNNING;
-	my_worker->dbid = MyDatabaseId;
-	my_worker->token = ++server->next_token;
-	my_worker->started_at = GetCurrentTimestamp();
-	my_worker->pid = MyProcPid;
-	my_worker->latch = MyLatch;
-	LWLockRelease(server->lock);
-}
-
-/*
- * Hand a taken slot back: with its reply (DONE, its owner woken) or, when
- * its owner gave up meanwhile or it needs none, freed.
- */
-static void
-server_finish(int i, bool reply)
-{
-	ServerSlot *s = &server->slots[i];
-	uint64		w = taken[i];
-
-	taken[i] = 0;
-	pg_write_barrier();
-	if (reply && slot_cas(s, w, WORD_WITH(w, SLOT_DONE)))
-	{
-		slot_wake(s);
-		return;
-	}
-	if (!slot_cas(s, w, WORD_FREED(w)))
-		(void) slot_cas(s, WORD_WITH(w, SLOT_ABANDONED), WORD_FREED(w));
-}
-
-/* Count a request in the statistics and hand its reply back. */
-static void
-server_reply(int i)
-{
-	ServerSlot *s = &server->slots[i];
-	double		ms = (double) (GetCurrentTimestamp() - s->posted_at) / 1000.0;
-
-	my_worker->requests++;
-	my_worker->latency_sum_ms += ms;
-	if (ms > my_worker->latency_max_ms)
-		my_worker->latency_max_ms = ms;
-	if (s->rep.status != REPLY_OK)
-		my_worker->errors++;
-	server_finish(i, true);
-}
-
-/*
- * The history length a request's variable part holds; a length that is not
- * whole ids or exceeds the payload (only a bug could write one) reads as none.
- */
-static int
-server_request_hist_len(const ServerRequest *r)
-{
-	if (r->var_len <= 0 || r->var_len > (int32) SLOT_REQUEST_BYTES || r->var_len % sizeof(int64) != 0)
-		return 0;
-	return r->var_len / (int) sizeof(int64);
-}
-
-/* Answer every taken slot of one model version with one batched call. */
-static void
-server_answer(const int *batch, int n)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	IsrfPgEnv	batch_env;
-	IsrfPgEnv  *penv = &batch_env;
-	IsrfRecRequest *req = palloc0(sizeof(IsrfRecRequest) * n);
-	IsrfRecResult *res = palloc(sizeof(IsrfRecResult) * n);
-	const ServerRequest *first = &server->slots[batch[0]].req;
-	int			i;
-
-	/* scratch of this batch only; the session keeps its own environment */
-	isrf_pg_env_init(&batch_env, cxt, LOG);
-	PG_TRY();
-	{
-		const IsrfModel *m;
-		IsrfServeSession *ss;
-
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		ss = isrf_model_cache_session(first->model, first->version, first->created_at);
-		m = isrf_serve_session_model(ss);
-		for (i = 0; i < n; i++)
-		{
-			const ServerRequest *r = &server->slots[batch[i]].req;
-			IsrfPgHistory h;
-
-			/* copied out of the payload, which the reply overwrites */
-			isrf_pg_history_map((const int64 *) server->slots[batch[i]].payload,
-								server_request_hist_len(r), m, &h);
-			req[i].user = isrf_model_user_index(m, r->user_id);
-			req[i].k = Min(r->k, Max(m->n_items, 1));
-			req[i].beam_width = r->beam_width;
-			req[i].hist = h.items;
-			req[i].len = h.len;
-			res[i].items = palloc(sizeof(int32) * req[i].k);
-			res[i].scores = palloc(sizeof(float) * req[i].k);
-		}
-		isrf_model_cache_check(&penv->env, isrf_serve_recommend(&penv->env, ss, n, req, res),
-							   "recommendation failed");
-		for (i = 0; i < n; i++)
-		{
-			ServerSlot *s = &server->slots[batch[i]];
-			int64	   *items = (int64 *) s->payload;
-			float	   *scores = (float *) ((char *) s->payload + sizeof(int64) * ISRF_SERVER_MAX_K);
-			int			j;
-
-			s->rep.status = REPLY_OK;
-			s->rep.count = res[i].count;
-			s->rep.cold_start = res[i].cold_start;
-			for (j = 0; j < res[i].count; j++)
-			{
-				items[j] = m->item_ids[res[i].items[j]];
-				scores[j] = res[i].scores[j];
-			}
-		}
-		PopActiveSnapshot();
-		SPI_finish();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-		bool		device_failed;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		/* a device error is raised as 58000 (pg_env.c) */
-		device_failed = penv->env.status == ISRF_ERR_DEVICE || edata->sqlerrcode == ERRCODE_SYSTEM_ERROR;
-		FlushErrorState();
-		AbortCurrentTransaction();
-		for (i = 0; i < n; i++)
-		{
-			ServerSlot *s = &server->slots[batch[i]];
-
-			s->rep.status = device_failed ? REPLY_SERVER_EXIT : REPLY_ERROR;
-			s->rep.sqlerrcode = edata->sqlerrcode;
-			strlcpy(s->rep.message, edata->message ? edata->message : "model server error",
-					sizeof(s->rep.message));
-		}
-		if (device_failed)
-		{
-			/* a sticky device error: answer, then exit (restarted as the header says) */
-			for (i = 0; i < n; i++)
-				server_reply(batch[i]);
-			ereport(LOG, (errmsg("isrf model server: device error, exiting: %s", edata->message)));
-			proc_exit(1);
-		}
-	}
-	PG_END_TRY();
-	isrf_pg_env_done(&batch_env);
-	my_worker->batches++;
-	if (n > my_worker->max_batch)
-		my_worker->max_batch = n;
-	for (i = 0; i < n; i++)
-		server_reply(batch[i]);
-	isrf_model_cache_describe(my_worker->models, sizeof(my_worker->models));
-}
-
-/* Load a newly deployed model ahead of its first request; errors only logged. */
-static void
-server_preload(int slot_index)
-{
-	ServerRequest r = server->slots[slot_index].req;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	server_finish(slot_index, false);
-	PG_TRY();
-	{
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		(void) isrf_model_cache_get(r.model, r.version, r.created_at);
-		PopActiveSnapshot();
-		SPI_finish();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-	}
-	PG_END_TRY();
-	isrf_model_cache_describe(my_worker->models, sizeof(my_worker->models));
-}
-
-/* Take this database's posted slots (POSTED -> TAKEN); their indexes in out. */
-static int
-server_take(int *out)
-{
-	int			n = 0,
-				i;
-
-	for (i = 0; i < SERVER_SLOTS; i++)
-	{
-		ServerSlot *s = &server->slots[i];
-		uint64		w = pg_atomic_read_u64(&s->word);
-
-		if (WORD_STATE(w) != SLOT_POSTED)
-			continue;
-		pg_read_barrier();
-		if (s->dbid != MyDatabaseId || !slot_cas(s, w, WORD_WITH(w, SLOT_TAKEN)))
-			continue;
-		/* taker 0 until here: a sweep leaves a slot being taken alone */
-		pg_atomic_write_u32(&s->taker, (uint32) MyProcPid);
-		taken[i] = WORD_WITH(w, SLOT_TAKEN);
-		pg_read_barrier();
-		if (s->req.kind == REQUEST_PRELOAD)
-			server_preload(i);
-		else
-			out[n++] = i;
-	}
-	return n;
-}
-
-/* Take this database's posted slots and answer them, model by model. */
-static void
-server_drain(MemoryContext batch_cxt)
-{
-	int			pending[SERVER_SLOTS];
-	bool		done[SERVER_SLOTS];
-	int			n = server_take(pending),
-				i;
-
-	memset(done, 0, sizeof(done));
-	for (i = 0; i < n; i++)
-	{
-		int			batch[SERVER_SLOTS];
-		int			nb = 0,
-					j;
-		const ServerRequest *ri = &server->slots[pending[i]].req;
-		MemoryContext old;
-
-		if (done[i])
-			continue;
-		for (j = i; j < n; j++)
-		{
-			const ServerRequest *rj = &server->slots[pending[j]].req;
-
-			if (!done[j] && strcmp(rj->model, ri->model) == 0 && rj->version == ri->version &&
-				rj->created_at == ri->created_at)
-			{
-				done[j] = true;
-				batch[nb++] = pending[j];
-			}
-		}
-		old = MemoryContextSwitchTo(batch_cxt);
-		server_answer(batch, nb);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(batch_cxt);
-	}
-}
-
-void
-isrf_server_main(Datum arg)
-{
-	IsrfBackend *be;
-	MemoryContext batch_cxt;
-	TimestampTz swept = 0;
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	/* before connecting: a worker that cannot connect clears its entry */
-	memset(&my_start, 0, sizeof(my_start));
-	my_start.entry = -1;
-	before_shmem_exit(server_worker_exit, (Datum) 0);
-	if (DatumGetInt32(arg) == SERVER_WORKER_DYNAMIC)
-	{
-		memcpy(&my_start, MyBgworkerEntry->bgw_extra, sizeof(my_start));
-		BackgroundWorkerInitializeConnectionByOid(my_start.dbid, InvalidOid, 0);
-	}
-	else
-		BackgroundWorkerInitializeConnection(MyBgworkerEntry->bgw_extra, NULL, 0);
-	pgstat_report_appname("isrf model server");
-	server_register_self();
-
-	/* the compute backend lives as long as the worker: after fork, never before */
-	be = isrf_model_cache_backend();
-	if (be->describe(be, my_worker->device, sizeof(my_worker->device)) != ISRF_OK)
-		strlcpy(my_worker->device, be->name, sizeof(my_worker->device));
-	ereport(LOG, (errmsg("isrf model server started on %s", my_worker->device)));
-	batch_cxt = AllocSetContextCreate(TopMemoryContext, "isrf server batch", ALLOCSET_DEFAULT_SIZES);
-
-	for (;;)
-	{
-		TimestampTz now;
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, SERVER_SWEEP_MS,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		server_drain(batch_cxt);
-		now = GetCurrentTimestamp();
-		if (TimestampDifferenceExceeds(swept, now, SERVER_SWEEP_MS))
-		{
-			server_sweep();
-			swept = now;
-		}
-	}
-}
-
-PG_FUNCTION_INFO_V1(isrf_status);
-
-/*
- * isrf_status() -> one row per model server, running or starting:
- * database, pid, device, loaded models (those the caller may see),
- * requests, batches, errors, latency.
- */
-Datum
-isrf_status(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	ServerWorker *workers = palloc(sizeof(ServerWorker) * SERVER_MAX_WORKERS);
-	int			i;
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (server == NULL)
-		return (Datum) 0;
-	/* a copy, so that no lock is held while catalogues are read */
-	LWLockAcquire(server->lock, LW_SHARED);
-	memcpy(workers, server->workers, sizeof(ServerWorker) * SERVER_MAX_WORKERS);
-	LWLockRelease(server->lock);
-	for (i = 0; i < SERVER_MAX_WORKERS; i++)
-	{
-		ServerWorker *w = &workers[i];
-		bool		running = w->state == ENTRY_RUNNING;
-		Datum		v[10];
-		bool		n[10] = {false};
-		char	   *dbname;
-		char	   *models;
-
-		if (w->state == ENTRY_EMPTY)
-			continue;
-		dbname = get_database_name(w->dbid);
-		v[0] = dbname ? CStringGetTextDatum(dbname) : (Datum) 0;
-		n[0] = dbname == NULL;
-		v[1] = Int32GetDatum(w->pid);
-		n[1] = !running;
-		v[2] = CStringGetTextDatum(running ? w->device : "starting");
-		models = isrf_visible_models(w->dbid, w->models);	/* other roles' models are not shown */
-		v[3] = models ? CStringGetTextDatum(models) : (Datum) 0;
-		n[3] = models == NULL;
-		v[4] = Int64GetDatum((int64) w->requests);
-		v[5] = Int64GetDatum((int64) w->batches);
-		v[6] = Int64GetDatum((int64) w->errors);
-		v[7] = Float4GetDatum(w->requests ? (float4) (w->latency_sum_ms / w->requests) : 0.0f);
-		v[8] = Float4GetDatum((float4) w->latency_max_ms);
-		v[9] = Int32GetDatum(w->max_batch);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
-	}
-	return (Datum) 0;
-}
-
-PG_FUNCTION_INFO_V1(isrf_server_slots);
-
-/*
- * isrf.server_slots() -> (state text, slots integer): the request slots of
- * the model servers (shared by every database) by state, every state listed.
- */
-Datum
-isrf_server_slots(PG_FUNCTION_ARGS)
-{
-	static const char *const names[] = {"free", "filling", "posted", "taken", "done", "abandoned", "lost"};
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int32		counts[lengthof(names)] = {0};
-	int			i;
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (server == NULL)
-		return (Datum) 0;
-	for (i = 0; i < SERVER_SLOTS; i++)
-	{
-		SlotState	st = WORD_STATE(pg_atomic_read_u64(&server->slots[i].word));
-
-		if ((int) st < (int) lengthof(names))
-			counts[st]++;
-	}
-	for (i = 0; i < (int) lengthof(names); i++)
-	{
-		Datum		v[2];
-		bool		n[2] = {false, false};
-
-		v[0] = CStringGetTextDatum(names[i]);
-		v[1] = Int32GetDatum(counts[i]);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
-	}
-	return (Datum) 0;
 }
