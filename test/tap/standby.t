@@ -16,17 +16,7 @@ nodes_setup
 trap nodes_stop_all EXIT
 export PGOPTIONS="-c client_min_messages=warning"
 
-n=0
-failed=0
-ok() {   # ok CONDITION-EXIT-CODE DESCRIPTION
-    n=$((n + 1))
-    if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi
-}
-is() {   # is GOT EXPECTED DESCRIPTION
-    [ "$1" = "$2" ]; local rc=$?
-    [ $rc = 0 ] || echo "# got '$1', expected '$2'"
-    ok $rc "$3"
-}
+. "$here/tap.sh"
 DB=isrf_ha
 # state NODE SQL: the SQLSTATE a statement ends with, or ok
 state() {
