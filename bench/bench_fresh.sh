@@ -65,6 +65,6 @@ python3 "$tools/referee.py" score "$src" "$ISRF_WORK/frozen.csv"
 echo "fresh history (the second-to-last items inserted, no retraining):"
 python3 "$tools/referee.py" score "$src" "$ISRF_WORK/fresh.csv"
 echo "referee.py baselines on the fresh information:"
-python3 "$tools/referee.py" baselines-heldout "$src" | head -2
+python3 "$tools/referee.py" baselines-heldout "$src" | awk 'NR <= 2'
 isrf_cluster_stop
 trap - EXIT
