@@ -151,3 +151,24 @@ SELECT model_name, version FROM isrf.model_check('shop_tiny');
 SELECT isrf.drop_dataset('shop', cascade => true);
 SELECT err($$SELECT * FROM isrf_recommend(1, 5)$$);
 DROP SCHEMA shop CASCADE;
+
+-- histories at the model server's limit: 2,048 items travel in the request's
+-- slot, 2,049 are answered in-process; both as in-process answers them
+SET client_min_messages = warning;
+SELECT isrf.create_synthetic_dataset('longhist', users => 200, items => 2200, groups => 4, per_user => 10, seed => 3);
+CALL isrf_train('longhist', '{"epochs": 1, "dm": 8, "group_k": 5, "d_model": 16, "tf_layers": 1}');
+RESET client_min_messages;
+INSERT INTO longhist.reviews SELECT 90000, g, g FROM generate_series(1, 2048) g;
+INSERT INTO longhist.reviews SELECT 90001, g, g FROM generate_series(1, 2049) g;
+SELECT coalesce(sum(requests), 0) AS requests_before FROM isrf_status() WHERE database = current_database() \gset
+CREATE TEMP TABLE long_served AS
+  SELECT u, array_agg(r.item_id ORDER BY r.rank) AS items
+    FROM unnest(ARRAY[90000, 90001]) u, LATERAL isrf_recommend(u, 10, 'longhist') r GROUP BY u;
+SELECT sum(requests) - :requests_before AS server_answered_one FROM isrf_status() WHERE database = current_database();
+SET isrf.device = 'cpu';
+SELECT l.u, cardinality(l.items) AS n, l.items = (SELECT array_agg(item_id ORDER BY rank) FROM isrf_recommend(l.u, 10, 'longhist')) AS same_in_process,
+       NOT EXISTS (SELECT FROM unnest(l.items) i WHERE i <= 2049 - (l.u = 90000)::int) AS none_of_own
+  FROM long_served l ORDER BY l.u;
+RESET isrf.device;
+SELECT isrf.drop_dataset('longhist', cascade => true);
+DROP SCHEMA longhist CASCADE;
