@@ -351,13 +351,15 @@ bl_add(IsrfBaselines *b, int32_t *n_touched, int32_t item, double v)
 }
 
 /*
- * Markov + item-kNN scores of every reachable item into b->score; returns
- * how many items b->touched lists.  Additions per item happen in the order
- * of referee.py (transition then co-occurrence, most recent input first), so
- * the double sums agree to the last bit.
+ * The Markov + item-kNN walk over the last ISRF_MARKOV_HISTORY inputs, most
+ * recent first, transitions then co-occurrences, in the order of
+ * referee.py, so the double sums agree to the last bit.  With markov NULL,
+ * the baseline's score (kNN weighted ISRF_KNN_WEIGHT) goes into b->score
+ * and the count of items b->touched lists is returned; otherwise the two
+ * parts go apart, unweighted, into markov and knn (zeroed by the caller).
  */
 static int32_t
-bl_markov_scores(IsrfBaselines *b, const int32_t *input, int32_t n)
+bl_markov_walk(IsrfBaselines *b, const int32_t *input, int32_t n, double *markov, double *knn)
 {
 	int32_t		n_touched = 0;
 	int32_t		k;
@@ -370,13 +372,23 @@ bl_markov_scores(IsrfBaselines *b, const int32_t *input, int32_t n)
 		int64_t		r;
 
 		for (r = b->tr_ptr[a]; r < b->tr_ptr[a + 1]; r++)
-			bl_add(b, &n_touched, b->tr_col[r], w * (double) b->tr_cnt[r] / tot);
+		{
+			double		v = w * (double) b->tr_cnt[r] / tot;
+
+			if (markov)
+				markov[b->tr_col[r]] += v;
+			else
+				bl_add(b, &n_touched, b->tr_col[r], v);
+		}
 		for (r = b->co_ptr[a]; r < b->co_ptr[a + 1]; r++)
 		{
 			int32_t		x = b->co_col[r];
+			double		norm = sqrt((double) b->pop[a] * (double) b->pop[x]);
 
-			bl_add(b, &n_touched, x, ISRF_KNN_WEIGHT * w * (double) b->co_cnt[r] /
-				   sqrt((double) b->pop[a] * (double) b->pop[x]));
+			if (knn)
+				knn[x] += w * (double) b->co_cnt[r] / norm;
+			else
+				bl_add(b, &n_touched, x, ISRF_KNN_WEIGHT * w * (double) b->co_cnt[r] / norm);
 		}
 	}
 	return n_touched;
@@ -386,27 +398,10 @@ IsrfStatus
 isrf_baselines_markov_parts(IsrfEnv *env, IsrfBaselines *b, const int32_t *input, int32_t n,
 							double *markov, double *knn)
 {
-	int32_t		k;
-
 	ISRF_TRY(bl_check_input(env, b, input, n));
 	memset(markov, 0, sizeof(double) * (size_t) b->n_items);
 	memset(knn, 0, sizeof(double) * (size_t) b->n_items);
-	for (k = 0; k < ISRF_MARKOV_HISTORY && k < n; k++)
-	{
-		int32_t		a = input[n - 1 - k];
-		double		w = pow(ISRF_MARKOV_DECAY, (double) k);
-		double		tot = b->tr_total[a] > 0 ? (double) b->tr_total[a] : 1.0;
-		int64_t		r;
-
-		for (r = b->tr_ptr[a]; r < b->tr_ptr[a + 1]; r++)
-			markov[b->tr_col[r]] += w * (double) b->tr_cnt[r] / tot;
-		for (r = b->co_ptr[a]; r < b->co_ptr[a + 1]; r++)
-		{
-			int32_t		x = b->co_col[r];
-
-			knn[x] += w * (double) b->co_cnt[r] / sqrt((double) b->pop[a] * (double) b->pop[x]);
-		}
-	}
+	(void) bl_markov_walk(b, input, n, markov, knn);
 	return ISRF_OK;
 }
 
@@ -438,7 +433,7 @@ isrf_baselines_recommend(IsrfEnv *env, IsrfBaselines *b, IsrfBaselineMethod m,
 
 	if (m == ISRF_BASELINE_MARKOV_KNN)
 	{
-		n_touched = bl_markov_scores(b, input, n_input);
+		n_touched = bl_markov_walk(b, input, n_input, NULL, NULL);
 		/* insertion into the best k: score descending, then lower index */
 		for (i = 0; i < n_touched && k > 0; i++)
 		{
@@ -505,7 +500,7 @@ isrf_baselines_score(IsrfEnv *env, IsrfBaselines *b, IsrfBaselineMethod m,
 	ISRF_TRY(bl_check_input(env, b, input, n_input));
 	ISRF_TRY(bl_check_input(env, b, cand, n));
 	if (m == ISRF_BASELINE_MARKOV_KNN)
-		n_touched = bl_markov_scores(b, input, n_input);
+		n_touched = bl_markov_walk(b, input, n_input, NULL, NULL);
 	for (i = 0; i < n; i++)
 	{
 		tie[i] = (double) b->pop[cand[i]];
