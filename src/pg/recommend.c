@@ -40,13 +40,6 @@
 /* isrf.beam_width (isrf.c) */
 extern int	isrf_beam_width_guc;
 
-/* Map a history of external ids to the model's items, as a call's history is. */
-static void
-recommend_map(const IsrfModel *m, const int64 *ids, int n, IsrfPgHistory *h)
-{
-	isrf_pg_history_map(ids, n, m, h);
-}
-
 /*
  * Serve one request in this process: the answer for user (or -1) after
  * the history h, k items; fills res (palloc'd arrays).
@@ -226,7 +219,7 @@ isrf_recommend_items(PG_FUNCTION_ARGS)
 	isrf_serving_call_begin(fcinfo, 2, false, 0, &call);
 	ss = isrf_serving_call_session(&call);
 	m = isrf_serve_session_model(ss);
-	recommend_map(m, ids, n_ids, &h);
+	isrf_pg_history_map(ids, n_ids, m, &h);
 	if (h.unknown > 0)
 		ereport(NOTICE,
 				(errmsg("%d of the %d items are not in model \"%s\" version %d and were skipped",
