@@ -65,14 +65,12 @@ for ds in $datasets; do
 				secs=-
 				;;
 			*)
-				if [ "${REUSE:-1}" = 1 ] && [ -f "$out/${ds}_${v}.bin" ] && grep -q '^training wall time' "$log" 2>/dev/null; then
-					secs=$(awk '/^training wall time/ { print $4 }' "$log")
-					printf '%-15s | %s | %s | %7s\n' "$v" "$(row "$log" sequential)" "$(row "$log" direct)" "$secs"
-					continue
+				if ! { [ "${REUSE:-1}" = 1 ] && [ -f "$out/${ds}_${v}.bin" ] &&
+					grep -q '^training wall time' "$log" 2>/dev/null; }; then
+					# shellcheck disable=SC2086
+					"$driver" train "$root/$ds" --device "${ISRF_DEVICE:-cpu}" --baselines off \
+						--save "$out/${ds}_${v}.bin" ${options[$v]} ${EXTRA:-} >"$log" 2>"$out/${ds}_${v}.err"
 				fi
-				# shellcheck disable=SC2086
-				"$driver" train "$root/$ds" --device "${ISRF_DEVICE:-cpu}" --baselines off \
-					--save "$out/${ds}_${v}.bin" ${options[$v]} ${EXTRA:-} >"$log" 2>"$out/${ds}_${v}.err"
 				secs=$(awk '/^training wall time/ { print $4 }' "$log")
 				;;
 		esac
