@@ -1,18 +1,20 @@
 /*
  * cmd_evaluate.c
  *	  isrf_driver evaluate MODEL_FILE [--device D] [--retune on|off]
- *	  [--beam-weight W] [--without prior|group] [--baselines on|off]
+ *	  [--beam-weight W] [--without prior|group|text] [--baselines on|off]
  *	  [--lists FILE]: the isrf_evaluate
  *	  table of a saved model (the same code as the SQL function: the isrf rows
  *	  are the served lists), optionally after choosing the ranking score's
  *	  weights on validation again with this build's scorer (--without: with
- *	  the prior's terms, or the group term, left out, as use_prior=false or
- *	  use_group_score=false would train them), and with the
+ *	  the prior's terms, the group term or the text term left out, as
+ *	  use_prior=false, use_group_score=false or use_text_score=false would
+ *	  train them), and with the
  *	  served sequential-task lists written as user_id,rank,item_id for
  *	  ../shared/tools/referee.py score.  driver_evaluate is also what train
  *	  prints.
  *
- *	  isrf_driver recommend MODEL_FILE --lists FILE [--k 10] [--device D]:
+ *	  isrf_driver recommend MODEL_FILE --lists FILE [--k 10] [--device D]
+ *	  [--retune on|off]:
  *	  what isrf_recommend serves every user of a saved model (its whole
  *	  stored history read and excluded), as user_id,rank,item_id: with a
  *	  model trained on a copy of a data set whose last items were withheld
@@ -122,6 +124,19 @@ evaluate_read(IsrfEnv *env, const char *path, size_t *len)
 	return buf;
 }
 
+/* Choose the score weights on validation again with this build's scorer, then the beam's. */
+static int
+evaluate_retune(IsrfEnv *env, IsrfBackend *be, IsrfModel *m)
+{
+	IsrfGenrecData gd;
+
+	isrf_model_genrec_data(m, &gd);
+	if (isrf_genrec_retune(env, be, &gd, &m->genrec) != ISRF_OK ||
+		isrf_serve_tune(env, be, m) != ISRF_OK)
+		return driver_report(env, "retune");
+	return 0;
+}
+
 int
 driver_cmd_evaluate(int argc, char **argv)
 {
@@ -134,7 +149,8 @@ driver_cmd_evaluate(int argc, char **argv)
 	bool		retune = false,
 				baselines = true,
 				no_prior = false,
-				no_group = false;
+				no_group = false,
+				no_text = false;
 	double		beam_weight = -1.0;
 	uint8_t    *buf;
 	size_t		len = 0;
@@ -173,6 +189,8 @@ driver_cmd_evaluate(int argc, char **argv)
 			no_prior = true;
 		else if (strcmp(a, "--without") == 0 && strcmp(v, "group") == 0)
 			no_group = retune = true;
+		else if (strcmp(a, "--without") == 0 && strcmp(v, "text") == 0)
+			no_text = retune = true;
 		else
 		{
 			fprintf(stderr, "isrf_driver: evaluate: bad option %s %s\n", a, v);
@@ -182,7 +200,7 @@ driver_cmd_evaluate(int argc, char **argv)
 	if (file == NULL)
 	{
 		fprintf(stderr, "usage: isrf_driver evaluate MODEL_FILE [--device D] [--retune on|off] "
-				"[--beam-weight W] [--without prior|group] [--baselines on|off] [--lists FILE]\n");
+				"[--beam-weight W] [--without prior|group|text] [--baselines on|off] [--lists FILE]\n");
 		return 2;
 	}
 	if ((buf = evaluate_read(&env, file, &len)) == NULL)
@@ -200,6 +218,8 @@ driver_cmd_evaluate(int argc, char **argv)
 	}
 	if (no_group)
 		m.genrec.cfg.use_group_score = false;
+	if (no_text)
+		m.genrec.cfg.use_text_score = false;
 	if (no_prior && m.genrec.params)
 	{
 		/* what use_prior=false trains: no terms beside the dense logit */
@@ -212,23 +232,15 @@ driver_cmd_evaluate(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (retune && m.genrec.params)
-	{
-		IsrfGenrecData gd;
-
-		isrf_model_genrec_data(&m, &gd);
-		if (isrf_genrec_retune(&env, be, &gd, &m.genrec) != ISRF_OK ||
-			isrf_serve_tune(&env, be, &m) != ISRF_OK)
-		{
-			driver_report(&env, "retune");
-			goto out;
-		}
-	}
+	if (retune && m.genrec.params && evaluate_retune(&env, be, &m) != 0)
+		goto out;
 	if (beam_weight >= 0.0)
 		m.genrec.weights.beam = (float) beam_weight;
-	printf("score weights: prior %g, direct: prior %g pop %g content %g, beam %g\n",
-		   (double) m.genrec.weights.prior, (double) m.genrec.weights.prior_direct,
+	printf("score weights: prior %g group %g text %g, direct: prior %g pop %g content %g group %g text %g, beam %g\n",
+		   (double) m.genrec.weights.prior, (double) m.genrec.weights.group,
+		   (double) m.genrec.weights.text, (double) m.genrec.weights.prior_direct,
 		   (double) m.genrec.weights.pop_direct, (double) m.genrec.weights.content_direct,
+		   (double) m.genrec.weights.group_direct, (double) m.genrec.weights.text_direct,
 		   (double) m.genrec.weights.beam);
 	rc = driver_evaluate(&env, be, &m, baselines, lists);
 
@@ -312,6 +324,7 @@ driver_cmd_recommend(int argc, char **argv)
 			   *device = "auto",
 			   *lists = NULL;
 	int32_t		k = 10;
+	bool		retune = false;
 	uint8_t    *buf;
 	size_t		len = 0;
 	int			i,
@@ -339,6 +352,8 @@ driver_cmd_recommend(int argc, char **argv)
 			device = v;
 		else if (strcmp(a, "--lists") == 0)
 			lists = v;
+		else if (strcmp(a, "--retune") == 0 && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0))
+			retune = strcmp(v, "on") == 0;
 		else if (strcmp(a, "--k") == 0)
 		{
 			if (!driver_int_arg("k", v, 1, 100000, &k))
@@ -352,7 +367,7 @@ driver_cmd_recommend(int argc, char **argv)
 	}
 	if (file == NULL || lists == NULL)
 	{
-		fprintf(stderr, "usage: isrf_driver recommend MODEL_FILE --lists FILE [--k 10] [--device D]\n");
+		fprintf(stderr, "usage: isrf_driver recommend MODEL_FILE --lists FILE [--k 10] [--device D] [--retune on|off]\n");
 		return 2;
 	}
 	if ((buf = evaluate_read(&env, file, &len)) == NULL)
@@ -365,7 +380,7 @@ driver_cmd_recommend(int argc, char **argv)
 	isrf_free(&env, buf);
 	if (driver_open_backend(&env, device, &be) != ISRF_OK)
 		driver_report(&env, "backend");
-	else
+	else if (!retune || !m.genrec.params || evaluate_retune(&env, be, &m) == 0)
 		rc = evaluate_recommend_all(&env, be, &m, k, lists);
 	isrf_model_free(&env, &m);
 	isrf_backend_close(be);

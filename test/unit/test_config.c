@@ -168,7 +168,13 @@ main(void)
 	CHECK(parse(&env, &cfg, "epochs=0", "dm=16", NULL) == ISRF_OK && cfg.gen.epochs == 0);
 
 	/* switches left at their default whose needs are not met are off */
-	CHECK(parse(&env, &cfg, "use_text=false", NULL) == ISRF_OK && !cfg.gen.use_adapter);
+	CHECK(parse(&env, &cfg, "use_text=false", NULL) == ISRF_OK && !cfg.gen.use_adapter &&
+		  !cfg.gen.use_text_score);
+	CHECK(parse(&env, &cfg, NULL) == ISRF_OK && cfg.gen.use_text_score);
+	CHECK(parse(&env, &cfg, "use_text_score=true", "use_text=false", NULL) == ISRF_ERR_INVALID &&
+		  has(env.errmsg, "without use_text"));
+	CHECK(parse(&env, &cfg, "use_text_score=true", "use_prior=false", NULL) == ISRF_ERR_INVALID &&
+		  has(env.errmsg, "without use_prior"));
 	CHECK(parse(&env, &cfg, NULL) == ISRF_OK && !cfg.gen.use_align);
 	CHECK(parse(&env, &cfg, "use_group=false", NULL) == ISRF_OK && !cfg.gen.use_group_interest);
 

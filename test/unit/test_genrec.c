@@ -394,6 +394,8 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	g.weights.prior_direct = 0.0f;
 	g.weights.pop_direct = 0.0f;
 	g.weights.content_direct = 0.0f;
+	g.weights.text = 0.0f;
+	g.weights.text_direct = 0.0f;
 	CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
 	hist = t->seq + t->seq_ptr[u];
 	len = t->n_train[u];
@@ -480,6 +482,65 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 					cnt += t->seq[t->seq_ptr[uu] + pp] == cand[j];
 			CHECK_NEAR(cs[j] - base[j], 0.5 * log1p((double) cnt) + 2.0 * dot / sqrt(nx * pn), 1e-4);
 		}
+	}
+	isrf_genrec_session_close(s);
+
+	/*
+	 * the text term: the cosine between the candidate's semantic feature and
+	 * the recent items' (the j-th most recent weighted ISRF_TEXT_DECAY^j),
+	 * the same on candidate lists and in full ranking
+	 */
+	g.weights.prior = 0.0f;
+	g.weights.pop_direct = 0.0f;
+	g.weights.content_direct = 0.0f;
+	g.weights.text = 1.5f;
+	g.weights.text_direct = 1.5f;
+	CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+	{
+		int32_t		cand[3] = {tg, 7, -1};
+		float		cs[3],
+					base[3];
+		double		prof[6] = {0},
+					pn = 0.0,
+					w = 1.0;
+		int32_t		k,
+					dm = t->d.dm;
+
+		CHECK(dm <= 6);
+		CHECK(isrf_genrec_dense_candidates(s, h, 3, cand, base) == ISRF_OK);
+		memcpy(cs, base, sizeof(cs));
+		CHECK(isrf_genrec_score_terms(s, -1, hist, len, 3, cand, true, cs) == ISRF_OK);
+		for (q = len - 1; q >= 0 && q >= len - ISRF_TEXT_WINDOW; q--)
+		{
+			const float *x = t->d.item_feat + (size_t) hist[q] * dm;
+			double		nx = 0.0;
+
+			for (k = 0; k < dm; k++)
+				nx += (double) x[k] * x[k];
+			for (k = 0; k < dm; k++)
+				prof[k] += w * x[k] / sqrt(nx);
+			w *= ISRF_TEXT_DECAY;
+		}
+		for (k = 0; k < dm; k++)
+			pn += prof[k] * prof[k];
+		for (j = 0; j < 2; j++)
+		{
+			const float *x = t->d.item_feat + (size_t) cand[j] * dm;
+			double		nx = 0.0,
+						dot = 0.0;
+
+			for (k = 0; k < dm; k++)
+			{
+				nx += (double) x[k] * x[k];
+				dot += prof[k] * x[k];
+			}
+			CHECK_NEAR(cs[j] - base[j], 1.5 * dot / sqrt(nx * pn), 1e-4);
+			/* full ranking adds the same */
+			memcpy(all, plain, sizeof(float) * t->d.n_items);
+			CHECK(isrf_genrec_score_terms(s, -1, hist, len, t->d.n_items, NULL, false, all) == ISRF_OK);
+			CHECK_NEAR(all[cand[j]] - plain[cand[j]], 1.5 * dot / sqrt(nx * pn), 1e-4);
+		}
+		CHECK(isnan(cs[2]));
 	}
 	isrf_genrec_session_close(s);
 	isrf_genrec_free(env, &g);

@@ -96,6 +96,7 @@ typedef struct IsrfGenrecConfig
 	float		beam_weight;	/* the beam bonus in the served score; < 0:
 								 * chosen on validation */
 	bool		use_group_score;	/* the group's recent items as a score term */
+	bool		use_text_score; /* the recent items' text as a score term */
 	int32_t		semid_levels;	/* residual k-means levels */
 	int32_t		semid_codebook; /* codes per level */
 	int32_t		eval_users;		/* validation users per evaluation, 0 = all */

@@ -62,6 +62,7 @@ static const ModelField model_genrec_fields[] = {
 	GF("weight.pop_direct", 'f', weights.pop_direct),
 	GF("weight.content_direct", 'f', weights.content_direct), GF("weight.beam", 'f', weights.beam),
 	GF("weight.group", 'f', weights.group), GF("weight.group_direct", 'f', weights.group_direct),
+	GF("weight.text", 'f', weights.text), GF("weight.text_direct", 'f', weights.text_direct),
 	GF("n_params", 'z', n_params), GF("n_tf_params", 'z', n_tf_params),
 	GF("epochs_run", 'i', epochs_run), GF("best_epoch", 'i', best_epoch),
 	GF("best_val_hr10", 'd', best_val_hr10), GF("best_val_ndcg10", 'd', best_val_ndcg10),
@@ -301,6 +302,7 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 		!isfinite(g->weights.prior) || !isfinite(g->weights.prior_direct) ||
 		!isfinite(g->weights.pop_direct) || !isfinite(g->weights.content_direct) ||
 		!isfinite(g->weights.beam) || !isfinite(g->weights.group) || !isfinite(g->weights.group_direct) ||
+		!isfinite(g->weights.text) || !isfinite(g->weights.text_direct) ||
 		!isfinite(g->scale[0]) || !isfinite(g->scale[1]) || !isfinite(g->scale[2]) || !isfinite(g->scale[3]) ||
 		g->levels > ISRF_GENREC_MAX_LEVELS || isrf_genrec_config_check(env, &g->cfg) != ISRF_OK)
 	{
@@ -459,7 +461,7 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 " \"epochs\": %d, \"best_epoch\": %d, \"val_hr10\": %.4f, \"val_ndcg10\": %.4f,"
 			 " \"nonfinite_steps\": %lld, \"score_weights\": {\"prior\": %g, \"prior_direct\": %g,"
 			 " \"pop_direct\": %g, \"content_direct\": %g, \"beam\": %g, \"prior_knn\": %g, \"prior_knn_direct\": %g,"
-			 " \"group\": %g, \"group_direct\": %g}}",
+			 " \"group\": %g, \"group_direct\": %g, \"text\": %g, \"text_direct\": %g}}",
 			 s->n_users, s->n_items, (long long) s->n_interactions, (long long) s->n_train_interactions,
 			 s->n_evaluated_users, s->n_items_with_text, s->n_users_with_description,
 			 s->n_users_from_history, s->n_users_without_feature, (long long) s->n_group_edges,
@@ -471,5 +473,6 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 (double) m->genrec.weights.pop_direct, (double) m->genrec.weights.content_direct,
 			 (double) m->genrec.weights.beam, (double) m->genrec.weights.prior_knn,
 			 (double) m->genrec.weights.prior_knn_direct, (double) m->genrec.weights.group,
-			 (double) m->genrec.weights.group_direct);
+			 (double) m->genrec.weights.group_direct, (double) m->genrec.weights.text,
+			 (double) m->genrec.weights.text_direct);
 }

@@ -10,7 +10,8 @@
 void
 isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items, int32_t dm,
 				 const int32_t *seq_ptr, const int32_t *seq, const int32_t *n_train,
-				 const float *item_explicit, const IsrfCsr *group, const IsrfScoreWeights *w)
+				 const float *item_explicit, const float *item_feat, const IsrfCsr *group,
+				 const IsrfScoreWeights *w)
 {
 	memset(sc, 0, sizeof(*sc));
 	sc->env = env;
@@ -21,9 +22,23 @@ isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items,
 	sc->seq = seq;
 	sc->n_train = n_train;
 	sc->item_explicit = item_explicit;
+	sc->item_feat = item_feat;
 	sc->group = group && group->n_rows == n_users && group->nnz > 0 ? group : NULL;
 	if (w)
 		sc->w = *w;
+}
+
+/* y = x / |x| (zeros for a zero or missing x). */
+static void
+scorer_unit(const float *x, int32_t dm, float *y)
+{
+	double		ss = 0.0;
+	int32_t		j;
+
+	for (j = 0; j < dm; j++)
+		ss += x ? (double) x[j] * x[j] : 0.0;
+	for (j = 0; j < dm; j++)
+		y[j] = ss > 0.0 ? (float) (x[j] / sqrt(ss)) : 0.0f;
 }
 
 IsrfStatus
@@ -59,6 +74,10 @@ isrf_scorer_fit(IsrfScorer *sc)
 	isrf_free(env, sc->content);
 	isrf_free(env, sc->gsc);
 	isrf_free(env, sc->gtouch);
+	isrf_free(env, sc->ifeat_n);
+	isrf_free(env, sc->ifeat_t);
+	isrf_free(env, sc->tprof);
+	isrf_free(env, sc->text);
 	sc->psc = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
 	sc->pmk = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
 	sc->pkn = isrf_alloc(env, (size_t) sc->n_items * 8 + 8);
@@ -67,22 +86,28 @@ isrf_scorer_fit(IsrfScorer *sc)
 	sc->content = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
 	sc->gsc = isrf_calloc(env, (size_t) sc->n_items + 1, 4);
 	sc->gtouch = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
+	sc->ifeat_n = isrf_alloc(env, (size_t) sc->n_items * dm * 4 + 4);
+	sc->ifeat_t = isrf_alloc(env, (size_t) sc->n_items * dm * 4 + 4);
+	sc->tprof = isrf_alloc(env, (size_t) dm * 4 + 4);
+	sc->text = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
 	sc->n_gtouch = 0;
-	if (!sc->psc || !sc->pmk || !sc->pkn || !sc->iexp_n ||
-		!sc->profile || !sc->content || !sc->gsc || !sc->gtouch)
+	if (!sc->psc || !sc->pmk || !sc->pkn || !sc->iexp_n || !sc->profile || !sc->content ||
+		!sc->gsc || !sc->gtouch || !sc->ifeat_n || !sc->ifeat_t || !sc->tprof || !sc->text)
 		return ISRF_ERR_NOMEM;
-	/* unit LightGCN item vectors for the content term */
+	/* unit LightGCN item vectors (content term) and semantic features (text term) */
 	for (p = 0; p < sc->n_items; p++)
 	{
-		const float *x = sc->item_explicit ? sc->item_explicit + (size_t) p * dm : NULL;
-		float	   *y = sc->iexp_n + (size_t) p * dm;
-		double		ss = 0.0;
+		scorer_unit(sc->item_explicit ? sc->item_explicit + (size_t) p * dm : NULL, dm,
+					sc->iexp_n + (size_t) p * dm);
+		scorer_unit(sc->item_feat ? sc->item_feat + (size_t) p * dm : NULL, dm,
+					sc->ifeat_n + (size_t) p * dm);
+	}
+	for (p = 0; p < sc->n_items; p++)
+	{
 		int32_t		j;
 
 		for (j = 0; j < dm; j++)
-			ss += x ? (double) x[j] * x[j] : 0.0;
-		for (j = 0; j < dm; j++)
-			y[j] = ss > 0.0 ? (float) (x[j] / sqrt(ss)) : 0.0f;
+			sc->ifeat_t[(size_t) j * sc->n_items + p] = sc->ifeat_n[(size_t) p * dm + j];
 	}
 	ISRF_TRY(isrf_baselines_fit(env, &sc->view, &sc->prior));
 	sc->fitted = true;
@@ -108,6 +133,10 @@ isrf_scorer_free(IsrfScorer *sc)
 	isrf_free(env, sc->content);
 	isrf_free(env, sc->gsc);
 	isrf_free(env, sc->gtouch);
+	isrf_free(env, sc->ifeat_n);
+	isrf_free(env, sc->ifeat_t);
+	isrf_free(env, sc->tprof);
+	isrf_free(env, sc->text);
 	memset(sc, 0, sizeof(*sc));
 }
 
@@ -168,6 +197,86 @@ isrf_scorer_content(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
 		out[i] = scorer_cosine(sc, cand[i]);
 }
 
+/* The text profile of hist[0..len) in sc->tprof (scorer.h); false when it is zero. */
+static bool
+scorer_text_profile(IsrfScorer *sc, const int32_t *hist, int32_t len)
+{
+	int32_t		dm = sc->dm,
+				i,
+				j;
+	double		w = 1.0,
+				ss = 0.0;
+
+	memset(sc->tprof, 0, (size_t) dm * 4);
+	for (i = len - 1; i >= 0 && i >= len - ISRF_TEXT_WINDOW; i--)
+	{
+		const float *e;
+
+		if (hist[i] < 0 || hist[i] >= sc->n_items)
+			continue;
+		e = sc->ifeat_n + (size_t) hist[i] * dm;
+		for (j = 0; j < dm; j++)
+			sc->tprof[j] += (float) (w * e[j]);
+		w *= ISRF_TEXT_DECAY;
+	}
+	for (j = 0; j < dm; j++)
+		ss += (double) sc->tprof[j] * sc->tprof[j];
+	for (j = 0; j < dm; j++)
+		sc->tprof[j] = ss > 0.0 ? (float) (sc->tprof[j] / sqrt(ss)) : 0.0f;
+	return ss > 0.0;
+}
+
+/* Cosine of the text profile and item it (0 for an unknown item). */
+static float
+scorer_text_cosine(const IsrfScorer *sc, int32_t it)
+{
+	const float *e;
+	float		acc = 0.0f;
+	int32_t		j;
+
+	if (it < 0 || it >= sc->n_items)
+		return 0.0f;
+	e = sc->ifeat_n + (size_t) it * sc->dm;
+	for (j = 0; j < sc->dm; j++)
+		acc += sc->tprof[j] * e[j];
+	return acc;
+}
+
+void
+isrf_scorer_text_all(IsrfScorer *sc, const int32_t *hist, int32_t len)
+{
+	int32_t		i,
+				j;
+
+	if (!scorer_text_profile(sc, hist, len))
+	{
+		memset(sc->text, 0, (size_t) sc->n_items * 4);
+		return;
+	}
+	/* text = F^T-major axpy over the dimensions (the inner loop vectorises) */
+	memset(sc->text, 0, (size_t) sc->n_items * 4);
+	for (j = 0; j < sc->dm; j++)
+	{
+		const float *col = sc->ifeat_t + (size_t) j * sc->n_items;
+		float		w = sc->tprof[j];
+
+		if (w != 0.0f)
+			for (i = 0; i < sc->n_items; i++)
+				sc->text[i] += w * col[i];
+	}
+}
+
+void
+isrf_scorer_text(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
+				 const int32_t *cand, float *out)
+{
+	int32_t		i;
+
+	scorer_text_profile(sc, hist, len);
+	for (i = 0; i < n; i++)
+		out[i] = scorer_text_cosine(sc, cand[i]);
+}
+
 void
 isrf_scorer_group(IsrfScorer *sc, int32_t user)
 {
@@ -224,13 +333,23 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 	float		beta = direct ? sc->w.prior_direct : sc->w.prior,
 				gamma = direct ? sc->w.pop_direct : 0.0f,
 				delta = direct ? sc->w.content_direct : 0.0f,
-				eta = direct ? sc->w.group_direct : sc->w.group;
+				eta = direct ? sc->w.group_direct : sc->w.group,
+				theta = direct ? sc->w.text_direct : sc->w.text;
 	int32_t		ni = sc->n_items,
 				i;
 
-	if (beta == 0.0f && gamma == 0.0f && delta == 0.0f && eta == 0.0f)
+	if (beta == 0.0f && gamma == 0.0f && delta == 0.0f && eta == 0.0f && theta == 0.0f)
 		return ISRF_OK;
 	ISRF_TRY(isrf_scorer_fit(sc));
+	if (theta != 0.0f && cand == NULL)
+	{
+		isrf_scorer_text_all(sc, hist, len);
+		for (i = 0; i < ni; i++)
+			scores[i] += theta * sc->text[i];
+	}
+	else if (theta != 0.0f && scorer_text_profile(sc, hist, len))
+		for (i = 0; i < n; i++)
+			scores[i] += theta * scorer_text_cosine(sc, cand[i]);
 	if (eta != 0.0f)
 	{
 		isrf_scorer_group(sc, user);

@@ -6,11 +6,12 @@
  *
  *	  full ranking (isrf_recommend, the sequential task):
  *	    score(i) = dense(i) + prior * (markov(i) + prior_knn * knn(i)) + group * group(i)
+ *	             + text * text(i)
  *	  candidate lists (isrf_rank, the direct task):
  *	    score(i) = dense(i) + prior_direct * (markov(i) + prior_knn_direct * knn(i))
  *	             + pop_direct * log(1 + train count of i)
  *	             + content_direct * cosine(history profile, LightGCN vector of i)
- *	             + group_direct * group(i)
+ *	             + group_direct * group(i) + text_direct * text(i)
  *
  * markov and knn are the two parts of the Markov + item-kNN score of
  * eval/baselines.h (first-order transitions out of the last 5 items, and
@@ -21,7 +22,10 @@
  * cosine of user semantic features), each with its similarity, vote for
  * their ISRF_GROUP_WINDOW most recent items (0.9^j for the j-th most
  * recent), normalised by the total similarity; a user the model does not
- * know has no group (0).  The weights are chosen on the
+ * know has no group (0).  text(i) is the cosine between item i's semantic
+ * feature (its catalogue text and description) and the user's text
+ * profile: the unit features of the ISRF_TEXT_WINDOW most recent items,
+ * the j-th most recent weighted ISRF_TEXT_DECAY^j.  The weights are chosen on the
  * validation targets after training (model/scorer_tune.c) from grids that
  * include 0, and stored with the model.
  */
@@ -45,11 +49,18 @@ typedef struct IsrfScoreWeights
 								 * (serve/recommend.c) */
 	float		group;			/* the group's recent items, full ranking */
 	float		group_direct;	/* the same, candidate lists */
+	float		text;			/* the recent items' text similarity, full
+								 * ranking */
+	float		text_direct;	/* the same, candidate lists */
 } IsrfScoreWeights;
 
 /* neighbour items that vote in group(i), and their decay */
 #define ISRF_GROUP_WINDOW 20
 #define ISRF_GROUP_DECAY 0.9
+
+/* history items, most recent first, whose text the text term reads, and their decay */
+#define ISRF_TEXT_WINDOW 20
+#define ISRF_TEXT_DECAY 0.8
 
 /*
  * What the terms need, built from the train split on first use: the
@@ -69,6 +80,7 @@ typedef struct IsrfScorer
 								 * the first n_train[u] of each history */
 	int32_t    *all_len;		/* owned: whole histories, when asked for */
 	const float *item_explicit; /* [n_items x dm] or NULL */
+	const float *item_feat;		/* [n_items x dm] semantic features or NULL */
 	const IsrfCsr *group;		/* each user's neighbours (NULL: no group term) */
 	/* fitted by isrf_scorer_fit */
 	bool		fitted;
@@ -80,6 +92,10 @@ typedef struct IsrfScorer
 	float	   *iexp_n;			/* [n_items x dm] unit LightGCN item vectors */
 	float	   *profile;		/* [dm] */
 	float	   *content;		/* [n_items] */
+	float	   *ifeat_n;		/* [n_items x dm] unit semantic features */
+	float	   *ifeat_t;		/* [dm x n_items] the same, transposed */
+	float	   *tprof;			/* [dm] the recent items' text profile */
+	float	   *text;			/* [n_items] text(i) of the last history */
 	float	   *gsc;			/* [n_items] group(i) of the last user, zero
 								 * where not touched */
 	int32_t    *gtouch;			/* [n_items] items gsc holds */
@@ -96,7 +112,8 @@ typedef struct IsrfScorer
 void		isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items,
 							 int32_t dm, const int32_t *seq_ptr, const int32_t *seq,
 							 const int32_t *n_train, const float *item_explicit,
-							 const IsrfCsr *group, const IsrfScoreWeights *w);
+							 const float *item_feat, const IsrfCsr *group,
+							 const IsrfScoreWeights *w);
 
 /* Fit the prior and the unit item vectors (once; later calls do nothing). */
 IsrfStatus	isrf_scorer_fit(IsrfScorer *sc);
@@ -116,6 +133,18 @@ IsrfStatus	isrf_scorer_prior_all(IsrfScorer *sc, const int32_t *hist, int32_t le
  */
 void		isrf_scorer_content(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
 								const int32_t *cand, float *out);
+
+/*
+ * text(i) of every item after hist[0..len) into sc->text (all 0 without
+ * semantic features).
+ */
+void		isrf_scorer_text_all(IsrfScorer *sc, const int32_t *hist, int32_t len);
+
+/*
+ * out[i] = text(cand[i]) after hist[0..len) (0 for -1).
+ */
+void		isrf_scorer_text(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
+							 const int32_t *cand, float *out);
 
 /*
  * group(i) of user u (-1: none) into sc->gsc (the items it touches listed in

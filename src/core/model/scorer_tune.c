@@ -36,6 +36,9 @@ static const float tune_content_grid[] = {0.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f};
 /* the grid of the group term's weight */
 static const float tune_group_grid[] = {0.0f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f};
 #define GR_N_GROUP ((int) (sizeof(tune_group_grid) / sizeof(tune_group_grid[0])))
+/* the grid of the text term's weight */
+static const float tune_text_grid[] = {0.0f, 0.25f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f};
+#define GR_N_TEXT ((int) (sizeof(tune_text_grid) / sizeof(tune_text_grid[0])))
 
 /* The terms of one user's candidates, kept between the two stages of tune_direct. */
 typedef struct TuneTerms
@@ -45,19 +48,21 @@ typedef struct TuneTerms
 			   *knn,
 			   *pop,
 			   *content,
-			   *group;			/* each n_users x n_cand */
+			   *group,
+			   *text;			/* each n_users x n_cand */
 } TuneTerms;
 
 /* sc[c] = the blended score of candidate c under the given weights. */
 static void
 tune_blend(const TuneTerms *t, size_t off, int32_t n, float wb, float wk, float wp, float wc,
-		   float wg, double *sc)
+		   float wg, float wt, double *sc)
 {
 	int32_t		c;
 
 	for (c = 0; c < n; c++)
 		sc[c] = t->dense[off + c] + wb * (t->markov[off + c] + wk * t->knn[off + c]) +
-			wp * t->pop[off + c] + wc * t->content[off + c] + wg * t->group[off + c];
+			wp * t->pop[off + c] + wc * t->content[off + c] + wg * t->group[off + c] +
+			wt * t->text[off + c];
 }
 
 /*
@@ -77,7 +82,7 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 	float	   *h = NULL;
 	double	   *sc = NULL;
 	IsrfMetrics acc[GR_N_PRIOR_D][GR_N_KNN][GR_N_POP][GR_N_CONTENT],
-				accg[GR_N_GROUP],
+				accg[GR_N_GROUP][GR_N_TEXT],
 				chosen,
 				nogroup,
 				alone;
@@ -93,7 +98,11 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 				bestk = 0,
 				bestg = 0,
 				bestc = 0,
-				bestq = 0;
+				bestq = 0,
+				bestt = 0,
+				n_group = s->cfg.use_group_score ? GR_N_GROUP : 1,
+				n_text = s->cfg.use_text_score ? GR_N_TEXT : 1,
+				x;
 	size_t		total;
 	IsrfStatus	st;
 
@@ -115,7 +124,8 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 	t.pop = isrf_alloc(env, total * 4 + 4);
 	t.content = isrf_alloc(env, total * 4 + 4);
 	t.group = isrf_alloc(env, total * 4 + 4);
-	if (!h || !sc || !t.dense || !t.markov || !t.knn || !t.pop || !t.content || !t.group)
+	t.text = isrf_alloc(env, total * 4 + 4);
+	if (!h || !sc || !t.dense || !t.markov || !t.knn || !t.pop || !t.content || !t.group || !t.text)
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
@@ -144,6 +154,7 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 				(st = isrf_scorer_prior_all(scr, hist[j], lens[j], 0.0f)) != ISRF_OK)
 				goto done;
 			isrf_scorer_content(scr, hist[j], lens[j], dt.n_cand, cand, t.content + off);
+			isrf_scorer_text(scr, hist[j], lens[j], dt.n_cand, cand, t.text + off);
 			isrf_scorer_group(scr, dt.user[i + j]);
 			for (c = 0; c < dt.n_cand; c++)
 			{
@@ -168,7 +179,7 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 					for (ci = 0; ci < GR_N_CONTENT; ci++)
 					{
 						tune_blend(&t, off, dt.n_cand, tune_prior_direct_grid[b], tune_knn_grid[kk],
-								   tune_pop_grid[gi], tune_content_grid[ci], 0.0f, sc);
+								   tune_pop_grid[gi], tune_content_grid[ci], 0.0f, 0.0f, sc);
 						isrf_metrics_add(&acc[b][kk][gi][ci],
 										 isrf_direct_rank(sc, NULL, dt.n_cand, dt.target_pos[i], false));
 					}
@@ -184,37 +195,49 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 						bestg = gi;
 						bestc = ci;
 					}
-	/* then the group's weight beside them */
+	/* then the group's and the text's weights beside them */
 	for (i = 0; i < dt.n_users; i++)
-		for (c = 0; c < (s->cfg.use_group_score ? GR_N_GROUP : 1); c++)
-		{
-			tune_blend(&t, (size_t) i * dt.n_cand, dt.n_cand, tune_prior_direct_grid[best],
-					   tune_knn_grid[bestk], tune_pop_grid[bestg], tune_content_grid[bestc],
-					   tune_group_grid[c], sc);
-			isrf_metrics_add(&accg[c], isrf_direct_rank(sc, NULL, dt.n_cand, dt.target_pos[i], false));
-		}
-	for (c = 1; c < (s->cfg.use_group_score ? GR_N_GROUP : 1); c++)
-		if (accg[c].ndcg10 > accg[bestq].ndcg10)
-			bestq = c;
+	{
+		if (i % 256 == 0 && (st = isrf_poll(env)) != ISRF_OK)
+			goto done;
+		for (c = 0; c < n_group; c++)
+			for (x = 0; x < n_text; x++)
+			{
+				tune_blend(&t, (size_t) i * dt.n_cand, dt.n_cand, tune_prior_direct_grid[best],
+						   tune_knn_grid[bestk], tune_pop_grid[bestg], tune_content_grid[bestc],
+						   tune_group_grid[c], tune_text_grid[x], sc);
+				isrf_metrics_add(&accg[c][x], isrf_direct_rank(sc, NULL, dt.n_cand, dt.target_pos[i], false));
+			}
+	}
+	for (c = 0; c < n_group; c++)
+		for (x = 0; x < n_text; x++)
+			if (accg[c][x].ndcg10 > accg[bestq][bestt].ndcg10)
+			{
+				bestq = c;
+				bestt = x;
+			}
 	out->weights.prior_direct = tune_prior_direct_grid[best];
 	out->weights.prior_knn_direct = tune_knn_grid[bestk];
 	out->weights.pop_direct = tune_pop_grid[bestg];
 	out->weights.content_direct = tune_content_grid[bestc];
 	out->weights.group_direct = tune_group_grid[bestq];
+	out->weights.text_direct = tune_text_grid[bestt];
 	scr->w.prior_direct = out->weights.prior_direct;
 	scr->w.prior_knn_direct = out->weights.prior_knn_direct;
 	scr->w.pop_direct = out->weights.pop_direct;
 	scr->w.content_direct = out->weights.content_direct;
 	scr->w.group_direct = out->weights.group_direct;
-	chosen = isrf_metrics_mean(&accg[bestq]);
-	nogroup = isrf_metrics_mean(&accg[0]);
+	scr->w.text_direct = out->weights.text_direct;
+	chosen = isrf_metrics_mean(&accg[bestq][bestt]);
+	nogroup = isrf_metrics_mean(&accg[0][0]);
 	alone = isrf_metrics_mean(&acc[0][0][0][0]);
 	if (dt.n_users > 0)
-		isrf_log(env, "isrf: score weights (direct task): prior %g (kNN part %g) popularity %g cosine %g group %g, "
-				 "validation HR@10 %.4f NDCG@10 %.4f (without the group %.4f / %.4f; dense head alone %.4f / %.4f)",
+		isrf_log(env, "isrf: score weights (direct task): prior %g (kNN part %g) popularity %g cosine %g group %g text %g, "
+				 "validation HR@10 %.4f NDCG@10 %.4f (without the group and text %.4f / %.4f; dense head alone %.4f / %.4f)",
 				 (double) out->weights.prior_direct, (double) out->weights.prior_knn_direct,
 				 (double) out->weights.pop_direct,
 				 (double) out->weights.content_direct, (double) out->weights.group_direct,
+				 (double) out->weights.text_direct,
 				 chosen.hr10, chosen.ndcg10, nogroup.hr10, nogroup.ndcg10, alone.hr10, alone.ndcg10);
 	st = ISRF_OK;
 
@@ -228,13 +251,103 @@ done:
 	isrf_free(env, t.pop);
 	isrf_free(env, t.content);
 	isrf_free(env, t.group);
+	isrf_free(env, t.text);
 	return st;
+}
+
+/* The validation users of full ranking and what one pass over them needs. */
+typedef struct TuneFull
+{
+	int32_t		n;				/* users */
+	int32_t    *vu,				/* user, input length, target */
+			   *vin,
+			   *vt;
+	float	   *h;				/* a chunk's hidden states */
+	double	   *comb;			/* [GR_N_KNN x n_items] the prior per kNN part */
+} TuneFull;
+
+/*
+ * One pass over the validation users' full rankings.  Stage 1 (acc2 NULL)
+ * fills acc1[prior][kNN part][group]; stage 2 fills acc2[text][prior] with
+ * the kNN part and the group's weight fixed at knn and wg.
+ */
+static IsrfStatus
+tune_full_pass(IsrfGenrecSession *s, TuneFull *f, IsrfMetrics (*acc1)[GR_N_KNN][GR_N_GROUP],
+			   IsrfMetrics (*acc2)[GR_N_PRIOR], int32_t knn, float wg)
+{
+	IsrfEnv    *env = s->env;
+	IsrfScorer *scr = &s->scorer;
+	const IsrfGenrecData *d = s->d;
+	const int32_t *hist[256];
+	float	   *scores;
+	int32_t		i,
+				j,
+				b,
+				kk,
+				g,
+				x,
+				q,
+				n_group = s->cfg.use_group_score ? GR_N_GROUP : 1;
+
+	for (i = 0; i < f->n; i += 256)
+	{
+		int32_t		nb = f->n - i < 256 ? f->n - i : 256;
+
+		ISRF_TRY(isrf_poll(env));
+		for (j = 0; j < nb; j++)
+			hist[j] = d->seq + d->seq_ptr[f->vu[i + j]];
+		ISRF_TRY(isrf_gr_encode(s, nb, f->vu + i, hist, f->vin + i, f->h));
+		ISRF_TRY(isrf_gr_dense_chunk(s, nb, f->h, &scores));
+		for (j = 0; j < nb; j++)
+		{
+			float	   *sc = scores + (size_t) j * s->ni;
+			int32_t		len = f->vin[i + j],
+						target = f->vt[i + j];
+
+			ISRF_TRY(isrf_scorer_prior_all(scr, hist[j], len, 0.0f));
+			isrf_scorer_group(scr, f->vu[i + j]);
+			for (q = 0; q < len; q++)
+				sc[hist[j][q]] = NAN;
+			if (acc2 == NULL)
+			{
+				for (kk = 0; kk < GR_N_KNN; kk++)
+					for (q = 0; q < s->ni; q++)
+						f->comb[(size_t) kk * s->ni + q] = scr->pmk[q] +
+							(double) tune_knn_grid[kk] * scr->pkn[q];
+				for (b = 0; b < GR_N_PRIOR; b++)
+					for (kk = 0; kk < (b == 0 ? 1 : GR_N_KNN); kk++)
+						for (g = 0; g < n_group; g++)
+							isrf_metrics_add(&acc1[b][kk][g],
+											 isrf_full_rank_blend2(sc, f->comb + (size_t) kk * s->ni,
+																   tune_prior_grid[b], scr->gsc,
+																   tune_group_grid[g], s->ni, target, 10));
+			}
+			else
+			{
+				/* the group joins the dense logit; the text is the third term */
+				for (q = 0; q < s->ni; q++)
+				{
+					f->comb[q] = scr->pmk[q] + (double) tune_knn_grid[knn] * scr->pkn[q];
+					sc[q] += wg * scr->gsc[q];
+				}
+				isrf_scorer_text_all(scr, hist[j], len);
+				for (x = 0; x < GR_N_TEXT; x++)
+					for (b = 0; b < GR_N_PRIOR; b++)
+						isrf_metrics_add(&acc2[x][b],
+										 isrf_full_rank_blend2(sc, f->comb, tune_prior_grid[b], scr->text,
+															   tune_text_grid[x], s->ni, target, 10));
+			}
+			isrf_scorer_group_clear(scr);
+		}
+	}
+	return ISRF_OK;
 }
 
 /*
  * Choose the weights on the validation targets with the trained weights
- * (already in the session): full ranking's prior and group weights, then
- * the candidate lists' (tune_direct).
+ * (already in the session): full ranking's prior, kNN part and group
+ * weights together, then the text's weight with the prior's again (a
+ * second pass), then the candidate lists' (tune_direct).
  */
 IsrfStatus
 isrf_gr_tune_scorer(IsrfGenrecSession *s, IsrfGenrec *out)
@@ -242,80 +355,43 @@ isrf_gr_tune_scorer(IsrfGenrecSession *s, IsrfGenrec *out)
 	IsrfEnv    *env = s->env;
 	IsrfScorer *scr = &s->scorer;
 	const IsrfGenrecData *d = s->d;
-	int32_t    *vu = NULL,
-			   *vin = NULL,
-			   *vt = NULL;
-	const int32_t *hist[256];
-	float	   *h = NULL,
-			   *scores;
+	TuneFull	f;
 	IsrfMetrics (*acc)[GR_N_KNN][GR_N_GROUP] = NULL,
+				(*acc2)[GR_N_PRIOR] = NULL,
 				chosen,
 				alone,
-				nogroup;
-	double	   *comb = NULL;
-	int32_t		n,
-				i,
-				j,
-				b,
+				nogroup,
+				notext;
+	int32_t		b,
 				kk,
 				g,
+				x,
 				n_group = s->cfg.use_group_score ? GR_N_GROUP : 1,
 				best = 0,
 				bestk = 0,
 				bestq = 0,
+				bestx = 0,
 				best0 = 0,
 				best0k = 0;
 	IsrfStatus	st = ISRF_OK;
 
+	memset(&f, 0, sizeof(f));
 	acc = isrf_calloc(env, GR_N_PRIOR, sizeof(*acc));
-	comb = isrf_alloc(env, (size_t) GR_N_KNN * s->ni * 8 + 8);
-	vu = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
-	vin = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
-	vt = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
-	h = isrf_alloc(env, (size_t) 256 * s->C * 4);
-	if (!acc || !comb || !vu || !vin || !vt || !h)
+	acc2 = isrf_calloc(env, GR_N_TEXT, sizeof(*acc2));
+	f.comb = isrf_alloc(env, (size_t) GR_N_KNN * s->ni * 8 + 8);
+	f.vu = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	f.vin = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	f.vt = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	f.h = isrf_alloc(env, (size_t) 256 * s->C * 4);
+	if (!acc || !acc2 || !f.comb || !f.vu || !f.vin || !f.vt || !f.h)
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
 	}
 	if ((st = isrf_scorer_fit(scr)) != ISRF_OK || (st = isrf_gr_table_forward(s)) != ISRF_OK)
 		goto done;
-	n = isrf_gr_val_users(d, &s->cfg, vu, vin, vt);
-	for (i = 0; i < n; i += 256)
-	{
-		int32_t		nb = n - i < 256 ? n - i : 256;
-
-		if ((st = isrf_poll(env)) != ISRF_OK)
-			goto done;
-		for (j = 0; j < nb; j++)
-			hist[j] = d->seq + d->seq_ptr[vu[i + j]];
-		if ((st = isrf_gr_encode(s, nb, vu + i, hist, vin + i, h)) != ISRF_OK ||
-			(st = isrf_gr_dense_chunk(s, nb, h, &scores)) != ISRF_OK)
-			goto done;
-		for (j = 0; j < nb; j++)
-		{
-			float	   *sc = scores + (size_t) j * s->ni;
-			int32_t		q;
-
-			if ((st = isrf_scorer_prior_all(scr, hist[j], vin[i + j], 0.0f)) != ISRF_OK)
-				goto done;
-			isrf_scorer_group(scr, vu[i + j]);
-			for (q = 0; q < vin[i + j]; q++)
-				sc[hist[j][q]] = NAN;
-			for (kk = 0; kk < GR_N_KNN; kk++)
-				for (q = 0; q < s->ni; q++)
-					comb[(size_t) kk * s->ni + q] = scr->pmk[q] + (double) tune_knn_grid[kk] * scr->pkn[q];
-			for (b = 0; b < GR_N_PRIOR; b++)
-				for (kk = 0; kk < (b == 0 ? 1 : GR_N_KNN); kk++)
-					for (g = 0; g < n_group; g++)
-						isrf_metrics_add(&acc[b][kk][g],
-										 isrf_full_rank_blend2(sc, comb + (size_t) kk * s->ni,
-															   tune_prior_grid[b], scr->gsc,
-															   tune_group_grid[g], s->ni, vt[i + j], 10));
-			isrf_scorer_group_clear(scr);
-		}
-	}
-	if ((st = tune_direct(s, out)) != ISRF_OK)
+	f.n = isrf_gr_val_users(d, &s->cfg, f.vu, f.vin, f.vt);
+	if ((st = tune_full_pass(s, &f, acc, NULL, 0, 0.0f)) != ISRF_OK)
 		goto done;
 	for (b = 0; b < GR_N_PRIOR; b++)
 		for (kk = 0; kk < (b == 0 ? 1 : GR_N_KNN); kk++)
@@ -333,21 +409,43 @@ isrf_gr_tune_scorer(IsrfGenrecSession *s, IsrfGenrec *out)
 					bestq = g;
 				}
 		}
+	chosen = notext = isrf_metrics_mean(&acc[best][bestk][bestq]);
+	if (s->cfg.use_text_score && d->item_feat && f.n > 0)
+	{
+		int32_t		bestb = best;
+
+		/* the text beside the others; text 0 first, so it joins only on a gain */
+		if ((st = tune_full_pass(s, &f, NULL, acc2, bestk, tune_group_grid[bestq])) != ISRF_OK)
+			goto done;
+		for (x = 0; x < GR_N_TEXT; x++)
+			for (b = 0; b < GR_N_PRIOR; b++)
+				if (acc2[x][b].ndcg10 > acc2[bestx][bestb].ndcg10)
+				{
+					bestx = x;
+					bestb = b;
+				}
+		best = bestb;
+		chosen = isrf_metrics_mean(&acc2[bestx][best]);
+	}
+	if ((st = tune_direct(s, out)) != ISRF_OK)
+		goto done;
 	out->weights.prior = tune_prior_grid[best];
 	out->weights.prior_knn = tune_knn_grid[bestk];
 	out->weights.group = tune_group_grid[bestq];
+	out->weights.text = tune_text_grid[bestx];
 	scr->w.prior = out->weights.prior;
 	scr->w.prior_knn = out->weights.prior_knn;
 	scr->w.group = out->weights.group;
-	chosen = isrf_metrics_mean(&acc[best][bestk][bestq]);
+	scr->w.text = out->weights.text;
 	alone = isrf_metrics_mean(&acc[0][0][0]);
 	nogroup = isrf_metrics_mean(&acc[best0][best0k][0]);
-	if (n > 0)
+	if (f.n > 0)
 	{
-		isrf_log(env, "isrf: score weights (full ranking): prior %g (kNN part %g) group %g, validation HR@10 %.4f NDCG@10 %.4f "
-				 "(without the group: prior %g (kNN part %g), %.4f / %.4f; dense head alone %.4f / %.4f)",
+		isrf_log(env, "isrf: score weights (full ranking): prior %g (kNN part %g) group %g text %g, validation HR@10 %.4f NDCG@10 %.4f "
+				 "(without the text %.4f / %.4f; without the group and text: prior %g (kNN part %g), %.4f / %.4f; dense head alone %.4f / %.4f)",
 				 (double) out->weights.prior, (double) out->weights.prior_knn, (double) out->weights.group,
-				 chosen.hr10, chosen.ndcg10, (double) tune_prior_grid[best0], (double) tune_knn_grid[best0k],
+				 (double) out->weights.text, chosen.hr10, chosen.ndcg10, notext.hr10, notext.ndcg10,
+				 (double) tune_prior_grid[best0], (double) tune_knn_grid[best0k],
 				 nogroup.hr10, nogroup.ndcg10, alone.hr10, alone.ndcg10);
 		out->best_val_hr10 = chosen.hr10;
 		out->best_val_ndcg10 = chosen.ndcg10;
@@ -355,10 +453,11 @@ isrf_gr_tune_scorer(IsrfGenrecSession *s, IsrfGenrec *out)
 
 done:
 	isrf_free(env, acc);
-	isrf_free(env, comb);
-	isrf_free(env, vu);
-	isrf_free(env, vin);
-	isrf_free(env, vt);
-	isrf_free(env, h);
+	isrf_free(env, acc2);
+	isrf_free(env, f.comb);
+	isrf_free(env, f.vu);
+	isrf_free(env, f.vin);
+	isrf_free(env, f.vt);
+	isrf_free(env, f.h);
 	return st;
 }

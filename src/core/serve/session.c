@@ -78,7 +78,7 @@ isrf_serve_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, IsrfS
 		if (st == ISRF_OK)
 		{
 			isrf_scorer_init(&ss->scorer, env, m->n_users, m->n_items, m->dm, m->seq_ptr, m->seq,
-							 NULL, m->item_explicit, &m->group, &m->genrec.weights);
+							 NULL, m->item_explicit, m->item_feat, &m->group, &m->genrec.weights);
 			st = isrf_scorer_fit(&ss->scorer);
 		}
 		if (st == ISRF_OK && m->genrec.levels > 0 && m->genrec.cfg.use_generative)

@@ -100,6 +100,8 @@ static const IsrfConfigKey config_keys[] = {
 	"weight of the generative head's beam bonus in the served score (items its constrained beam search finds get their code log-probability above the lowest found); -1: chosen on validation from 0 to 4, where 0 leaves the beam out of serving"},
 	{"use_group_score", ISRF_KEY_BOOL, F(gen.use_group_score), 0, 1, 1, false, GEN ",use_prior,use_group", NULL,
 	"the group interest as a score term: the user's neighbours in the group graph vote for their recent items, weights chosen on validation (0 allowed)"},
+	{"use_text_score", ISRF_KEY_BOOL, F(gen.use_text_score), 0, 1, 1, false, GEN ",use_prior,use_text", NULL,
+	"the semantic features as a score term: the cosine between an item's text and the user's recent items' text, weights chosen on validation (0 allowed)"},
 	{"use_prior", ISRF_KEY_BOOL, F(gen.use_prior), 0, 1, 1, false, GEN, NULL,
 	"add the ranking score's terms beside the dense logit (train-only Markov + item-kNN transition score; for candidate lists also popularity and the profile cosine), their weights chosen on validation (0 allowed)"},
 	{"eval_users", ISRF_KEY_INT, F(gen.eval_users), 0, INT32_MAX, 0, false, GEN, NULL,
