@@ -149,6 +149,7 @@ main(void)
 		m.genrec.weights.pop_direct = 0.0f;
 		m.genrec.weights.content_direct = 0.0f;
 		m.genrec.weights.group_direct = m.genrec.weights.group;
+		m.genrec.weights.text_direct = m.genrec.weights.text;
 		m.genrec.weights.prior_knn_direct = m.genrec.weights.prior_knn;
 		CHECK(isrf_serve_session_open(&env, be, &m, &ss2) == ISRF_OK);
 		CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 5, cand, sc) == ISRF_OK);

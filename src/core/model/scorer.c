@@ -151,28 +151,43 @@ isrf_scorer_prior_all(IsrfScorer *sc, const int32_t *hist, int32_t len, float kn
 	return ISRF_OK;
 }
 
-/* The normalised mean of the unit LightGCN vectors of hist[0..len), in sc->profile. */
-static void
-scorer_profile(IsrfScorer *sc, const int32_t *hist, int32_t len)
+/*
+ * prof = the normalised weighted sum of the unit rows of the window most
+ * recent items of hist[0..len), the j-th most recent weighted decay^j;
+ * false when it is zero.
+ */
+static bool
+scorer_profile(const IsrfScorer *sc, const float *rows, const int32_t *hist, int32_t len,
+			   int32_t window, double decay, float *prof)
 {
 	int32_t		dm = sc->dm,
 				i,
 				j;
-	double		ss = 0.0;
+	double		w = 1.0,
+				ss = 0.0;
 
-	memset(sc->profile, 0, (size_t) dm * 4);
-	for (i = 0; i < len; i++)
+	memset(prof, 0, (size_t) dm * 4);
+	for (i = len - 1; i >= 0 && i >= len - window; i--)
+	{
+		const float *e;
+
+		if (hist[i] < 0 || hist[i] >= sc->n_items)
+			continue;
+		e = rows + (size_t) hist[i] * dm;
 		for (j = 0; j < dm; j++)
-			sc->profile[j] += sc->iexp_n[(size_t) hist[i] * dm + j];
+			prof[j] += (float) (w * e[j]);
+		w *= decay;
+	}
 	for (j = 0; j < dm; j++)
-		ss += (double) sc->profile[j] * sc->profile[j];
+		ss += (double) prof[j] * prof[j];
 	for (j = 0; j < dm; j++)
-		sc->profile[j] = ss > 0.0 ? (float) (sc->profile[j] / sqrt(ss)) : 0.0f;
+		prof[j] = ss > 0.0 ? (float) (prof[j] / sqrt(ss)) : 0.0f;
+	return ss > 0.0;
 }
 
-/* Cosine of the current profile and item it (0 for an unknown item). */
+/* The dot product of prof with item it's row of rows (0 for an unknown item). */
 static float
-scorer_cosine(const IsrfScorer *sc, int32_t it)
+scorer_dot(const IsrfScorer *sc, const float *rows, const float *prof, int32_t it)
 {
 	const float *e;
 	float		acc = 0.0f;
@@ -180,10 +195,24 @@ scorer_cosine(const IsrfScorer *sc, int32_t it)
 
 	if (it < 0 || it >= sc->n_items)
 		return 0.0f;
-	e = sc->iexp_n + (size_t) it * sc->dm;
+	e = rows + (size_t) it * sc->dm;
 	for (j = 0; j < sc->dm; j++)
-		acc += sc->profile[j] * e[j];
+		acc += prof[j] * e[j];
 	return acc;
+}
+
+/* The content term's profile: the mean of every history item's unit LightGCN vector. */
+static void
+scorer_content_profile(IsrfScorer *sc, const int32_t *hist, int32_t len)
+{
+	scorer_profile(sc, sc->iexp_n, hist, len, len, 1.0, sc->profile);
+}
+
+/* The text term's profile (scorer.h). */
+static bool
+scorer_text_profile(IsrfScorer *sc, const int32_t *hist, int32_t len)
+{
+	return scorer_profile(sc, sc->ifeat_n, hist, len, ISRF_TEXT_WINDOW, ISRF_TEXT_DECAY, sc->tprof);
 }
 
 void
@@ -192,54 +221,9 @@ isrf_scorer_content(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
 {
 	int32_t		i;
 
-	scorer_profile(sc, hist, len);
+	scorer_content_profile(sc, hist, len);
 	for (i = 0; i < n; i++)
-		out[i] = scorer_cosine(sc, cand[i]);
-}
-
-/* The text profile of hist[0..len) in sc->tprof (scorer.h); false when it is zero. */
-static bool
-scorer_text_profile(IsrfScorer *sc, const int32_t *hist, int32_t len)
-{
-	int32_t		dm = sc->dm,
-				i,
-				j;
-	double		w = 1.0,
-				ss = 0.0;
-
-	memset(sc->tprof, 0, (size_t) dm * 4);
-	for (i = len - 1; i >= 0 && i >= len - ISRF_TEXT_WINDOW; i--)
-	{
-		const float *e;
-
-		if (hist[i] < 0 || hist[i] >= sc->n_items)
-			continue;
-		e = sc->ifeat_n + (size_t) hist[i] * dm;
-		for (j = 0; j < dm; j++)
-			sc->tprof[j] += (float) (w * e[j]);
-		w *= ISRF_TEXT_DECAY;
-	}
-	for (j = 0; j < dm; j++)
-		ss += (double) sc->tprof[j] * sc->tprof[j];
-	for (j = 0; j < dm; j++)
-		sc->tprof[j] = ss > 0.0 ? (float) (sc->tprof[j] / sqrt(ss)) : 0.0f;
-	return ss > 0.0;
-}
-
-/* Cosine of the text profile and item it (0 for an unknown item). */
-static float
-scorer_text_cosine(const IsrfScorer *sc, int32_t it)
-{
-	const float *e;
-	float		acc = 0.0f;
-	int32_t		j;
-
-	if (it < 0 || it >= sc->n_items)
-		return 0.0f;
-	e = sc->ifeat_n + (size_t) it * sc->dm;
-	for (j = 0; j < sc->dm; j++)
-		acc += sc->tprof[j] * e[j];
-	return acc;
+		out[i] = scorer_dot(sc, sc->iexp_n, sc->profile, cand[i]);
 }
 
 void
@@ -274,7 +258,7 @@ isrf_scorer_text(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
 
 	scorer_text_profile(sc, hist, len);
 	for (i = 0; i < n; i++)
-		out[i] = scorer_text_cosine(sc, cand[i]);
+		out[i] = scorer_dot(sc, sc->ifeat_n, sc->tprof, cand[i]);
 }
 
 void
@@ -349,7 +333,7 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 	}
 	else if (theta != 0.0f && scorer_text_profile(sc, hist, len))
 		for (i = 0; i < n; i++)
-			scores[i] += theta * scorer_text_cosine(sc, cand[i]);
+			scores[i] += theta * scorer_dot(sc, sc->ifeat_n, sc->tprof, cand[i]);
 	if (eta != 0.0f)
 	{
 		isrf_scorer_group(sc, user);
@@ -365,9 +349,9 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 	if (delta != 0.0f)
 	{
 		/* no buffer sized by the catalogue: a candidate list may be longer */
-		scorer_profile(sc, hist, len);
+		scorer_content_profile(sc, hist, len);
 		for (i = 0; i < (cand ? n : ni); i++)
-			scores[i] += delta * scorer_cosine(sc, cand ? cand[i] : i);
+			scores[i] += delta * scorer_dot(sc, sc->iexp_n, sc->profile, cand ? cand[i] : i);
 	}
 	if (gamma != 0.0f)
 		for (i = 0; i < (cand ? n : ni); i++)
