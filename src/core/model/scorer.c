@@ -215,15 +215,23 @@ scorer_text_profile(IsrfScorer *sc, const int32_t *hist, int32_t len)
 	return scorer_profile(sc, sc->ifeat_n, hist, len, ISRF_TEXT_WINDOW, ISRF_TEXT_DECAY, sc->tprof);
 }
 
+/* out[i] = the dot product of prof with candidate i's row of table. */
+static void
+scorer_dots(const IsrfScorer *sc, const float *table, const float *prof, int32_t n,
+			const int32_t *cand, float *out)
+{
+	int32_t		i;
+
+	for (i = 0; i < n; i++)
+		out[i] = scorer_dot(sc, table, prof, cand[i]);
+}
+
 void
 isrf_scorer_content(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
 					const int32_t *cand, float *out)
 {
-	int32_t		i;
-
 	scorer_content_profile(sc, hist, len);
-	for (i = 0; i < n; i++)
-		out[i] = scorer_dot(sc, sc->iexp_n, sc->profile, cand[i]);
+	scorer_dots(sc, sc->iexp_n, sc->profile, n, cand, out);
 }
 
 void
@@ -254,11 +262,8 @@ void
 isrf_scorer_text(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
 				 const int32_t *cand, float *out)
 {
-	int32_t		i;
-
 	scorer_text_profile(sc, hist, len);
-	for (i = 0; i < n; i++)
-		out[i] = scorer_dot(sc, sc->ifeat_n, sc->tprof, cand[i]);
+	scorer_dots(sc, sc->ifeat_n, sc->tprof, n, cand, out);
 }
 
 void
