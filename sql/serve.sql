@@ -85,6 +85,17 @@ SELECT (SELECT array_agg(item_id ORDER BY rank) FROM isrf_rank(3, ARRAY[1, 2, 3,
 -- evaluation: both tasks, the model and three baselines on the same users
 SELECT task, method, users > 0 AS has_users, hr_10 >= hr_5 AS hr_monotone, ndcg_10 <= hr_10 AS ndcg_le_hr
   FROM isrf_evaluate() ORDER BY task, method;
+-- the default refit on whole histories (refit_epochs) changes what is served,
+-- not what is evaluated: isrf_evaluate reads the train-split weights, which
+-- are those of the same training without the refit, to the last bit
+CALL isrf_train('shop', '{"model": "shop_norefit", "group_k": 10, "dm": 16, "epochs": 3, "refit_epochs": 0}');
+SELECT (SELECT array_agg(ARRAY[hr_5, ndcg_5, hr_10, ndcg_10] ORDER BY task, method) FROM isrf_evaluate('shop')) =
+       (SELECT array_agg(ARRAY[hr_5, ndcg_5, hr_10, ndcg_10] ORDER BY task, method) FROM isrf_evaluate('shop_norefit'))
+       AS evaluated_without_refit;
+SELECT (SELECT array_agg(score ORDER BY item_id) FROM isrf_rank(1, ARRAY[2, 3, 4, 5, 6]::bigint[], 'shop')) <>
+       (SELECT array_agg(score ORDER BY item_id) FROM isrf_rank(1, ARRAY[2, 3, 4, 5, 6]::bigint[], 'shop_norefit'))
+       AS served_from_refit;
+SELECT isrf.drop_model('shop_norefit');
 
 -- bad inputs
 SELECT err($$SELECT * FROM isrf_recommend(NULL, 5)$$);

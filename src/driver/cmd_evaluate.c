@@ -14,12 +14,13 @@
  *	  prints.
  *
  *	  isrf_driver recommend MODEL_FILE --lists FILE [--k 10] [--device D]
- *	  [--retune on|off]:
+ *	  [--retune on|off] [--weights served|train]:
  *	  what isrf_recommend serves every user of a saved model (its whole
  *	  stored history read and excluded), as user_id,rank,item_id: with a
  *	  model trained on a copy of a data set whose last items were withheld
  *	  (../shared/tools/heldout.py), referee.py score measures what users
- *	  are served.
+ *	  are served.  --weights train serves the train-split weights instead of
+ *	  the refit ones (what the refit is worth, on one model).
  */
 #include "commands.h"
 #include "eval/evaluate.h"
@@ -76,7 +77,8 @@ driver_evaluate(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, bool baseline
 		opt.list_hook = evaluate_list;
 		opt.hook_arg = &el;
 	}
-	if ((st = isrf_serve_session_open(env, be, m, &ss)) == ISRF_OK)
+	/* the train-split weights: the test items are unseen */
+	if ((st = isrf_serve_session_open_eval(env, be, m, &ss)) == ISRF_OK)
 	{
 		st = isrf_evaluate_model(env, ss, &opt, &rows, &n_rows);
 		isrf_serve_session_close(ss);
@@ -253,7 +255,7 @@ out:
 /* Serve every user of m, k items each, and write the lists. */
 static int
 evaluate_recommend_all(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, int32_t k,
-					   const char *lists)
+					   const char *lists, bool train_weights)
 {
 	IsrfServeSession *ss;
 	EvalLists	el;
@@ -277,7 +279,8 @@ evaluate_recommend_all(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, int32_
 		return 1;
 	}
 	fprintf(el.f, "user_id,rank,item_id\n");
-	if ((st = isrf_serve_session_open(env, be, m, &ss)) != ISRF_OK)
+	if ((st = train_weights ? isrf_serve_session_open_eval(env, be, m, &ss) :
+		 isrf_serve_session_open(env, be, m, &ss)) != ISRF_OK)
 	{
 		fclose(el.f);
 		return driver_report(env, "recommend");
@@ -324,7 +327,8 @@ driver_cmd_recommend(int argc, char **argv)
 			   *device = "auto",
 			   *lists = NULL;
 	int32_t		k = 10;
-	bool		retune = false;
+	bool		retune = false,
+				train_weights = false;
 	uint8_t    *buf;
 	size_t		len = 0;
 	int			i,
@@ -354,6 +358,8 @@ driver_cmd_recommend(int argc, char **argv)
 			lists = v;
 		else if (strcmp(a, "--retune") == 0 && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0))
 			retune = strcmp(v, "on") == 0;
+		else if (strcmp(a, "--weights") == 0 && (strcmp(v, "served") == 0 || strcmp(v, "train") == 0))
+			train_weights = strcmp(v, "train") == 0;
 		else if (strcmp(a, "--k") == 0)
 		{
 			if (!driver_int_arg("k", v, 1, 100000, &k))
@@ -367,7 +373,7 @@ driver_cmd_recommend(int argc, char **argv)
 	}
 	if (file == NULL || lists == NULL)
 	{
-		fprintf(stderr, "usage: isrf_driver recommend MODEL_FILE --lists FILE [--k 10] [--device D] [--retune on|off]\n");
+		fprintf(stderr, "usage: isrf_driver recommend MODEL_FILE --lists FILE [--k 10] [--device D] [--retune on|off] [--weights served|train]\n");
 		return 2;
 	}
 	if ((buf = evaluate_read(&env, file, &len)) == NULL)
@@ -381,7 +387,7 @@ driver_cmd_recommend(int argc, char **argv)
 	if (driver_open_backend(&env, device, &be) != ISRF_OK)
 		driver_report(&env, "backend");
 	else if (!retune || !m.genrec.params || evaluate_retune(&env, be, &m) == 0)
-		rc = evaluate_recommend_all(&env, be, &m, k, lists);
+		rc = evaluate_recommend_all(&env, be, &m, k, lists, train_weights);
 	isrf_model_free(&env, &m);
 	isrf_backend_close(be);
 	return rc;

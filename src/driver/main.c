@@ -35,6 +35,7 @@ main_usage(FILE *f)
 			"           [--without prior|group] [--baselines on|off] [--lists FILE]\n"
 			"                                           isrf_evaluate of a saved model\n"
 			"  recommend MODEL_FILE --lists FILE [--k 10] [--device D] [--retune on|off]\n"
+			"      [--weights served|train]\n"
 			"                                           what every user is served, as CSV\n"
 			"  config-keys [--readme FILE]              the table of configuration keys\n"
 			"The CUDA library is $ISRF_CUDA_LIBRARY or isrf_cuda.so next to the driver.\n");

@@ -382,6 +382,7 @@ isrf_evaluate(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	IsrfServingCall call;
 	IsrfServeSession *ss;
+	IsrfServeSession *volatile es = NULL;
 	IsrfPgEnv	penv;
 	IsrfEvalOptions opt;
 	IsrfEvalRow *rows = NULL;
@@ -396,7 +397,25 @@ isrf_evaluate(PG_FUNCTION_ARGS)
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();
 	{
-		isrf_model_cache_check(&penv.env, isrf_evaluate_model(&penv.env, ss, &opt, &rows, &n_rows),
+		const IsrfModel *m = isrf_serve_session_model(ss);
+
+		/*
+		 * A model refit on whole histories serves weights that saw the test
+		 * items: it is evaluated with its train-split weights, in a session
+		 * of its own.
+		 */
+		if (m->genrec.eval_params != NULL)
+		{
+			IsrfServeSession *e = NULL;
+			IsrfStatus	st;
+
+			HOLD_INTERRUPTS();
+			st = isrf_serve_session_open_eval(&penv.env, isrf_serve_session_backend(ss), m, &e);
+			RESUME_INTERRUPTS();
+			es = e;
+			isrf_model_cache_check(&penv.env, st, "could not prepare the model for evaluation");
+		}
+		isrf_model_cache_check(&penv.env, isrf_evaluate_model(&penv.env, es ? es : ss, &opt, &rows, &n_rows),
 							   "evaluation failed");
 		for (i = 0; i < n_rows; i++)
 		{
@@ -415,6 +434,7 @@ isrf_evaluate(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
+		isrf_serve_session_close(es);
 		isrf_pg_env_done(&penv);
 	}
 	PG_END_TRY();

@@ -32,6 +32,7 @@ tiny_config(IsrfGenrecConfig *c)
 	c->max_len = 6;
 	c->batch_size = 8;
 	c->epochs = 0;
+	c->refit_epochs = 0;		/* check_refit turns it on */
 	c->dropout = 0.0f;
 	c->semid_levels = 2;
 	c->semid_codebook = 4;
@@ -579,6 +580,70 @@ check_determinism(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	isrf_genrec_free(env, &x);
 }
 
+/*
+ * The refit: the model keeps the weights of the same training without it as
+ * its train-split weights (what evaluation opens), bitwise, and serves
+ * others; refit runs are deterministic and survive a deep copy.
+ */
+static void
+check_refit(IsrfEnv *env, IsrfBackend *be, TestData *t)
+{
+	IsrfGenrecConfig c;
+	IsrfGenrec	a,
+				b,
+				b2;
+	IsrfGenrecSession *s;
+	float		ha[8],
+				he[8],
+				hs[8];
+	int32_t		u = 1,
+				len = 3;
+	const int32_t *hist = t->seq + t->seq_ptr[u];
+
+	tiny_config(&c);
+	c.epochs = 2;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &a) == ISRF_OK);
+	CHECK(a.eval_params == NULL && a.eval_tf_params == NULL);
+	c.refit_epochs = 2;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &b) == ISRF_OK);
+	CHECK(b.eval_params != NULL && b.eval_tf_params != NULL);
+	CHECK(b.best_epoch == a.best_epoch && b.n_params == a.n_params);
+	CHECK(memcmp(b.eval_params, a.params, a.n_params * 4) == 0);
+	CHECK(memcmp(b.eval_tf_params, a.tf_params, a.n_tf_params * 4) == 0);
+	CHECK(memcmp(b.params, a.params, a.n_params * 4) != 0);
+	CHECK(memcmp(b.tf_params, a.tf_params, a.n_tf_params * 4) != 0);
+	/* evaluation's session reads the train-split weights, serving the refit ones */
+	CHECK(isrf_genrec_session_open(env, be, &a, &t->d, &s) == ISRF_OK);
+	CHECK(isrf_genrec_encode(s, 1, &u, &hist, &len, ha) == ISRF_OK);
+	isrf_genrec_session_close(s);
+	CHECK(isrf_genrec_session_open_eval(env, be, &b, &t->d, &s) == ISRF_OK);
+	CHECK(isrf_genrec_encode(s, 1, &u, &hist, &len, he) == ISRF_OK);
+	isrf_genrec_session_close(s);
+	CHECK(isrf_genrec_session_open(env, be, &b, &t->d, &s) == ISRF_OK);
+	CHECK(isrf_genrec_encode(s, 1, &u, &hist, &len, hs) == ISRF_OK);
+	isrf_genrec_session_close(s);
+	CHECK(memcmp(ha, he, sizeof(ha)) == 0);
+	CHECK(unit_max_abs_diff(ha, hs, 8) > 1e-6);
+	/* without a refit, _open_eval is _open */
+	CHECK(isrf_genrec_session_open_eval(env, be, &a, &t->d, &s) == ISRF_OK);
+	CHECK(isrf_genrec_encode(s, 1, &u, &hist, &len, he) == ISRF_OK);
+	isrf_genrec_session_close(s);
+	CHECK(memcmp(ha, he, sizeof(ha)) == 0);
+	/* deterministic, and a deep copy carries both weight sets */
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &b2) == ISRF_OK);
+	CHECK(memcmp(b2.params, b.params, b.n_params * 4) == 0);
+	isrf_genrec_free(env, &b2);
+	CHECK(isrf_genrec_copy(env, &b, &b2) == ISRF_OK);
+	CHECK(b2.eval_params != b.eval_params && memcmp(b2.eval_params, b.eval_params, b.n_params * 4) == 0);
+	CHECK(memcmp(b2.eval_tf_params, b.eval_tf_params, b.n_tf_params * 4) == 0);
+	isrf_genrec_free(env, &b2);
+	/* a negative count is refused */
+	c.refit_epochs = -1;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &b2) == ISRF_ERR_INVALID);
+	isrf_genrec_free(env, &a);
+	isrf_genrec_free(env, &b);
+}
+
 static IsrfStatus
 epoch_hook(void *arg, const IsrfEpochReport *r)
 {
@@ -708,6 +773,7 @@ main(void)
 	check_no_leak(&env, be, &t);
 	check_prior(&env, be, &t);
 	check_determinism(&env, be, &t);
+	check_refit(&env, be, &t);
 	check_overfit(&env, be);
 
 	test_data_free(&t);

@@ -124,6 +124,12 @@ main(void)
 	CHECK(memcmp(m2.user_group, m.user_group, sizeof(float) * m.n_users * m.dm) == 0);
 	CHECK(memcmp(m2.seq, m.seq, sizeof(int32_t) * m.seq_ptr[m.n_users]) == 0);
 	CHECK(isrf_model_user_index(&m2, m.user_ids[17]) == 17 && isrf_model_user_index(&m2, -5) == -1);
+	/* the default refit: served and train-split weights both travel */
+	CHECK(m.genrec.eval_params != NULL && m2.genrec.eval_params != NULL);
+	CHECK(m2.genrec.params && memcmp(m2.genrec.params, m.genrec.params, m.genrec.n_params * 4) == 0);
+	CHECK(memcmp(m2.genrec.eval_params, m.genrec.eval_params, m.genrec.n_params * 4) == 0);
+	CHECK(memcmp(m2.genrec.eval_tf_params, m.genrec.eval_tf_params, m.genrec.n_tf_params * 4) == 0);
+	CHECK(memcmp(m.genrec.eval_params, m.genrec.params, m.genrec.n_params * 4) != 0);
 	isrf_model_free(&env, &m2);
 	buf[len / 2] ^= 1;
 	CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_ERR_CORRUPT);

@@ -74,6 +74,7 @@ typedef struct IsrfGenrecConfig
 	int32_t		batch_size;		/* users per step */
 	int32_t		epochs;			/* at most; 0 = no generative model */
 	int32_t		patience;		/* epochs without validation gain */
+	int32_t		refit_epochs;	/* then on whole histories, for serving */
 	float		lr;				/* peak AdamW learning rate */
 	float		dropout;
 	float		weight_decay;	/* on matrices only */
@@ -146,6 +147,14 @@ typedef struct IsrfGenrec
 	size_t		n_tf_params;
 	float	   *tf_params;		/* transformer block (transformer.h layout) */
 
+	/*
+	 * The weights as of the train split, where a refit on whole histories
+	 * followed (refit_epochs): evaluation and validation use these, serving
+	 * uses params / tf_params.  NULL without a refit (then both are one).
+	 */
+	float	   *eval_params;
+	float	   *eval_tf_params;
+
 	/* training record */
 	int32_t		epochs_run;
 	int32_t		best_epoch;
@@ -211,10 +220,13 @@ typedef struct IsrfGenrecSession IsrfGenrecSession;
 /*
  * Prepare inference: the transformer with g's weights and the item token
  * table.  d supplies the user features and group vectors; it must outlive the
- * session.
+ * session.  _open takes the served weights, _open_eval those of the train
+ * split (evaluation and validation; the same unless a refit followed).
  */
 IsrfStatus	isrf_genrec_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfGenrec *g,
 									 const IsrfGenrecData *d, IsrfGenrecSession **out);
+IsrfStatus	isrf_genrec_session_open_eval(IsrfEnv *env, IsrfBackend *be, const IsrfGenrec *g,
+										  const IsrfGenrecData *d, IsrfGenrecSession **out);
 
 void		isrf_genrec_session_close(IsrfGenrecSession *s);
 

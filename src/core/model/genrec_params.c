@@ -120,6 +120,8 @@ isrf_genrec_free(IsrfEnv *env, IsrfGenrec *g)
 	isrf_free(env, g->codes);
 	isrf_free(env, g->params);
 	isrf_free(env, g->tf_params);
+	isrf_free(env, g->eval_params);
+	isrf_free(env, g->eval_tf_params);
 	memset(g, 0, sizeof(*g));
 }
 
@@ -127,23 +129,29 @@ IsrfStatus
 isrf_genrec_copy(IsrfEnv *env, const IsrfGenrec *src, IsrfGenrec *dst)
 {
 	size_t		nc = (size_t) src->n_items * src->levels;
+	bool		refit = src->eval_params != NULL;
 
 	*dst = *src;
 	dst->codes = isrf_alloc(env, nc * 4 + 4);
 	dst->params = isrf_alloc(env, src->n_params * 4 + 4);
 	dst->tf_params = isrf_alloc(env, src->n_tf_params * 4 + 4);
-	if (!dst->codes || !dst->params || !dst->tf_params)
+	dst->eval_params = refit ? isrf_alloc(env, src->n_params * 4 + 4) : NULL;
+	dst->eval_tf_params = refit ? isrf_alloc(env, src->n_tf_params * 4 + 4) : NULL;
+	if (!dst->codes || !dst->params || !dst->tf_params ||
+		(refit && (!dst->eval_params || !dst->eval_tf_params)))
 	{
-		isrf_free(env, dst->codes);
-		isrf_free(env, dst->params);
-		isrf_free(env, dst->tf_params);
-		memset(dst, 0, sizeof(*dst));
+		isrf_genrec_free(env, dst);
 		return ISRF_ERR_NOMEM;
 	}
 	if (nc)
 		memcpy(dst->codes, src->codes, nc * 4);
 	memcpy(dst->params, src->params, src->n_params * 4);
 	memcpy(dst->tf_params, src->tf_params, src->n_tf_params * 4);
+	if (refit)
+	{
+		memcpy(dst->eval_params, src->eval_params, src->n_params * 4);
+		memcpy(dst->eval_tf_params, src->eval_tf_params, src->n_tf_params * 4);
+	}
 	return ISRF_OK;
 }
 

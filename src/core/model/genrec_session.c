@@ -389,11 +389,17 @@ fail:
 	return st;
 }
 
-IsrfStatus
-isrf_genrec_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfGenrec *g,
-						 const IsrfGenrecData *d, IsrfGenrecSession **out)
+/*
+ * Open an inference session over g with its served weights or (eval) its
+ * train-split weights, which are the same unless a refit followed training.
+ */
+static IsrfStatus
+gr_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfGenrec *g,
+				const IsrfGenrecData *d, bool eval, IsrfGenrecSession **out)
 {
 	IsrfGenrecSession *s;
+	const float *params = eval && g->eval_params ? g->eval_params : g->params,
+			   *tf_params = eval && g->eval_tf_params ? g->eval_tf_params : g->tf_params;
 	IsrfStatus	st;
 
 	*out = NULL;
@@ -409,8 +415,8 @@ isrf_genrec_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfGenrec *g,
 		return isrf_fail(env, ISRF_ERR_CORRUPT, "the generative model's weights have the wrong size");
 	}
 	/* everything a call needs is prepared here, none of it on first use */
-	if ((st = be->upload(be, s->p, g->params, g->n_params * 4)) != ISRF_OK ||
-		(st = be->upload(be, s->tf->params, g->tf_params, g->n_tf_params * 4)) != ISRF_OK ||
+	if ((st = be->upload(be, s->p, params, g->n_params * 4)) != ISRF_OK ||
+		(st = be->upload(be, s->tf->params, tf_params, g->n_tf_params * 4)) != ISRF_OK ||
 		(st = isrf_gr_table_forward(s)) != ISRF_OK ||
 		(st = isrf_scorer_fit(&s->scorer)) != ISRF_OK)
 	{
@@ -419,6 +425,20 @@ isrf_genrec_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfGenrec *g,
 	}
 	*out = s;
 	return ISRF_OK;
+}
+
+IsrfStatus
+isrf_genrec_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfGenrec *g,
+						 const IsrfGenrecData *d, IsrfGenrecSession **out)
+{
+	return gr_session_open(env, be, g, d, false, out);
+}
+
+IsrfStatus
+isrf_genrec_session_open_eval(IsrfEnv *env, IsrfBackend *be, const IsrfGenrec *g,
+							  const IsrfGenrecData *d, IsrfGenrecSession **out)
+{
+	return gr_session_open(env, be, g, d, true, out);
 }
 
 int32_t

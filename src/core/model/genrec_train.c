@@ -32,9 +32,10 @@ isrf_genrec_config_check(IsrfEnv *env, const IsrfGenrecConfig *c)
 		return isrf_fail(env, ISRF_ERR_INVALID, "max_len must be in 1..4096 (got %d)", c->max_len);
 	if (c->batch_size != 0 && (c->batch_size < 2 || c->batch_size > 65536))
 		return isrf_fail(env, ISRF_ERR_INVALID, "batch_size must be 0 or in 2..65536 (got %d)", c->batch_size);
-	if (c->epochs < 0 || c->patience < 1)
-		return isrf_fail(env, ISRF_ERR_INVALID, "epochs must be >= 0 and patience >= 1 (got %d, %d)",
-						 c->epochs, c->patience);
+	if (c->epochs < 0 || c->patience < 1 || c->refit_epochs < 0)
+		return isrf_fail(env, ISRF_ERR_INVALID,
+						 "epochs and refit_epochs must be >= 0 and patience >= 1 (got %d, %d, %d)",
+						 c->epochs, c->refit_epochs, c->patience);
 	if (!(c->lr >= 0.0f && c->lr < 1.0f))
 		return isrf_fail(env, ISRF_ERR_INVALID, "lr must be in [0, 1) (got %g)", (double) c->lr);
 	if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
@@ -227,167 +228,229 @@ gr_ema_swap(IsrfGenrecSession *s, GrEma *e)
 	return ISRF_OK;
 }
 
+/* What the epochs of one run share: optimizers, the average, the users' order. */
+typedef struct GrLoop
+{
+	IsrfAdamW	o1,
+				o2;
+	GrEma		ema;
+	uint8_t    *mask1,
+			   *mask2;
+	int32_t    *order,			/* the users who train: two items or more */
+			   *tmp,			/* scratch, n_users */
+			   *border;			/* batch order */
+	int32_t		n_tr,
+				bs,
+				n_batches;
+	float		peak_lr;
+	int64_t		step,
+				spe,
+				total;
+} GrLoop;
+
+static void
+gr_loop_free(IsrfGenrecSession *s, GrLoop *L)
+{
+	isrf_adamw_free(&L->o1);
+	isrf_adamw_free(&L->o2);
+	gr_ema_free(s, &L->ema);
+	isrf_free(s->env, L->mask1);
+	isrf_free(s->env, L->mask2);
+	isrf_free(s->env, L->order);
+	isrf_free(s->env, L->tmp);
+	isrf_free(s->env, L->border);
+	memset(L, 0, sizeof(*L));
+}
+
+/*
+ * A run of epochs over the users of s->d with two train items or more, from
+ * the session's weights: fresh optimizers and average, batch size and peak
+ * learning rate by the configuration (or their rules).
+ */
+static IsrfStatus
+gr_loop_init(IsrfGenrecSession *s, int32_t epochs, GrLoop *L)
+{
+	IsrfEnv    *env = s->env;
+	const IsrfGenrecData *d = s->d;
+	const IsrfGenrecConfig *cfg = &s->cfg;
+	int32_t		u;
+	IsrfStatus	st;
+
+	memset(L, 0, sizeof(*L));
+	L->order = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	L->tmp = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	L->border = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	L->mask1 = isrf_alloc(env, s->lay.total + 1);
+	L->mask2 = isrf_alloc(env, s->tf->n_params + 1);
+	if (!L->order || !L->tmp || !L->border || !L->mask1 || !L->mask2)
+	{
+		gr_loop_free(s, L);
+		return ISRF_ERR_NOMEM;
+	}
+	for (u = 0; u < d->n_users; u++)
+		if (d->n_train[u] >= 2)
+			L->order[L->n_tr++] = u;
+	if (L->n_tr == 0)
+	{
+		gr_loop_free(s, L);
+		return isrf_fail(env, ISRF_ERR_INVALID, "no user has two train interactions to learn from");
+	}
+	isrf_gr_decay_mask(s, L->mask1);
+	isrf_tf_decay_mask(s->tf, L->mask2);
+	if ((st = isrf_adamw_init(s->be, &L->o1, s->lay.total, 0.9f, 0.98f, 1e-8f, cfg->weight_decay, L->mask1)) != ISRF_OK ||
+		(st = isrf_adamw_init(s->be, &L->o2, s->tf->n_params, 0.9f, 0.98f, 1e-8f, cfg->weight_decay, L->mask2)) != ISRF_OK ||
+		(st = gr_ema_init(s, &L->ema, cfg->ema)) != ISRF_OK)
+	{
+		gr_loop_free(s, L);
+		return st;
+	}
+	/* 0: a sixteenth of the users who train, between 32 and 256 */
+	L->bs = cfg->batch_size > 0 ? cfg->batch_size :
+		L->n_tr / 16 < 32 ? 32 : L->n_tr / 16 > 256 ? 256 : L->n_tr / 16;
+	/* 0: the square-root scaling rule of Adam, 1e-3 at 64 users per step */
+	L->peak_lr = cfg->lr > 0.0f ? cfg->lr : 1e-3f * sqrtf((float) L->bs / 64.0f);
+	L->spe = (L->n_tr + L->bs - 1) / L->bs;
+	L->n_batches = (int32_t) L->spe;
+	L->total = L->spe * epochs;
+	return ISRF_OK;
+}
+
+/*
+ * One epoch: a seeded shuffle of the users (keys salted by salt), runs of
+ * GR_BUCKET batches sorted by length so a batch pads little, the batches in
+ * a shuffled order.  The learning rate is fixed_lr, or where that is 0 the
+ * warm-up and cosine schedule.  *loss: the epoch's mean batch loss.
+ */
+static IsrfStatus
+gr_loop_epoch(IsrfGenrecSession *s, GrLoop *L, uint64_t salt, int32_t epoch, float fixed_lr,
+			  IsrfGenrec *out, double *loss)
+{
+	IsrfBackend *be = s->be;
+	const IsrfGenrecConfig *cfg = &s->cfg;
+	int32_t		i,
+				bidx,
+				nb = 0,
+				bs = L->bs;
+	double		sum = 0.0;
+	IsrfStatus	st;
+
+	for (i = L->n_tr - 1; i > 0; i--)
+	{
+		int32_t		j = (int32_t) (isrf_nn_hash64(isrf_nn_key(cfg->seed, salt + 100 + (uint64_t) epoch, (uint64_t) i)) % (uint64_t) (i + 1)),
+					t = L->order[i];
+
+		L->order[i] = L->order[j];
+		L->order[j] = t;
+	}
+	for (i = 0; i < L->n_tr; i += GR_BUCKET * bs)
+	{
+		int32_t		n = L->n_tr - i < GR_BUCKET * bs ? L->n_tr - i : GR_BUCKET * bs;
+
+		gr_sort_by_length(L->order + i, n, s->d->n_train, L->tmp);
+	}
+	for (i = 0; i < L->n_batches; i++)
+		L->border[i] = i;
+	for (i = L->n_batches - 1; i > 0; i--)
+	{
+		int32_t		j = (int32_t) (isrf_nn_hash64(isrf_nn_key(cfg->seed, salt + 300 + (uint64_t) epoch, (uint64_t) i)) % (uint64_t) (i + 1)),
+					t = L->border[i];
+
+		L->border[i] = L->border[j];
+		L->border[j] = t;
+	}
+	for (bidx = 0; bidx < L->n_batches; bidx++)
+	{
+		int32_t		first = L->border[bidx] * bs;
+		int32_t		b = L->n_tr - first < bs ? L->n_tr - first : bs;
+		double		bl;
+		float	   *garr[2];
+		size_t		gsz[2];
+		float		norm,
+					lr;
+
+		if ((st = isrf_poll(s->env)) != ISRF_OK)
+			return st;
+		if ((st = be->mem_zero(be, s->gp, s->lay.total * 4)) != ISRF_OK ||
+			(st = isrf_tf_zero_grad(s->tf)) != ISRF_OK)
+			return st;
+		if ((st = isrf_gr_train_batch(s, b, L->order + first, isrf_nn_key(cfg->seed, salt + 200 + (uint64_t) epoch, (uint64_t) bidx), &bl)) != ISRF_OK)
+			return st;
+		garr[0] = s->gp;
+		garr[1] = s->tf->grads;
+		gsz[0] = s->lay.total;
+		gsz[1] = s->tf->n_params;
+		if ((st = isrf_grad_clip(be, garr, gsz, 2, cfg->clip, &norm)) != ISRF_OK)
+			return st;
+		L->step++;
+		if (!isfinite(norm))
+		{
+			out->nonfinite_steps++;
+			continue;			/* skip a step that blew up rather than poison the weights */
+		}
+		lr = fixed_lr > 0.0f ? fixed_lr :
+			isrf_lr_schedule(L->peak_lr, L->step, L->spe < 100 ? L->spe : 100, L->total, 0.1f);
+		if ((st = isrf_adamw_step(&L->o1, s->p, s->gp, lr)) != ISRF_OK ||
+			(st = isrf_adamw_step(&L->o2, s->tf->params, s->tf->grads, lr)) != ISRF_OK ||
+			(st = gr_ema_update(s, &L->ema, L->step)) != ISRF_OK)
+			return st;
+		sum += bl;
+		nb++;
+	}
+	*loss = nb ? sum / nb : 0.0;
+	return ISRF_OK;
+}
+
 /* The training loop proper; s is a training session with its weights set. */
 static IsrfStatus
 gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenrec *out)
 {
 	IsrfEnv    *env = s->env;
-	IsrfBackend *be = s->be;
 	const IsrfGenrecData *d = s->d;
 	const IsrfGenrecConfig *cfg = &s->cfg;
-	IsrfAdamW	o1,
-				o2;
-	GrEma		ema;
-	uint8_t    *mask1 = NULL,
-			   *mask2 = NULL;
-	int32_t    *order = NULL,
-			   *tmp = NULL,
-			   *border = NULL,
-			   *vu = NULL,
+	GrLoop		L;
+	int32_t    *vu = NULL,
 			   *vin = NULL,
 			   *vt = NULL,
 			   *vr = NULL;
-	int32_t		n_tr = 0,
-				bs,
-				n_val,
-				n_batches,
-				bidx,
-				u,
+	int32_t		n_val,
 				epoch,
 				bad = 0;
-	float		peak_lr;
-	int64_t		step = 0,
-				spe,
-				total;
 	double		best = -1.0,
 				t_start = isrf_now();
 	IsrfStatus	st = ISRF_OK;
 
-	memset(&o1, 0, sizeof(o1));
-	memset(&ema, 0, sizeof(ema));
-	memset(&o2, 0, sizeof(o2));
-	order = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
-	tmp = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
-	border = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	memset(&L, 0, sizeof(L));
 	vu = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
 	vin = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
 	vt = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
 	vr = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
-	mask1 = isrf_alloc(env, s->lay.total + 1);
-	mask2 = isrf_alloc(env, s->tf->n_params + 1);
-	if (!order || !tmp || !border || !vu || !vin || !vt || !vr || !mask1 || !mask2)
+	if (!vu || !vin || !vt || !vr)
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
 	}
-	for (u = 0; u < d->n_users; u++)
-		if (d->n_train[u] >= 2)
-			order[n_tr++] = u;
-	if (n_tr == 0)
-	{
-		st = isrf_fail(env, ISRF_ERR_INVALID, "no user has two train interactions to learn from");
+	if ((st = gr_loop_init(s, cfg->epochs, &L)) != ISRF_OK)
 		goto done;
-	}
 	n_val = isrf_gr_val_users(d, cfg, vu, vin, vt);
-	gr_sort_val(vu, vin, vt, n_val, tmp, vr);
-	isrf_gr_decay_mask(s, mask1);
-	isrf_tf_decay_mask(s->tf, mask2);
-	if ((st = isrf_adamw_init(be, &o1, s->lay.total, 0.9f, 0.98f, 1e-8f, cfg->weight_decay, mask1)) != ISRF_OK ||
-		(st = isrf_adamw_init(be, &o2, s->tf->n_params, 0.9f, 0.98f, 1e-8f, cfg->weight_decay, mask2)) != ISRF_OK)
-		goto done;
-	/* 0: a sixteenth of the users who train, between 32 and 256 */
-	bs = cfg->batch_size > 0 ? cfg->batch_size :
-		n_tr / 16 < 32 ? 32 : n_tr / 16 > 256 ? 256 : n_tr / 16;
-	/* 0: the square-root scaling rule of Adam, 1e-3 at 64 users per step */
-	peak_lr = cfg->lr > 0.0f ? cfg->lr : 1e-3f * sqrtf((float) bs / 64.0f);
-	isrf_log(env, "isrf: %d users per step, peak learning rate %g", (int) bs, (double) peak_lr);
-	spe = (n_tr + bs - 1) / bs;
-	n_batches = (int32_t) spe;
-	total = spe * cfg->epochs;
+	gr_sort_val(vu, vin, vt, n_val, L.tmp, vr);
+	isrf_log(env, "isrf: %d users per step, peak learning rate %g", (int) L.bs, (double) L.peak_lr);
 
 	/* best weights so far live in out */
-	if ((st = isrf_gr_weights_out(s, out)) != ISRF_OK ||
-		(st = gr_ema_init(s, &ema, cfg->ema)) != ISRF_OK)
+	if ((st = isrf_gr_weights_out(s, out)) != ISRF_OK)
 		goto done;
 	for (epoch = 1; epoch <= cfg->epochs; epoch++)
 	{
 		double		t0 = isrf_now(),
-					ep_loss = 0.0,
+					ep_loss,
 					hr,
 					nd;
 		IsrfMetrics val;
-		int32_t		i,
-					nb = 0;
+		int32_t		i;
 
-		/* a seeded shuffle of the training users */
-		for (i = n_tr - 1; i > 0; i--)
-		{
-			int32_t		j = (int32_t) (isrf_nn_hash64(isrf_nn_key(cfg->seed, 100 + (uint64_t) epoch, (uint64_t) i)) % (uint64_t) (i + 1)),
-						t = order[i];
-
-			order[i] = order[j];
-			order[j] = t;
-		}
-
-		/*
-		 * Bucket by length: sort runs of GR_BUCKET batches by train length so
-		 * a batch pads little, then visit the batches in a shuffled order.
-		 */
-		for (i = 0; i < n_tr; i += GR_BUCKET * bs)
-		{
-			int32_t		n = n_tr - i < GR_BUCKET * bs ? n_tr - i : GR_BUCKET * bs;
-
-			gr_sort_by_length(order + i, n, d->n_train, tmp);
-		}
-		for (i = 0; i < n_batches; i++)
-			border[i] = i;
-		for (i = n_batches - 1; i > 0; i--)
-		{
-			int32_t		j = (int32_t) (isrf_nn_hash64(isrf_nn_key(cfg->seed, 300 + (uint64_t) epoch, (uint64_t) i)) % (uint64_t) (i + 1)),
-						t = border[i];
-
-			border[i] = border[j];
-			border[j] = t;
-		}
-		for (bidx = 0; bidx < n_batches; bidx++)
-		{
-			int32_t		first = border[bidx] * bs;
-			int32_t		b = n_tr - first < bs ? n_tr - first : bs;
-			double		bl;
-			float	   *garr[2];
-			size_t		gsz[2];
-			float		norm,
-						lr;
-
-			if ((st = isrf_poll(env)) != ISRF_OK)
-				goto done;
-			if ((st = be->mem_zero(be, s->gp, s->lay.total * 4)) != ISRF_OK ||
-				(st = isrf_tf_zero_grad(s->tf)) != ISRF_OK)
-				goto done;
-			if ((st = isrf_gr_train_batch(s, b, order + first, isrf_nn_key(cfg->seed, 200 + (uint64_t) epoch, (uint64_t) bidx), &bl)) != ISRF_OK)
-				goto done;
-			garr[0] = s->gp;
-			garr[1] = s->tf->grads;
-			gsz[0] = s->lay.total;
-			gsz[1] = s->tf->n_params;
-			if ((st = isrf_grad_clip(be, garr, gsz, 2, cfg->clip, &norm)) != ISRF_OK)
-				goto done;
-			step++;
-			if (!isfinite(norm))
-			{
-				out->nonfinite_steps++;
-				continue;		/* skip a step that blew up rather than poison the weights */
-			}
-			lr = isrf_lr_schedule(peak_lr, step, spe < 100 ? spe : 100, total, 0.1f);
-			if ((st = isrf_adamw_step(&o1, s->p, s->gp, lr)) != ISRF_OK ||
-				(st = isrf_adamw_step(&o2, s->tf->params, s->tf->grads, lr)) != ISRF_OK ||
-				(st = gr_ema_update(s, &ema, step)) != ISRF_OK)
-				goto done;
-			ep_loss += bl;
-			nb++;
-		}
+		if ((st = gr_loop_epoch(s, &L, 0, epoch, 0.0f, out, &ep_loss)) != ISRF_OK)
+			goto done;
 		/* validation: full ranking with the dense head (of the averaged weights, with ema) */
-		if ((st = gr_ema_swap(s, &ema)) != ISRF_OK ||
+		if ((st = gr_ema_swap(s, &L.ema)) != ISRF_OK ||
 			(st = isrf_gr_table_forward(s)) != ISRF_OK ||
 			(st = isrf_genrec_rank_targets(s, n_val, vu, vin, vt, vr)) != ISRF_OK)
 			goto done;
@@ -399,7 +462,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 		nd = val.ndcg10;
 		out->epochs_run = epoch;
 		isrf_log(env, "isrf: epoch %d loss %.4f val HR@10 %.4f NDCG@10 %.4f (%.1f s)",
-				 epoch, nb ? ep_loss / nb : 0.0, hr, nd, isrf_now() - t0);
+				 epoch, ep_loss, hr, nd, isrf_now() - t0);
 		if (nd > best)
 		{
 			best = nd;
@@ -413,7 +476,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 		else
 			bad++;
 		/* training goes on from the live weights */
-		if ((st = gr_ema_swap(s, &ema)) != ISRF_OK)
+		if ((st = gr_ema_swap(s, &L.ema)) != ISRF_OK)
 			goto done;
 		if (hook)
 		{
@@ -423,7 +486,7 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 			r.epoch = epoch;
 			r.epochs = cfg->epochs;
 			r.best_epoch = out->best_epoch;
-			r.loss = nb ? ep_loss / nb : 0.0;
+			r.loss = ep_loss;
 			r.val_hr10 = hr;
 			r.val_ndcg10 = nd;
 			r.seconds = isrf_now() - t0;
@@ -439,18 +502,73 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 	out->t_train = isrf_now() - t_start;
 
 done:
-	isrf_adamw_free(&o1);
-	isrf_adamw_free(&o2);
-	gr_ema_free(s, &ema);
-	isrf_free(env, order);
-	isrf_free(env, tmp);
-	isrf_free(env, border);
+	gr_loop_free(s, &L);
 	isrf_free(env, vu);
 	isrf_free(env, vin);
 	isrf_free(env, vt);
 	isrf_free(env, vr);
-	isrf_free(env, mask1);
-	isrf_free(env, mask2);
+	return st;
+}
+
+/*
+ * The refit (refit_epochs): from the kept weights, epochs on every user's
+ * whole history -- the validation and test items too -- at a tenth of the
+ * peak learning rate, with a fresh optimizer and average.  out keeps the
+ * weights before it as eval_params / eval_tf_params (evaluation and every
+ * choice made on validation use those) and serves the refit's average.
+ */
+static IsrfStatus
+gr_refit(IsrfGenrecSession *s, IsrfGenrec *out)
+{
+	IsrfEnv    *env = s->env;
+	IsrfBackend *be = s->be;
+	const IsrfGenrecData *d = s->d;
+	const IsrfGenrecConfig *cfg = &s->cfg;
+	IsrfGenrecData whole = *d;
+	int32_t    *len;
+	GrLoop		L;
+	int32_t		u,
+				epoch;
+	double		t_start = isrf_now();
+	IsrfStatus	st;
+
+	memset(&L, 0, sizeof(L));
+	len = isrf_alloc(env, (size_t) d->n_users * 4 + 4);
+	out->eval_params = isrf_alloc(env, out->n_params * 4 + 4);
+	out->eval_tf_params = isrf_alloc(env, out->n_tf_params * 4 + 4);
+	if (!len || !out->eval_params || !out->eval_tf_params)
+	{
+		isrf_free(env, len);
+		return ISRF_ERR_NOMEM;
+	}
+	memcpy(out->eval_params, out->params, out->n_params * 4);
+	memcpy(out->eval_tf_params, out->tf_params, out->n_tf_params * 4);
+	for (u = 0; u < d->n_users; u++)
+		len[u] = d->seq_ptr[u + 1] - d->seq_ptr[u];
+	whole.n_train = len;
+	s->d = &whole;
+	if ((st = be->upload(be, s->p, out->params, s->lay.total * 4)) != ISRF_OK ||
+		(st = be->upload(be, s->tf->params, out->tf_params, s->tf->n_params * 4)) != ISRF_OK ||
+		(st = gr_loop_init(s, cfg->refit_epochs, &L)) != ISRF_OK)
+		goto done;
+	for (epoch = 1; epoch <= cfg->refit_epochs; epoch++)
+	{
+		double		t0 = isrf_now(),
+					loss;
+
+		if ((st = gr_loop_epoch(s, &L, 1000, epoch, 0.1f * L.peak_lr, out, &loss)) != ISRF_OK)
+			goto done;
+		isrf_log(env, "isrf: refit epoch %d of %d on whole histories, loss %.4f (%.1f s)",
+				 epoch, cfg->refit_epochs, loss, isrf_now() - t0);
+	}
+	if ((st = gr_ema_swap(s, &L.ema)) == ISRF_OK)
+		st = isrf_gr_weights_out(s, out);
+	out->t_train += isrf_now() - t_start;
+
+done:
+	s->d = d;
+	gr_loop_free(s, &L);
+	isrf_free(env, len);
 	return st;
 }
 
@@ -524,8 +642,11 @@ isrf_genrec_train(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d,
 			(st = be->upload(be, s->tf->params, out->tf_params, s->tf->n_params * 4)) == ISRF_OK)
 			st = isrf_gr_tune_scorer(s, out);
 	}
-	else if (st == ISRF_OK)
-		st = isrf_gr_weights_out(s, out);
+	else if (st == ISRF_OK && cfg->epochs == 0)
+		st = isrf_gr_weights_out(s, out);	/* the initial weights */
+	/* every choice on validation is made: now the refit for serving */
+	if (st == ISRF_OK && cfg->epochs > 0 && cfg->refit_epochs > 0)
+		st = gr_refit(s, out);
 	if (st != ISRF_OK)
 		goto fail;
 	isrf_genrec_session_close(s);
@@ -544,7 +665,7 @@ isrf_genrec_retune(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d, IsrfG
 	IsrfGenrecSession *s;
 	IsrfStatus	st;
 
-	ISRF_TRY(isrf_genrec_session_open(env, be, g, d, &s));
+	ISRF_TRY(isrf_genrec_session_open_eval(env, be, g, d, &s));
 	st = isrf_gr_tune_scorer(s, g);
 	isrf_genrec_session_close(s);
 	return st;

@@ -33,6 +33,8 @@
 #define TAG_GCOD	ISRF_TAG('G', 'C', 'O', 'D')
 #define TAG_GPAR	ISRF_TAG('G', 'P', 'A', 'R')
 #define TAG_GTFP	ISRF_TAG('G', 'T', 'F', 'P')
+#define TAG_GEVP	ISRF_TAG('G', 'E', 'V', 'P')	/* train-split weights, after a refit */
+#define TAG_GEVT	ISRF_TAG('G', 'E', 'V', 'T')
 
 /*
  * The generative model's header, stored as "name=value" lines rather than
@@ -237,7 +239,12 @@ isrf_model_save(IsrfEnv *env, const IsrfModel *m, uint8_t **buf, size_t *len)
 			(st = isrf_model_writer_add(w, TAG_GPAR, ISRF_ELEM_F32, m->genrec.params,
 										m->genrec.n_params * 4)) ||
 			(st = isrf_model_writer_add(w, TAG_GTFP, ISRF_ELEM_F32, m->genrec.tf_params,
-										m->genrec.n_tf_params * 4)))
+										m->genrec.n_tf_params * 4)) ||
+			(m->genrec.eval_params &&
+			 ((st = isrf_model_writer_add(w, TAG_GEVP, ISRF_ELEM_F32, m->genrec.eval_params,
+										  m->genrec.n_params * 4)) ||
+			  (st = isrf_model_writer_add(w, TAG_GEVT, ISRF_ELEM_F32, m->genrec.eval_tf_params,
+										  m->genrec.n_tf_params * 4)))))
 		{
 			isrf_model_writer_abort(w);
 			return st;
@@ -324,6 +331,13 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 	if (model_take(env, r, TAG_GCOD, ISRF_ELEM_I32, nc * 4, (void **) &g->codes) ||
 		model_take(env, r, TAG_GPAR, ISRF_ELEM_F32, g->n_params * 4, (void **) &g->params) ||
 		model_take(env, r, TAG_GTFP, ISRF_ELEM_F32, g->n_tf_params * 4, (void **) &g->tf_params))
+		return env->status;
+	/* a refit model carries its train-split weights too, both or neither */
+	if (isrf_model_reader_has(r, TAG_GEVP) != isrf_model_reader_has(r, TAG_GEVT))
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model train-split weights are incomplete");
+	if (isrf_model_reader_has(r, TAG_GEVP) &&
+		(model_take(env, r, TAG_GEVP, ISRF_ELEM_F32, g->n_params * 4, (void **) &g->eval_params) ||
+		 model_take(env, r, TAG_GEVT, ISRF_ELEM_F32, g->n_tf_params * 4, (void **) &g->eval_tf_params)))
 		return env->status;
 	for (j = 0; (size_t) j < nc; j++)
 		if (g->codes[j] < 0 || g->codes[j] >= g->codebook_sizes[j % g->levels])

@@ -25,6 +25,15 @@ typedef struct IsrfServeSession IsrfServeSession;
 
 IsrfStatus	isrf_serve_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m,
 									IsrfServeSession **out);
+
+/*
+ * The same over the model's train-split weights, for evaluation and for
+ * choices made on validation: they differ from the served ones where a refit
+ * on whole histories followed training (refit_epochs), which saw the test
+ * and validation items.
+ */
+IsrfStatus	isrf_serve_session_open_eval(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m,
+										 IsrfServeSession **out);
 void		isrf_serve_session_close(IsrfServeSession *ss);
 
 /* The model and the backend of a session. */

@@ -58,8 +58,9 @@ session_popularity(IsrfEnv *env, const IsrfModel *m, int32_t **count_out, int32_
 	return ISRF_OK;
 }
 
-IsrfStatus
-isrf_serve_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, IsrfServeSession **out)
+/* A session over m with its served weights or (eval) its train-split weights. */
+static IsrfStatus
+session_open(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, bool eval, IsrfServeSession **out)
 {
 	IsrfServeSession *ss = isrf_calloc(env, 1, sizeof(IsrfServeSession));
 	IsrfStatus	st;
@@ -74,7 +75,8 @@ isrf_serve_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, IsrfS
 	if (st == ISRF_OK && m->genrec.params != NULL)
 	{
 		isrf_model_genrec_data(m, &ss->gd);
-		st = isrf_genrec_session_open(env, be, &m->genrec, &ss->gd, &ss->s);
+		st = eval ? isrf_genrec_session_open_eval(env, be, &m->genrec, &ss->gd, &ss->s) :
+			isrf_genrec_session_open(env, be, &m->genrec, &ss->gd, &ss->s);
 		if (st == ISRF_OK)
 		{
 			isrf_scorer_init(&ss->scorer, env, m->n_users, m->n_items, m->dm, m->seq_ptr, m->seq,
@@ -94,6 +96,19 @@ isrf_serve_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, IsrfS
 	}
 	*out = ss;
 	return ISRF_OK;
+}
+
+IsrfStatus
+isrf_serve_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, IsrfServeSession **out)
+{
+	return session_open(env, be, m, false, out);
+}
+
+IsrfStatus
+isrf_serve_session_open_eval(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m,
+							 IsrfServeSession **out)
+{
+	return session_open(env, be, m, true, out);
 }
 
 void

@@ -116,7 +116,7 @@ isrf_serve_tune(IsrfEnv *env, IsrfBackend *be, IsrfModel *m)
 		return ISRF_OK;
 	}
 	memset(acc, 0, sizeof(acc));
-	ISRF_TRY(isrf_serve_session_open(env, be, m, &ss));
+	ISRF_TRY(isrf_serve_session_open_eval(env, be, m, &ss));
 	st = ss->have_trie ? tune_beam(env, ss, m, acc) : ISRF_OK;
 	isrf_serve_session_close(ss);
 	ISRF_TRY(st);

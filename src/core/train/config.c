@@ -62,6 +62,8 @@ static const IsrfConfigKey config_keys[] = {
 	"most epochs; training stops early on validation NDCG@10 (0: no generative model)"},
 	{"patience", ISRF_KEY_INT, F(gen.patience), 1, 10000, 5, false, GEN, NULL,
 	"epochs without a validation gain before stopping"},
+	{"refit_epochs", ISRF_KEY_INT, F(gen.refit_epochs), 0, 1000, 2, false, GEN, NULL,
+	"then epochs on every user's whole history (the validation and test items too) at a tenth of the peak learning rate, for serving: the model serves these weights, while isrf_evaluate and every choice made on validation use the weights before them (0: no refit)"},
 	{"lr", ISRF_KEY_FLOAT, F(gen.lr), 0, 0.5, 0, false, GEN, "0 (auto)",
 	"peak AdamW learning rate (warm-up, cosine decay); 0: 1e-3 x sqrt(users per step / 64), the square-root scaling rule of Adam (0.002 at the 256 users per step of a large data set)"},
 	{"dropout", ISRF_KEY_FLOAT, F(gen.dropout), 0, 0.95, 0.5, false, GEN, NULL,
