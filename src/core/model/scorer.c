@@ -7,6 +7,9 @@
 #include <math.h>
 #include <string.h>
 
+/* items per block of the text term over the catalogue */
+#define SCORER_TEXT_BLOCK 256
+
 void
 isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items, int32_t dm,
 				 const int32_t *seq_ptr, const int32_t *seq, const int32_t *n_train,
@@ -238,6 +241,7 @@ void
 isrf_scorer_text_all(IsrfScorer *sc, const int32_t *hist, int32_t len)
 {
 	int32_t		i,
+				i0,
 				j;
 
 	if (!scorer_text_profile(sc, hist, len))
@@ -245,16 +249,33 @@ isrf_scorer_text_all(IsrfScorer *sc, const int32_t *hist, int32_t len)
 		memset(sc->text, 0, (size_t) sc->n_items * 4);
 		return;
 	}
-	/* text = F^T-major axpy over the dimensions (the inner loop vectorises) */
-	memset(sc->text, 0, (size_t) sc->n_items * 4);
-	for (j = 0; j < sc->dm; j++)
+	/*
+	 * text = F^T-major axpy over the dimensions, a block of SCORER_TEXT_BLOCK
+	 * items at a time in a local accumulator: the block stays in L1 and the
+	 * fixed-length inner loop vectorises.  Each item sums its dimensions in
+	 * order, as a plain loop would.
+	 */
+	for (i0 = 0; i0 < sc->n_items; i0 += SCORER_TEXT_BLOCK)
 	{
-		const float *col = sc->ifeat_t + (size_t) j * sc->n_items;
-		float		w = sc->tprof[j];
+		float		acc[SCORER_TEXT_BLOCK];
+		int32_t		nb = sc->n_items - i0 < SCORER_TEXT_BLOCK ? sc->n_items - i0 : SCORER_TEXT_BLOCK;
 
-		if (w != 0.0f)
-			for (i = 0; i < sc->n_items; i++)
-				sc->text[i] += w * col[i];
+		memset(acc, 0, sizeof(acc));
+		for (j = 0; j < sc->dm; j++)
+		{
+			const float *restrict col = sc->ifeat_t + (size_t) j * sc->n_items + i0;
+			float		w = sc->tprof[j];
+
+			if (w == 0.0f)
+				continue;
+			if (nb == SCORER_TEXT_BLOCK)
+				for (i = 0; i < SCORER_TEXT_BLOCK; i++)
+					acc[i] += w * col[i];
+			else
+				for (i = 0; i < nb; i++)
+					acc[i] += w * col[i];
+		}
+		memcpy(sc->text + i0, acc, (size_t) nb * 4);
 	}
 }
 
