@@ -36,7 +36,7 @@ q "SELECT models FROM isrf_status() WHERE database = current_database()" | grep 
 ok $? "... and it is the one the server serves"
 
 # --- a cancelled training leaves the deployed version in place ------------
-slow='{"epochs": 60, "patience": 60, "batch_size": 16}'   # some 8 s here
+slow='{"epochs": 600, "patience": 600, "batch_size": 16}'   # long enough to be stopped (60 epochs took about 2 s)
 q "CALL isrf_train('srv', '$slow')" >/dev/null 2>&1 &
 trainer=$!
 until_sql 60 "SELECT count(*) FROM isrf.training_progress WHERE model = 'srv' AND stage = 'train'" 1
