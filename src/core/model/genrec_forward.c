@@ -168,6 +168,16 @@ gr_train_inputs(const IsrfGenrecSession *s, int32_t u, int32_t *off)
 	return w > 1 ? w - 1 : 0;
 }
 
+/* Free the training cache (below); the next training batch builds it again. */
+void
+isrf_gr_drop_train_cache(IsrfGenrecSession *s)
+{
+	isrf_free(s->env, s->gcache);
+	isrf_free(s->env, s->gptr);
+	s->gcache = NULL;
+	s->gptr = NULL;
+}
+
 /*
  * The training cache: the group interest after every input position of
  * every user's training row (the query at position t reads the items 0..t

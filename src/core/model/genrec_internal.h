@@ -202,6 +202,8 @@ IsrfStatus	isrf_gr_code_input(IsrfGenrecSession *s, int32_t level, int32_t P,
 IsrfStatus	isrf_gr_upload_codes(IsrfGenrecSession *s, int32_t P, int32_t levels);
 IsrfStatus	isrf_gr_train_batch(IsrfGenrecSession *s, int32_t B, const int32_t *users,
 								uint64_t seed, double *loss_out);
+/* Forget the training cache (built on the next batch, for s->d as it is then). */
+void		isrf_gr_drop_train_cache(IsrfGenrecSession *s);
 
 /* genrec_infer.c */
 IsrfStatus	isrf_gr_dense_chunk(IsrfGenrecSession *s, int32_t b, const float *h, float **out);

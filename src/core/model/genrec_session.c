@@ -220,8 +220,7 @@ isrf_genrec_session_close(IsrfGenrecSession *s)
 	}
 	isrf_free(s->env, s->ufeat_n);
 	isrf_free(s->env, s->ugrp_s);
-	isrf_free(s->env, s->gcache);
-	isrf_free(s->env, s->gptr);
+	isrf_gr_drop_train_cache(s);
 	isrf_scorer_free(&s->scorer);
 	isrf_tf_destroy(s->tf);
 	if (s->own_hb)

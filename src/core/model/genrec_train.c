@@ -510,16 +510,6 @@ done:
 	return st;
 }
 
-/* Forget the training cache built for the session's data (genrec_forward.c). */
-static void
-gr_drop_train_cache(IsrfGenrecSession *s)
-{
-	isrf_free(s->env, s->gcache);
-	isrf_free(s->env, s->gptr);
-	s->gcache = NULL;
-	s->gptr = NULL;
-}
-
 /*
  * The refit (refit_epochs): from the kept weights, epochs on every user's
  * whole history -- the validation and test items too -- at a tenth of the
@@ -558,7 +548,7 @@ gr_refit(IsrfGenrecSession *s, IsrfGenrec *out)
 	whole.n_train = len;
 	s->d = &whole;
 	/* the group-interest cache has rows for the train items only: rebuilt on first use */
-	gr_drop_train_cache(s);
+	isrf_gr_drop_train_cache(s);
 	if ((st = be->upload(be, s->p, out->params, s->lay.total * 4)) != ISRF_OK ||
 		(st = be->upload(be, s->tf->params, out->tf_params, s->tf->n_params * 4)) != ISRF_OK ||
 		(st = gr_loop_init(s, cfg->refit_epochs, &L)) != ISRF_OK)
@@ -578,7 +568,7 @@ gr_refit(IsrfGenrecSession *s, IsrfGenrec *out)
 	out->t_train += isrf_now() - t_start;
 
 done:
-	gr_drop_train_cache(s);
+	isrf_gr_drop_train_cache(s);
 	s->d = d;
 	gr_loop_free(s, &L);
 	isrf_free(env, len);
