@@ -232,13 +232,13 @@ GRANT SELECT ON isrf.group_graph TO PUBLIC;
 CREATE VIEW isrf.training_progress WITH (security_invoker = true) AS
     SELECT name AS model, version, dataset, stage, pid, created_at AS started_at,
            clock_timestamp() - created_at AS elapsed, updated_at AS stage_started_at,
-           (progress ->> 'epoch')::integer AS epoch, (progress ->> 'epochs')::integer AS epochs,
+           progress ->> 'phase' AS phase, (progress ->> 'epoch')::integer AS epoch, (progress ->> 'epochs')::integer AS epochs,
            (progress ->> 'loss')::real AS loss, (progress ->> 'val_hr10')::real AS val_hr10,
            (progress ->> 'val_ndcg10')::real AS val_ndcg10,
            make_interval(secs => (progress ->> 'eta_seconds')::float8) AS eta,
            (progress ->> 'nonfinite_steps')::bigint AS nonfinite_steps
       FROM isrf.models WHERE status = 'training';
-COMMENT ON VIEW isrf.training_progress IS 'Training runs in progress: model, version, current stage, elapsed time, and after each epoch of the generative model its number, loss, validation HR@10 / NDCG@10, the time left at most, and steps skipped for a non-finite gradient';
+COMMENT ON VIEW isrf.training_progress IS 'Training runs in progress: model, version, current stage, elapsed time, and after each epoch of the generative model its phase (fit, or refit: the epochs on whole histories that follow, without validation figures), its number of the phase''s epochs, loss, validation HR@10 / NDCG@10, the time of epochs left at most, and steps skipped for a non-finite gradient';
 GRANT SELECT ON isrf.training_progress TO PUBLIC;
 
 ----------------------------------------------------------------------------

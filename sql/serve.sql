@@ -7,10 +7,10 @@ SET client_min_messages = warning;
 SELECT isrf.create_synthetic_dataset('shop', users => 200, items => 80, groups => 4, per_user => 10, seed => 9);
 CALL isrf_train('shop', '{"group_k": 10, "dm": 16, "epochs": 3}');
 SELECT status, deployed FROM isrf.models WHERE name = 'shop';
--- the last epoch's figures stay with the version; nothing was skipped
-SELECT (progress->>'epoch')::int = (metrics->>'epochs')::int AS last_epoch_recorded,
-       (progress->>'epochs')::int AS epochs, (progress->>'val_ndcg10')::float8 >= 0 AS has_validation,
-       metrics->>'nonfinite_steps' AS nonfinite_steps, metrics->'score_weights' ? 'beam' AS has_beam_weight
+-- the last epoch's figures stay with the version (below, with and without
+-- the refit); nothing was skipped
+SELECT progress IS NOT NULL AS has_progress, metrics->>'nonfinite_steps' AS nonfinite_steps,
+       metrics->'score_weights' ? 'beam' AS has_beam_weight
   FROM isrf.models WHERE name = 'shop';
 
 -- k results, best first, real items, none from the user's history, no duplicates
@@ -95,6 +95,12 @@ SELECT (SELECT array_agg(ARRAY[hr_5, ndcg_5, hr_10, ndcg_10] ORDER BY task, meth
 SELECT (SELECT array_agg(score ORDER BY item_id) FROM isrf_rank(1, ARRAY[2, 3, 4, 5, 6]::bigint[], 'shop')) <>
        (SELECT array_agg(score ORDER BY item_id) FROM isrf_rank(1, ARRAY[2, 3, 4, 5, 6]::bigint[], 'shop_norefit'))
        AS served_from_refit;
+-- the last epoch each training recorded: the refit's second (no validation
+-- figures: it learns the validation items) or, without a refit, the fit's third
+SELECT name, progress ->> 'phase' AS phase, progress ->> 'epoch' AS epoch,
+       progress ->> 'epochs' AS epochs, progress ? 'val_hr10' AS has_validation,
+       (progress ->> 'eta_seconds')::float8 = 0 AS nothing_left
+  FROM isrf.models WHERE name IN ('shop', 'shop_norefit') AND deployed ORDER BY name;
 SELECT isrf.drop_model('shop_norefit');
 
 -- bad inputs

@@ -132,12 +132,22 @@ train_epoch_hook(void *arg, const IsrfEpochReport *r)
 	TrainState *ts = arg;
 	char		progress[512];
 
-	snprintf(progress, sizeof(progress),
-			 "{\"epoch\": %d, \"epochs\": %d, \"best_epoch\": %d, \"loss\": %.6g,"
-			 " \"val_hr10\": %.6g, \"val_ndcg10\": %.6g, \"epoch_seconds\": %.3f,"
-			 " \"train_seconds\": %.3f, \"eta_seconds\": %.1f, \"nonfinite_steps\": %lld}",
-			 r->epoch, r->epochs, r->best_epoch, r->loss, r->val_hr10, r->val_ndcg10, r->seconds,
-			 r->elapsed, r->eta, (long long) r->nonfinite_steps);
+	/* the refit has no validation figures: those keys are left out (NULL in the view) */
+	if (r->refit)
+		snprintf(progress, sizeof(progress),
+				 "{\"phase\": \"refit\", \"epoch\": %d, \"epochs\": %d, \"best_epoch\": %d,"
+				 " \"loss\": %.6g, \"epoch_seconds\": %.3f, \"train_seconds\": %.3f,"
+				 " \"eta_seconds\": %.1f, \"nonfinite_steps\": %lld}",
+				 r->epoch, r->epochs, r->best_epoch, r->loss, r->seconds, r->elapsed, r->eta,
+				 (long long) r->nonfinite_steps);
+	else
+		snprintf(progress, sizeof(progress),
+				 "{\"phase\": \"fit\", \"epoch\": %d, \"epochs\": %d, \"best_epoch\": %d,"
+				 " \"loss\": %.6g, \"val_hr10\": %.6g, \"val_ndcg10\": %.6g,"
+				 " \"epoch_seconds\": %.3f, \"train_seconds\": %.3f, \"eta_seconds\": %.1f,"
+				 " \"nonfinite_steps\": %lld}",
+				 r->epoch, r->epochs, r->best_epoch, r->loss, r->val_hr10, r->val_ndcg10, r->seconds,
+				 r->elapsed, r->eta, (long long) r->nonfinite_steps);
 	/* as in train_stage_hook: only the commit outside the subtransaction */
 	isrf_catalogue_call("_cat_train_progress", 3, (Oid[]) {TEXTOID, INT4OID, JSONBOID},
 						(Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
@@ -145,10 +155,16 @@ train_epoch_hook(void *arg, const IsrfEpochReport *r)
 	train_subxact_release(ts);
 	train_commit(ts);
 	train_subxact_begin(ts);
-	ereport(NOTICE,
-			(errmsg("isrf_train: model \"%s\" version %d: epoch %d of %d, loss %.4f, validation HR@10 %.4f NDCG@10 %.4f, %.1f s, about %.0f s left at most",
-					ts->model, ts->version, r->epoch, r->epochs, r->loss, r->val_hr10,
-					r->val_ndcg10, isrf_now() - ts->t_start, r->eta)));
+	if (r->refit)
+		ereport(NOTICE,
+				(errmsg("isrf_train: model \"%s\" version %d: refit epoch %d of %d on whole histories, loss %.4f, %.1f s, about %.0f s left",
+						ts->model, ts->version, r->epoch, r->epochs, r->loss,
+						isrf_now() - ts->t_start, r->eta)));
+	else
+		ereport(NOTICE,
+				(errmsg("isrf_train: model \"%s\" version %d: epoch %d of %d, loss %.4f, validation HR@10 %.4f NDCG@10 %.4f, %.1f s, about %.0f s of epochs left at most",
+						ts->model, ts->version, r->epoch, r->epochs, r->loss, r->val_hr10,
+						r->val_ndcg10, isrf_now() - ts->t_start, r->eta)));
 	if (r->nonfinite_steps > ts->nonfinite_steps)
 		ereport(WARNING,
 				(errmsg("isrf_train: model \"%s\" version %d: %lld training steps skipped so far because their gradient was not finite",

@@ -580,6 +580,36 @@ check_determinism(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	isrf_genrec_free(env, &x);
 }
 
+/* What the epoch hook saw of a training with a refit. */
+typedef struct RefitLog
+{
+	int32_t		n_fit,
+				n_refit,
+				bad;			/* reports out of order or malformed */
+	double		last_fit_eta,
+				last_refit_eta;
+	int32_t		stop_at_refit;	/* > 0: fail on this refit epoch */
+} RefitLog;
+
+static IsrfStatus
+refit_hook(void *arg, const IsrfEpochReport *r)
+{
+	RefitLog   *l = arg;
+
+	if (!r->refit)
+	{
+		l->bad += l->n_refit > 0 || r->epoch != l->n_fit + 1 || isnan(r->val_hr10);
+		l->n_fit++;
+		l->last_fit_eta = r->eta;
+		return ISRF_OK;
+	}
+	l->bad += r->epoch != l->n_refit + 1 || r->epochs != 2 || !isnan(r->val_hr10) ||
+		!isnan(r->val_ndcg10) || !(r->loss > 0.0) || r->eta < 0.0;
+	l->n_refit++;
+	l->last_refit_eta = r->eta;
+	return l->n_refit == l->stop_at_refit ? ISRF_ERR_CANCELLED : ISRF_OK;
+}
+
 /*
  * The refit: the model keeps the weights of the same training without it as
  * its train-split weights (what evaluation opens), bitwise, and serves
@@ -593,6 +623,7 @@ check_refit(IsrfEnv *env, IsrfBackend *be, TestData *t)
 				b,
 				b2;
 	IsrfGenrecSession *s;
+	RefitLog	log;
 	float		ha[8],
 				he[8],
 				hs[8];
@@ -600,6 +631,7 @@ check_refit(IsrfEnv *env, IsrfBackend *be, TestData *t)
 				len = 3;
 	const int32_t *hist = t->seq + t->seq_ptr[u];
 
+	memset(&log, 0, sizeof(log));
 	tiny_config(&c);
 	c.epochs = 2;
 	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &a) == ISRF_OK);
@@ -629,14 +661,26 @@ check_refit(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	CHECK(isrf_genrec_encode(s, 1, &u, &hist, &len, he) == ISRF_OK);
 	isrf_genrec_session_close(s);
 	CHECK(memcmp(ha, he, sizeof(ha)) == 0);
-	/* deterministic, and a deep copy carries both weight sets */
-	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &b2) == ISRF_OK);
+	/*
+	 * deterministic (with the epoch hook, which sees the fit's epochs, then
+	 * the refit's, without validation figures), and a deep copy carries both
+	 * weight sets
+	 */
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, refit_hook, &log, &b2) == ISRF_OK);
 	CHECK(memcmp(b2.params, b.params, b.n_params * 4) == 0);
+	CHECK_MSG(log.bad == 0 && log.n_fit == b.epochs_run && log.n_refit == 2,
+			  "%d malformed, %d fit and %d refit reports", log.bad, log.n_fit, log.n_refit);
+	CHECK(log.last_fit_eta > 0.0 && log.last_refit_eta == 0.0);
 	isrf_genrec_free(env, &b2);
 	CHECK(isrf_genrec_copy(env, &b, &b2) == ISRF_OK);
 	CHECK(b2.eval_params != b.eval_params && memcmp(b2.eval_params, b.eval_params, b.n_params * 4) == 0);
 	CHECK(memcmp(b2.eval_tf_params, b.eval_tf_params, b.n_tf_params * 4) == 0);
 	isrf_genrec_free(env, &b2);
+	/* a hook that stops during the refit stops the training with its status */
+	memset(&log, 0, sizeof(log));
+	log.stop_at_refit = 1;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, refit_hook, &log, &b2) == ISRF_ERR_CANCELLED);
+	CHECK(log.n_refit == 1);
 	/* a negative count is refused */
 	c.refit_epochs = -1;
 	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &b2) == ISRF_ERR_INVALID);

@@ -164,9 +164,15 @@ typedef struct IsrfGenrec
 	int64_t		nonfinite_steps;	/* steps skipped: the gradient was not finite */
 } IsrfGenrec;
 
-/* Where training stands after an epoch. */
+/*
+ * Where training stands after an epoch: of the training proper, or, with
+ * refit set, of the refit on whole histories that follows it (refit_epochs;
+ * epoch and epochs then count the refit's, and there is no validation:
+ * val_hr10 and val_ndcg10 are NaN).
+ */
 typedef struct IsrfEpochReport
 {
+	bool		refit;			/* an epoch of the refit */
 	int32_t		epoch;			/* 1-based */
 	int32_t		epochs;			/* at most (early stopping may end sooner) */
 	int32_t		best_epoch;
@@ -174,8 +180,9 @@ typedef struct IsrfEpochReport
 	double		val_hr10;		/* validation, dense head's full ranking */
 	double		val_ndcg10;
 	double		seconds;		/* of this epoch */
-	double		elapsed;		/* since the first epoch began */
-	double		eta;			/* estimated seconds left if every epoch runs */
+	double		elapsed;		/* since the first epoch (of this phase) began */
+	double		eta;			/* estimated seconds of epochs left if every
+								 * epoch runs, the refit's included */
 	int64_t		nonfinite_steps;	/* skipped so far */
 } IsrfEpochReport;
 

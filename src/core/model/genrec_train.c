@@ -491,7 +491,9 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 			r.val_ndcg10 = nd;
 			r.seconds = isrf_now() - t0;
 			r.elapsed = isrf_now() - t_start;
-			r.eta = bad >= cfg->patience ? 0.0 : r.elapsed / epoch * (cfg->epochs - epoch);
+			/* the epochs left, then the refit's (an epoch of it costs about one of these) */
+			r.eta = r.elapsed / epoch *
+				((bad >= cfg->patience ? 0 : cfg->epochs - epoch) + cfg->refit_epochs);
 			r.nonfinite_steps = out->nonfinite_steps;
 			if ((st = hook(hook_arg, &r)) != ISRF_OK)
 				goto done;
@@ -518,7 +520,7 @@ done:
  * choice made on validation use those) and serves the refit's average.
  */
 static IsrfStatus
-gr_refit(IsrfGenrecSession *s, IsrfGenrec *out)
+gr_refit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenrec *out)
 {
 	IsrfEnv    *env = s->env;
 	IsrfBackend *be = s->be;
@@ -562,6 +564,25 @@ gr_refit(IsrfGenrecSession *s, IsrfGenrec *out)
 			goto done;
 		isrf_log(env, "isrf: refit epoch %d of %d on whole histories, loss %.4f (%.1f s)",
 				 epoch, cfg->refit_epochs, loss, isrf_now() - t0);
+		if (hook)
+		{
+			IsrfEpochReport r;
+
+			memset(&r, 0, sizeof(r));
+			r.refit = true;
+			r.epoch = epoch;
+			r.epochs = cfg->refit_epochs;
+			r.best_epoch = out->best_epoch;
+			r.loss = loss;
+			r.val_hr10 = NAN;
+			r.val_ndcg10 = NAN;
+			r.seconds = isrf_now() - t0;
+			r.elapsed = isrf_now() - t_start;
+			r.eta = r.elapsed / epoch * (cfg->refit_epochs - epoch);
+			r.nonfinite_steps = out->nonfinite_steps;
+			if ((st = hook(hook_arg, &r)) != ISRF_OK)
+				goto done;
+		}
 	}
 	if ((st = gr_ema_swap(s, &L.ema)) == ISRF_OK)
 		st = isrf_gr_weights_out(s, out);
@@ -649,7 +670,7 @@ isrf_genrec_train(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d,
 		st = isrf_gr_weights_out(s, out);	/* the initial weights */
 	/* every choice on validation is made: now the refit for serving */
 	if (st == ISRF_OK && cfg->epochs > 0 && cfg->refit_epochs > 0)
-		st = gr_refit(s, out);
+		st = gr_refit(s, hook, hook_arg, out);
 	if (st != ISRF_OK)
 		goto fail;
 	isrf_genrec_session_close(s);
