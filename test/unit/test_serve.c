@@ -10,6 +10,7 @@
 #include "train/pipeline.h"
 #include "eval/evaluate.h"
 #include "serve/serve.h"
+#include "serve/serve_internal.h"
 #include "data/synthetic.h"
 #include "support/synth_corpus.h"
 #include "unit.h"
@@ -57,6 +58,91 @@ check_result(const IsrfModel *m, const IsrfRecRequest *rq, const IsrfRecResult *
 			bad++;
 	}
 	CHECK_MSG(bad == 0, "user %d: %d bad entries", rq->user, bad);
+}
+
+/*
+ * Users served together (more than one block of rows, every full-ranking
+ * term on) get what each gets alone: the same list, the same scores to
+ * rounding (the batch's matrix products may round otherwise than one
+ * user's), so a list does not depend on who else asked at the same time.
+ */
+static void
+check_batch_alone(IsrfEnv *env, IsrfBackend *be, IsrfModel *m)
+{
+	enum
+	{
+		N = 40, K = 10
+	};
+	IsrfScoreWeights keep = m->genrec.weights;
+	IsrfServeSession *ss;
+	IsrfRecRequest req[N];
+	IsrfRecResult res[N],
+				one;
+	int32_t		items[N][K],
+				items1[K];
+	float		scores[N][K],
+				scores1[K];
+	int32_t		i,
+				bad = 0;
+
+	m->genrec.weights.prior = 2.0f;
+	m->genrec.weights.group = 1.0f;
+	m->genrec.weights.text = 0.5f;
+	CHECK(isrf_serve_session_open(env, be, m, &ss) == ISRF_OK);
+	for (i = 0; i < N; i++)
+	{
+		req[i] = (IsrfRecRequest) {(i * 7) % m->n_users, K, 5, NULL, 0};
+		res[i] = (IsrfRecResult) {items[i], scores[i], 0, false};
+	}
+	CHECK(isrf_serve_recommend(env, ss, N, req, res) == ISRF_OK);
+	for (i = 0; i < N; i++)
+	{
+		one = (IsrfRecResult) {items1, scores1, 0, false};
+		CHECK(isrf_serve_recommend(env, ss, 1, &req[i], &one) == ISRF_OK);
+		bad += one.count != res[i].count || res[i].count != K ||
+			memcmp(items1, items[i], sizeof(int32_t) * K) != 0 ||
+			unit_max_abs_diff(scores1, scores[i], K) > 1e-5 * fabs(scores1[0]);
+	}
+	CHECK_MSG(bad == 0, "%d of %d users served otherwise alone than in a batch", bad, N);
+	/*
+	 * the scorer's terms for many users at once are, bit for bit, those of
+	 * each alone: a known user, one with no history, one the model does not
+	 * know, and more rows than one pass of the text term takes
+	 */
+	{
+		IsrfScorer *sc = &ss->scorer;
+		int32_t		ni = m->n_items,
+					nr = 20,
+					users[20],
+					lens[20],
+					r;
+		const int32_t *hist[20];
+		float	   *a = malloc(sizeof(float) * (size_t) nr * ni),
+				   *b = malloc(sizeof(float) * (size_t) nr * ni);
+		uint32_t	x = 12345;
+
+		for (r = 0; r < nr; r++)
+		{
+			users[r] = r == 1 ? -1 : (r * 13) % m->n_users;
+			hist[r] = ss->gd.seq + ss->gd.seq_ptr[users[r] < 0 ? 0 : users[r]];
+			lens[r] = r == 2 ? 0 : ss->gd.seq_ptr[(users[r] < 0 ? 0 : users[r]) + 1] -
+				ss->gd.seq_ptr[users[r] < 0 ? 0 : users[r]];
+		}
+		for (i = 0; i < nr * ni; i++)
+		{
+			x = x * 1664525u + 1013904223u;
+			a[i] = b[i] = (float) (x >> 8) / (float) (1u << 24);
+		}
+		CHECK(isrf_scorer_add_rows(sc, nr, users, hist, lens, a) == ISRF_OK);
+		for (r = 0; r < nr; r++)
+			CHECK(isrf_scorer_add(sc, users[r], hist[r], lens[r], ni, NULL, false,
+								  b + (size_t) r * ni) == ISRF_OK);
+		CHECK(memcmp(a, b, sizeof(float) * (size_t) nr * ni) == 0);
+		free(a);
+		free(b);
+	}
+	isrf_serve_session_close(ss);
+	m->genrec.weights = keep;
 }
 
 int
@@ -126,6 +212,7 @@ main(void)
 	/* one request alone answers as it did in the batch */
 	CHECK(isrf_serve_recommend(&env, ss, 1, &req[3], &res2[3]) == ISRF_OK);
 	CHECK(memcmp(items[3], items2[3], sizeof(int32_t) * res[3].count) == 0);
+	check_batch_alone(&env, be, &m);
 
 	/* bad requests */
 	{

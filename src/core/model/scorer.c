@@ -9,6 +9,8 @@
 
 /* items per block of the text term over the catalogue */
 #define SCORER_TEXT_BLOCK 256
+/* users whose text terms one pass over the catalogue computes */
+#define SCORER_TEXT_ROWS 16
 
 void
 isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items, int32_t dm,
@@ -237,46 +239,70 @@ isrf_scorer_content(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
 	scorer_dots(sc, sc->iexp_n, sc->profile, n, cand, out);
 }
 
-void
-isrf_scorer_text_all(IsrfScorer *sc, const int32_t *hist, int32_t len)
+/*
+ * out[r * n_items + i] (+)= scale * (prof[r] . unit feature of item i) for
+ * the n <= SCORER_TEXT_ROWS profiles prof[r * dm ..]: the transposed feature
+ * table read once for all of them, a block of SCORER_TEXT_BLOCK items at a
+ * time in a local accumulator, so the block stays in L1 and the fixed-length
+ * inner loop vectorises.  Each item sums its dimensions in order, as a plain
+ * loop would, whatever n is.  add false stores the sums (scale 1).
+ */
+static void
+scorer_text_rows(const IsrfScorer *sc, int32_t n, const float *prof, float scale, bool add,
+				 float *out)
 {
 	int32_t		i,
 				i0,
-				j;
+				j,
+				r;
 
+	for (i0 = 0; i0 < sc->n_items; i0 += SCORER_TEXT_BLOCK)
+	{
+		float		acc[SCORER_TEXT_ROWS][SCORER_TEXT_BLOCK];
+		int32_t		nb = sc->n_items - i0 < SCORER_TEXT_BLOCK ? sc->n_items - i0 : SCORER_TEXT_BLOCK;
+
+		memset(acc, 0, sizeof(float) * SCORER_TEXT_BLOCK * (size_t) n);
+		for (j = 0; j < sc->dm; j++)
+		{
+			const float *restrict col = sc->ifeat_t + (size_t) j * sc->n_items + i0;
+
+			for (r = 0; r < n; r++)
+			{
+				float		w = prof[(size_t) r * sc->dm + j];
+				float	   *restrict a = acc[r];
+
+				if (w == 0.0f)
+					continue;
+				if (nb == SCORER_TEXT_BLOCK)
+					for (i = 0; i < SCORER_TEXT_BLOCK; i++)
+						a[i] += w * col[i];
+				else
+					for (i = 0; i < nb; i++)
+						a[i] += w * col[i];
+			}
+		}
+		for (r = 0; r < n; r++)
+		{
+			float	   *o = out + (size_t) r * sc->n_items + i0;
+
+			if (add)
+				for (i = 0; i < nb; i++)
+					o[i] += scale * acc[r][i];
+			else
+				memcpy(o, acc[r], (size_t) nb * 4);
+		}
+	}
+}
+
+void
+isrf_scorer_text_all(IsrfScorer *sc, const int32_t *hist, int32_t len)
+{
 	if (!scorer_text_profile(sc, hist, len))
 	{
 		memset(sc->text, 0, (size_t) sc->n_items * 4);
 		return;
 	}
-	/*
-	 * text = F^T-major axpy over the dimensions, a block of SCORER_TEXT_BLOCK
-	 * items at a time in a local accumulator: the block stays in L1 and the
-	 * fixed-length inner loop vectorises.  Each item sums its dimensions in
-	 * order, as a plain loop would.
-	 */
-	for (i0 = 0; i0 < sc->n_items; i0 += SCORER_TEXT_BLOCK)
-	{
-		float		acc[SCORER_TEXT_BLOCK];
-		int32_t		nb = sc->n_items - i0 < SCORER_TEXT_BLOCK ? sc->n_items - i0 : SCORER_TEXT_BLOCK;
-
-		memset(acc, 0, sizeof(acc));
-		for (j = 0; j < sc->dm; j++)
-		{
-			const float *restrict col = sc->ifeat_t + (size_t) j * sc->n_items + i0;
-			float		w = sc->tprof[j];
-
-			if (w == 0.0f)
-				continue;
-			if (nb == SCORER_TEXT_BLOCK)
-				for (i = 0; i < SCORER_TEXT_BLOCK; i++)
-					acc[i] += w * col[i];
-			else
-				for (i = 0; i < nb; i++)
-					acc[i] += w * col[i];
-		}
-		memcpy(sc->text + i0, acc, (size_t) nb * 4);
-	}
+	scorer_text_rows(sc, 1, sc->tprof, 1.0f, false, sc->text);
 }
 
 void
@@ -336,30 +362,29 @@ isrf_scorer_group_clear(IsrfScorer *sc)
 	sc->n_gtouch = 0;
 }
 
-IsrfStatus
-isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, int32_t n,
+/* True when the weights of the task add nothing to the dense scores. */
+static bool
+scorer_nothing_to_add(const IsrfScorer *sc, bool direct)
+{
+	if (direct)
+		return sc->w.prior_direct == 0.0f && sc->w.pop_direct == 0.0f &&
+			sc->w.content_direct == 0.0f && sc->w.group_direct == 0.0f &&
+			sc->w.text_direct == 0.0f;
+	return sc->w.prior == 0.0f && sc->w.group == 0.0f && sc->w.text == 0.0f;
+}
+
+/* Every term but the text's, added after it (isrf_scorer_add); the scorer is fitted. */
+static IsrfStatus
+scorer_add_rest(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, int32_t n,
 				const int32_t *cand, bool direct, float *scores)
 {
 	float		beta = direct ? sc->w.prior_direct : sc->w.prior,
 				gamma = direct ? sc->w.pop_direct : 0.0f,
 				delta = direct ? sc->w.content_direct : 0.0f,
-				eta = direct ? sc->w.group_direct : sc->w.group,
-				theta = direct ? sc->w.text_direct : sc->w.text;
+				eta = direct ? sc->w.group_direct : sc->w.group;
 	int32_t		ni = sc->n_items,
 				i;
 
-	if (beta == 0.0f && gamma == 0.0f && delta == 0.0f && eta == 0.0f && theta == 0.0f)
-		return ISRF_OK;
-	ISRF_TRY(isrf_scorer_fit(sc));
-	if (theta != 0.0f && cand == NULL)
-	{
-		isrf_scorer_text_all(sc, hist, len);
-		for (i = 0; i < ni; i++)
-			scores[i] += theta * sc->text[i];
-	}
-	else if (theta != 0.0f && scorer_text_profile(sc, hist, len))
-		for (i = 0; i < n; i++)
-			scores[i] += theta * scorer_dot(sc, sc->ifeat_n, sc->tprof, cand[i]);
 	if (eta != 0.0f)
 	{
 		isrf_scorer_group(sc, user);
@@ -397,5 +422,62 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 		if (it >= 0 && it < ni)
 			scores[i] += beta * (float) sc->psc[it];
 	}
+	return ISRF_OK;
+}
+
+IsrfStatus
+isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, int32_t n,
+				const int32_t *cand, bool direct, float *scores)
+{
+	float		theta = direct ? sc->w.text_direct : sc->w.text;
+	int32_t		i;
+
+	if (scorer_nothing_to_add(sc, direct))
+		return ISRF_OK;
+	ISRF_TRY(isrf_scorer_fit(sc));
+	if (theta != 0.0f && cand == NULL)
+	{
+		isrf_scorer_text_all(sc, hist, len);
+		for (i = 0; i < sc->n_items; i++)
+			scores[i] += theta * sc->text[i];
+	}
+	else if (theta != 0.0f && scorer_text_profile(sc, hist, len))
+		for (i = 0; i < n; i++)
+			scores[i] += theta * scorer_dot(sc, sc->ifeat_n, sc->tprof, cand[i]);
+	return scorer_add_rest(sc, user, hist, len, n, cand, direct, scores);
+}
+
+IsrfStatus
+isrf_scorer_add_rows(IsrfScorer *sc, int32_t n, const int32_t *users, const int32_t *const *hist,
+					 const int32_t *lens, float *scores)
+{
+	IsrfEnv    *env = sc->env;
+	float	   *prof = NULL;
+	int32_t		r,
+				r0;
+
+	if (scorer_nothing_to_add(sc, false))
+		return ISRF_OK;
+	ISRF_TRY(isrf_scorer_fit(sc));
+	if (sc->w.text != 0.0f)
+	{
+		prof = isrf_alloc(env, (size_t) SCORER_TEXT_ROWS * sc->dm * 4 + 4);
+		if (prof == NULL)
+			return ISRF_ERR_NOMEM;
+		for (r0 = 0; r0 < n; r0 += SCORER_TEXT_ROWS)
+		{
+			int32_t		nr = n - r0 < SCORER_TEXT_ROWS ? n - r0 : SCORER_TEXT_ROWS;
+
+			/* a zero profile adds zeros, as isrf_scorer_text_all's would */
+			for (r = 0; r < nr; r++)
+				scorer_profile(sc, sc->ifeat_n, hist[r0 + r], lens[r0 + r], ISRF_TEXT_WINDOW,
+							   ISRF_TEXT_DECAY, prof + (size_t) r * sc->dm);
+			scorer_text_rows(sc, nr, prof, sc->w.text, true, scores + (size_t) r0 * sc->n_items);
+		}
+		isrf_free(env, prof);
+	}
+	for (r = 0; r < n; r++)
+		ISRF_TRY(scorer_add_rest(sc, users[r], hist[r], lens[r], sc->n_items, NULL, false,
+								 scores + (size_t) r * sc->n_items));
 	return ISRF_OK;
 }

@@ -162,4 +162,13 @@ void		isrf_scorer_group_clear(IsrfScorer *sc);
 IsrfStatus	isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len,
 							int32_t n, const int32_t *cand, bool direct, float *scores);
 
+/*
+ * isrf_scorer_add of full ranking (cand NULL, not direct) for n users at
+ * once: scores[r * n_items ..] of users[r] after hist[r][0..lens[r]).  The
+ * same sums as row by row, with the text term of many users computed in one
+ * pass over the item features.
+ */
+IsrfStatus	isrf_scorer_add_rows(IsrfScorer *sc, int32_t n, const int32_t *users,
+								 const int32_t *const *hist, const int32_t *lens, float *scores);
+
 #endif							/* ISRF_SCORER_H */

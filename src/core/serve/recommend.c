@@ -23,6 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* users whose full scores are computed together, and the most floats their scores take */
+#define SERVE_ROWS 16
+#define SERVE_SCORE_FLOATS (4 * 1024 * 1024)
+
 /* State the beam step needs: the session and each request's hidden state. */
 typedef struct ServeBeam
 {
@@ -266,9 +270,20 @@ isrf_serve_beam(IsrfEnv *env, IsrfServeSession *ss, int32_t width, int32_t n, co
  * logit plus the scorer's terms), the history excluded, plus the generative
  * head's beam bonus where its weight is not 0; the k best.
  */
+/* users scored together: SERVE_ROWS, fewer where the catalogue is large (or n is small) */
+static int32_t
+serve_rows(int32_t n_items, int32_t n)
+{
+	int64_t		rows = SERVE_SCORE_FLOATS / (n_items > 0 ? n_items : 1);
+
+	rows = rows < SERVE_ROWS ? rows : SERVE_ROWS;
+	rows = rows < n ? rows : n;
+	return rows < 1 ? 1 : (int32_t) rows;
+}
+
 static IsrfStatus
 serve_known(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, int32_t width, int32_t nk,
-			const int32_t *idx, const IsrfRecRequest *req, IsrfRecResult *res, float *score)
+			const int32_t *idx, const IsrfRecRequest *req, IsrfRecResult *res)
 {
 	const IsrfModel *m = ss->m;
 	IsrfGenrecSession *s = ss->s;
@@ -278,9 +293,12 @@ serve_known(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, int32_t width, i
 			   *bc = NULL;
 	const int32_t **hist = NULL;
 	float	   *h = NULL,
-			   *bs = NULL;
+			   *bs = NULL,
+			   *score = NULL;
 	int32_t		C = isrf_genrec_width(s),
-				i;
+				rows = serve_rows(m->n_items, nk),
+				i,
+				i0;
 	bool		beam = ss->have_trie && sc->w.beam != 0.0f;
 	IsrfStatus	st = ISRF_OK;
 
@@ -288,7 +306,8 @@ serve_known(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, int32_t width, i
 	lens = isrf_alloc(env, (size_t) nk * 4 + 4);
 	hist = isrf_alloc(env, (size_t) nk * sizeof(*hist) + 8);
 	h = isrf_alloc(env, (size_t) nk * C * 4 + 4);
-	if (!users || !lens || !hist || !h)
+	score = isrf_alloc(env, (size_t) rows * m->n_items * 4 + 4);
+	if (!users || !lens || !hist || !h || !score)
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
@@ -313,24 +332,30 @@ serve_known(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, int32_t width, i
 		if ((st = isrf_serve_beam(env, ss, width, nk, h, hist, lens, bi, bs, bc)) != ISRF_OK)
 			goto done;
 	}
-	for (i = 0; i < nk; i++)
+	/* the full scores of up to `rows` users at a time: one pass over the item tables for all */
+	for (i0 = 0; i0 < nk; i0 += rows)
 	{
-		const IsrfRecRequest *rq = &req[idx[i]];
-		IsrfRecResult *rs = &res[idx[i]];
-		int32_t		q;
+		int32_t		nr = nk - i0 < rows ? nk - i0 : rows;
 
-		if ((st = isrf_poll(env)) != ISRF_OK)
+		if ((st = isrf_poll(env)) != ISRF_OK ||
+			(st = isrf_genrec_dense_scores(s, nr, h + (size_t) i0 * C, score)) != ISRF_OK ||
+			(st = isrf_scorer_add_rows(sc, nr, users + i0, hist + i0, lens + i0, score)) != ISRF_OK)
 			goto done;
-		if ((st = isrf_genrec_dense_scores(s, 1, h + (size_t) i * C, score)) != ISRF_OK ||
-			(st = isrf_scorer_add(sc, users[i], hist[i], lens[i], m->n_items, NULL, false, score)) != ISRF_OK)
-			goto done;
-		for (q = 0; q < lens[i]; q++)
-			score[hist[i][q]] = NAN;
-		if (beam)
-			isrf_serve_beam_bonus(sc->w.beam, bc[i], bi + (size_t) i * width, bs + (size_t) i * width, score);
-		if ((st = serve_topk(env, score, m->n_items, rq->k, rs->items, rs->scores, &rs->count)) != ISRF_OK)
-			goto done;
-		rs->cold_start = false;
+		for (i = i0; i < i0 + nr; i++)
+		{
+			const IsrfRecRequest *rq = &req[idx[i]];
+			IsrfRecResult *rs = &res[idx[i]];
+			float	   *row = score + (size_t) (i - i0) * m->n_items;
+			int32_t		q;
+
+			for (q = 0; q < lens[i]; q++)
+				row[hist[i][q]] = NAN;
+			if (beam)
+				isrf_serve_beam_bonus(sc->w.beam, bc[i], bi + (size_t) i * width, bs + (size_t) i * width, row);
+			if ((st = serve_topk(env, row, m->n_items, rq->k, rs->items, rs->scores, &rs->count)) != ISRF_OK)
+				goto done;
+			rs->cold_start = false;
+		}
 	}
 
 done:
@@ -338,6 +363,7 @@ done:
 	isrf_free(env, lens);
 	isrf_free(env, hist);
 	isrf_free(env, h);
+	isrf_free(env, score);
 	isrf_free(env, bi);
 	isrf_free(env, bs);
 	isrf_free(env, bc);
@@ -366,7 +392,6 @@ isrf_serve_recommend_scope(IsrfEnv *env, IsrfServeSession *ss, IsrfServeScope sc
 	int32_t    *idx = NULL;
 	uint8_t    *seen = NULL,
 			   *done = NULL;
-	float	   *score = NULL;
 	int32_t		i,
 				j;
 	IsrfStatus	st;
@@ -377,8 +402,7 @@ isrf_serve_recommend_scope(IsrfEnv *env, IsrfServeSession *ss, IsrfServeScope sc
 	seen = isrf_calloc(env, (size_t) m->n_items + 1, 1);
 	done = isrf_calloc(env, (size_t) n + 1, 1);
 	idx = isrf_alloc(env, (size_t) n * 4 + 4);
-	score = isrf_alloc(env, (size_t) m->n_items * 4 + 4);
-	if (!seen || !done || !idx || !score)
+	if (!seen || !done || !idx)
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
@@ -417,14 +441,13 @@ isrf_serve_recommend_scope(IsrfEnv *env, IsrfServeSession *ss, IsrfServeScope sc
 				idx[nk++] = j;
 				done[j] = 1;
 			}
-		st = serve_known(env, ss, serve_scorer(ss, scope), width, nk, idx, req, res, score);
+		st = serve_known(env, ss, serve_scorer(ss, scope), width, nk, idx, req, res);
 	}
 
 done:
 	isrf_free(env, idx);
 	isrf_free(env, seen);
 	isrf_free(env, done);
-	isrf_free(env, score);
 	return st;
 }
 
