@@ -557,9 +557,9 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 	ISRF_TRY(be->mem_zero(be, s->dtable, (size_t) s->ni * C * 4));
 
 	/* dense head, tied to the token table, in chunks of rows */
-	for (j = 0; j < P; j += GR_CHUNK)
+	for (j = 0; j < P; j += s->chunk)
 	{
-		int32_t		n = P - j < GR_CHUNK ? P - j : GR_CHUNK;
+		int32_t		n = P - j < s->chunk ? P - j : s->chunk;
 
 		ISRF_TRY(be->gemm(be, false, true, n, s->ni, s->C, 1.0f, s->H + (size_t) j * C, s->C,
 						  s->table, s->C, 0.0f, s->logits, s->ni));
@@ -588,9 +588,9 @@ gr_train_batch_inner(IsrfGenrecSession *s, int32_t B, const int32_t *users, uint
 
 			ISRF_TRY(isrf_gr_code_input(s, lev, P, NULL, s->H, s->z));
 			ISRF_TRY(be->mem_zero(be, s->dz, (size_t) P * C * 4));
-			for (i = 0; i < P; i += GR_CHUNK)
+			for (i = 0; i < P; i += s->chunk)
 			{
-				int32_t		n = P - i < GR_CHUNK ? P - i : GR_CHUNK;
+				int32_t		n = P - i < s->chunk ? P - i : s->chunk;
 				float		gs = cfg->gen_weight * (float) n / (float) P;
 
 				ISRF_TRY(isrf_nn_linear_forward(be, s->logits, s->z + (size_t) i * C,

@@ -65,7 +65,7 @@ isrf_genrec_encode(IsrfGenrecSession *s, int32_t n, const int32_t *users,
 }
 
 /*
- * Dense scores of b <= GR_CHUNK host rows h against every item, into host
+ * Dense scores of b <= s->chunk host rows h against every item, into host
  * memory: *out points at s->logits on a host backend, else at its
  * downloaded copy.
  */
@@ -75,6 +75,9 @@ isrf_gr_dense_chunk(IsrfGenrecSession *s, int32_t b, const float *h, float **out
 	IsrfBackend *be = s->be;
 	size_t		bytes = (size_t) b * s->ni * 4;
 
+	if (b < 0 || b > s->chunk)
+		return isrf_fail(s->env, ISRF_ERR_INTERNAL, "dense scores of %d rows at once (at most %d)",
+						 b, s->chunk);
 	ISRF_TRY(be->upload(be, s->hq, h, (size_t) b * s->C * 4));
 	ISRF_TRY(be->gemm(be, false, true, b, s->ni, s->C, 1.0f, s->hq, s->C,
 					  s->table, s->C, 0.0f, s->logits, s->ni));
@@ -92,9 +95,9 @@ isrf_genrec_dense_scores(IsrfGenrecSession *s, int32_t n, const float *h, float 
 {
 	int32_t		i;
 
-	for (i = 0; i < n; i += GR_CHUNK)
+	for (i = 0; i < n; i += s->chunk)
 	{
-		int32_t		b = n - i < GR_CHUNK ? n - i : GR_CHUNK;
+		int32_t		b = n - i < s->chunk ? n - i : s->chunk;
 		float	   *sc;
 
 		ISRF_TRY(isrf_gr_dense_chunk(s, b, h + (size_t) i * s->C, &sc));
@@ -145,10 +148,10 @@ isrf_genrec_code_logp(IsrfGenrecSession *s, int32_t level, int32_t n,
 	if (level < 0 || level >= s->levels)
 		return isrf_fail(s->env, ISRF_ERR_INVALID, "code level %d out of range 0..%d", level, s->levels - 1);
 	K = s->ks[level];
-	if (n > GR_CHUNK)
+	if (n > s->chunk)
 	{
-		for (i = 0; i < n; i += GR_CHUNK)
-			ISRF_TRY(isrf_genrec_code_logp(s, level, n - i < GR_CHUNK ? n - i : GR_CHUNK,
+		for (i = 0; i < n; i += s->chunk)
+			ISRF_TRY(isrf_genrec_code_logp(s, level, n - i < s->chunk ? n - i : s->chunk,
 										   h_rows + i, prefix + (size_t) i * level,
 										   logp + (size_t) i * K));
 		return ISRF_OK;

@@ -29,8 +29,13 @@
 #include "model/scorer.h"
 #include "nn/transformer.h"
 
-/* rows of the dense logits computed at once (bounds the logits buffer) */
+/*
+ * rows of the dense logits computed at once (bounds the logits buffer): a
+ * training session's, and any other's (serving, evaluation, the weights'
+ * choice: their callers score at most 256 users at a time)
+ */
 #define GR_CHUNK 2048
+#define GR_CHUNK_SERVE 256
 /* group-interest queries scored against all users at once */
 #define GR_QBLOCK 256
 /* neighbours of a group-interest query when the data names none */
@@ -145,11 +150,12 @@ struct IsrfGenrecSession
 			   *tslot_d;		/* P, host and backend */
 	int32_t    *cid,
 			   *cid_d;			/* levels x P (level-major), host and backend */
-	float	   *logits;			/* GR_CHUNK x max(ni, K) */
+	int32_t		chunk;			/* GR_CHUNK training, else GR_CHUNK_SERVE */
+	float	   *logits;			/* chunk x max(ni, K) */
 	float	   *logits_h;		/* host copy of logits (device backends) */
-	float	   *hq;				/* GR_CHUNK x C queries uploaded for scoring */
+	float	   *hq;				/* chunk x C queries uploaded for scoring */
 	float	   *row_loss,
-			   *row_loss_h;		/* GR_CHUNK per-row losses */
+			   *row_loss_h;		/* chunk per-row losses */
 	int32_t		logits_cols;
 
 	/* group interests: neighbours among all users' features */

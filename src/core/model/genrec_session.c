@@ -308,12 +308,13 @@ isrf_gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cf
 	for (i = 0; i < (size_t) levels; i++)
 		if (ks[i] > s->logits_cols)
 			s->logits_cols = ks[i];
-	GR_A(s->logits, (size_t) GR_CHUNK * s->logits_cols * 4);
-	GR_A(s->hq, (size_t) GR_CHUNK * C * 4);
-	GR_A(s->row_loss, (size_t) GR_CHUNK * 4);
-	if ((st = isrf_gr_host(env, (void **) &s->row_loss_h, (size_t) GR_CHUNK * 4)) != ISRF_OK ||
+	s->chunk = train ? GR_CHUNK : GR_CHUNK_SERVE;
+	GR_A(s->logits, (size_t) s->chunk * s->logits_cols * 4);
+	GR_A(s->hq, (size_t) s->chunk * C * 4);
+	GR_A(s->row_loss, (size_t) s->chunk * 4);
+	if ((st = isrf_gr_host(env, (void **) &s->row_loss_h, (size_t) s->chunk * 4)) != ISRF_OK ||
 		(!isrf_nn_backend_host_ok(be) &&
-		 ((st = isrf_gr_host(env, (void **) &s->logits_h, (size_t) GR_CHUNK * s->logits_cols * 4)) != ISRF_OK ||
+		 ((st = isrf_gr_host(env, (void **) &s->logits_h, (size_t) s->chunk * s->logits_cols * 4)) != ISRF_OK ||
 		  (st = isrf_gr_host(env, (void **) &s->table_h, ni * C * 4)) != ISRF_OK)))
 		goto fail;
 	if (train)
