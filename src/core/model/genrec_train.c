@@ -400,6 +400,35 @@ gr_loop_epoch(IsrfGenrecSession *s, GrLoop *L, uint64_t salt, int32_t epoch, flo
 	return ISRF_OK;
 }
 
+/*
+ * The epoch hook's report of an epoch (of the fit, or with refit of the
+ * refit) that began at t0, of a phase that began at t_start, with `left`
+ * epochs to come; nothing without a hook.
+ */
+static IsrfStatus
+gr_report(IsrfGenrecEpochHook hook, void *hook_arg, bool refit, int32_t epoch, int32_t epochs,
+		  const IsrfGenrec *out, double loss, double hr, double nd, double t0, double t_start,
+		  int32_t left)
+{
+	IsrfEpochReport r;
+
+	if (hook == NULL)
+		return ISRF_OK;
+	memset(&r, 0, sizeof(r));
+	r.refit = refit;
+	r.epoch = epoch;
+	r.epochs = epochs;
+	r.best_epoch = out->best_epoch;
+	r.loss = loss;
+	r.val_hr10 = hr;
+	r.val_ndcg10 = nd;
+	r.seconds = isrf_now() - t0;
+	r.elapsed = isrf_now() - t_start;
+	r.eta = r.elapsed / epoch * left;
+	r.nonfinite_steps = out->nonfinite_steps;
+	return hook(hook_arg, &r);
+}
+
 /* The training loop proper; s is a training session with its weights set. */
 static IsrfStatus
 gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenrec *out)
@@ -478,26 +507,11 @@ gr_fit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGenre
 		/* training goes on from the live weights */
 		if ((st = gr_ema_swap(s, &L.ema)) != ISRF_OK)
 			goto done;
-		if (hook)
-		{
-			IsrfEpochReport r;
-
-			memset(&r, 0, sizeof(r));
-			r.epoch = epoch;
-			r.epochs = cfg->epochs;
-			r.best_epoch = out->best_epoch;
-			r.loss = ep_loss;
-			r.val_hr10 = hr;
-			r.val_ndcg10 = nd;
-			r.seconds = isrf_now() - t0;
-			r.elapsed = isrf_now() - t_start;
-			/* the epochs left, then the refit's (an epoch of it costs about one of these) */
-			r.eta = r.elapsed / epoch *
-				((bad >= cfg->patience ? 0 : cfg->epochs - epoch) + cfg->refit_epochs);
-			r.nonfinite_steps = out->nonfinite_steps;
-			if ((st = hook(hook_arg, &r)) != ISRF_OK)
-				goto done;
-		}
+		/* the epochs left, then the refit's (an epoch of it costs about one of these) */
+		if ((st = gr_report(hook, hook_arg, false, epoch, cfg->epochs, out, ep_loss, hr, nd, t0,
+							t_start, (bad >= cfg->patience ? 0 : cfg->epochs - epoch) +
+							cfg->refit_epochs)) != ISRF_OK)
+			goto done;
 		if (bad >= cfg->patience)
 			break;
 	}
@@ -564,25 +578,9 @@ gr_refit(IsrfGenrecSession *s, IsrfGenrecEpochHook hook, void *hook_arg, IsrfGen
 			goto done;
 		isrf_log(env, "isrf: refit epoch %d of %d on whole histories, loss %.4f (%.1f s)",
 				 epoch, cfg->refit_epochs, loss, isrf_now() - t0);
-		if (hook)
-		{
-			IsrfEpochReport r;
-
-			memset(&r, 0, sizeof(r));
-			r.refit = true;
-			r.epoch = epoch;
-			r.epochs = cfg->refit_epochs;
-			r.best_epoch = out->best_epoch;
-			r.loss = loss;
-			r.val_hr10 = NAN;
-			r.val_ndcg10 = NAN;
-			r.seconds = isrf_now() - t0;
-			r.elapsed = isrf_now() - t_start;
-			r.eta = r.elapsed / epoch * (cfg->refit_epochs - epoch);
-			r.nonfinite_steps = out->nonfinite_steps;
-			if ((st = hook(hook_arg, &r)) != ISRF_OK)
-				goto done;
-		}
+		if ((st = gr_report(hook, hook_arg, true, epoch, cfg->refit_epochs, out, loss, NAN, NAN,
+							t0, t_start, cfg->refit_epochs - epoch)) != ISRF_OK)
+			goto done;
 	}
 	if ((st = gr_ema_swap(s, &L.ema)) == ISRF_OK)
 		st = isrf_gr_weights_out(s, out);
