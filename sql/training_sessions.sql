@@ -63,6 +63,8 @@ SELECT pg_terminate_backend(:trainer_pid, 10000);
 COMMIT;
 SELECT dblink_disconnect('trainer');
 SELECT version, status, stage, pid = :trainer_pid AS killed_trainer FROM isrf.models WHERE name = 'lk' ORDER BY version;
+-- ... but isrf.training_progress no longer shows it: its session is gone
+SELECT count(*) AS runs_in_progress FROM isrf.training_progress WHERE model = 'lk';
 CALL isrf_train('lk', '{"epochs": 1, "dm": 4, "group_k": 3}');
 SELECT version, status, stage, deployed, message FROM isrf.models WHERE name = 'lk' ORDER BY version;
 

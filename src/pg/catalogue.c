@@ -44,7 +44,8 @@
 
 /*
  * field4 of the training lock's tag: SQL's advisory lock functions use 1
- * and 2, so no SQL function can take (or wait for) this lock.
+ * and 2, so no SQL function can take (or wait for) this lock.  The view
+ * isrf.training_progress looks for it (objsubid 18771) in pg_locks.
  */
 #define CATALOGUE_LOCK_FIELD4 0x4953
 
