@@ -13,43 +13,89 @@
 #include <math.h>
 #include <string.h>
 
-/* Encode up to cap_rows users at a time into h (host). */
+/*
+ * Encode n users into h (host), the users of equal (max_len-capped) history
+ * length together, up to 256 at a time: a batch is padded to its longest
+ * history, and the longer padded products would round a shorter user's
+ * state otherwise, so grouping by length makes each user's state the same
+ * whoever else is encoded with it (served alone or batched, evaluated or
+ * chosen on).
+ */
 IsrfStatus
 isrf_gr_encode(IsrfGenrecSession *s, int32_t n, const int32_t *users, const int32_t *const *hist,
 		  const int32_t *hist_len, float *h)
 {
-	const int32_t *rows[256];
-	int32_t		lens[256];
-	int32_t		i,
+	const int32_t *rows[256],
+			   *bhist[256];
+	int32_t		lens[256],
+				busers[256],
+				blen[256];
+	int32_t    *order = NULL,
+			   *start = NULL;
+	float	   *hb = NULL;
+	int32_t		max_len = s->cfg.max_len,
+				a,
+				b,
 				j,
 				T;
+	IsrfStatus	st = ISRF_OK;
 
-	for (i = 0; i < n; i += 256)
+	for (j = 0; j < n; j++)
+		if (hist_len[j] < 0)
+			return isrf_fail(s->env, ISRF_ERR_INVALID, "negative history length %d", hist_len[j]);
+	order = isrf_alloc(s->env, (size_t) n * 4 + 4);
+	start = isrf_calloc(s->env, (size_t) max_len + 2, 4);
+	hb = isrf_alloc(s->env, (size_t) 256 * s->C * 4);
+	if (!order || !start || !hb)
 	{
-		int32_t		b = n - i < 256 ? n - i : 256;
+		st = ISRF_ERR_NOMEM;
+		goto done;
+	}
+	/* a stable counting sort of the users by capped length */
+	for (j = 0; j < n; j++)
+		start[(hist_len[j] < max_len ? hist_len[j] : max_len) + 1]++;
+	for (j = 1; j <= max_len + 1; j++)
+		start[j] += start[j - 1];
+	for (j = 0; j < n; j++)
+		order[start[hist_len[j] < max_len ? hist_len[j] : max_len]++] = j;
+	for (a = 0; a < n; a = b)
+	{
+		int32_t		L = hist_len[order[a]] < max_len ? hist_len[order[a]] : max_len;
 
-		for (j = 0; j < b; j++)
+		for (b = a; b < n && b - a < 256 &&
+			 (hist_len[order[b]] < max_len ? hist_len[order[b]] : max_len) == L; b++)
 		{
-			int32_t		L = hist_len[i + j];
+			int32_t		u = order[b];
 
-			if (L < 0)
-				return isrf_fail(s->env, ISRF_ERR_INVALID, "negative history length %d", L);
-			lens[j] = L < s->cfg.max_len ? L : s->cfg.max_len;
-			rows[j] = hist[i + j] + (L - lens[j]);
+			busers[b - a] = users[u];
+			bhist[b - a] = hist[u];
+			blen[b - a] = hist_len[u];
+			lens[b - a] = L;
+			rows[b - a] = hist[u] + (hist_len[u] - L);
 		}
-		ISRF_TRY(isrf_gr_forward_rows(s, b, rows, lens, false, 0, &T));
+		if ((st = isrf_gr_forward_rows(s, b - a, rows, lens, false, 0, &T)) != ISRF_OK)
+			goto done;
 		if (s->ufeat_n)
 		{
 			/* the group interest after the whole given history */
-			ISRF_TRY(isrf_gr_group_rows(s, b, users + i, hist + i, hist_len + i, s->ug_h));
-			ISRF_TRY(s->be->upload(s->be, s->ug, s->ug_h, (size_t) b * s->dm * 4));
-			ISRF_TRY(isrf_nn_linear_forward(s->be, s->lg, s->ug, s->p + s->lay.pg_w,
-											s->p + s->lay.pg_b, b, s->dm, s->C));
-			ISRF_TRY(isrf_nn_accumulate(s->be, s->hl, s->lg, (size_t) b * s->C));
+			if ((st = isrf_gr_group_rows(s, b - a, busers, bhist, blen, s->ug_h)) != ISRF_OK ||
+				(st = s->be->upload(s->be, s->ug, s->ug_h, (size_t) (b - a) * s->dm * 4)) != ISRF_OK ||
+				(st = isrf_nn_linear_forward(s->be, s->lg, s->ug, s->p + s->lay.pg_w,
+											 s->p + s->lay.pg_b, b - a, s->dm, s->C)) != ISRF_OK ||
+				(st = isrf_nn_accumulate(s->be, s->hl, s->lg, (size_t) (b - a) * s->C)) != ISRF_OK)
+				goto done;
 		}
-		ISRF_TRY(s->be->download(s->be, h + (size_t) i * s->C, s->hl, (size_t) b * s->C * 4));
+		if ((st = s->be->download(s->be, hb, s->hl, (size_t) (b - a) * s->C * 4)) != ISRF_OK)
+			goto done;
+		for (j = a; j < b; j++)
+			memcpy(h + (size_t) order[j] * s->C, hb + (size_t) (j - a) * s->C, (size_t) s->C * 4);
 	}
-	return ISRF_OK;
+
+done:
+	isrf_free(s->env, order);
+	isrf_free(s->env, start);
+	isrf_free(s->env, hb);
+	return st;
 }
 
 IsrfStatus
