@@ -15,11 +15,11 @@
 
 /*
  * Encode n users into h (host), the users of equal (max_len-capped) history
- * length together, up to 256 at a time: a batch is padded to its longest
- * history, and the longer padded products would round a shorter user's
- * state otherwise, so grouping by length makes each user's state the same
- * whoever else is encoded with it (served alone or batched, evaluated or
- * chosen on).
+ * length together, up to 256 at a time: a forward pass is padded to its
+ * longest history, so grouping by length wastes no work on padding, and a
+ * user's state does not depend on the longest history it was batched with
+ * (it may still round differently with the number of rows of the products,
+ * as a BLAS may).
  */
 IsrfStatus
 isrf_gr_encode(IsrfGenrecSession *s, int32_t n, const int32_t *users, const int32_t *const *hist,
