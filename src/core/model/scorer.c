@@ -437,9 +437,9 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 	ISRF_TRY(isrf_scorer_fit(sc));
 	if (theta != 0.0f && cand == NULL)
 	{
-		isrf_scorer_text_all(sc, hist, len);
-		for (i = 0; i < sc->n_items; i++)
-			scores[i] += theta * sc->text[i];
+		/* a zero profile adds zeros, as in isrf_scorer_add_rows */
+		scorer_text_profile(sc, hist, len);
+		scorer_text_rows(sc, 1, sc->tprof, theta, true, scores);
 	}
 	else if (theta != 0.0f && scorer_text_profile(sc, hist, len))
 		for (i = 0; i < n; i++)
@@ -468,7 +468,7 @@ isrf_scorer_add_rows(IsrfScorer *sc, int32_t n, const int32_t *users, const int3
 		{
 			int32_t		nr = n - r0 < SCORER_TEXT_ROWS ? n - r0 : SCORER_TEXT_ROWS;
 
-			/* a zero profile adds zeros, as isrf_scorer_text_all's would */
+			/* a zero profile adds zeros, as in isrf_scorer_add */
 			for (r = 0; r < nr; r++)
 				scorer_profile(sc, sc->ifeat_n, hist[r0 + r], lens[r0 + r], ISRF_TEXT_WINDOW,
 							   ISRF_TEXT_DECAY, prof + (size_t) r * sc->dm);

@@ -264,12 +264,6 @@ isrf_serve_beam(IsrfEnv *env, IsrfServeSession *ss, int32_t width, int32_t n, co
 	return st;
 }
 
-/*
- * Serve the requests idx[0..nk) with the model, all with one beam width:
- * the ranking score of every item after the request's history (the dense
- * logit plus the scorer's terms), the history excluded, plus the generative
- * head's beam bonus where its weight is not 0; the k best.
- */
 /* users scored together: SERVE_ROWS, fewer where the catalogue is large (or n is small) */
 static int32_t
 serve_rows(int32_t n_items, int32_t n)
@@ -281,6 +275,12 @@ serve_rows(int32_t n_items, int32_t n)
 	return rows < 1 ? 1 : (int32_t) rows;
 }
 
+/*
+ * Serve the requests idx[0..nk) with the model, all with one beam width:
+ * the ranking score of every item after the request's history (the dense
+ * logit plus the scorer's terms), the history excluded, plus the generative
+ * head's beam bonus where its weight is not 0; the k best.
+ */
 static IsrfStatus
 serve_known(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, int32_t width, int32_t nk,
 			const int32_t *idx, const IsrfRecRequest *req, IsrfRecResult *res)
