@@ -13,6 +13,13 @@
 #include <math.h>
 #include <string.h>
 
+/* The length of a history the encoder reads: its most recent max_len items. */
+static inline int32_t
+gr_capped(int32_t len, int32_t max_len)
+{
+	return len < max_len ? len : max_len;
+}
+
 /*
  * Encode n users into h (host), the users of equal (max_len-capped) history
  * length together, up to 256 at a time: a forward pass is padded to its
@@ -53,17 +60,16 @@ isrf_gr_encode(IsrfGenrecSession *s, int32_t n, const int32_t *users, const int3
 	}
 	/* a stable counting sort of the users by capped length */
 	for (j = 0; j < n; j++)
-		start[(hist_len[j] < max_len ? hist_len[j] : max_len) + 1]++;
+		start[gr_capped(hist_len[j], max_len) + 1]++;
 	for (j = 1; j <= max_len + 1; j++)
 		start[j] += start[j - 1];
 	for (j = 0; j < n; j++)
-		order[start[hist_len[j] < max_len ? hist_len[j] : max_len]++] = j;
+		order[start[gr_capped(hist_len[j], max_len)]++] = j;
 	for (a = 0; a < n; a = b)
 	{
-		int32_t		L = hist_len[order[a]] < max_len ? hist_len[order[a]] : max_len;
+		int32_t		L = gr_capped(hist_len[order[a]], max_len);
 
-		for (b = a; b < n && b - a < 256 &&
-			 (hist_len[order[b]] < max_len ? hist_len[order[b]] : max_len) == L; b++)
+		for (b = a; b < n && b - a < 256 && gr_capped(hist_len[order[b]], max_len) == L; b++)
 		{
 			int32_t		u = order[b];
 
