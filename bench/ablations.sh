@@ -24,7 +24,11 @@
 # $OUT_DIR (default /tmp/isrf_ablations); VARIANTS limits the variants run;
 # EXTRA adds driver options to every training (EXTRA="--config epochs=6" for a
 # shorter table, which the header then states); a training whose output is
-# already in $OUT_DIR is read again, not repeated (REUSE=0 repeats it).
+# already in $OUT_DIR is read again, not repeated (REUSE=0 repeats it);
+# RETUNE=1 then evaluates each trained model (and no_beam, with_beam) again
+# with its score weights chosen on validation by this build (isrf_driver
+# evaluate --retune on), for a table of score terms added since those
+# trainings.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 root="${1:-$here/../shared/data}"
@@ -62,6 +66,8 @@ for ds in $datasets; do
 					no_beam) how=(--beam-weight 0) ;;
 					with_beam) how=(--beam-weight 1) ;;
 				esac
+				# the beam variants keep the saved weights unless RETUNE=1
+				case "$v" in no_beam|with_beam) [ "${RETUNE:-0}" = 1 ] && how+=(--retune on) ;; esac
 				"$driver" evaluate "$out/${ds}_default.bin" --device "${ISRF_DEVICE:-cpu}" \
 					"${how[@]}" --baselines off >"$log" 2>"$out/${ds}_${v}.err"
 				secs=-
@@ -74,6 +80,11 @@ for ds in $datasets; do
 						--save "$out/${ds}_${v}.bin" ${options[$v]} ${EXTRA:-} >"$log" 2>"$out/${ds}_${v}.err"
 				fi
 				secs=$(awk '/^training wall time/ { print $4 }' "$log")
+				if [ "${RETUNE:-0}" = 1 ]; then
+					log="$out/${ds}_${v}.retuned.txt"
+					"$driver" evaluate "$out/${ds}_${v}.bin" --device "${ISRF_DEVICE:-cpu}" \
+						--retune on --baselines off >"$log" 2>"$out/${ds}_${v}.retuned.err"
+				fi
 				;;
 		esac
 		printf '%-15s | %s | %s | %7s\n' "$v" "$(row "$log" sequential)" "$(row "$log" direct)" "$secs"
