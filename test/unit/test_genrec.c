@@ -394,6 +394,7 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	g.weights.prior = 4.0f;		/* make sure the prior is exercised */
 	g.weights.prior_direct = 0.0f;
 	g.weights.pop_direct = 0.0f;
+	g.weights.recent_direct = 0.0f;
 	g.weights.content_direct = 0.0f;
 	g.weights.text = 0.0f;
 	g.weights.text_direct = 0.0f;
@@ -435,15 +436,22 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	}
 	isrf_genrec_session_close(s);
 
-	/* the direct terms: gamma * log(1 + train count) + delta * cosine(profile, item) */
+	/*
+	 * the direct terms: gamma * log(1 + train count) + rho * log(1 + sum of
+	 * ISRF_RECENT_DECAY^(steps from the train history's end)) + delta *
+	 * cosine(profile, item)
+	 */
+	g.weights.prior = 0.0f;		/* full ranking: the dense logit alone */
 	g.weights.prior_direct = 0.0f;
 	g.weights.pop_direct = 0.5f;
+	g.weights.recent_direct = 0.75f;
 	g.weights.content_direct = 2.0f;
 	CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
 	{
 		int32_t		cand[2] = {tg, 7};
 		float		cs[2],
-					base[2];
+					base[2],
+					full[2];
 		double		prof[6] = {0},
 					pn = 0.0;
 		int32_t		k,
@@ -468,7 +476,8 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 		{
 			const float *x = t->item_exp + (size_t) cand[j] * dm;
 			double		nx = 0.0,
-						dot = 0.0;
+						dot = 0.0,
+						recent = 0.0;
 			int32_t		cnt = 0,
 						uu,
 						pp;
@@ -480,9 +489,19 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 			}
 			for (uu = 0; uu < t->d.n_users; uu++)
 				for (pp = 0; pp < t->n_train[uu]; pp++)
-					cnt += t->seq[t->seq_ptr[uu] + pp] == cand[j];
-			CHECK_NEAR(cs[j] - base[j], 0.5 * log1p((double) cnt) + 2.0 * dot / sqrt(nx * pn), 1e-4);
+					if (t->seq[t->seq_ptr[uu] + pp] == cand[j])
+					{
+						cnt++;
+						recent += pow(ISRF_RECENT_DECAY, t->n_train[uu] - 1 - pp);
+					}
+			CHECK(recent > 0.0 && recent < (double) cnt);
+			CHECK_NEAR(cs[j] - base[j], 0.5 * log1p((double) cnt) + 0.75 * log1p(recent) +
+					   2.0 * dot / sqrt(nx * pn), 1e-4);
 		}
+		/* none of them is a term of full ranking */
+		memcpy(full, base, sizeof(full));
+		CHECK(isrf_genrec_score_terms(s, -1, hist, len, 2, cand, false, full) == ISRF_OK);
+		CHECK(full[0] == base[0] && full[1] == base[1]);
 	}
 	isrf_genrec_session_close(s);
 
@@ -493,6 +512,7 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	 */
 	g.weights.prior = 0.0f;
 	g.weights.pop_direct = 0.0f;
+	g.weights.recent_direct = 0.0f;
 	g.weights.content_direct = 0.0f;
 	g.weights.text = 1.5f;
 	g.weights.text_direct = 1.5f;

@@ -236,6 +236,7 @@ main(void)
 		/* with the full-ranking weights, rank scores as recommend does */
 		m.genrec.weights.prior_direct = m.genrec.weights.prior;
 		m.genrec.weights.pop_direct = 0.0f;
+		m.genrec.weights.recent_direct = 0.0f;
 		m.genrec.weights.content_direct = 0.0f;
 		m.genrec.weights.group_direct = m.genrec.weights.group;
 		m.genrec.weights.text_direct = m.genrec.weights.text;

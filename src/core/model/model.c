@@ -62,6 +62,7 @@ static const ModelField model_genrec_fields[] = {
 	GF("weight.prior_knn", 'f', weights.prior_knn),
 	GF("weight.prior_knn_direct", 'f', weights.prior_knn_direct),
 	GF("weight.pop_direct", 'f', weights.pop_direct),
+	GF("weight.recent_direct", 'f', weights.recent_direct),
 	GF("weight.content_direct", 'f', weights.content_direct), GF("weight.beam", 'f', weights.beam),
 	GF("weight.group", 'f', weights.group), GF("weight.group_direct", 'f', weights.group_direct),
 	GF("weight.text", 'f', weights.text), GF("weight.text_direct", 'f', weights.text_direct),
@@ -307,7 +308,8 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 	g->cfg = m->cfg.gen;
 	if (g->n_items != m->n_items || g->dm != m->dm || g->levels < 0 ||
 		!isfinite(g->weights.prior) || !isfinite(g->weights.prior_direct) ||
-		!isfinite(g->weights.pop_direct) || !isfinite(g->weights.content_direct) ||
+		!isfinite(g->weights.pop_direct) || !isfinite(g->weights.recent_direct) ||
+		!isfinite(g->weights.content_direct) ||
 		!isfinite(g->weights.beam) || !isfinite(g->weights.group) || !isfinite(g->weights.group_direct) ||
 		!isfinite(g->weights.text) || !isfinite(g->weights.text_direct) ||
 		!isfinite(g->scale[0]) || !isfinite(g->scale[1]) || !isfinite(g->scale[2]) || !isfinite(g->scale[3]) ||
@@ -474,7 +476,7 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 " \"seconds\": {\"split\": %.3f, \"features\": %.3f, \"group_graph\": %.3f, \"lightgcn\": %.3f, \"train\": %.3f},"
 			 " \"epochs\": %d, \"best_epoch\": %d, \"val_hr10\": %.4f, \"val_ndcg10\": %.4f,"
 			 " \"nonfinite_steps\": %lld, \"score_weights\": {\"prior\": %g, \"prior_direct\": %g,"
-			 " \"pop_direct\": %g, \"content_direct\": %g, \"beam\": %g, \"prior_knn\": %g, \"prior_knn_direct\": %g,"
+			 " \"pop_direct\": %g, \"recent_direct\": %g, \"content_direct\": %g, \"beam\": %g, \"prior_knn\": %g, \"prior_knn_direct\": %g,"
 			 " \"group\": %g, \"group_direct\": %g, \"text\": %g, \"text_direct\": %g}}",
 			 s->n_users, s->n_items, (long long) s->n_interactions, (long long) s->n_train_interactions,
 			 s->n_evaluated_users, s->n_items_with_text, s->n_users_with_description,
@@ -484,8 +486,8 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 m->genrec.epochs_run, m->genrec.best_epoch, m->genrec.best_val_hr10,
 			 m->genrec.best_val_ndcg10, (long long) m->genrec.nonfinite_steps,
 			 (double) m->genrec.weights.prior, (double) m->genrec.weights.prior_direct,
-			 (double) m->genrec.weights.pop_direct, (double) m->genrec.weights.content_direct,
-			 (double) m->genrec.weights.beam, (double) m->genrec.weights.prior_knn,
+			 (double) m->genrec.weights.pop_direct, (double) m->genrec.weights.recent_direct,
+			 (double) m->genrec.weights.content_direct, (double) m->genrec.weights.beam, (double) m->genrec.weights.prior_knn,
 			 (double) m->genrec.weights.prior_knn_direct, (double) m->genrec.weights.group,
 			 (double) m->genrec.weights.group_direct, (double) m->genrec.weights.text,
 			 (double) m->genrec.weights.text_direct);

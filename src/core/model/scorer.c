@@ -33,6 +33,35 @@ isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items,
 		sc->w = *w;
 }
 
+/*
+ * recent(i) of every item (scorer.h) from the histories the prior is
+ * fitted on, the first lens[u] items of each; summed in double, each
+ * history from its end.
+ */
+static IsrfStatus
+scorer_recent(IsrfScorer *sc, const int32_t *lens)
+{
+	double	   *sum = isrf_calloc(sc->env, (size_t) sc->n_items + 1, 8);
+	int32_t		u,
+				j;
+
+	if (sum == NULL)
+		return ISRF_ERR_NOMEM;
+	for (u = 0; u < sc->n_users; u++)
+	{
+		const int32_t *h = sc->seq + sc->seq_ptr[u];
+		double		w = 1.0;
+
+		for (j = lens[u] - 1; j >= 0 && w > 0.0; j--, w *= ISRF_RECENT_DECAY)
+			if (h[j] >= 0 && h[j] < sc->n_items)
+				sum[h[j]] += w;
+	}
+	for (j = 0; j < sc->n_items; j++)
+		sc->recent[j] = (float) log1p(sum[j]);
+	isrf_free(sc->env, sum);
+	return ISRF_OK;
+}
+
 /* y = x / |x| (zeros for a zero or missing x). */
 static void
 scorer_unit(const float *x, int32_t dm, float *y)
@@ -77,6 +106,7 @@ isrf_scorer_fit(IsrfScorer *sc)
 	isrf_free(env, sc->iexp_n);
 	isrf_free(env, sc->profile);
 	isrf_free(env, sc->content);
+	isrf_free(env, sc->recent);
 	isrf_free(env, sc->gsc);
 	isrf_free(env, sc->gtouch);
 	isrf_free(env, sc->ifeat_n);
@@ -89,6 +119,7 @@ isrf_scorer_fit(IsrfScorer *sc)
 	sc->iexp_n = isrf_alloc(env, (size_t) sc->n_items * dm * 4 + 4);
 	sc->profile = isrf_alloc(env, (size_t) dm * 4 + 4);
 	sc->content = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
+	sc->recent = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
 	sc->gsc = isrf_calloc(env, (size_t) sc->n_items + 1, 4);
 	sc->gtouch = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
 	sc->ifeat_n = isrf_alloc(env, (size_t) sc->n_items * dm * 4 + 4);
@@ -97,7 +128,7 @@ isrf_scorer_fit(IsrfScorer *sc)
 	sc->text = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
 	sc->n_gtouch = 0;
 	if (!sc->psc || !sc->pmk || !sc->pkn || !sc->iexp_n || !sc->profile || !sc->content ||
-		!sc->gsc || !sc->gtouch || !sc->ifeat_n || !sc->ifeat_t || !sc->tprof || !sc->text)
+		!sc->recent || !sc->gsc || !sc->gtouch || !sc->ifeat_n || !sc->ifeat_t || !sc->tprof || !sc->text)
 		return ISRF_ERR_NOMEM;
 	/* unit LightGCN item vectors (content term) and semantic features (text term) */
 	for (p = 0; p < sc->n_items; p++)
@@ -114,6 +145,7 @@ isrf_scorer_fit(IsrfScorer *sc)
 		for (j = 0; j < dm; j++)
 			sc->ifeat_t[(size_t) j * sc->n_items + p] = sc->ifeat_n[(size_t) p * dm + j];
 	}
+	ISRF_TRY(scorer_recent(sc, sc->n_train ? sc->n_train : sc->all_len));
 	ISRF_TRY(isrf_baselines_fit(env, &sc->view, &sc->prior));
 	sc->fitted = true;
 	return ISRF_OK;
@@ -136,6 +168,7 @@ isrf_scorer_free(IsrfScorer *sc)
 	isrf_free(env, sc->iexp_n);
 	isrf_free(env, sc->profile);
 	isrf_free(env, sc->content);
+	isrf_free(env, sc->recent);
 	isrf_free(env, sc->gsc);
 	isrf_free(env, sc->gtouch);
 	isrf_free(env, sc->ifeat_n);
@@ -368,7 +401,7 @@ scorer_nothing_to_add(const IsrfScorer *sc, bool direct)
 {
 	if (direct)
 		return sc->w.prior_direct == 0.0f && sc->w.pop_direct == 0.0f &&
-			sc->w.content_direct == 0.0f && sc->w.group_direct == 0.0f &&
+			sc->w.recent_direct == 0.0f && sc->w.content_direct == 0.0f && sc->w.group_direct == 0.0f &&
 			sc->w.text_direct == 0.0f;
 	return sc->w.prior == 0.0f && sc->w.group == 0.0f && sc->w.text == 0.0f;
 }
@@ -380,6 +413,7 @@ scorer_add_rest(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 {
 	float		beta = direct ? sc->w.prior_direct : sc->w.prior,
 				gamma = direct ? sc->w.pop_direct : 0.0f,
+				rho = direct ? sc->w.recent_direct : 0.0f,
 				delta = direct ? sc->w.content_direct : 0.0f,
 				eta = direct ? sc->w.group_direct : sc->w.group;
 	int32_t		ni = sc->n_items,
@@ -404,13 +438,13 @@ scorer_add_rest(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 		for (i = 0; i < (cand ? n : ni); i++)
 			scores[i] += delta * scorer_dot(sc, sc->iexp_n, sc->profile, cand ? cand[i] : i);
 	}
-	if (gamma != 0.0f)
+	if (gamma != 0.0f || rho != 0.0f)
 		for (i = 0; i < (cand ? n : ni); i++)
 		{
 			int32_t		it = cand ? cand[i] : i;
 
 			if (it >= 0 && it < ni)
-				scores[i] += gamma * log1pf((float) sc->prior.pop[it]);
+				scores[i] += gamma * log1pf((float) sc->prior.pop[it]) + rho * sc->recent[it];
 		}
 	if (beta == 0.0f)
 		return ISRF_OK;

@@ -10,13 +10,19 @@
  *	  candidate lists (isrf_rank, the direct task):
  *	    score(i) = dense(i) + prior_direct * (markov(i) + prior_knn_direct * knn(i))
  *	             + pop_direct * log(1 + train count of i)
+ *	             + recent_direct * recent(i)
  *	             + content_direct * cosine(history profile, LightGCN vector of i)
  *	             + group_direct * group(i) + text_direct * text(i)
  *
  * markov and knn are the two parts of the Markov + item-kNN score of
  * eval/baselines.h (first-order transitions out of the last 5 items, and
  * their co-occurrence similarities; the baseline weighs them 1 and 0.5);
- * the history profile is the normalised mean of the unit
+ * recent(i) is popularity as of the users' latest interactions:
+ * log(1 + sum over the histories the prior is fitted on of
+ * ISRF_RECENT_DECAY^(steps from the history's end)), so an item bought
+ * last by many counts more than one bought long ago by as many (what
+ * the candidate lists' targets, each a user's next item, are drawn
+ * from); the history profile is the normalised mean of the unit
  * LightGCN vectors of the input items.  group(i) is ISRF's implicit group
  * interest as a score: the user's neighbours in the group graph (top-K
  * cosine of user semantic features), each with its similarity, vote for
@@ -44,6 +50,7 @@ typedef struct IsrfScoreWeights
 	float		prior_direct;	/* Markov + item-kNN, candidate lists */
 	float		prior_knn_direct;	/* the item-kNN part's weight in it */
 	float		pop_direct;		/* log(1 + train count), candidate lists */
+	float		recent_direct;	/* recent(i), candidate lists */
 	float		content_direct; /* profile cosine, candidate lists */
 	float		beam;			/* the generative head's bonus, full ranking
 								 * (serve/recommend.c) */
@@ -57,6 +64,9 @@ typedef struct IsrfScoreWeights
 /* neighbour items that vote in group(i), and their decay */
 #define ISRF_GROUP_WINDOW 20
 #define ISRF_GROUP_DECAY 0.9
+
+/* a history's interactions count ISRF_RECENT_DECAY^(steps from its end) in recent(i) */
+#define ISRF_RECENT_DECAY 0.5
 
 /* history items, most recent first, whose text the text term reads, and their decay */
 #define ISRF_TEXT_WINDOW 20
@@ -92,6 +102,7 @@ typedef struct IsrfScorer
 	float	   *iexp_n;			/* [n_items x dm] unit LightGCN item vectors */
 	float	   *profile;		/* [dm] */
 	float	   *content;		/* [n_items] */
+	float	   *recent;			/* [n_items] recent(i) */
 	float	   *ifeat_n;		/* [n_items x dm] unit semantic features */
 	float	   *ifeat_t;		/* [dm x n_items] the same, transposed */
 	float	   *tprof;			/* [dm] the recent items' text profile */

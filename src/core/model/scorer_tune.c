@@ -4,8 +4,9 @@
  *	  the validation targets from fixed grids that include 0: for full
  *	  ranking, the prior's and the group's weights together on the
  *	  validation sequential task; for candidate lists, the prior's,
- *	  popularity's and profile cosine's weights together, then the group's,
- *	  on the validation direct task.  Ties keep the smaller weight (grids
+ *	  popularity's and profile cosine's weights together, then the group's
+ *	  and the text's, then recent popularity's with popularity's again, on
+ *	  the validation direct task.  Ties keep the smaller weight (grids
  *	  are ascending and 0 comes first), so a term no one can show helps
  *	  stays out.
  */
@@ -30,6 +31,15 @@ static const float tune_knn_grid[] = {0.5f, 0.25f, 1.0f, 2.0f};
 /* the grid of gamma, the popularity weight of candidate lists */
 static const float tune_pop_grid[] = {0.0f, 0.5f, 1.0f, 2.0f, 4.0f};
 #define GR_N_POP ((int) (sizeof(tune_pop_grid) / sizeof(tune_pop_grid[0])))
+/*
+ * the grids of recent popularity's weight and, beside it, of popularity's
+ * again: with both, popularity may count against an item (a trend is
+ * recent popularity over popularity)
+ */
+static const float tune_recent_grid[] = {0.0f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f};
+#define GR_N_RECENT ((int) (sizeof(tune_recent_grid) / sizeof(tune_recent_grid[0])))
+static const float tune_pop_recent_grid[] = {-4.0f, -2.0f, -1.0f, -0.5f, 0.0f, 0.5f, 1.0f, 2.0f, 4.0f};
+#define GR_N_POP_R ((int) (sizeof(tune_pop_recent_grid) / sizeof(tune_pop_recent_grid[0])))
 /* the grid of delta, the weight of the explicit-interest cosine */
 static const float tune_content_grid[] = {0.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f};
 #define GR_N_CONTENT ((int) (sizeof(tune_content_grid) / sizeof(tune_content_grid[0])))
@@ -47,22 +57,77 @@ typedef struct TuneTerms
 			   *markov,			/* the prior's two parts */
 			   *knn,
 			   *pop,
+			   *recent,
 			   *content,
 			   *group,
 			   *text;			/* each n_users x n_cand */
 } TuneTerms;
 
-/* sc[c] = the blended score of candidate c under the given weights. */
+/* The candidate-list weights being tried (scorer.h's *_direct). */
+typedef struct TuneWeights
+{
+	float		prior,
+				knn,			/* the item-kNN part's in the prior */
+				pop,
+				recent,
+				content,
+				group,
+				text;
+} TuneWeights;
+
+/* sc[c] = the blended score of candidate c under the weights w. */
 static void
-tune_blend(const TuneTerms *t, size_t off, int32_t n, float wb, float wk, float wp, float wc,
-		   float wg, float wt, double *sc)
+tune_blend(const TuneTerms *t, size_t off, int32_t n, const TuneWeights *w, double *sc)
 {
 	int32_t		c;
 
 	for (c = 0; c < n; c++)
-		sc[c] = t->dense[off + c] + wb * (t->markov[off + c] + wk * t->knn[off + c]) +
-			wp * t->pop[off + c] + wc * t->content[off + c] + wg * t->group[off + c] +
-			wt * t->text[off + c];
+		sc[c] = t->dense[off + c] + w->prior * (t->markov[off + c] + w->knn * t->knn[off + c]) +
+			w->pop * t->pop[off + c] + w->recent * t->recent[off + c] +
+			w->content * t->content[off + c] + w->group * t->group[off + c] +
+			w->text * t->text[off + c];
+}
+
+/*
+ * Two of the weights (*wa and *wb, fields of w) over their grids ga[0..na)
+ * and gb[0..nb), the others kept, on every user's candidates into
+ * acc[a * nb + b]; then *ia, *ib (where the search starts: what the stages
+ * before chose) become the pair with the best NDCG@10, the first on ties,
+ * and *wa, *wb its weights.
+ */
+static IsrfStatus
+tune_direct_pair(IsrfEnv *env, const TuneTerms *t, const IsrfDirectTask *dt, TuneWeights *w,
+				 float *wa, const float *ga, int32_t na, float *wb, const float *gb, int32_t nb,
+				 IsrfMetrics *acc, double *sc, int32_t *ia, int32_t *ib)
+{
+	int32_t		i,
+				a,
+				b;
+
+	for (i = 0; i < dt->n_users; i++)
+	{
+		if (i % 256 == 0)
+			ISRF_TRY(isrf_poll(env));
+		for (a = 0; a < na; a++)
+			for (b = 0; b < nb; b++)
+			{
+				*wa = ga[a];
+				*wb = gb[b];
+				tune_blend(t, (size_t) i * dt->n_cand, dt->n_cand, w, sc);
+				isrf_metrics_add(&acc[a * nb + b], isrf_direct_rank(sc, NULL, dt->n_cand,
+																	dt->target_pos[i], false));
+			}
+	}
+	for (a = 0; a < na; a++)
+		for (b = 0; b < nb; b++)
+			if (acc[a * nb + b].ndcg10 > acc[*ia * nb + *ib].ndcg10)
+			{
+				*ia = a;
+				*ib = b;
+			}
+	*wa = ga[*ia];
+	*wb = gb[*ib];
+	return ISRF_OK;
 }
 
 /*
@@ -77,13 +142,16 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 	const IsrfGenrecData *d = s->d;
 	IsrfDirectTask dt;
 	TuneTerms	t;
+	TuneWeights w;
 	const int32_t *hist[256];
 	int32_t		lens[256];
 	float	   *h = NULL;
 	double	   *sc = NULL;
 	IsrfMetrics acc[GR_N_PRIOR_D][GR_N_KNN][GR_N_POP][GR_N_CONTENT],
-				accg[GR_N_GROUP][GR_N_TEXT],
+				accg[GR_N_GROUP * GR_N_TEXT],	/* [group][text] */
+				accr[GR_N_RECENT * GR_N_POP_R], /* [recent][popularity] */
 				chosen,
+				norecent,
 				nogroup,
 				alone;
 	int32_t		n_neg,
@@ -100,16 +168,19 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 				bestc = 0,
 				bestq = 0,
 				bestt = 0,
+				bestr = 0,
+				bestp,
 				n_group = s->cfg.use_group_score ? GR_N_GROUP : 1,
-				n_text = s->cfg.use_text_score ? GR_N_TEXT : 1,
-				x;
+				n_text = s->cfg.use_text_score ? GR_N_TEXT : 1;
 	size_t		total;
 	IsrfStatus	st;
 
 	memset(&dt, 0, sizeof(dt));
 	memset(&t, 0, sizeof(t));
+	memset(&w, 0, sizeof(w));
 	memset(acc, 0, sizeof(acc));
 	memset(accg, 0, sizeof(accg));
+	memset(accr, 0, sizeof(accr));
 	n_neg = isrf_direct_negatives(&scr->view);
 	if (n_neg < 1 || scr->view.n_evaluated == 0)
 		return ISRF_OK;
@@ -122,10 +193,12 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 	t.markov = isrf_alloc(env, total * 4 + 4);
 	t.knn = isrf_alloc(env, total * 4 + 4);
 	t.pop = isrf_alloc(env, total * 4 + 4);
+	t.recent = isrf_alloc(env, total * 4 + 4);
 	t.content = isrf_alloc(env, total * 4 + 4);
 	t.group = isrf_alloc(env, total * 4 + 4);
 	t.text = isrf_alloc(env, total * 4 + 4);
-	if (!h || !sc || !t.dense || !t.markov || !t.knn || !t.pop || !t.content || !t.group || !t.text)
+	if (!h || !sc || !t.dense || !t.markov || !t.knn || !t.pop || !t.recent || !t.content || !t.group ||
+		!t.text)
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
@@ -161,6 +234,7 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 				t.markov[off + c] = (float) scr->pmk[cand[c]];
 				t.knn[off + c] = (float) scr->pkn[cand[c]];
 				t.pop[off + c] = log1pf((float) scr->prior.pop[cand[c]]);
+				t.recent[off + c] = scr->recent[cand[c]];
 				t.group[off + c] = scr->gsc[cand[c]];
 			}
 			isrf_scorer_group_clear(scr);
@@ -178,8 +252,11 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 				for (gi = 0; gi < GR_N_POP; gi++)
 					for (ci = 0; ci < GR_N_CONTENT; ci++)
 					{
-						tune_blend(&t, off, dt.n_cand, tune_prior_direct_grid[b], tune_knn_grid[kk],
-								   tune_pop_grid[gi], tune_content_grid[ci], 0.0f, 0.0f, sc);
+						w.prior = tune_prior_direct_grid[b];
+						w.knn = tune_knn_grid[kk];
+						w.pop = tune_pop_grid[gi];
+						w.content = tune_content_grid[ci];
+						tune_blend(&t, off, dt.n_cand, &w, sc);
 						isrf_metrics_add(&acc[b][kk][gi][ci],
 										 isrf_direct_rank(sc, NULL, dt.n_cand, dt.target_pos[i], false));
 					}
@@ -196,49 +273,53 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 						bestc = ci;
 					}
 	/* then the group's and the text's weights beside them */
-	for (i = 0; i < dt.n_users; i++)
-	{
-		if (i % 256 == 0 && (st = isrf_poll(env)) != ISRF_OK)
-			goto done;
-		for (c = 0; c < n_group; c++)
-			for (x = 0; x < n_text; x++)
-			{
-				tune_blend(&t, (size_t) i * dt.n_cand, dt.n_cand, tune_prior_direct_grid[best],
-						   tune_knn_grid[bestk], tune_pop_grid[bestg], tune_content_grid[bestc],
-						   tune_group_grid[c], tune_text_grid[x], sc);
-				isrf_metrics_add(&accg[c][x], isrf_direct_rank(sc, NULL, dt.n_cand, dt.target_pos[i], false));
-			}
-	}
-	for (c = 0; c < n_group; c++)
-		for (x = 0; x < n_text; x++)
-			if (accg[c][x].ndcg10 > accg[bestq][bestt].ndcg10)
-			{
-				bestq = c;
-				bestt = x;
-			}
+	w.prior = tune_prior_direct_grid[best];
+	w.knn = tune_knn_grid[bestk];
+	w.pop = tune_pop_grid[bestg];
+	w.content = tune_content_grid[bestc];
+	if ((st = tune_direct_pair(env, &t, &dt, &w, &w.group, tune_group_grid, n_group, &w.text,
+							   tune_text_grid, n_text, accg, sc, &bestq, &bestt)) != ISRF_OK)
+		goto done;
+
+	/*
+	 * then recent popularity's weight with popularity's again, the others
+	 * kept: it joins only on a gain over what the stages before chose
+	 */
+	for (bestp = 0; bestp < GR_N_POP_R - 1 && tune_pop_recent_grid[bestp] != w.pop; bestp++)
+		;
+	if ((st = tune_direct_pair(env, &t, &dt, &w, &w.recent, tune_recent_grid, GR_N_RECENT, &w.pop,
+							   tune_pop_recent_grid, GR_N_POP_R, accr, sc, &bestr,
+							   &bestp)) != ISRF_OK)
+		goto done;
 	out->weights.prior_direct = tune_prior_direct_grid[best];
 	out->weights.prior_knn_direct = tune_knn_grid[bestk];
-	out->weights.pop_direct = tune_pop_grid[bestg];
+	out->weights.pop_direct = tune_pop_recent_grid[bestp];
+	out->weights.recent_direct = tune_recent_grid[bestr];
 	out->weights.content_direct = tune_content_grid[bestc];
 	out->weights.group_direct = tune_group_grid[bestq];
 	out->weights.text_direct = tune_text_grid[bestt];
 	scr->w.prior_direct = out->weights.prior_direct;
 	scr->w.prior_knn_direct = out->weights.prior_knn_direct;
 	scr->w.pop_direct = out->weights.pop_direct;
+	scr->w.recent_direct = out->weights.recent_direct;
 	scr->w.content_direct = out->weights.content_direct;
 	scr->w.group_direct = out->weights.group_direct;
 	scr->w.text_direct = out->weights.text_direct;
-	chosen = isrf_metrics_mean(&accg[bestq][bestt]);
-	nogroup = isrf_metrics_mean(&accg[0][0]);
+	chosen = isrf_metrics_mean(&accr[bestr * GR_N_POP_R + bestp]);
+	norecent = isrf_metrics_mean(&accg[bestq * n_text + bestt]);
+	nogroup = isrf_metrics_mean(&accg[0]);
 	alone = isrf_metrics_mean(&acc[0][0][0][0]);
 	if (dt.n_users > 0)
-		isrf_log(env, "isrf: score weights (direct task): prior %g (kNN part %g) popularity %g cosine %g group %g text %g, "
-				 "validation HR@10 %.4f NDCG@10 %.4f (without the group and text %.4f / %.4f; dense head alone %.4f / %.4f)",
+		isrf_log(env, "isrf: score weights (direct task): prior %g (kNN part %g) popularity %g recent popularity %g "
+				 "cosine %g group %g text %g, validation HR@10 %.4f NDCG@10 %.4f (without recent popularity: "
+				 "popularity %g, %.4f / %.4f; without the group, text and recent popularity %.4f / %.4f; "
+				 "dense head alone %.4f / %.4f)",
 				 (double) out->weights.prior_direct, (double) out->weights.prior_knn_direct,
-				 (double) out->weights.pop_direct,
+				 (double) out->weights.pop_direct, (double) out->weights.recent_direct,
 				 (double) out->weights.content_direct, (double) out->weights.group_direct,
-				 (double) out->weights.text_direct,
-				 chosen.hr10, chosen.ndcg10, nogroup.hr10, nogroup.ndcg10, alone.hr10, alone.ndcg10);
+				 (double) out->weights.text_direct, chosen.hr10, chosen.ndcg10,
+				 (double) tune_pop_grid[bestg], norecent.hr10, norecent.ndcg10,
+				 nogroup.hr10, nogroup.ndcg10, alone.hr10, alone.ndcg10);
 	st = ISRF_OK;
 
 done:
@@ -249,6 +330,7 @@ done:
 	isrf_free(env, t.markov);
 	isrf_free(env, t.knn);
 	isrf_free(env, t.pop);
+	isrf_free(env, t.recent);
 	isrf_free(env, t.content);
 	isrf_free(env, t.group);
 	isrf_free(env, t.text);

@@ -105,7 +105,7 @@ static const IsrfConfigKey config_keys[] = {
 	{"use_text_score", ISRF_KEY_BOOL, F(gen.use_text_score), 0, 1, 1, false, GEN ",use_prior,use_text", NULL,
 	"the semantic features as a score term: the cosine between an item's text and the user's recent items' text, weights chosen on validation (0 allowed)"},
 	{"use_prior", ISRF_KEY_BOOL, F(gen.use_prior), 0, 1, 1, false, GEN, NULL,
-	"add the ranking score's terms beside the dense logit (train-only Markov + item-kNN transition score; for candidate lists also popularity and the profile cosine), their weights chosen on validation (0 allowed)"},
+	"add the ranking score's terms beside the dense logit (train-only Markov + item-kNN transition score; for candidate lists also popularity, recent popularity and the profile cosine), their weights chosen on validation (0 allowed)"},
 	{"eval_users", ISRF_KEY_INT, F(gen.eval_users), 0, INT32_MAX, 0, false, GEN, NULL,
 	"validation users per early-stopping evaluation (0: all)"},
 };
