@@ -20,7 +20,10 @@
 # no_group, no_text_score, no_prior, no_beam and with_beam change only the
 # ranking score, not the trained network: they re-evaluate the default run's
 # saved model (isrf_driver evaluate --without group|text|prior, --beam-weight; the remaining
-# weights chosen on validation again), so they need no training.  Each run's output stays in
+# weights chosen on validation again), so they need no training.  --without always
+# chooses the weights with the build that runs it, the other variants keep the weights
+# their training chose: after a build that changes the ranking score, run with RETUNE=1
+# (below) for a table of one build.  Each run's output stays in
 # $OUT_DIR (default /tmp/isrf_ablations); VARIANTS limits the variants run;
 # EXTRA adds driver options to every training (EXTRA="--config epochs=6" for a
 # shorter table, which the header then states); a training whose output is

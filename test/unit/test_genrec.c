@@ -441,7 +441,9 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	 * ISRF_RECENT_DECAY^(steps from the train history's end)) + delta *
 	 * cosine(profile, item)
 	 */
-	g.weights.prior = 0.0f;		/* full ranking: the dense logit alone */
+	g.weights.prior = 0.0f;
+	/* full ranking adds the group's term, zero for a user the model does not know */
+	g.weights.group = 1.0f;
 	g.weights.prior_direct = 0.0f;
 	g.weights.pop_direct = 0.5f;
 	g.weights.recent_direct = 0.75f;
@@ -453,7 +455,8 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 					base[2],
 					full[2];
 		double		prof[6] = {0},
-					pn = 0.0;
+					pn = 0.0,
+					rec[2];
 		int32_t		k,
 					dm = t->d.dm;
 
@@ -494,14 +497,29 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 						cnt++;
 						recent += pow(ISRF_RECENT_DECAY, t->n_train[uu] - 1 - pp);
 					}
+			/*
+			 * in this data both candidates are in some train history before
+			 * its last item, so recent(i) differs from the count's log
+			 */
 			CHECK(recent > 0.0 && recent < (double) cnt);
 			CHECK_NEAR(cs[j] - base[j], 0.5 * log1p((double) cnt) + 0.75 * log1p(recent) +
 					   2.0 * dot / sqrt(nx * pn), 1e-4);
+			rec[j] = log1p(recent);
 		}
-		/* none of them is a term of full ranking */
+		/* none of them is a term of full ranking (which runs for the group's weight) */
 		memcpy(full, base, sizeof(full));
 		CHECK(isrf_genrec_score_terms(s, -1, hist, len, 2, cand, false, full) == ISRF_OK);
 		CHECK(full[0] == base[0] && full[1] == base[1]);
+		isrf_genrec_session_close(s);
+
+		/* recent popularity alone is added too */
+		g.weights.pop_direct = 0.0f;
+		g.weights.content_direct = 0.0f;
+		CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+		memcpy(cs, base, sizeof(cs));
+		CHECK(isrf_genrec_score_terms(s, -1, hist, len, 2, cand, true, cs) == ISRF_OK);
+		for (j = 0; j < 2; j++)
+			CHECK_NEAR(cs[j] - base[j], 0.75 * rec[j], 1e-5);
 	}
 	isrf_genrec_session_close(s);
 

@@ -41,8 +41,9 @@
  * construction: a batch is a set of users).
  *
  * Ranking score: the dense head's logit plus weighted terms that need no
- * transformer (the transition prior, and for candidate lists popularity and
- * the profile cosine), written once in scorer.h and chosen on validation
+ * transformer (the transition prior, the group and text terms, and for
+ * candidate lists popularity, recent popularity and the profile cosine),
+ * written once in scorer.h and chosen on validation
  * after training (scorer_tune.c); with use_prior off every weight is 0 and
  * the ranking is the dense head alone.
  *

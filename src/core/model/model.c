@@ -308,6 +308,7 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 	g->cfg = m->cfg.gen;
 	if (g->n_items != m->n_items || g->dm != m->dm || g->levels < 0 ||
 		!isfinite(g->weights.prior) || !isfinite(g->weights.prior_direct) ||
+		!isfinite(g->weights.prior_knn) || !isfinite(g->weights.prior_knn_direct) ||
 		!isfinite(g->weights.pop_direct) || !isfinite(g->weights.recent_direct) ||
 		!isfinite(g->weights.content_direct) ||
 		!isfinite(g->weights.beam) || !isfinite(g->weights.group) || !isfinite(g->weights.group_direct) ||

@@ -443,8 +443,13 @@ scorer_add_rest(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 		{
 			int32_t		it = cand ? cand[i] : i;
 
-			if (it >= 0 && it < ni)
-				scores[i] += gamma * log1pf((float) sc->prior.pop[it]) + rho * sc->recent[it];
+			if (it < 0 || it >= ni)
+				continue;
+			/* one addition a term: the sums of a weight left at 0 stay as they were */
+			if (gamma != 0.0f)
+				scores[i] += gamma * log1pf((float) sc->prior.pop[it]);
+			if (rho != 0.0f)
+				scores[i] += rho * sc->recent[it];
 		}
 	if (beta == 0.0f)
 		return ISRF_OK;

@@ -7,8 +7,9 @@
  *	  popularity's and profile cosine's weights together, then the group's
  *	  and the text's, then recent popularity's with popularity's again, on
  *	  the validation direct task.  Ties keep the smaller weight (grids
- *	  are ascending and 0 comes first), so a term no one can show helps
- *	  stays out.
+ *	  run from 0 outwards, by magnitude), so a term no one can show helps
+ *	  stays out; each later stage starts from what the earlier chose and
+ *	  moves only on a gain.
  */
 #include "model/genrec_internal.h"
 
@@ -33,12 +34,13 @@ static const float tune_pop_grid[] = {0.0f, 0.5f, 1.0f, 2.0f, 4.0f};
 #define GR_N_POP ((int) (sizeof(tune_pop_grid) / sizeof(tune_pop_grid[0])))
 /*
  * the grids of recent popularity's weight and, beside it, of popularity's
- * again: with both, popularity may count against an item (a trend is
- * recent popularity over popularity)
+ * again, on a grid with negative weights (a trend is recent popularity over
+ * popularity); with recent popularity at 0 this re-chooses popularity alone.
+ * tune_pop_grid must be part of it: the third stage starts there.
  */
 static const float tune_recent_grid[] = {0.0f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f};
 #define GR_N_RECENT ((int) (sizeof(tune_recent_grid) / sizeof(tune_recent_grid[0])))
-static const float tune_pop_recent_grid[] = {-4.0f, -2.0f, -1.0f, -0.5f, 0.0f, 0.5f, 1.0f, 2.0f, 4.0f};
+static const float tune_pop_recent_grid[] = {0.0f, 0.5f, -0.5f, 1.0f, -1.0f, 2.0f, -2.0f, 4.0f, -4.0f};
 #define GR_N_POP_R ((int) (sizeof(tune_pop_recent_grid) / sizeof(tune_pop_recent_grid[0])))
 /* the grid of delta, the weight of the explicit-interest cosine */
 static const float tune_content_grid[] = {0.0f, 2.0f, 4.0f, 8.0f, 16.0f, 32.0f};
@@ -50,7 +52,7 @@ static const float tune_group_grid[] = {0.0f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0
 static const float tune_text_grid[] = {0.0f, 0.25f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f};
 #define GR_N_TEXT ((int) (sizeof(tune_text_grid) / sizeof(tune_text_grid[0])))
 
-/* The terms of one user's candidates, kept between the two stages of tune_direct. */
+/* The terms of every user's candidates, kept between the stages of tune_direct. */
 typedef struct TuneTerms
 {
 	float	   *dense,
@@ -285,8 +287,14 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 	 * then recent popularity's weight with popularity's again, the others
 	 * kept: it joins only on a gain over what the stages before chose
 	 */
-	for (bestp = 0; bestp < GR_N_POP_R - 1 && tune_pop_recent_grid[bestp] != w.pop; bestp++)
+	for (bestp = 0; bestp < GR_N_POP_R && tune_pop_recent_grid[bestp] != w.pop; bestp++)
 		;
+	if (bestp == GR_N_POP_R)
+	{
+		st = isrf_fail(env, ISRF_ERR_INTERNAL, "popularity weight %g is not on the third stage's grid",
+					   (double) w.pop);
+		goto done;
+	}
 	if ((st = tune_direct_pair(env, &t, &dt, &w, &w.recent, tune_recent_grid, GR_N_RECENT, &w.pop,
 							   tune_pop_recent_grid, GR_N_POP_R, accr, sc, &bestr,
 							   &bestp)) != ISRF_OK)
