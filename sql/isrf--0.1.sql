@@ -243,7 +243,7 @@ CREATE VIEW isrf.training_progress WITH (security_invoker = true) AS
        -- advisory, objsubid 0x4953); a killed run's row says training until the next one
        AND EXISTS (SELECT FROM pg_catalog.pg_locks l
                     WHERE l.locktype = 'advisory' AND l.pid = m.pid AND l.objsubid = 18771 AND l.granted);
-COMMENT ON VIEW isrf.training_progress IS 'Training runs in progress (whose session is alive): model, version, current stage, elapsed time, and after each epoch of the generative model its phase (fit, or refit: the epochs on whole histories that follow, without validation figures), its number of the phase''s epochs, loss, validation HR@10 / NDCG@10, the time of epochs left at most, and steps skipped for a non-finite gradient';
+COMMENT ON VIEW isrf.training_progress IS 'Training runs in progress (whose session is alive): model, version, current stage, elapsed time, and after each epoch of the generative model its phase (fit; weights: the fit is over and the ranking score''s weights are being chosen on validation, with the kept epoch''s validation figures; or refit: the epochs on whole histories that follow, without validation figures), its number of the phase''s epochs, loss, validation HR@10 / NDCG@10, the time of epochs left at most, and steps skipped for a non-finite gradient';
 GRANT SELECT ON isrf.training_progress TO PUBLIC;
 
 ----------------------------------------------------------------------------

@@ -95,8 +95,9 @@ SELECT (SELECT array_agg(ARRAY[hr_5, ndcg_5, hr_10, ndcg_10] ORDER BY task, meth
 SELECT (SELECT array_agg(score ORDER BY item_id) FROM isrf_rank(1, ARRAY[2, 3, 4, 5, 6]::bigint[], 'shop')) <>
        (SELECT array_agg(score ORDER BY item_id) FROM isrf_rank(1, ARRAY[2, 3, 4, 5, 6]::bigint[], 'shop_norefit'))
        AS served_from_refit;
--- the last epoch each training recorded: the refit's second (no validation
--- figures: it learns the validation items) or, without a refit, the fit's third
+-- the last progress each training recorded: the refit's second epoch (no
+-- validation figures: it learns the validation items) or, without a refit, the
+-- weights' choice after the fit's third epoch (the kept epoch's figures)
 SELECT name, progress ->> 'phase' AS phase, progress ->> 'epoch' AS epoch,
        progress ->> 'epochs' AS epochs, progress ? 'val_hr10' AS has_validation,
        (progress ->> 'eta_seconds')::float8 = 0 AS nothing_left

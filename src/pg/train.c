@@ -132,8 +132,18 @@ train_epoch_hook(void *arg, const IsrfEpochReport *r)
 	TrainState *ts = arg;
 	char		progress[512];
 
-	/* the refit has no validation figures: those keys are left out (NULL in the view) */
-	if (r->refit)
+	/*
+	 * the refit has no validation figures, the weights' choice no loss or epoch
+	 * time: those keys are left out (NULL in the view)
+	 */
+	if (r->weights)
+		snprintf(progress, sizeof(progress),
+				 "{\"phase\": \"weights\", \"epoch\": %d, \"epochs\": %d, \"best_epoch\": %d,"
+				 " \"val_hr10\": %.6g, \"val_ndcg10\": %.6g, \"train_seconds\": %.3f,"
+				 " \"eta_seconds\": %.1f, \"nonfinite_steps\": %lld}",
+				 r->epoch, r->epochs, r->best_epoch, r->val_hr10, r->val_ndcg10, r->elapsed, r->eta,
+				 (long long) r->nonfinite_steps);
+	else if (r->refit)
 		snprintf(progress, sizeof(progress),
 				 "{\"phase\": \"refit\", \"epoch\": %d, \"epochs\": %d, \"best_epoch\": %d,"
 				 " \"loss\": %.6g, \"epoch_seconds\": %.3f, \"train_seconds\": %.3f,"
@@ -155,7 +165,12 @@ train_epoch_hook(void *arg, const IsrfEpochReport *r)
 	train_subxact_release(ts);
 	train_commit(ts);
 	train_subxact_begin(ts);
-	if (r->refit)
+	if (r->weights)
+		ereport(NOTICE,
+				(errmsg("isrf_train: model \"%s\" version %d: %d epochs run, epoch %d kept (validation HR@10 %.4f NDCG@10 %.4f); choosing the ranking score's weights on validation, %.1f s",
+						ts->model, ts->version, r->epoch, r->best_epoch, r->val_hr10, r->val_ndcg10,
+						isrf_now() - ts->t_start)));
+	else if (r->refit)
 		ereport(NOTICE,
 				(errmsg("isrf_train: model \"%s\" version %d: refit epoch %d of %d on whole histories, loss %.4f, %.1f s, about %.0f s left",
 						ts->model, ts->version, r->epoch, r->epochs, r->loss,

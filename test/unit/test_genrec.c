@@ -622,6 +622,7 @@ check_determinism(IsrfEnv *env, IsrfBackend *be, TestData *t)
 typedef struct RefitLog
 {
 	int32_t		n_fit,
+				n_weights,
 				n_refit,
 				bad;			/* reports out of order or malformed */
 	double		last_fit_eta,
@@ -634,14 +635,23 @@ refit_hook(void *arg, const IsrfEpochReport *r)
 {
 	RefitLog   *l = arg;
 
+	if (r->weights)
+	{
+		/* once, after the fit's epochs, before the refit's, with the kept epoch's figures */
+		l->bad += r->refit || l->n_weights > 0 || l->n_refit > 0 || r->epoch != l->n_fit ||
+			r->best_epoch < 1 || r->best_epoch > r->epoch || !(r->val_hr10 >= 0.0) ||
+			!(r->val_ndcg10 >= 0.0) || !isnan(r->loss) || !(r->elapsed > 0.0) || !(r->eta > 0.0);
+		l->n_weights++;
+		return ISRF_OK;
+	}
 	if (!r->refit)
 	{
-		l->bad += l->n_refit > 0 || r->epoch != l->n_fit + 1 || isnan(r->val_hr10);
+		l->bad += l->n_weights > 0 || l->n_refit > 0 || r->epoch != l->n_fit + 1 || isnan(r->val_hr10);
 		l->n_fit++;
 		l->last_fit_eta = r->eta;
 		return ISRF_OK;
 	}
-	l->bad += r->epoch != l->n_refit + 1 || r->epochs != 2 || !isnan(r->val_hr10) ||
+	l->bad += l->n_weights != 1 || r->epoch != l->n_refit + 1 || r->epochs != 2 || !isnan(r->val_hr10) ||
 		!isnan(r->val_ndcg10) || !(r->loss > 0.0) || r->eta < 0.0;
 	l->n_refit++;
 	l->last_refit_eta = r->eta;
@@ -672,6 +682,7 @@ check_refit(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	memset(&log, 0, sizeof(log));
 	tiny_config(&c);
 	c.epochs = 2;
+	c.use_prior = true;			/* the weights' choice between fit and refit */
 	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &a) == ISRF_OK);
 	CHECK(a.eval_params == NULL && a.eval_tf_params == NULL);
 	c.refit_epochs = 2;
@@ -700,14 +711,15 @@ check_refit(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	isrf_genrec_session_close(s);
 	CHECK(memcmp(ha, he, sizeof(ha)) == 0);
 	/*
-	 * deterministic (with the epoch hook, which sees the fit's epochs, then
-	 * the refit's, without validation figures), and a deep copy carries both
-	 * weight sets
+	 * deterministic (with the epoch hook, which sees the fit's epochs, the
+	 * weights' choice, then the refit's, without validation figures), and a
+	 * deep copy carries both weight sets
 	 */
 	CHECK(isrf_genrec_train(env, be, &t->d, &c, refit_hook, &log, &b2) == ISRF_OK);
 	CHECK(memcmp(b2.params, b.params, b.n_params * 4) == 0);
-	CHECK_MSG(log.bad == 0 && log.n_fit == b.epochs_run && log.n_refit == 2,
-			  "%d malformed, %d fit and %d refit reports", log.bad, log.n_fit, log.n_refit);
+	CHECK_MSG(log.bad == 0 && log.n_fit == b.epochs_run && log.n_weights == 1 &&
+			  log.n_refit == 2, "%d malformed, %d fit, %d weights and %d refit reports", log.bad, log.n_fit,
+			  log.n_weights, log.n_refit);
 	CHECK(log.last_fit_eta > 0.0 && log.last_refit_eta == 0.0);
 	isrf_genrec_free(env, &b2);
 	CHECK(isrf_genrec_copy(env, &b, &b2) == ISRF_OK);
@@ -731,6 +743,8 @@ epoch_hook(void *arg, const IsrfEpochReport *r)
 {
 	double	   *last = arg;
 
+	if (r->weights)
+		return ISRF_OK;			/* no epoch of its own */
 	if (r->epoch == 1)
 		last[0] = r->loss;
 	last[1] = r->loss;

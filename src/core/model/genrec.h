@@ -169,11 +169,16 @@ typedef struct IsrfGenrec
  * Where training stands after an epoch: of the training proper, or, with
  * refit set, of the refit on whole histories that follows it (refit_epochs;
  * epoch and epochs then count the refit's, and there is no validation:
- * val_hr10 and val_ndcg10 are NaN).
+ * val_hr10 and val_ndcg10 are NaN).  Once between the two, with weights
+ * set, the fit is over and the ranking score's weights are being chosen on
+ * validation (use_prior): epoch is the fit's last, the validation figures
+ * are the kept epoch's, elapsed is the fit's time, eta the refit's epochs
+ * at the fit's mean epoch, and loss and seconds are NaN.
  */
 typedef struct IsrfEpochReport
 {
 	bool		refit;			/* an epoch of the refit */
+	bool		weights;		/* the fit is over, the weights' choice begins */
 	int32_t		epoch;			/* 1-based */
 	int32_t		epochs;			/* at most (early stopping may end sooner) */
 	int32_t		best_epoch;

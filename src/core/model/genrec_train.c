@@ -526,6 +526,30 @@ done:
 	return st;
 }
 
+/* The epoch hook's report that the weights' choice begins (IsrfEpochReport). */
+static IsrfStatus
+gr_report_weights(IsrfGenrecEpochHook hook, void *hook_arg, const IsrfGenrecConfig *cfg,
+				  const IsrfGenrec *out)
+{
+	IsrfEpochReport r;
+
+	if (hook == NULL)
+		return ISRF_OK;
+	memset(&r, 0, sizeof(r));
+	r.weights = true;
+	r.epoch = out->epochs_run;
+	r.epochs = cfg->epochs;
+	r.best_epoch = out->best_epoch;
+	r.loss = r.seconds = NAN;
+	/* the fit's time, and the refit's epochs at the fit's mean epoch */
+	r.elapsed = out->t_train;
+	r.eta = out->epochs_run > 0 ? out->t_train / out->epochs_run * cfg->refit_epochs : 0.0;
+	r.val_hr10 = out->best_val_hr10;
+	r.val_ndcg10 = out->best_val_ndcg10;
+	r.nonfinite_steps = out->nonfinite_steps;
+	return hook(hook_arg, &r);
+}
+
 /*
  * The refit (refit_epochs): from the kept weights, epochs on every user's
  * whole history -- the validation and test items too -- at a tenth of the
@@ -660,7 +684,8 @@ isrf_genrec_train(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d,
 	if (st == ISRF_OK && cfg->epochs > 0 && cfg->use_prior)
 	{
 		/* the kept (best) weights back into the session, then beta */
-		if ((st = be->upload(be, s->p, out->params, s->lay.total * 4)) == ISRF_OK &&
+		if ((st = gr_report_weights(hook, hook_arg, cfg, out)) == ISRF_OK &&
+			(st = be->upload(be, s->p, out->params, s->lay.total * 4)) == ISRF_OK &&
 			(st = be->upload(be, s->tf->params, out->tf_params, s->tf->n_params * 4)) == ISRF_OK)
 			st = isrf_gr_tune_scorer(s, out);
 	}
