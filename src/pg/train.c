@@ -20,6 +20,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
@@ -131,33 +133,25 @@ train_epoch_hook(void *arg, const IsrfEpochReport *r)
 {
 	TrainState *ts = arg;
 	char		progress[512];
+	int			off;
 
 	/*
-	 * the refit has no validation figures, the weights' choice no loss or epoch
-	 * time: those keys are left out (NULL in the view)
+	 * the keys of every report, then the phase's: the refit has no validation
+	 * figures, the weights' choice no loss or epoch time (NULL in the view);
+	 * nor has JSON a non-finite number
 	 */
-	if (r->weights)
-		snprintf(progress, sizeof(progress),
-				 "{\"phase\": \"weights\", \"epoch\": %d, \"epochs\": %d, \"best_epoch\": %d,"
-				 " \"val_hr10\": %.6g, \"val_ndcg10\": %.6g, \"train_seconds\": %.3f,"
-				 " \"eta_seconds\": %.1f, \"nonfinite_steps\": %lld}",
-				 r->epoch, r->epochs, r->best_epoch, r->val_hr10, r->val_ndcg10, r->elapsed, r->eta,
-				 (long long) r->nonfinite_steps);
-	else if (r->refit)
-		snprintf(progress, sizeof(progress),
-				 "{\"phase\": \"refit\", \"epoch\": %d, \"epochs\": %d, \"best_epoch\": %d,"
-				 " \"loss\": %.6g, \"epoch_seconds\": %.3f, \"train_seconds\": %.3f,"
-				 " \"eta_seconds\": %.1f, \"nonfinite_steps\": %lld}",
-				 r->epoch, r->epochs, r->best_epoch, r->loss, r->seconds, r->elapsed, r->eta,
-				 (long long) r->nonfinite_steps);
-	else
-		snprintf(progress, sizeof(progress),
-				 "{\"phase\": \"fit\", \"epoch\": %d, \"epochs\": %d, \"best_epoch\": %d,"
-				 " \"loss\": %.6g, \"val_hr10\": %.6g, \"val_ndcg10\": %.6g,"
-				 " \"epoch_seconds\": %.3f, \"train_seconds\": %.3f, \"eta_seconds\": %.1f,"
-				 " \"nonfinite_steps\": %lld}",
-				 r->epoch, r->epochs, r->best_epoch, r->loss, r->val_hr10, r->val_ndcg10, r->seconds,
-				 r->elapsed, r->eta, (long long) r->nonfinite_steps);
+	off = snprintf(progress, sizeof(progress),
+				   "{\"phase\": \"%s\", \"epoch\": %d, \"epochs\": %d, \"best_epoch\": %d,"
+				   " \"train_seconds\": %.3f, \"eta_seconds\": %.1f, \"nonfinite_steps\": %lld",
+				   r->weights ? "weights" : r->refit ? "refit" : "fit", r->epoch, r->epochs,
+				   r->best_epoch, r->elapsed, r->eta, (long long) r->nonfinite_steps);
+	if (!r->weights && isfinite(r->loss))
+		off += snprintf(progress + off, sizeof(progress) - off,
+						", \"loss\": %.6g, \"epoch_seconds\": %.3f", r->loss, r->seconds);
+	if (!r->refit && isfinite(r->val_hr10) && isfinite(r->val_ndcg10))
+		off += snprintf(progress + off, sizeof(progress) - off,
+						", \"val_hr10\": %.6g, \"val_ndcg10\": %.6g", r->val_hr10, r->val_ndcg10);
+	snprintf(progress + off, sizeof(progress) - off, "}");
 	/* as in train_stage_hook: only the commit outside the subtransaction */
 	isrf_catalogue_call("_cat_train_progress", 3, (Oid[]) {TEXTOID, INT4OID, JSONBOID},
 						(Datum[]) {CStringGetTextDatum(ts->model), Int32GetDatum(ts->version),
