@@ -709,6 +709,11 @@ train_run(TrainState *ts, const IsrfTrainConfig *cfg, const char *const queries[
 		isrf_backend_close(be);
 	}
 	PG_END_TRY();
+	if (cfg->gen.epochs > 0 && model.genrec.params == NULL)
+		ereport(NOTICE,
+				(errmsg("isrf_train: model \"%s\" version %d: no user has two train interactions, so the generative model was not trained",
+						ts->model, ts->version),
+				 errdetail("The model recommends by popularity.")));
 
 	isrf_pg_check(env, isrf_model_save(env, &model, &buf, &len), "could not serialize the model");
 	train_set_stage(ts, "store");
