@@ -148,6 +148,19 @@ edit_generative_number(IsrfTestSections *s)
 	section_set_line(s, TAG_GHDR, "levels", "3x");
 }
 
+/* a score weight and a code scale that are not finite */
+static void
+edit_generative_weight(IsrfTestSections *s)
+{
+	section_set_line(s, TAG_GHDR, "weight.recent_direct", "nan");
+}
+
+static void
+edit_generative_scale(IsrfTestSections *s)
+{
+	section_set_line(s, TAG_GHDR, "scale.2", "-inf");
+}
+
 static void
 stored_configuration_checked(void)
 {
@@ -158,6 +171,10 @@ stored_configuration_checked(void)
 	CHECK(load_edited(true, edit_config_number, &m) == ISRF_ERR_CORRUPT);
 	CHECK_MSG(strstr(env.errmsg, "group_k") != NULL, "%s", env.errmsg);
 	CHECK(load_edited(true, edit_generative_number, &m) == ISRF_ERR_CORRUPT);
+	CHECK_MSG(strstr(env.errmsg, "generative header is damaged") != NULL, "%s", env.errmsg);
+	CHECK(load_edited(true, edit_generative_weight, &m) == ISRF_ERR_CORRUPT);
+	CHECK_MSG(strstr(env.errmsg, "generative header is damaged") != NULL, "%s", env.errmsg);
+	CHECK(load_edited(true, edit_generative_scale, &m) == ISRF_ERR_CORRUPT);
 	CHECK_MSG(strstr(env.errmsg, "generative header is damaged") != NULL, "%s", env.errmsg);
 }
 

@@ -293,6 +293,19 @@ model_check(IsrfEnv *env, const IsrfModel *m)
 	return ISRF_OK;
 }
 
+/* True when every float field of the header (the scales, the score's weights) is finite. */
+static bool
+model_genrec_floats_finite(const IsrfGenrec *g)
+{
+	int			i;
+
+	for (i = 0; i < MODEL_N_GENREC_FIELDS; i++)
+		if (model_genrec_fields[i].type == 'f' &&
+			!isfinite(*(const float *) ((const char *) g + model_genrec_fields[i].offset)))
+			return false;
+	return true;
+}
+
 /* The generative model's sections, checked against the model's sizes. */
 static IsrfStatus
 model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
@@ -306,14 +319,7 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 	ISRF_TRY(isrf_model_reader_get(env, r, TAG_GHDR, ISRF_ELEM_BYTES, SIZE_MAX, &p, &len));
 	ISRF_TRY(model_genrec_parse(env, p, len, g));
 	g->cfg = m->cfg.gen;
-	if (g->n_items != m->n_items || g->dm != m->dm || g->levels < 0 ||
-		!isfinite(g->weights.prior) || !isfinite(g->weights.prior_direct) ||
-		!isfinite(g->weights.prior_knn) || !isfinite(g->weights.prior_knn_direct) ||
-		!isfinite(g->weights.pop_direct) || !isfinite(g->weights.recent_direct) ||
-		!isfinite(g->weights.content_direct) ||
-		!isfinite(g->weights.beam) || !isfinite(g->weights.group) || !isfinite(g->weights.group_direct) ||
-		!isfinite(g->weights.text) || !isfinite(g->weights.text_direct) ||
-		!isfinite(g->scale[0]) || !isfinite(g->scale[1]) || !isfinite(g->scale[2]) || !isfinite(g->scale[3]) ||
+	if (g->n_items != m->n_items || g->dm != m->dm || g->levels < 0 || !model_genrec_floats_finite(g) ||
 		g->levels > ISRF_GENREC_MAX_LEVELS || isrf_genrec_config_check(env, &g->cfg) != ISRF_OK)
 	{
 		memset(g, 0, sizeof(*g));
