@@ -392,6 +392,7 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 		  (g.weights.prior >= 1.0f && g.weights.prior <= 256.0f &&
 		   exp2f(roundf(log2f(g.weights.prior))) == g.weights.prior));
 	g.weights.prior = 4.0f;		/* make sure the prior is exercised */
+	memset(&g.weights.net, 0, sizeof(g.weights.net));
 	g.weights.prior_direct = 0.0f;
 	g.weights.pop_direct = 0.0f;
 	g.weights.recent_direct = 0.0f;
@@ -582,6 +583,167 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
 		CHECK(isnan(cs[2]));
 	}
 	isrf_genrec_session_close(s);
+	isrf_genrec_free(env, &g);
+}
+
+/*
+ * The blend network on candidate lists: what serving adds is net(x) of the
+ * terms as the weights' choice computes them to fit it (the scorer's own
+ * functions, one by one), beside the weighted sum, for a user the model
+ * knows (the group term counts) and one it does not; full ranking does not
+ * get it.
+ */
+static void
+check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
+{
+	IsrfGenrecConfig c;
+	IsrfGenrec	g;
+	IsrfGenrecSession *s = NULL;
+	IsrfScorer *scr;
+	float		h[8];
+	int32_t		users[2] = {2, -1},
+				cand[4] = {0, 7, -1, 3},
+				len,
+				r,
+				j,
+				f,
+				k;
+	const int32_t *hist;
+	unsigned long long rs = 11;
+	IsrfCsr		grp;
+	int32_t    *grp_ptr,
+				grp_col[2] = {0, 1};
+	float		grp_val[2] = {1.0f, 0.5f};
+
+	tiny_config(&c);
+	c.epochs = 2;
+	c.use_prior = true;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
+	/* a network with every weight set, and a weighted sum beside it */
+	for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
+	{
+		g.weights.net.mean[f] = 0.1f * (float) f;
+		g.weights.net.inv_sd[f] = 0.5f + 0.1f * (float) f;
+	}
+	for (k = 0; k < ISRF_BLEND_HIDDEN; k++)
+	{
+		for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
+			g.weights.net.w1[k][f] = unit_rand_uniform(&rs);
+		g.weights.net.b1[k] = 0.2f * unit_rand_uniform(&rs);
+		g.weights.net.w2[k] = unit_rand_uniform(&rs);
+	}
+	g.weights.prior_direct = 2.0f;
+	g.weights.prior_knn_direct = 0.5f;
+	g.weights.pop_direct = 0.5f;
+	g.weights.recent_direct = 0.0f;
+	g.weights.content_direct = 1.0f;
+	g.weights.group_direct = 1.0f;
+	g.weights.text_direct = 0.5f;
+	CHECK(isrf_blend_net_active(&g.weights.net) && isrf_blend_net_finite(&g.weights.net));
+	/* a group graph: user 2's neighbours are users 0 and 1 */
+	grp_ptr = calloc(t->d.n_users + 1, sizeof(int32_t));
+	for (j = 3; j <= t->d.n_users; j++)
+		grp_ptr[j] = 2;
+	grp.n_rows = grp.n_cols = t->d.n_users;
+	grp.nnz = 2;
+	grp.rowptr = grp_ptr;
+	grp.col = grp_col;
+	grp.val = grp_val;
+	t->d.group = &grp;
+	/* a candidate user 0 bought last: the group votes for it */
+	cand[3] = t->seq[t->seq_ptr[0] + t->n_train[0] - 1];
+	hist = t->seq + t->seq_ptr[2];
+	len = t->n_train[2];
+	for (r = 0; r < 2; r++)
+	{
+		IsrfBlendNet net = g.weights.net;
+		float		base[4],
+					sum[4],
+					with[4],
+					full[4],
+					full0[4],
+					content[4],
+					text[4];
+		double		group_seen = 0.0;
+
+		/* the scores without the network, then with it */
+		memset(&g.weights.net, 0, sizeof(g.weights.net));
+		CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+		CHECK(isrf_genrec_encode(s, 1, &users[0], &hist, &len, h) == ISRF_OK);
+		CHECK(isrf_genrec_dense_candidates(s, h, 4, cand, base) == ISRF_OK);
+		memcpy(sum, base, sizeof(sum));
+		CHECK(isrf_genrec_score_terms(s, users[r], hist, len, 4, cand, true, sum) == ISRF_OK);
+		memcpy(full0, base, sizeof(full0));
+		CHECK(isrf_genrec_score_terms(s, users[r], hist, len, 4, cand, false, full0) == ISRF_OK);
+		isrf_genrec_session_close(s);
+		g.weights.net = net;
+		CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+		memcpy(with, base, sizeof(with));
+		CHECK(isrf_genrec_score_terms(s, users[r], hist, len, 4, cand, true, with) == ISRF_OK);
+		memcpy(full, base, sizeof(full));
+		CHECK(isrf_genrec_score_terms(s, users[r], hist, len, 4, cand, false, full) == ISRF_OK);
+		/* the terms, as model/scorer_tune.c reads them */
+		scr = isrf_genrec_scorer(s);
+		CHECK(isrf_scorer_fit(scr) == ISRF_OK);
+		CHECK(isrf_scorer_prior_all(scr, hist, len, 0.0f) == ISRF_OK);
+		isrf_scorer_content(scr, hist, len, 4, cand, content);
+		isrf_scorer_text(scr, hist, len, 4, cand, text);
+		isrf_scorer_group(scr, users[r]);
+		for (j = 0; j < 4; j++)
+		{
+			float		x[ISRF_BLEND_N_FEATURES];
+			int32_t		it = cand[j];
+
+			if (it < 0)
+			{
+				CHECK(isnan(with[j]) && isnan(sum[j]));
+				continue;
+			}
+			x[ISRF_BLEND_DENSE] = base[j];
+			x[ISRF_BLEND_MARKOV] = (float) scr->pmk[it];
+			x[ISRF_BLEND_KNN] = (float) scr->pkn[it];
+			x[ISRF_BLEND_POP] = log1pf((float) scr->prior.pop[it]);
+			x[ISRF_BLEND_RECENT] = scr->recent[it];
+			x[ISRF_BLEND_CONTENT] = content[j];
+			x[ISRF_BLEND_GROUP] = scr->gsc[it];
+			x[ISRF_BLEND_TEXT] = text[j];
+			group_seen += x[ISRF_BLEND_GROUP];
+			CHECK_NEAR(with[j] - sum[j], isrf_blend_net_forward(&net, x), 1e-4);
+			/* and it does add something */
+			CHECK(fabs(isrf_blend_net_forward(&net, x)) > 1e-6);
+			/* the full-ranking weights on a list: no network */
+			CHECK(full[j] == full0[j]);
+		}
+		/* the known user's neighbours vote for some candidate; the unknown has none */
+		CHECK(r == 0 ? group_seen > 0.0 : group_seen == 0.0);
+		isrf_scorer_group_clear(scr);
+		isrf_genrec_session_close(s);
+	}
+	/* full ranking is the same with and without the network */
+	{
+		float	   *a = malloc(sizeof(float) * t->d.n_items),
+				   *b = malloc(sizeof(float) * t->d.n_items);
+		IsrfBlendNet net = g.weights.net;
+
+		g.weights.prior = 2.0f;
+		g.weights.group = 1.0f;
+		CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+		CHECK(isrf_genrec_encode(s, 1, &users[0], &hist, &len, h) == ISRF_OK);
+		CHECK(isrf_genrec_dense_scores(s, 1, h, a) == ISRF_OK);
+		CHECK(isrf_genrec_score_terms(s, users[0], hist, len, t->d.n_items, NULL, false, a) == ISRF_OK);
+		isrf_genrec_session_close(s);
+		memset(&g.weights.net, 0, sizeof(g.weights.net));
+		CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+		CHECK(isrf_genrec_dense_scores(s, 1, h, b) == ISRF_OK);
+		CHECK(isrf_genrec_score_terms(s, users[0], hist, len, t->d.n_items, NULL, false, b) == ISRF_OK);
+		isrf_genrec_session_close(s);
+		CHECK(memcmp(a, b, sizeof(float) * t->d.n_items) == 0);
+		g.weights.net = net;
+		free(a);
+		free(b);
+	}
+	t->d.group = NULL;
+	free(grp_ptr);
 	isrf_genrec_free(env, &g);
 }
 
@@ -868,6 +1030,7 @@ main(void)
 	check_inference(&env, be, &t);
 	check_no_leak(&env, be, &t);
 	check_prior(&env, be, &t);
+	check_blend_net(&env, be, &t);
 	check_determinism(&env, be, &t);
 	check_refit(&env, be, &t);
 	check_overfit(&env, be);

@@ -241,6 +241,7 @@ main(void)
 		m.genrec.weights.group_direct = m.genrec.weights.group;
 		m.genrec.weights.text_direct = m.genrec.weights.text;
 		m.genrec.weights.prior_knn_direct = m.genrec.weights.prior_knn;
+		memset(&m.genrec.weights.net, 0, sizeof(m.genrec.weights.net));
 		CHECK(isrf_serve_session_open(&env, be, &m, &ss2) == ISRF_OK);
 		CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 5, cand, sc) == ISRF_OK);
 		CHECK_NEAR(sc[2], res[0].scores[0], 1e-4);
@@ -301,6 +302,60 @@ main(void)
 		buf[len - 100] ^= 0x55;
 		CHECK(isrf_model_load(&env, buf, len, &m2) != ISRF_OK);
 		isrf_free(&env, buf);
+	}
+
+	/*
+	 * a blend network travels with the model: the same candidate scores after
+	 * loading, none where it was not kept; a non-finite one is damage
+	 */
+	{
+		IsrfScoreWeights keep = m.genrec.weights;
+		int32_t		cand[4] = {3, 40, -1, 79},
+					f,
+					k;
+		float		sa[4],
+					sb[4],
+					sn[4];
+		uint8_t    *buf;
+		size_t		len;
+		unsigned long long rs = 5;
+
+		memset(&m.genrec.weights.net, 0, sizeof(m.genrec.weights.net));
+		CHECK(isrf_serve_session_open(&env, be, &m, &ss2) == ISRF_OK);
+		CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 4, cand, sn) == ISRF_OK);
+		isrf_serve_session_close(ss2);
+		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
+		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_OK);
+		CHECK(!isrf_blend_net_active(&m2.genrec.weights.net));
+		isrf_model_free(&env, &m2);
+		isrf_free(&env, buf);
+		for (k = 0; k < ISRF_BLEND_HIDDEN; k++)
+		{
+			for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
+				m.genrec.weights.net.w1[k][f] = unit_rand_uniform(&rs);
+			m.genrec.weights.net.w2[k] = unit_rand_uniform(&rs);
+		}
+		for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
+			m.genrec.weights.net.inv_sd[f] = 1.0f;
+		CHECK(isrf_serve_session_open(&env, be, &m, &ss2) == ISRF_OK);
+		CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 4, cand, sa) == ISRF_OK);
+		isrf_serve_session_close(ss2);
+		CHECK(sa[0] != sn[0] && sa[1] != sn[1] && isnan(sa[2]));
+		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
+		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_OK);
+		CHECK(memcmp(&m2.genrec.weights.net, &m.genrec.weights.net, sizeof(IsrfBlendNet)) == 0);
+		CHECK(isrf_serve_session_open(&env, be, &m2, &ss2) == ISRF_OK);
+		CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 4, cand, sb) == ISRF_OK);
+		isrf_serve_session_close(ss2);
+		CHECK(memcmp(sa, sb, 2 * sizeof(float)) == 0 && sa[3] == sb[3]);
+		isrf_model_free(&env, &m2);
+		isrf_free(&env, buf);
+		m.genrec.weights.net.b1[3] = NAN;
+		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
+		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_ERR_CORRUPT);
+		CHECK(strstr(env.errmsg, "blend network") != NULL);
+		isrf_free(&env, buf);
+		m.genrec.weights = keep;
 	}
 
 	/* the evaluation table */

@@ -99,6 +99,7 @@ typedef struct IsrfGenrecConfig
 								 * chosen on validation */
 	bool		use_group_score;	/* the group's recent items as a score term */
 	bool		use_text_score; /* the recent items' text as a score term */
+	bool		use_blend_net;	/* the candidate lists' blend network */
 	int32_t		semid_levels;	/* residual k-means levels */
 	int32_t		semid_codebook; /* codes per level */
 	int32_t		eval_users;		/* validation users per evaluation, 0 = all */

@@ -35,6 +35,7 @@
 #define TAG_GTFP	ISRF_TAG('G', 'T', 'F', 'P')
 #define TAG_GEVP	ISRF_TAG('G', 'E', 'V', 'P')	/* train-split weights, after a refit */
 #define TAG_GEVT	ISRF_TAG('G', 'E', 'V', 'T')
+#define TAG_GNET	ISRF_TAG('G', 'N', 'E', 'T')	/* the blend network, where kept */
 
 /*
  * The generative model's header, stored as "name=value" lines rather than
@@ -245,7 +246,10 @@ isrf_model_save(IsrfEnv *env, const IsrfModel *m, uint8_t **buf, size_t *len)
 			 ((st = isrf_model_writer_add(w, TAG_GEVP, ISRF_ELEM_F32, m->genrec.eval_params,
 										  m->genrec.n_params * 4)) ||
 			  (st = isrf_model_writer_add(w, TAG_GEVT, ISRF_ELEM_F32, m->genrec.eval_tf_params,
-										  m->genrec.n_tf_params * 4)))))
+										  m->genrec.n_tf_params * 4)))) ||
+			(isrf_blend_net_active(&m->genrec.weights.net) &&
+			 (st = isrf_model_writer_add(w, TAG_GNET, ISRF_ELEM_F32, &m->genrec.weights.net,
+										 sizeof(m->genrec.weights.net)))))
 		{
 			isrf_model_writer_abort(w);
 			return st;
@@ -351,6 +355,14 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 	for (j = 0; (size_t) j < nc; j++)
 		if (g->codes[j] < 0 || g->codes[j] >= g->codebook_sizes[j % g->levels])
 			return isrf_fail(env, ISRF_ERR_CORRUPT, "model semantic IDs are damaged");
+	/* the blend network: absent in a model without it (all zero adds nothing) */
+	if (isrf_model_reader_has(r, TAG_GNET))
+	{
+		ISRF_TRY(isrf_model_reader_get(env, r, TAG_GNET, ISRF_ELEM_F32, sizeof(g->weights.net), &p, NULL));
+		memcpy(&g->weights.net, p, sizeof(g->weights.net));
+		if (!isrf_blend_net_finite(&g->weights.net) || !isrf_blend_net_active(&g->weights.net))
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model blend network is damaged");
+	}
 	return ISRF_OK;
 }
 
@@ -484,7 +496,7 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 " \"epochs\": %d, \"best_epoch\": %d, \"val_hr10\": %.4f, \"val_ndcg10\": %.4f,"
 			 " \"nonfinite_steps\": %lld, \"score_weights\": {\"prior\": %g, \"prior_direct\": %g,"
 			 " \"pop_direct\": %g, \"recent_direct\": %g, \"content_direct\": %g, \"beam\": %g, \"prior_knn\": %g, \"prior_knn_direct\": %g,"
-			 " \"group\": %g, \"group_direct\": %g, \"text\": %g, \"text_direct\": %g}}",
+			 " \"group\": %g, \"group_direct\": %g, \"text\": %g, \"text_direct\": %g, \"blend_net\": %s}}",
 			 s->n_users, s->n_items, (long long) s->n_interactions, (long long) s->n_train_interactions,
 			 s->n_evaluated_users, s->n_items_with_text, s->n_users_with_description,
 			 s->n_users_from_history, s->n_users_without_feature, (long long) s->n_group_edges,
@@ -497,5 +509,6 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 (double) m->genrec.weights.content_direct, (double) m->genrec.weights.beam, (double) m->genrec.weights.prior_knn,
 			 (double) m->genrec.weights.prior_knn_direct, (double) m->genrec.weights.group,
 			 (double) m->genrec.weights.group_direct, (double) m->genrec.weights.text,
-			 (double) m->genrec.weights.text_direct);
+			 (double) m->genrec.weights.text_direct,
+			 isrf_blend_net_active(&m->genrec.weights.net) ? "true" : "false");
 }

@@ -402,8 +402,47 @@ scorer_nothing_to_add(const IsrfScorer *sc, bool direct)
 	if (direct)
 		return sc->w.prior_direct == 0.0f && sc->w.pop_direct == 0.0f &&
 			sc->w.recent_direct == 0.0f && sc->w.content_direct == 0.0f && sc->w.group_direct == 0.0f &&
-			sc->w.text_direct == 0.0f;
+			sc->w.text_direct == 0.0f && !isrf_blend_net_active(&sc->w.net);
 	return sc->w.prior == 0.0f && sc->w.group == 0.0f && sc->w.text == 0.0f;
+}
+
+/*
+ * The blend network's output added to the scores of cand[0..n) (cand NULL:
+ * every item), which hold the dense logits still: its inputs are the
+ * direct task's terms as model/scorer_tune.c computes them to fit it.  The
+ * scorer is fitted; candidates of -1 are left alone.
+ */
+static IsrfStatus
+scorer_add_net(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, int32_t n,
+			   const int32_t *cand, float *scores)
+{
+	bool		has_text;
+	int32_t		ni = sc->n_items,
+				i;
+
+	ISRF_TRY(isrf_scorer_prior_all(sc, hist, len, 0.0f));
+	scorer_content_profile(sc, hist, len);
+	has_text = scorer_text_profile(sc, hist, len);
+	isrf_scorer_group(sc, user);
+	for (i = 0; i < (cand ? n : ni); i++)
+	{
+		int32_t		it = cand ? cand[i] : i;
+		float		x[ISRF_BLEND_N_FEATURES];
+
+		if (it < 0 || it >= ni)
+			continue;
+		x[ISRF_BLEND_DENSE] = scores[i];
+		x[ISRF_BLEND_MARKOV] = (float) sc->pmk[it];
+		x[ISRF_BLEND_KNN] = (float) sc->pkn[it];
+		x[ISRF_BLEND_POP] = log1pf((float) sc->prior.pop[it]);
+		x[ISRF_BLEND_RECENT] = sc->recent[it];
+		x[ISRF_BLEND_CONTENT] = scorer_dot(sc, sc->iexp_n, sc->profile, it);
+		x[ISRF_BLEND_GROUP] = sc->gsc[it];
+		x[ISRF_BLEND_TEXT] = has_text ? scorer_dot(sc, sc->ifeat_n, sc->tprof, it) : 0.0f;
+		scores[i] += (float) isrf_blend_net_forward(&sc->w.net, x);
+	}
+	isrf_scorer_group_clear(sc);
+	return ISRF_OK;
 }
 
 /* Every term but the text's, added after it (isrf_scorer_add); the scorer is fitted. */
@@ -474,6 +513,9 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 	if (scorer_nothing_to_add(sc, direct))
 		return ISRF_OK;
 	ISRF_TRY(isrf_scorer_fit(sc));
+	/* first, while the scores are the dense logits the network reads */
+	if (direct && isrf_blend_net_active(&sc->w.net))
+		ISRF_TRY(scorer_add_net(sc, user, hist, len, n, cand, scores));
 	if (theta != 0.0f && cand == NULL)
 	{
 		/* a zero profile adds zeros, as in isrf_scorer_add_rows */

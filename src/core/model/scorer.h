@@ -13,6 +13,7 @@
  *	             + recent_direct * recent(i)
  *	             + content_direct * cosine(history profile, LightGCN vector of i)
  *	             + group_direct * group(i) + text_direct * text(i)
+ *	             + net(the terms above)
  *
  * markov and knn are the two parts of the Markov + item-kNN score of
  * eval/baselines.h (first-order transitions out of the last 5 items, and
@@ -41,6 +42,7 @@
 #include "data/dataset.h"
 #include "base/csr.h"
 #include "eval/baselines.h"
+#include "model/blend_net.h"
 
 /* The weights of the ranking score's terms beside the dense logit. */
 typedef struct IsrfScoreWeights
@@ -59,6 +61,7 @@ typedef struct IsrfScoreWeights
 	float		text;			/* the recent items' text similarity, full
 								 * ranking */
 	float		text_direct;	/* the same, candidate lists */
+	IsrfBlendNet net;			/* over the terms, candidate lists */
 } IsrfScoreWeights;
 
 /* neighbour items that vote in group(i), and their decay */

@@ -9,7 +9,8 @@
  *	  the validation direct task.  Ties keep the smaller weight (grids
  *	  run from 0 outwards, by magnitude), so a term no one can show helps
  *	  stays out; each later stage starts from what the earlier chose and
- *	  moves only on a gain.
+ *	  moves only on a gain.  Last, the candidate lists' blend network is
+ *	  fitted on the same lists beside the chosen sum (model/blend_net.h).
  */
 #include "model/genrec_internal.h"
 
@@ -51,6 +52,11 @@ static const float tune_group_grid[] = {0.0f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0
 /* the grid of the text term's weight */
 static const float tune_text_grid[] = {0.0f, 0.25f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f};
 #define GR_N_TEXT ((int) (sizeof(tune_text_grid) / sizeof(tune_text_grid[0])))
+
+/* the most epochs the blend network is fitted for */
+#define TUNE_BLEND_EPOCHS 30
+/* and the most validation lists (the first ones), which bounds its memory and time */
+#define TUNE_BLEND_MAX_LISTS 50000
 
 /* The terms of every user's candidates, kept between the stages of tune_direct. */
 typedef struct TuneTerms
@@ -130,6 +136,65 @@ tune_direct_pair(IsrfEnv *env, const TuneTerms *t, const IsrfDirectTask *dt, Tun
 	*wa = ga[*ia];
 	*wb = gb[*ib];
 	return ISRF_OK;
+}
+
+/*
+ * The blend network over the terms of the validation lists, beside their
+ * weighted sum under the chosen weights w, into out->weights.net (all zero
+ * where it does not help validation lists it was not fitted on).
+ */
+static IsrfStatus
+tune_blend_net(IsrfEnv *env, const TuneTerms *t, const IsrfDirectTask *dt, const TuneWeights *w,
+			   IsrfGenrec *out)
+{
+	int32_t		n_lists = dt->n_users < TUNE_BLEND_MAX_LISTS ? dt->n_users : TUNE_BLEND_MAX_LISTS;
+	size_t		total = (size_t) n_lists * dt->n_cand,
+				k;
+	float	   *x = isrf_alloc(env, total * ISRF_BLEND_N_FEATURES * 4 + 4);
+	double	   *base = isrf_alloc(env, total * 8 + 8);
+	IsrfBlendData bd;
+	IsrfBlendReport rep;
+	double		t0 = isrf_now();
+	int32_t		i;
+	IsrfStatus	st;
+
+	memset(&out->weights.net, 0, sizeof(out->weights.net));
+	if (x == NULL || base == NULL)
+	{
+		isrf_free(env, x);
+		isrf_free(env, base);
+		return ISRF_ERR_NOMEM;
+	}
+	for (i = 0; i < n_lists; i++)
+		tune_blend(t, (size_t) i * dt->n_cand, dt->n_cand, w, base + (size_t) i * dt->n_cand);
+	for (k = 0; k < total; k++)
+	{
+		float	   *xk = x + k * ISRF_BLEND_N_FEATURES;
+
+		xk[ISRF_BLEND_DENSE] = t->dense[k];
+		xk[ISRF_BLEND_MARKOV] = t->markov[k];
+		xk[ISRF_BLEND_KNN] = t->knn[k];
+		xk[ISRF_BLEND_POP] = t->pop[k];
+		xk[ISRF_BLEND_RECENT] = t->recent[k];
+		xk[ISRF_BLEND_CONTENT] = t->content[k];
+		xk[ISRF_BLEND_GROUP] = t->group[k];
+		xk[ISRF_BLEND_TEXT] = t->text[k];
+	}
+	bd.n_lists = n_lists;
+	bd.n_cand = dt->n_cand;
+	bd.x = x;
+	bd.base = base;
+	bd.target = dt->target_pos;
+	st = isrf_blend_net_fit(env, &bd, TUNE_BLEND_EPOCHS, &out->weights.net, &rep);
+	isrf_free(env, x);
+	isrf_free(env, base);
+	if (st == ISRF_OK && n_lists > 1)
+		isrf_log(env, "isrf: blend network (direct task): %s (best epoch %d of %d); on the half of the validation lists it was not fitted "
+				 "on, HR@10 %.4f NDCG@10 %.4f with it at its best epoch, %.4f / %.4f with the weighted sum alone "
+				 "(gain %.4f, standard error %.4f); %.1f s",
+				 rep.epochs > 0 ? "kept" : "left out", rep.best_epoch, TUNE_BLEND_EPOCHS, rep.held_net_hr10, rep.held_net_ndcg10,
+				 rep.held_sum_hr10, rep.held_sum_ndcg10, rep.held_gain, rep.held_gain_se, isrf_now() - t0);
+	return st;
 }
 
 /*
@@ -313,6 +378,10 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 	scr->w.content_direct = out->weights.content_direct;
 	scr->w.group_direct = out->weights.group_direct;
 	scr->w.text_direct = out->weights.text_direct;
+	memset(&out->weights.net, 0, sizeof(out->weights.net));
+	if (s->cfg.use_blend_net && (st = tune_blend_net(env, &t, &dt, &w, out)) != ISRF_OK)
+		goto done;
+	scr->w.net = out->weights.net;
 	chosen = isrf_metrics_mean(&accr[bestr * GR_N_POP_R + bestp]);
 	norecent = isrf_metrics_mean(&accg[bestq * n_text + bestt]);
 	nogroup = isrf_metrics_mean(&accg[0]);
