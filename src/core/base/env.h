@@ -29,7 +29,7 @@ typedef enum IsrfStatus
 	ISRF_ERR_INTERNAL		/* a bug: an invariant did not hold */
 } IsrfStatus;
 
-#define ISRF_ERRMSG_LEN 512
+#define ISRF_ERRMSG_LEN 1024
 
 typedef struct IsrfEnv
 {
