@@ -60,29 +60,7 @@ echo "referee.py baselines on the same information:"
 python3 "$tools/referee.py" baselines-heldout "$src"
 
 # the direct task: referee.py's draw of 99 untouched items, through isrf_rank
-python3 - "$src" "$ISRF_WORK/direct.csv" <<'PY'
-import csv, os, random, sys
-from collections import defaultdict
-src, out = sys.argv[1], sys.argv[2]
-path = f"{src}/interactions.csv" if os.path.exists(f"{src}/interactions.csv") else f"{src}/ratings.csv"
-rows = defaultdict(list)
-with open(path) as f:
-    r = csv.DictReader(f)
-    order = next((c for c in ("reviewed_at", "position", "ts", "timestamp") if c in r.fieldnames), None)
-    for i, row in enumerate(r):
-        rows[int(row["user_id"])].append((float(row[order]) if order else i, int(row["item_id"])))
-seqs = {u: [it for _, it in sorted(v)] for u, v in rows.items() if len(v) >= 3}
-items = sorted({i for s in seqs.values() for i in s}); rnd = random.Random(20261122)
-users = sorted(seqs); rnd.shuffle(users)
-with open(out, "w") as f:
-    for u in users[:2000]:
-        s = seqs[u]; seen = set(s); tgt = s[-1]; neg = set()
-        while len(neg) < 99:
-            x = rnd.choice(items)
-            if x not in seen: neg.add(x)
-        c = [tgt] + sorted(neg); rnd.shuffle(c)
-        f.write("%d,%d,\"{%s}\"\n" % (u, tgt, ",".join(map(str, c))))
-PY
+python3 "$ISRF_ROOT/bench/direct_tasks.py" "$src" "$ISRF_WORK/direct.csv" 2000
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE TABLE direct_task (user_id bigint, target bigint, cand bigint[]);
 \\copy direct_task FROM '$ISRF_WORK/direct.csv' CSV

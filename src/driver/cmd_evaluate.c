@@ -104,29 +104,6 @@ driver_evaluate(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, bool baseline
 	return 0;
 }
 
-/* Read a whole file into env memory, or NULL (with a message). */
-static uint8_t *
-evaluate_read(IsrfEnv *env, const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	uint8_t    *buf = NULL;
-	long		n;
-
-	if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-		(buf = isrf_alloc(env, (size_t) n + 1)) != NULL &&
-		fread(buf, 1, (size_t) n, f) == (size_t) n)
-		*len = (size_t) n;
-	else
-	{
-		fprintf(stderr, "isrf_driver: cannot read \"%s\"\n", path);
-		isrf_free(env, buf);
-		buf = NULL;
-	}
-	if (f)
-		fclose(f);
-	return buf;
-}
-
 /* Choose the score weights on validation again with this build's scorer, then the beam's. */
 static int
 evaluate_retune(IsrfEnv *env, IsrfBackend *be, IsrfModel *m)
@@ -156,8 +133,6 @@ driver_cmd_evaluate(int argc, char **argv)
 				no_text = false,
 				no_net = false;
 	double		beam_weight = -1.0;
-	uint8_t    *buf;
-	size_t		len = 0;
 	int			i,
 				rc = 1;
 
@@ -209,14 +184,8 @@ driver_cmd_evaluate(int argc, char **argv)
 				"[--beam-weight W] [--without prior|group|text|net] [--baselines on|off] [--lists FILE]\n");
 		return 2;
 	}
-	if ((buf = evaluate_read(&env, file, &len)) == NULL)
+	if (driver_load_model(&env, file, &m) != 0)
 		return 1;
-	if (isrf_model_load(&env, buf, len, &m) != ISRF_OK)
-	{
-		isrf_free(&env, buf);
-		return driver_report(&env, "load");
-	}
-	isrf_free(&env, buf);
 	if (driver_open_backend(&env, device, &be) != ISRF_OK)
 	{
 		driver_report(&env, "backend");
@@ -336,8 +305,6 @@ driver_cmd_recommend(int argc, char **argv)
 	int32_t		k = 10;
 	bool		retune = false,
 				train_weights = false;
-	uint8_t    *buf;
-	size_t		len = 0;
 	int			i,
 				rc = 1;
 
@@ -383,14 +350,8 @@ driver_cmd_recommend(int argc, char **argv)
 		fprintf(stderr, "usage: isrf_driver recommend MODEL_FILE --lists FILE [--k 10] [--device D] [--retune on|off] [--weights served|train]\n");
 		return 2;
 	}
-	if ((buf = evaluate_read(&env, file, &len)) == NULL)
+	if (driver_load_model(&env, file, &m) != 0)
 		return 1;
-	if (isrf_model_load(&env, buf, len, &m) != ISRF_OK)
-	{
-		isrf_free(&env, buf);
-		return driver_report(&env, "load");
-	}
-	isrf_free(&env, buf);
 	if (driver_open_backend(&env, device, &be) != ISRF_OK)
 		driver_report(&env, "backend");
 	else if (!retune || !m.genrec.params || evaluate_retune(&env, be, &m) == 0)

@@ -26,6 +26,7 @@ int			driver_cmd_train(int argc, char **argv);
 int			driver_cmd_config_keys(int argc, char **argv);
 int			driver_cmd_evaluate(int argc, char **argv);
 int			driver_cmd_recommend(int argc, char **argv);
+int			driver_cmd_rank(int argc, char **argv);
 
 /*
  * Print the isrf_evaluate table of a model (the LightGCN baseline only when
@@ -62,6 +63,9 @@ bool		driver_int_arg(const char *name, const char *s, long lo, long hi, int32_t 
  * anything unknown or malformed.
  */
 bool		driver_parse_opts(int argc, char **argv, DriverOpts *o);
+
+/* Load a saved model file into *m; returns an exit code (0, or 1 with a message). */
+int			driver_load_model(IsrfEnv *env, const char *path, IsrfModel *m);
 
 /* An environment on malloc whose progress lines go to stderr. */
 void		driver_env_init(IsrfEnv *env);

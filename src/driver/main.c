@@ -32,11 +32,14 @@ main_usage(FILE *f)
 			"            [--save FILE] [--evaluate on|off]\n"
 			"                                           train the model, print isrf_evaluate\n"
 			"  evaluate MODEL_FILE [--device D] [--retune on|off] [--beam-weight W]\n"
-			"           [--without prior|group] [--baselines on|off] [--lists FILE]\n"
+			"           [--without prior|group|text|net] [--baselines on|off] [--lists FILE]\n"
 			"                                           isrf_evaluate of a saved model\n"
 			"  recommend MODEL_FILE --lists FILE [--k 10] [--device D] [--retune on|off]\n"
 			"      [--weights served|train]\n"
 			"                                           what every user is served, as CSV\n"
+			"  rank MODEL_FILE --tasks FILE [--device D] [--weights served|train]\n"
+			"      [--terms all|train] [--without net]\n"
+			"                                           isrf_rank on direct-task lists, scored\n"
 			"  config-keys [--readme FILE]              the table of configuration keys\n"
 			"The CUDA library is $ISRF_CUDA_LIBRARY or isrf_cuda.so next to the driver.\n");
 }
@@ -69,6 +72,8 @@ main(int argc, char **argv)
 		return driver_cmd_train(argc - 1, argv + 1);
 	if (strcmp(cmd, "recommend") == 0)
 		return driver_cmd_recommend(argc - 1, argv + 1);
+	if (strcmp(cmd, "rank") == 0)
+		return driver_cmd_rank(argc - 1, argv + 1);
 	if (strcmp(cmd, "evaluate") == 0)
 		return driver_cmd_evaluate(argc - 1, argv + 1);
 	if (strcmp(cmd, "config-keys") == 0)
