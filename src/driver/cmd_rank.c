@@ -128,20 +128,14 @@ driver_cmd_rank(int argc, char **argv)
 	memset(&acc, 0, sizeof(acc));
 	for (i = 1; i < argc; i++)
 	{
-		const char *a = argv[i],
-				   *v = i + 1 < argc ? argv[i + 1] : NULL;
+		const char *a = NULL,
+				   *v = NULL;
+		int			kind = driver_next_arg(argc, argv, &i, &file, &a, &v);
 
-		if (strncmp(a, "--", 2) != 0 && file == NULL)
-		{
-			file = a;
-			continue;
-		}
-		if (v == NULL)
-		{
-			fprintf(stderr, "isrf_driver: option %s needs a value\n", a);
+		if (kind < 0)
 			return 2;
-		}
-		i++;
+		if (kind == 0)
+			continue;
 		if (strcmp(a, "--device") == 0)
 			device = v;
 		else if (strcmp(a, "--tasks") == 0)

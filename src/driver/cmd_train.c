@@ -78,25 +78,14 @@ driver_cmd_train(int argc, char **argv)
 	memset(&m, 0, sizeof(m));
 	for (i = 1; i < argc; i++)
 	{
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		const char *a = NULL,
+				   *v = NULL;
+		int			kind = driver_next_arg(argc, argv, &i, &dir, &a, &v);
 
-		if (strncmp(a, "--", 2) != 0)
-		{
-			if (dir)
-			{
-				fprintf(stderr, "isrf_driver: train: unexpected argument \"%s\"\n", a);
-				return 2;
-			}
-			dir = a;
-			continue;
-		}
-		if (v == NULL)
-		{
-			fprintf(stderr, "isrf_driver: option %s needs a value\n", a);
+		if (kind < 0)
 			return 2;
-		}
-		i++;
+		if (kind == 0)
+			continue;
 		if (strcmp(a, "--device") == 0)
 			device = v;
 		else if (strcmp(a, "--save") == 0)

@@ -64,6 +64,16 @@ bool		driver_int_arg(const char *name, const char *s, long lo, long hi, int32_t 
  */
 bool		driver_parse_opts(int argc, char **argv, DriverOpts *o);
 
+/*
+ * The argument at argv[*i] of a command line of one positional argument and
+ * "--name value" options: 0 when it is the positional one (into
+ * *positional), 1 for an option (*name, *value; *i moves past the value),
+ * -1 (with a message: a second positional argument, an option without its
+ * value) for a usage error.
+ */
+int			driver_next_arg(int argc, char **argv, int *i, const char **positional, const char **name,
+							const char **value);
+
 /* Load a saved model file into *m; returns an exit code (0, or 1 with a message). */
 int			driver_load_model(IsrfEnv *env, const char *path, IsrfModel *m);
 

@@ -335,3 +335,29 @@ driver_load_model(IsrfEnv *env, const char *path, IsrfModel *m)
 	isrf_free(env, buf);
 	return st == ISRF_OK ? 0 : driver_report(env, "load");
 }
+
+int
+driver_next_arg(int argc, char **argv, int *i, const char **positional, const char **name,
+				const char **value)
+{
+	const char *a = argv[*i];
+
+	if (strncmp(a, "--", 2) != 0)
+	{
+		if (*positional != NULL)
+		{
+			fprintf(stderr, "isrf_driver: %s: unexpected argument \"%s\"\n", argv[0], a);
+			return -1;
+		}
+		*positional = a;
+		return 0;
+	}
+	if (*i + 1 >= argc)
+	{
+		fprintf(stderr, "isrf_driver: option %s needs a value\n", a);
+		return -1;
+	}
+	*name = a;
+	*value = argv[++*i];
+	return 1;
+}
