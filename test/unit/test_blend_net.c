@@ -167,6 +167,7 @@ test_gradient(void)
 	scratch = malloc(sizeof(double) * ISRF_BLEND_SCRATCH(7));
 	random_net(&net, 9);
 	memset(&g, 0, sizeof(g));
+	memset(&dummy, 0, sizeof(dummy));
 	(void) isrf_blend_net_list_grad(&net, &d, 1, scratch, &g);
 	for (k = 0; k < np; k++)
 	{
@@ -283,6 +284,11 @@ test_fit(void)
 	CHECK(isrf_blend_net_fit(&env, &d, 10, &net, &rep) == ISRF_OK && !isrf_blend_net_active(&net));
 	d = lists_data(&fit);
 	CHECK(isrf_blend_net_fit(&env, &d, 0, &net, &rep) == ISRF_OK && !isrf_blend_net_active(&net));
+	/* a target outside its list is refused */
+	fit.target[7] = 20;
+	CHECK(isrf_blend_net_fit(&env, &d, 10, &net, &rep) == ISRF_ERR_INVALID && !isrf_blend_net_active(&net));
+	fit.target[7] = -1;
+	CHECK(isrf_blend_net_fit(&env, &d, 10, &net, &rep) == ISRF_ERR_INVALID);
 	free_lists(&fit);
 	free_lists(&fresh);
 	free_lists(&noise);

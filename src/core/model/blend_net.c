@@ -324,7 +324,8 @@ isrf_blend_net_fit(IsrfEnv *env, const IsrfBlendData *d, int32_t max_epochs, Isr
 	IsrfMetrics sum_only,
 				best;
 	double	   *sc;
-	int32_t		best_epoch = 0;
+	int32_t		best_epoch = 0,
+				l;
 
 	memset(out, 0, sizeof(*out));
 	memset(rep, 0, sizeof(*rep));
@@ -332,6 +333,10 @@ isrf_blend_net_fit(IsrfEnv *env, const IsrfBlendData *d, int32_t max_epochs, Isr
 	/* two lists at least: one to fit on, one to judge by */
 	if (d->n_lists < 2 || d->n_cand < 2 || max_epochs < 1)
 		return ISRF_OK;
+	for (l = 0; l < d->n_lists; l++)
+		if (d->target[l] < 0 || d->target[l] >= d->n_cand)
+			return isrf_fail(env, ISRF_ERR_INVALID, "blend network: list %d has its target at %d of %d",
+							 l, d->target[l], d->n_cand);
 	sc = isrf_alloc(env, (size_t) d->n_cand * 8 + 8);
 	if (sc == NULL)
 		return ISRF_ERR_NOMEM;

@@ -144,9 +144,13 @@ tune_direct_pair(IsrfEnv *env, const TuneTerms *t, const IsrfDirectTask *dt, Tun
  * where it does not help validation lists it was not fitted on).
  */
 static IsrfStatus
-tune_blend_net(IsrfEnv *env, const TuneTerms *t, const IsrfDirectTask *dt, const TuneWeights *w,
+tune_blend_net(IsrfGenrecSession *s, const TuneTerms *t, const IsrfDirectTask *dt, const TuneWeights *w,
 			   IsrfGenrec *out)
 {
+	IsrfEnv    *env = s->env;
+	/* a term switched off is no input either (constant 0: the network ignores it) */
+	bool		use_group = s->cfg.use_group_score,
+				use_text = s->cfg.use_text_score;
 	int32_t		n_lists = dt->n_users < TUNE_BLEND_MAX_LISTS ? dt->n_users : TUNE_BLEND_MAX_LISTS;
 	size_t		total = (size_t) n_lists * dt->n_cand,
 				k;
@@ -177,8 +181,8 @@ tune_blend_net(IsrfEnv *env, const TuneTerms *t, const IsrfDirectTask *dt, const
 		xk[ISRF_BLEND_POP] = t->pop[k];
 		xk[ISRF_BLEND_RECENT] = t->recent[k];
 		xk[ISRF_BLEND_CONTENT] = t->content[k];
-		xk[ISRF_BLEND_GROUP] = t->group[k];
-		xk[ISRF_BLEND_TEXT] = t->text[k];
+		xk[ISRF_BLEND_GROUP] = use_group ? t->group[k] : 0.0f;
+		xk[ISRF_BLEND_TEXT] = use_text ? t->text[k] : 0.0f;
 	}
 	bd.n_lists = n_lists;
 	bd.n_cand = dt->n_cand;
@@ -379,7 +383,7 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 	scr->w.group_direct = out->weights.group_direct;
 	scr->w.text_direct = out->weights.text_direct;
 	memset(&out->weights.net, 0, sizeof(out->weights.net));
-	if (s->cfg.use_blend_net && (st = tune_blend_net(env, &t, &dt, &w, out)) != ISRF_OK)
+	if (s->cfg.use_blend_net && (st = tune_blend_net(s, &t, &dt, &w, out)) != ISRF_OK)
 		goto done;
 	scr->w.net = out->weights.net;
 	chosen = isrf_metrics_mean(&accr[bestr * GR_N_POP_R + bestp]);
