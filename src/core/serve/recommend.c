@@ -117,7 +117,7 @@ serve_popular(const IsrfServeSession *ss, const uint8_t *seen, const IsrfRecRequ
 		if (seen && seen[ss->ord[i]])
 			continue;
 		rs->items[c] = ss->ord[i];
-		rs->scores[c] = (float) ss->cnt[ss->ord[i]];
+		rs->scores[c] = ss->pop[ss->ord[i]];
 		c++;
 	}
 	rs->count = c;
@@ -487,7 +487,7 @@ isrf_serve_rank_scope(IsrfEnv *env, IsrfServeSession *ss, IsrfServeScope scope, 
 	if (len == 0 || ss->s == NULL)
 	{
 		for (i = 0; i < n_cand; i++)
-			scores[i] = cand[i] < 0 ? NAN : (float) ss->cnt[cand[i]];
+			scores[i] = cand[i] < 0 ? NAN : ss->pop[cand[i]];
 		return ISRF_OK;
 	}
 	{

@@ -75,8 +75,9 @@ typedef enum IsrfServeScope
  * requests into one call); env is for this call's scratch.  Every result is
  * a real item, none from the history, no duplicates.  A request with no
  * history (an unknown user without one, or a model without a generative
- * part) gets the most popular items (train counts), its history excluded,
- * marked cold_start.
+ * part) gets the most popular items of late (recent popularity over every
+ * interaction the model knows, session.c; the train split in an evaluation
+ * session), its history excluded, marked cold_start.
  */
 IsrfStatus	isrf_serve_recommend(IsrfEnv *env, IsrfServeSession *ss, int32_t n,
 								 const IsrfRecRequest *req, IsrfRecResult *res);
@@ -89,7 +90,8 @@ IsrfStatus	isrf_serve_recommend_scope(IsrfEnv *env, IsrfServeSession *ss, IsrfSe
  * Exact scores of candidate items after a history (the paper's direct
  * recommendation): scores[i] for cand[i]; a candidate of -1 (unknown item)
  * gets NaN.  hist NULL: user's stored history; user -1 without a history
- * (or a model without a generative part) scores by popularity.
+ * (or a model without a generative part) scores by the same recent
+ * popularity.
  */
 IsrfStatus	isrf_serve_rank(IsrfEnv *env, IsrfServeSession *ss, int32_t user,
 							const int32_t *hist, int32_t len, int32_t n_cand,

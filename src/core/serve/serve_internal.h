@@ -13,8 +13,8 @@ struct IsrfServeSession
 	IsrfEnv    *env;			/* owns everything below */
 	IsrfBackend *be;
 	const IsrfModel *m;
-	int32_t    *cnt;			/* train popularity and its order */
-	int32_t    *ord;
+	float	   *pop;			/* the cold-start answer: recent popularity */
+	int32_t    *ord;			/* and its order (session.c) */
 	IsrfGenrecData gd;			/* the genrec session points at it */
 	IsrfGenrecSession *s;		/* weights on the device, item table, scorer;
 								 * NULL without a generative model */

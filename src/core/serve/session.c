@@ -7,30 +7,55 @@
 
 #include <string.h>
 
-/* Popularity order of the items by train counts (desc, then index). */
+/*
+ * The cold-start answer: every item's recent popularity, the sum over
+ * histories of ISRF_RECENT_DECAY^(steps from the history's end) (the
+ * scorer's recent(i) before its log), and the items in its order
+ * (descending, ties by index).  Counted on every interaction the model
+ * knows when serving (the latest matter most to a user with nothing of
+ * their own: validation HR@10 of the top 10 for a user with no history,
+ * by train-split counts / whole-history counts / this: Beauty 0.0116 /
+ * 0.0163 / 0.0211, ml100k 0.0339 / 0.0339 / 0.0467, Goodreads 0.0078 /
+ * 0.0087 / 0.0090), on the train split in an evaluation session.
+ */
 static IsrfStatus
-session_popularity(IsrfEnv *env, const IsrfModel *m, int32_t **count_out, int32_t **order_out)
+session_popularity(IsrfEnv *env, const IsrfModel *m, bool eval, float **pop_out, int32_t **order_out)
 {
-	int32_t    *cnt = isrf_calloc(env, (size_t) m->n_items + 1, 4);
+	float	   *pop = isrf_calloc(env, (size_t) m->n_items + 1, sizeof(float));
+	double	   *acc = isrf_calloc(env, (size_t) m->n_items + 1, sizeof(double));
 	int32_t    *ord = isrf_alloc(env, (size_t) m->n_items * 4 + 4);
 	int32_t    *tmp = isrf_alloc(env, (size_t) m->n_items * 4 + 4);
 	int32_t		u,
 				i,
 				w;
 
-	if (!cnt || !ord || !tmp)
+	if (!pop || !acc || !ord || !tmp)
 	{
-		isrf_free(env, cnt);
+		isrf_free(env, pop);
+		isrf_free(env, acc);
 		isrf_free(env, ord);
 		isrf_free(env, tmp);
 		return ISRF_ERR_NOMEM;
 	}
 	for (u = 0; u < m->n_users; u++)
-		for (i = 0; i < m->n_train[u]; i++)
-			cnt[m->seq[m->seq_ptr[u] + i]]++;
+	{
+		int32_t		len = eval ? m->n_train[u] : m->seq_ptr[u + 1] - m->seq_ptr[u];
+		double		decay = 1.0;
+
+		/* from the history's end backwards */
+		for (i = len - 1; i >= 0; i--)
+		{
+			acc[m->seq[m->seq_ptr[u] + i]] += decay;
+			decay *= ISRF_RECENT_DECAY;
+		}
+	}
 	for (i = 0; i < m->n_items; i++)
+	{
+		pop[i] = (float) acc[i];
 		ord[i] = i;
-	/* stable merge sort by count descending keeps ties in index order */
+	}
+	isrf_free(env, acc);
+	/* stable merge sort by recent popularity descending keeps ties in index order */
 	for (w = 1; w < m->n_items; w *= 2)
 	{
 		int32_t		lo;
@@ -44,7 +69,7 @@ session_popularity(IsrfEnv *env, const IsrfModel *m, int32_t **count_out, int32_
 						k = lo;
 
 			while (a < mid && b < hi)
-				tmp[k++] = cnt[ord[b]] > cnt[ord[a]] ? ord[b++] : ord[a++];
+				tmp[k++] = pop[ord[b]] > pop[ord[a]] ? ord[b++] : ord[a++];
 			while (a < mid)
 				tmp[k++] = ord[a++];
 			while (b < hi)
@@ -53,7 +78,7 @@ session_popularity(IsrfEnv *env, const IsrfModel *m, int32_t **count_out, int32_
 		memcpy(ord, tmp, (size_t) m->n_items * 4);
 	}
 	isrf_free(env, tmp);
-	*count_out = cnt;
+	*pop_out = pop;
 	*order_out = ord;
 	return ISRF_OK;
 }
@@ -71,7 +96,7 @@ session_open(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, bool eval, IsrfS
 	ss->env = env;
 	ss->be = be;
 	ss->m = m;
-	st = session_popularity(env, m, &ss->cnt, &ss->ord);
+	st = session_popularity(env, m, eval, &ss->pop, &ss->ord);
 	if (st == ISRF_OK && m->genrec.params != NULL)
 	{
 		isrf_model_genrec_data(m, &ss->gd);
@@ -121,7 +146,7 @@ isrf_serve_session_close(IsrfServeSession *ss)
 	isrf_scorer_free(&ss->scorer);
 	isrf_free(ss->env, ss->ufeat_n);
 	isrf_genrec_session_close(ss->s);
-	isrf_free(ss->env, ss->cnt);
+	isrf_free(ss->env, ss->pop);
 	isrf_free(ss->env, ss->ord);
 	isrf_free(ss->env, ss);
 }
