@@ -11,6 +11,7 @@
 #include "nn/layers.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #define NF ISRF_BLEND_N_FEATURES
@@ -25,6 +26,12 @@
 #define BLEND_EPS 1e-8
 #define BLEND_L2 1e-4
 #define BLEND_SEED 0x626c656e646e6574ULL	/* "blendnet" */
+
+/* the fit's Adam treats w1, b1 and w2 as one run of floats: they must be adjacent */
+_Static_assert(offsetof(IsrfBlendNet, b1) == offsetof(IsrfBlendNet, w1) + sizeof(((IsrfBlendNet *) 0)->w1) &&
+			   offsetof(IsrfBlendNet, w2) == offsetof(IsrfBlendNet, b1) + sizeof(((IsrfBlendNet *) 0)->b1) &&
+			   sizeof(IsrfBlendNet) == offsetof(IsrfBlendNet, w2) + sizeof(((IsrfBlendNet *) 0)->w2),
+			   "IsrfBlendNet's weights are not one run of floats");
 
 bool
 isrf_blend_net_active(const IsrfBlendNet *net)
