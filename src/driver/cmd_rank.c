@@ -204,6 +204,8 @@ driver_cmd_rank(int argc, char **argv)
 					tpos = -1;
 
 		lineno++;
+		if (line[strspn(line, " \t\r\n")] == '\0')
+			continue;			/* a blank line */
 		if (!rank_parse_line(line, &user, &target, cid, RANK_MAX_CAND, &n) || n < 1)
 		{
 			fprintf(stderr, "isrf_driver: %s:%d: not user_id,target,\"{items}\"\n", tasks, lineno);
