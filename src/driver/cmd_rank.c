@@ -25,43 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* An item id and its index in the model, sorted by id. */
-typedef struct RankItem
-{
-	int64_t		id;
-	int32_t		index;
-} RankItem;
-
-static int
-rank_item_cmp(const void *a, const void *b)
-{
-	const RankItem *x = a,
-			   *y = b;
-
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* The model's index of item id (-1: not an item of the model). */
-static int32_t
-rank_item_index(const RankItem *items, int32_t n, int64_t id)
-{
-	int32_t		lo = 0,
-				hi = n - 1;
-
-	while (lo <= hi)
-	{
-		int32_t		mid = lo + (hi - lo) / 2;
-
-		if (items[mid].id == id)
-			return items[mid].index;
-		if (items[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return -1;
-}
-
 /*
  * Parse one task line into *user, *target and cand[0..*n) (at most max);
  * false when it is malformed.
@@ -104,7 +67,6 @@ driver_cmd_rank(int argc, char **argv)
 	IsrfServeSession *ss = NULL;
 	IsrfModel	m;
 	IsrfMetrics acc;
-	RankItem   *items = NULL;
 	const char *file = NULL,
 			   *tasks = NULL,
 			   *device = "auto";
@@ -162,22 +124,15 @@ driver_cmd_rank(int argc, char **argv)
 		return 1;
 	if (no_net)
 		memset(&m.genrec.weights.net, 0, sizeof(m.genrec.weights.net));
-	items = malloc(sizeof(RankItem) * ((size_t) m.n_items + 1));
 	cid = malloc(sizeof(int64_t) * RANK_MAX_CAND);
 	cand = malloc(sizeof(int32_t) * RANK_MAX_CAND);
 	score = malloc(sizeof(float) * RANK_MAX_CAND);
 	dscore = malloc(sizeof(double) * RANK_MAX_CAND);
-	if (!items || !cid || !cand || !score || !dscore)
+	if (!cid || !cand || !score || !dscore)
 	{
 		fprintf(stderr, "isrf_driver: out of memory\n");
 		goto out;
 	}
-	for (i = 0; i < m.n_items; i++)
-	{
-		items[i].id = m.item_ids[i];
-		items[i].index = i;
-	}
-	qsort(items, (size_t) m.n_items, sizeof(RankItem), rank_item_cmp);
 	if ((f = fopen(tasks, "r")) == NULL)
 	{
 		fprintf(stderr, "isrf_driver: cannot read \"%s\"\n", tasks);
@@ -218,7 +173,7 @@ driver_cmd_rank(int argc, char **argv)
 		}
 		for (c = 0; c < n; c++)
 		{
-			cand[c] = rank_item_index(items, m.n_items, cid[c]);
+			cand[c] = isrf_model_item_index(&m, cid[c]);
 			if (cid[c] == target && tpos < 0)
 				tpos = c;
 		}
@@ -255,7 +210,6 @@ out:
 	if (f)
 		fclose(f);
 	free(line);
-	free(items);
 	free(cid);
 	free(cand);
 	free(score);

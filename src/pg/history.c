@@ -64,26 +64,6 @@ history_plan(const char *sql)
 	return plan;
 }
 
-int32
-isrf_pg_item_index(const IsrfModel *m, int64 item_id)
-{
-	int32		lo = 0,
-				hi = m->n_items - 1;
-
-	while (lo <= hi)
-	{
-		int32		mid = lo + (hi - lo) / 2;
-
-		if (m->item_ids[mid] == item_id)
-			return mid;
-		if (m->item_ids[mid] < item_id)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return -1;
-}
-
 void
 isrf_pg_history_map(const int64 *ids, int n, const IsrfModel *m, IsrfPgHistory *out)
 {
@@ -94,7 +74,7 @@ isrf_pg_history_map(const int64 *ids, int n, const IsrfModel *m, IsrfPgHistory *
 	out->unknown = 0;
 	for (i = 0; i < n; i++)
 	{
-		int32		it = isrf_pg_item_index(m, ids[i]);
+		int32		it = isrf_model_item_index(m, ids[i]);
 
 		if (it < 0)
 			out->unknown++;

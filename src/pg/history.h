@@ -29,9 +29,6 @@ int64	   *isrf_pg_history_read(const char *sql, int64 user_id, int *n);
 /* Map external item ids to the model's items, skipping (and counting) unknown ones. */
 void		isrf_pg_history_map(const int64 *ids, int n, const IsrfModel *m, IsrfPgHistory *out);
 
-/* The model's item index of an external id, or -1. */
-int32		isrf_pg_item_index(const IsrfModel *m, int64 item_id);
-
 /*
  * Once per session and reviews table: a NOTICE that no index leads with
  * user_id, so every call reads the whole table.

@@ -334,7 +334,7 @@ isrf_rank(PG_FUNCTION_ARGS)
 	cand = palloc(sizeof(int32) * n);
 	scores = palloc(sizeof(float) * n);
 	for (i = 0; i < n; i++)
-		cand[i] = isrf_pg_item_index(m, DatumGetInt64(elems[i]));
+		cand[i] = isrf_model_item_index(m, DatumGetInt64(elems[i]));
 
 	isrf_pg_env_init(&penv, CurrentMemoryContext, DEBUG1);
 	PG_TRY();

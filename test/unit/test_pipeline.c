@@ -124,6 +124,8 @@ main(void)
 	CHECK(memcmp(m2.user_group, m.user_group, sizeof(float) * m.n_users * m.dm) == 0);
 	CHECK(memcmp(m2.seq, m.seq, sizeof(int32_t) * m.seq_ptr[m.n_users]) == 0);
 	CHECK(isrf_model_user_index(&m2, m.user_ids[17]) == 17 && isrf_model_user_index(&m2, -5) == -1);
+	CHECK(isrf_model_item_index(&m2, m.item_ids[0]) == 0 && isrf_model_item_index(&m2, m.item_ids[m.n_items - 1]) == m.n_items - 1 &&
+		  isrf_model_item_index(&m2, m.item_ids[m.n_items / 2]) == m.n_items / 2 && isrf_model_item_index(&m2, -5) == -1);
 	/* the default refit: served and train-split weights both travel */
 	CHECK(m.genrec.eval_params != NULL && m2.genrec.eval_params != NULL);
 	CHECK(m2.genrec.params && memcmp(m2.genrec.params, m.genrec.params, m.genrec.n_params * 4) == 0);

@@ -71,6 +71,9 @@ IsrfStatus	isrf_model_load(IsrfEnv *env, const uint8_t *buf, size_t len, IsrfMod
 /* Dense index of an external user id, or -1. */
 int32_t		isrf_model_user_index(const IsrfModel *m, int64_t user_id);
 
+/* Dense index of an external item id, or -1. */
+int32_t		isrf_model_item_index(const IsrfModel *m, int64_t item_id);
+
 /* The stats as a JSON object (for isrf.models.metrics); NUL-terminated. */
 void		isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len);
 
