@@ -33,29 +33,36 @@ isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items,
 		sc->w = *w;
 }
 
-/*
- * recent(i) of every item (scorer.h) from the histories the prior is
- * fitted on, the first lens[u] items of each; summed in double, each
- * history from its end.
- */
-static IsrfStatus
-scorer_recent(IsrfScorer *sc, const int32_t *lens)
+void
+isrf_recent_popularity(int32_t n_users, int32_t n_items, const int32_t *seq_ptr, const int32_t *seq,
+					   const int32_t *lens, double *sum)
 {
-	double	   *sum = isrf_calloc(sc->env, (size_t) sc->n_items + 1, 8);
 	int32_t		u,
 				j;
 
-	if (sum == NULL)
-		return ISRF_ERR_NOMEM;
-	for (u = 0; u < sc->n_users; u++)
+	memset(sum, 0, (size_t) n_items * sizeof(double));
+	for (u = 0; u < n_users; u++)
 	{
-		const int32_t *h = sc->seq + sc->seq_ptr[u];
+		const int32_t *h = seq + seq_ptr[u];
+		int32_t		len = lens ? lens[u] : seq_ptr[u + 1] - seq_ptr[u];
 		double		w = 1.0;
 
-		for (j = lens[u] - 1; j >= 0 && w > 0.0; j--, w *= ISRF_RECENT_DECAY)
-			if (h[j] >= 0 && h[j] < sc->n_items)
+		for (j = len - 1; j >= 0 && w > 0.0; j--, w *= ISRF_RECENT_DECAY)
+			if (h[j] >= 0 && h[j] < n_items)
 				sum[h[j]] += w;
 	}
+}
+
+/* recent(i) of every item (scorer.h) from the histories the prior is fitted on, the first lens[u] items of each. */
+static IsrfStatus
+scorer_recent(IsrfScorer *sc, const int32_t *lens)
+{
+	double	   *sum = isrf_alloc(sc->env, (size_t) sc->n_items * 8 + 8);
+	int32_t		j;
+
+	if (sum == NULL)
+		return ISRF_ERR_NOMEM;
+	isrf_recent_popularity(sc->n_users, sc->n_items, sc->seq_ptr, sc->seq, lens, sum);
 	for (j = 0; j < sc->n_items; j++)
 		sc->recent[j] = (float) log1p(sum[j]);
 	isrf_free(sc->env, sum);

@@ -129,6 +129,15 @@ void		isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_
 							 const float *item_feat, const IsrfCsr *group,
 							 const IsrfScoreWeights *w);
 
+/*
+ * sum[i] = the sum over the first lens[u] items of each history (lens NULL:
+ * whole histories) of ISRF_RECENT_DECAY^(steps from that prefix's end)
+ * where item i stands: recent popularity, recent(i) before its log (also
+ * the cold-start order of serve/session.c).  sum has n_items entries.
+ */
+void		isrf_recent_popularity(int32_t n_users, int32_t n_items, const int32_t *seq_ptr,
+								   const int32_t *seq, const int32_t *lens, double *sum);
+
 /* Fit the prior and the unit item vectors (once; later calls do nothing). */
 IsrfStatus	isrf_scorer_fit(IsrfScorer *sc);
 

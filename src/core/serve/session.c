@@ -25,8 +25,7 @@ session_popularity(IsrfEnv *env, const IsrfModel *m, bool eval, float **pop_out,
 	double	   *acc = isrf_calloc(env, (size_t) m->n_items + 1, sizeof(double));
 	int32_t    *ord = isrf_alloc(env, (size_t) m->n_items * 4 + 4);
 	int32_t    *tmp = isrf_alloc(env, (size_t) m->n_items * 4 + 4);
-	int32_t		u,
-				i,
+	int32_t		i,
 				w;
 
 	if (!pop || !acc || !ord || !tmp)
@@ -37,18 +36,7 @@ session_popularity(IsrfEnv *env, const IsrfModel *m, bool eval, float **pop_out,
 		isrf_free(env, tmp);
 		return ISRF_ERR_NOMEM;
 	}
-	for (u = 0; u < m->n_users; u++)
-	{
-		int32_t		len = eval ? m->n_train[u] : m->seq_ptr[u + 1] - m->seq_ptr[u];
-		double		decay = 1.0;
-
-		/* from the history's end backwards */
-		for (i = len - 1; i >= 0; i--)
-		{
-			acc[m->seq[m->seq_ptr[u] + i]] += decay;
-			decay *= ISRF_RECENT_DECAY;
-		}
-	}
+	isrf_recent_popularity(m->n_users, m->n_items, m->seq_ptr, m->seq, eval ? m->n_train : NULL, acc);
 	for (i = 0; i < m->n_items; i++)
 	{
 		pop[i] = (float) acc[i];
