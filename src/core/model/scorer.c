@@ -417,7 +417,9 @@ scorer_nothing_to_add(const IsrfScorer *sc, bool direct)
  * The blend network's output added to the scores of cand[0..n) (cand NULL:
  * every item), which hold the dense logits still: its inputs are the
  * direct task's terms as model/scorer_tune.c computes them to fit it.  The
- * scorer is fitted; candidates of -1 are left alone.
+ * scorer is fitted; candidates of -1 are left alone.  It leaves the prior
+ * (with the candidate lists' kNN part) and the user's group term filled for
+ * scorer_add_rest, which needs not compute them again.
  */
 static IsrfStatus
 scorer_add_net(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, int32_t n,
@@ -427,7 +429,7 @@ scorer_add_net(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, i
 	int32_t		ni = sc->n_items,
 				i;
 
-	ISRF_TRY(isrf_scorer_prior_all(sc, hist, len, 0.0f));
+	ISRF_TRY(isrf_scorer_prior_all(sc, hist, len, sc->w.prior_knn_direct));
 	scorer_content_profile(sc, hist, len);
 	has_text = scorer_text_profile(sc, hist, len);
 	isrf_scorer_group(sc, user);
@@ -448,14 +450,17 @@ scorer_add_net(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, i
 		x[ISRF_BLEND_TEXT] = has_text ? scorer_dot(sc, sc->ifeat_n, sc->tprof, it) : 0.0f;
 		scores[i] += (float) isrf_blend_net_forward(&sc->w.net, x);
 	}
-	isrf_scorer_group_clear(sc);
 	return ISRF_OK;
 }
 
-/* Every term but the text's, added after it (isrf_scorer_add); the scorer is fitted. */
+/*
+ * Every term but the text's, added after it (isrf_scorer_add); the scorer is
+ * fitted.  prepared: scorer_add_net has filled the prior and the group term
+ * of this history and user.
+ */
 static IsrfStatus
 scorer_add_rest(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, int32_t n,
-				const int32_t *cand, bool direct, float *scores)
+				const int32_t *cand, bool direct, bool prepared, float *scores)
 {
 	float		beta = direct ? sc->w.prior_direct : sc->w.prior,
 				gamma = direct ? sc->w.pop_direct : 0.0f,
@@ -467,7 +472,8 @@ scorer_add_rest(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 
 	if (eta != 0.0f)
 	{
-		isrf_scorer_group(sc, user);
+		if (!prepared)
+			isrf_scorer_group(sc, user);
 		for (i = 0; i < (cand ? n : ni); i++)
 		{
 			int32_t		it = cand ? cand[i] : i;
@@ -499,7 +505,8 @@ scorer_add_rest(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 		}
 	if (beta == 0.0f)
 		return ISRF_OK;
-	ISRF_TRY(isrf_scorer_prior_all(sc, hist, len, direct ? sc->w.prior_knn_direct : sc->w.prior_knn));
+	if (!prepared)
+		ISRF_TRY(isrf_scorer_prior_all(sc, hist, len, direct ? sc->w.prior_knn_direct : sc->w.prior_knn));
 	for (i = 0; i < (cand ? n : ni); i++)
 	{
 		int32_t		it = cand ? cand[i] : i;
@@ -515,14 +522,19 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 				const int32_t *cand, bool direct, float *scores)
 {
 	float		theta = direct ? sc->w.text_direct : sc->w.text;
+	bool		net = direct && isrf_blend_net_active(&sc->w.net);
 	int32_t		i;
+	IsrfStatus	st;
 
 	if (scorer_nothing_to_add(sc, direct))
 		return ISRF_OK;
 	ISRF_TRY(isrf_scorer_fit(sc));
 	/* first, while the scores are the dense logits the network reads */
-	if (direct && isrf_blend_net_active(&sc->w.net))
-		ISRF_TRY(scorer_add_net(sc, user, hist, len, n, cand, scores));
+	if (net && (st = scorer_add_net(sc, user, hist, len, n, cand, scores)) != ISRF_OK)
+	{
+		isrf_scorer_group_clear(sc);
+		return st;
+	}
 	if (theta != 0.0f && cand == NULL)
 	{
 		/* a zero profile adds zeros, as in isrf_scorer_add_rows */
@@ -532,7 +544,9 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 	else if (theta != 0.0f && scorer_text_profile(sc, hist, len))
 		for (i = 0; i < n; i++)
 			scores[i] += theta * scorer_dot(sc, sc->ifeat_n, sc->tprof, cand[i]);
-	return scorer_add_rest(sc, user, hist, len, n, cand, direct, scores);
+	st = scorer_add_rest(sc, user, hist, len, n, cand, direct, net, scores);
+	isrf_scorer_group_clear(sc);
+	return st;
 }
 
 IsrfStatus
@@ -565,7 +579,7 @@ isrf_scorer_add_rows(IsrfScorer *sc, int32_t n, const int32_t *users, const int3
 		isrf_free(env, prof);
 	}
 	for (r = 0; r < n; r++)
-		ISRF_TRY(scorer_add_rest(sc, users[r], hist[r], lens[r], sc->n_items, NULL, false,
+		ISRF_TRY(scorer_add_rest(sc, users[r], hist[r], lens[r], sc->n_items, NULL, false, false,
 								 scores + (size_t) r * sc->n_items));
 	return ISRF_OK;
 }
