@@ -177,69 +177,64 @@ isrf_blend_net_list_grad(const IsrfBlendNet *net, const IsrfBlendData *d, int32_
 	return mx + log(sum) - sc[d->target[l]];
 }
 
-/* NDCG@10 and HR@10 of the lists l = first, first + stride, ... with or without the network. */
-static IsrfMetrics
-blend_score_lists(const IsrfBlendNet *net, const IsrfBlendData *d, int32_t first, int32_t stride,
-				  double *sc)
+/* How the sum alone and the sum with the network rank held-out lists. */
+typedef struct BlendJudged
 {
-	IsrfMetrics acc;
-	int32_t		l,
-				c;
+	IsrfMetrics sum,			/* HR@10, NDCG@10 ... of the weighted sum alone */
+				net;			/* and with the network */
+	double		gain,			/* the mean gain in NDCG@10, list by list */
+				gain_se;		/* and its standard error */
+} BlendJudged;
 
-	memset(&acc, 0, sizeof(acc));
-	for (l = first; l < d->n_lists; l += stride)
-	{
-		size_t		off = (size_t) l * d->n_cand;
-
-		for (c = 0; c < d->n_cand; c++)
-			sc[c] = d->base[off + c] + (net ? isrf_blend_net_forward(net, d->x + (off + c) * NF) : 0.0);
-		isrf_metrics_add(&acc, isrf_direct_rank(sc, NULL, d->n_cand, d->target[l], false));
-	}
-	return isrf_metrics_mean(&acc);
-}
-
-/*
- * The mean gain in NDCG@10 of the network over the sum alone on the lists
- * l = first, first + stride, ..., list by list, into *mean, and its
- * standard error into *se.
- */
-static void
-blend_gain(const IsrfBlendNet *net, const IsrfBlendData *d, int32_t first, int32_t stride, double *sc,
-		   double *mean, double *se)
+/* The lists l = first, first + stride, ... judged in one pass; sc is n_cand scratch. */
+static BlendJudged
+blend_judge(const IsrfBlendNet *net, const IsrfBlendData *d, int32_t first, int32_t stride, double *sc)
 {
+	BlendJudged j;
+	IsrfMetrics sum,
+				with;
 	double		s = 0.0,
 				s2 = 0.0;
 	int64_t		n = 0;
 	int32_t		l,
 				c;
 
+	memset(&sum, 0, sizeof(sum));
+	memset(&with, 0, sizeof(with));
 	for (l = first; l < d->n_lists; l += stride)
 	{
 		size_t		off = (size_t) l * d->n_cand;
+		int32_t		r0 = isrf_direct_rank(d->base + off, NULL, d->n_cand, d->target[l], false),
+					r1;
 		double		diff;
 
-		diff = -isrf_ndcg_at(isrf_direct_rank(d->base + off, NULL, d->n_cand, d->target[l], false), 10);
 		for (c = 0; c < d->n_cand; c++)
 			sc[c] = d->base[off + c] + isrf_blend_net_forward(net, d->x + (off + c) * NF);
-		diff += isrf_ndcg_at(isrf_direct_rank(sc, NULL, d->n_cand, d->target[l], false), 10);
+		r1 = isrf_direct_rank(sc, NULL, d->n_cand, d->target[l], false);
+		isrf_metrics_add(&sum, r0);
+		isrf_metrics_add(&with, r1);
+		diff = isrf_ndcg_at(r1, 10) - isrf_ndcg_at(r0, 10);
 		s += diff;
 		s2 += diff * diff;
 		n++;
 	}
-	*mean = n ? s / (double) n : 0.0;
-	*se = n > 1 ? sqrt(fmax(s2 / (double) n - *mean * *mean, 0.0) / (double) (n - 1)) : INFINITY;
+	j.sum = isrf_metrics_mean(&sum);
+	j.net = isrf_metrics_mean(&with);
+	j.gain = n ? s / (double) n : 0.0;
+	j.gain_se = n > 1 ? sqrt(fmax(s2 / (double) n - j.gain * j.gain, 0.0) / (double) (n - 1)) : INFINITY;
+	return j;
 }
 
 /*
  * Fit net (standardised already) for epochs passes over the lists
  * l = first, first + stride, ...; with held >= 0, the lists
- * held, held + stride, ... are scored after each epoch, and the best
- * epoch, its figures and its network go to *best_epoch, *best, *best_net.
+ * held, held + stride, ... are judged after each epoch, and the best
+ * epoch (by the network's NDCG@10 there) and its judgement go to
+ * *best_epoch and *best.
  */
 static IsrfStatus
 blend_train(IsrfEnv *env, const IsrfBlendData *d, int32_t first, int32_t stride, int32_t held,
-			int32_t epochs, IsrfBlendNet *net, int32_t *best_epoch, IsrfMetrics *best,
-			IsrfBlendNet *best_net)
+			int32_t epochs, IsrfBlendNet *net, int32_t *best_epoch, BlendJudged *best)
 {
 	IsrfBlendNet g,
 				m1,
@@ -305,13 +300,12 @@ blend_train(IsrfEnv *env, const IsrfBlendData *d, int32_t first, int32_t stride,
 		}
 		if (held >= 0)
 		{
-			IsrfMetrics mt = blend_score_lists(net, d, held, stride, scratch);
+			BlendJudged j = blend_judge(net, d, held, stride, scratch);
 
-			if (*best_epoch == 0 || mt.ndcg10 > best->ndcg10)
+			if (*best_epoch == 0 || j.net.ndcg10 > best->net.ndcg10)
 			{
 				*best_epoch = e;
-				*best = mt;
-				*best_net = *net;
+				*best = j;
 			}
 		}
 	}
@@ -326,11 +320,8 @@ IsrfStatus
 isrf_blend_net_fit(IsrfEnv *env, const IsrfBlendData *d, int32_t max_epochs, IsrfBlendNet *out,
 				   IsrfBlendReport *rep)
 {
-	IsrfBlendNet net,
-				best_net;
-	IsrfMetrics sum_only,
-				best;
-	double	   *sc;
+	IsrfBlendNet net;
+	BlendJudged best;
 	int32_t		best_epoch = 0,
 				l;
 
@@ -344,13 +335,6 @@ isrf_blend_net_fit(IsrfEnv *env, const IsrfBlendData *d, int32_t max_epochs, Isr
 		if (d->target[l] < 0 || d->target[l] >= d->n_cand)
 			return isrf_fail(env, ISRF_ERR_INVALID, "blend network: list %d has its target at %d of %d",
 							 l, d->target[l], d->n_cand);
-	sc = isrf_alloc(env, (size_t) d->n_cand * 8 + 8);
-	if (sc == NULL)
-		return ISRF_ERR_NOMEM;
-	sum_only = blend_score_lists(NULL, d, 1, 2, sc);
-	isrf_free(env, sc);
-	rep->held_sum_hr10 = sum_only.hr10;
-	rep->held_sum_ndcg10 = sum_only.ndcg10;
 
 	/*
 	 * how long to fit, judged on the lists it is not fitted on; kept only
@@ -361,15 +345,14 @@ isrf_blend_net_fit(IsrfEnv *env, const IsrfBlendData *d, int32_t max_epochs, Isr
 	memset(&net, 0, sizeof(net));
 	blend_standardise(d, &net);
 	blend_init(&net);
-	ISRF_TRY(blend_train(env, d, 0, 2, 1, max_epochs, &net, &best_epoch, &best, &best_net));
+	ISRF_TRY(blend_train(env, d, 0, 2, 1, max_epochs, &net, &best_epoch, &best));
 	rep->best_epoch = best_epoch;
-	rep->held_net_hr10 = best.hr10;
-	rep->held_net_ndcg10 = best.ndcg10;
-	sc = isrf_alloc(env, (size_t) d->n_cand * 8 + 8);
-	if (sc == NULL)
-		return ISRF_ERR_NOMEM;
-	blend_gain(&best_net, d, 1, 2, sc, &rep->held_gain, &rep->held_gain_se);
-	isrf_free(env, sc);
+	rep->held_sum_hr10 = best.sum.hr10;
+	rep->held_sum_ndcg10 = best.sum.ndcg10;
+	rep->held_net_hr10 = best.net.hr10;
+	rep->held_net_ndcg10 = best.net.ndcg10;
+	rep->held_gain = best.gain;
+	rep->held_gain_se = best.gain_se;
 	if (!(rep->held_gain > 2.0 * rep->held_gain_se))
 		return ISRF_OK;
 
@@ -377,7 +360,7 @@ isrf_blend_net_fit(IsrfEnv *env, const IsrfBlendData *d, int32_t max_epochs, Isr
 	memset(&net, 0, sizeof(net));
 	blend_standardise(d, &net);
 	blend_init(&net);
-	ISRF_TRY(blend_train(env, d, 0, 1, -1, best_epoch, &net, NULL, NULL, NULL));
+	ISRF_TRY(blend_train(env, d, 0, 1, -1, best_epoch, &net, NULL, NULL));
 	if (!isrf_blend_net_finite(&net))
 		return ISRF_OK;
 	*out = net;
