@@ -247,11 +247,11 @@ test_fit(void)
 				after;
 
 	/* the target follows x0 * x1: kept, and better on lists it never saw */
-	make_lists(&fit, 600, 20, true, 21);
+	make_lists(&fit, 1500, 20, true, 21);
 	make_lists(&fresh, 400, 20, true, 22);
 	d = lists_data(&fit);
-	CHECK(isrf_blend_net_fit(&env, &d, 10, &net, &rep) == ISRF_OK);
-	CHECK_MSG(rep.epochs >= 1 && rep.epochs <= 10 && rep.epochs == rep.best_epoch, "epochs %d", rep.epochs);
+	CHECK(isrf_blend_net_fit(&env, &d, 30, &net, &rep) == ISRF_OK);
+	CHECK_MSG(rep.epochs >= 1 && rep.epochs <= 30 && rep.epochs == rep.best_epoch, "epochs %d", rep.epochs);
 	CHECK(isrf_blend_net_active(&net) && isrf_blend_net_finite(&net));
 	CHECK_MSG(rep.held_net_ndcg10 > rep.held_sum_ndcg10 + 0.2, "held out %.4f vs %.4f",
 			  rep.held_net_ndcg10, rep.held_sum_ndcg10);
@@ -264,7 +264,7 @@ test_fit(void)
 	CHECK(fabsf(net.mean[0]) < 0.05f && fabsf(net.inv_sd[0] - 1.732f) < 0.1f);
 
 	/* deterministic */
-	CHECK(isrf_blend_net_fit(&env, &d, 10, &again, &rep) == ISRF_OK);
+	CHECK(isrf_blend_net_fit(&env, &d, 30, &again, &rep) == ISRF_OK);
 	CHECK(memcmp(&net, &again, sizeof(net)) == 0);
 
 	/* a target independent of the inputs: left out (all zero), its gain within the noise */
@@ -279,7 +279,7 @@ test_fit(void)
 	d = lists_data(&fit);
 	d.n_lists = 1;
 	CHECK(isrf_blend_net_fit(&env, &d, 10, &net, &rep) == ISRF_OK && !isrf_blend_net_active(&net));
-	d.n_lists = 600;
+	d.n_lists = 1500;
 	d.n_cand = 1;
 	CHECK(isrf_blend_net_fit(&env, &d, 10, &net, &rep) == ISRF_OK && !isrf_blend_net_active(&net));
 	d = lists_data(&fit);

@@ -593,6 +593,206 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
  * knows (the group term counts) and one it does not; full ranking does not
  * get it.
  */
+/*
+ * A TF-IDF-like matrix of item text: item i has the words i % 4, 4 + i % 3
+ * and 7 + i / 5 with random positive weights, its row of unit length; item
+ * 5 has no text.
+ */
+static void
+test_item_text(int32_t n_items, IsrfCsr *m)
+{
+	unsigned long long rs = 29;
+	int32_t		i,
+				k;
+
+	m->n_rows = n_items;
+	m->n_cols = 7 + n_items / 5 + 1;
+	m->rowptr = malloc(sizeof(int32_t) * (n_items + 1));
+	m->col = malloc(sizeof(int32_t) * 3 * n_items);
+	m->val = malloc(sizeof(float) * 3 * n_items);
+	m->rowptr[0] = 0;
+	for (i = 0; i < n_items; i++)
+	{
+		int32_t		p = m->rowptr[i];
+		double		ss = 0.0;
+
+		if (i == 5)
+		{
+			m->rowptr[i + 1] = p;
+			continue;
+		}
+		m->col[p] = i % 4;
+		m->col[p + 1] = 4 + i % 3;
+		m->col[p + 2] = 7 + i / 5;
+		for (k = 0; k < 3; k++)
+		{
+			m->val[p + k] = 0.2f + (float) (unit_rand_next(&rs) % 100) / 100.0f;
+			ss += (double) m->val[p + k] * m->val[p + k];
+		}
+		for (k = 0; k < 3; k++)
+			m->val[p + k] = (float) (m->val[p + k] / sqrt(ss));
+		m->rowptr[i + 1] = p + 3;
+	}
+	m->nnz = m->rowptr[n_items];
+}
+
+static void
+test_item_text_free(IsrfCsr *m)
+{
+	free(m->rowptr);
+	free(m->col);
+	free(m->val);
+}
+
+/* The dot product of rows a and b of m (dense, by brute force). */
+static double
+text_dot(const IsrfCsr *m, int32_t a, int32_t b)
+{
+	double		s = 0.0;
+	int32_t		p,
+				q;
+
+	for (p = m->rowptr[a]; p < m->rowptr[a + 1]; p++)
+		for (q = m->rowptr[b]; q < m->rowptr[b + 1]; q++)
+			if (m->col[p] == m->col[q])
+				s += (double) m->val[p] * m->val[q];
+	return s;
+}
+
+/*
+ * The relations (scorer.h) against their definitions computed by brute
+ * force from the histories and the text rows, for every user's train
+ * history and every item, unknown ones included; read in blocks after one
+ * preparation they are the same.
+ */
+static void
+check_relations(IsrfEnv *env, TestData *t)
+{
+	IsrfScorer	scr;
+	IsrfCsr		txt;
+	int32_t		ni = t->d.n_items,
+				nc = ni + 3,
+			   *cand = malloc(sizeof(int32_t) * (ni + 3)),
+			   *pop = calloc(ni, sizeof(int32_t)),
+				u,
+				i;
+	float	   *buf = malloc(sizeof(float) * 8 * (ni + 3));
+	IsrfRelations rel = {buf, buf + nc, buf + 2 * nc, buf + 3 * nc},
+				rel2 = {buf + 4 * nc, buf + 5 * nc, buf + 6 * nc, buf + 7 * nc};
+	int32_t		n_knn = 0,
+				n_lex = 0;
+
+	test_item_text(ni, &txt);
+	for (i = 0; i < ni; i++)
+		cand[i] = i;
+	cand[ni] = -1;
+	cand[ni + 1] = ni;
+	cand[ni + 2] = 3;
+	for (u = 0; u < t->d.n_users; u++)
+		for (i = 0; i < t->n_train[u]; i++)
+			pop[t->seq[t->seq_ptr[u] + i]]++;
+	isrf_scorer_init(&scr, env, t->d.n_users, ni, t->d.dm, t->seq_ptr, t->seq, t->n_train,
+					 t->item_exp, t->item_feat, &txt, NULL, NULL);
+	CHECK(isrf_scorer_fit(&scr) == ISRF_OK);
+	for (u = 0; u < t->d.n_users; u++)
+	{
+		const int32_t *h = t->seq + t->seq_ptr[u];
+		int32_t		len = t->n_train[u] + 1;	/* the validation item too */
+
+		CHECK(isrf_scorer_relations(&scr, h, len, nc, cand, &rel) == ISRF_OK);
+		for (i = 0; i < nc; i++)
+		{
+			int32_t		b = cand[i],
+						k,
+						v,
+						j;
+			double		kmax = 0.0,
+						lmax = 0.0,
+						pdot = 0.0,
+						pnorm2 = 0.0,
+						w = 1.0;
+
+			if (b < 0 || b >= ni)
+			{
+				CHECK(rel.knn_max[i] == 0.0f && rel.lex_profile[i] == 0.0f &&
+					  rel.lex_last[i] == 0.0f && rel.lex_max[i] == 0.0f);
+				continue;
+			}
+			/* co(a, b): users whose train items (all within the window) hold both */
+			for (k = 0; k < len; k++)
+			{
+				int32_t		a = h[k],
+							co = 0;
+
+				if (a == b || pop[a] == 0)
+					continue;
+				for (v = 0; v < t->d.n_users; v++)
+				{
+					bool		ha = false,
+								hb = false;
+
+					for (j = 0; j < t->n_train[v]; j++)
+					{
+						ha |= t->seq[t->seq_ptr[v] + j] == a;
+						hb |= t->seq[t->seq_ptr[v] + j] == b;
+					}
+					co += ha && hb;
+				}
+				if (co > 0 && co / sqrt((double) pop[a] * pop[b]) > kmax)
+					kmax = co / sqrt((double) pop[a] * pop[b]);
+			}
+			CHECK_NEAR(rel.knn_max[i], kmax, 1e-6);
+			n_knn += kmax > 0.0;
+			/* the words: most recent first */
+			for (k = len - 1; k >= 0; k--, w *= ISRF_TEXT_DECAY)
+			{
+				double		d = text_dot(&txt, h[k], b);
+
+				if (d > lmax)
+					lmax = d;
+				pdot += w * d;
+			}
+			{
+				double		w1 = 1.0,
+							w2;
+
+				for (k = len - 1; k >= 0; k--, w1 *= ISRF_TEXT_DECAY)
+					for (j = len - 1, w2 = 1.0; j >= 0; j--, w2 *= ISRF_TEXT_DECAY)
+						pnorm2 += w1 * w2 * text_dot(&txt, h[k], h[j]);
+			}
+			CHECK_NEAR(rel.lex_last[i], text_dot(&txt, h[len - 1], b), 1e-6);
+			CHECK_NEAR(rel.lex_max[i], lmax, 1e-6);
+			CHECK_NEAR(rel.lex_profile[i], pnorm2 > 0.0 ? pdot / sqrt(pnorm2) : 0.0, 1e-5);
+			n_lex += lmax > 0.0;
+		}
+		/* prepared once, read in two blocks: the same */
+		CHECK(isrf_scorer_relations_begin(&scr, h, len) == ISRF_OK);
+		isrf_scorer_relations_get(&scr, 7, cand, &rel2);
+		isrf_scorer_relations_get(&scr, nc - 7, cand + 7,
+								  &(IsrfRelations) {rel2.knn_max + 7, rel2.lex_profile + 7,
+													rel2.lex_last + 7, rel2.lex_max + 7});
+		isrf_scorer_relations_end(&scr);
+		CHECK(memcmp(rel.knn_max, rel2.knn_max, sizeof(float) * 4 * nc) == 0);
+	}
+	CHECK_MSG(n_knn > 10 && n_lex > 10, "%d co-occurring, %d sharing words", n_knn, n_lex);
+	/* an empty history relates to nothing; without text, no lexical relations */
+	CHECK(isrf_scorer_relations(&scr, t->seq, 0, nc, cand, &rel) == ISRF_OK);
+	for (i = 0; i < 4 * nc; i++)
+		CHECK(buf[i] == 0.0f);
+	isrf_scorer_free(&scr);
+	isrf_scorer_init(&scr, env, t->d.n_users, ni, t->d.dm, t->seq_ptr, t->seq, t->n_train,
+					 t->item_exp, t->item_feat, NULL, NULL, NULL);
+	CHECK(isrf_scorer_fit(&scr) == ISRF_OK);
+	CHECK(isrf_scorer_relations(&scr, t->seq, t->n_train[0] + 1, nc, cand, &rel) == ISRF_OK);
+	for (i = nc; i < 4 * nc; i++)
+		CHECK(buf[i] == 0.0f);
+	isrf_scorer_free(&scr);
+	test_item_text_free(&txt);
+	free(cand);
+	free(pop);
+	free(buf);
+}
+
 static void
 check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 {
@@ -614,10 +814,15 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	int32_t    *grp_ptr,
 				grp_col[2] = {0, 1};
 	float		grp_val[2] = {1.0f, 0.5f};
+	IsrfCsr		txt;
+	int32_t		rel_seen = 0,
+				lex_seen = 0;
 
 	tiny_config(&c);
 	c.epochs = 2;
 	c.use_prior = true;
+	test_item_text(t->d.n_items, &txt);
+	t->d.item_text = &txt;
 	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
 	/* a network with every weight set, and a weighted sum beside it */
 	for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
@@ -663,7 +868,12 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 					full[4],
 					full0[4],
 					content[4],
-					text[4];
+					text[4],
+					kmax[4],
+					lprof[4],
+					llast[4],
+					lmax[4];
+		IsrfRelations rel = {kmax, lprof, llast, lmax};
 		double		group_seen = 0.0;
 
 		/* the scores without the network, then with it */
@@ -688,6 +898,7 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 		CHECK(isrf_scorer_prior_all(scr, hist, len, 0.0f) == ISRF_OK);
 		isrf_scorer_content(scr, hist, len, 4, cand, content);
 		isrf_scorer_text(scr, hist, len, 4, cand, text);
+		CHECK(isrf_scorer_relations(scr, hist, len, 4, cand, &rel) == ISRF_OK);
 		isrf_scorer_group(scr, users[r]);
 		for (j = 0; j < 4; j++)
 		{
@@ -707,7 +918,13 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 			x[ISRF_BLEND_CONTENT] = content[j];
 			x[ISRF_BLEND_GROUP] = scr->gsc[it];
 			x[ISRF_BLEND_TEXT] = text[j];
+			x[ISRF_BLEND_KNN_MAX] = kmax[j];
+			x[ISRF_BLEND_LEX_PROFILE] = lprof[j];
+			x[ISRF_BLEND_LEX_LAST] = llast[j];
+			x[ISRF_BLEND_LEX_MAX] = lmax[j];
 			group_seen += x[ISRF_BLEND_GROUP];
+			rel_seen += kmax[j] > 0.0f ? 1 : 0;
+			lex_seen += lprof[j] > 0.0f && lmax[j] > 0.0f ? 1 : 0;
 			CHECK_NEAR(with[j] - sum[j], isrf_blend_net_forward(&net, x), 1e-4);
 			/* and it does add something */
 			CHECK(fabs(isrf_blend_net_forward(&net, x)) > 1e-6);
@@ -742,8 +959,12 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 		free(a);
 		free(b);
 	}
+	/* the relations took part: some candidate co-occurs with the history, shares words with it */
+	CHECK_MSG(rel_seen > 0 && lex_seen > 0, "co-occurring %d, sharing words %d", rel_seen, lex_seen);
 	t->d.group = NULL;
+	t->d.item_text = NULL;
 	free(grp_ptr);
+	test_item_text_free(&txt);
 	isrf_genrec_free(env, &g);
 }
 
@@ -1030,6 +1251,7 @@ main(void)
 	check_inference(&env, be, &t);
 	check_no_leak(&env, be, &t);
 	check_prior(&env, be, &t);
+	check_relations(&env, &t);
 	check_blend_net(&env, be, &t);
 	check_determinism(&env, be, &t);
 	check_refit(&env, be, &t);

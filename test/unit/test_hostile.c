@@ -18,6 +18,10 @@
 #define TAG_GPTR ISRF_TAG('G', 'P', 'T', 'R')
 #define TAG_CONFIG ISRF_TAG('C', 'O', 'N', 'F')
 #define TAG_GHDR ISRF_TAG('G', 'H', 'D', 'R')
+#define TAG_TSIZ ISRF_TAG('T', 'S', 'I', 'Z')
+#define TAG_TPTR ISRF_TAG('T', 'P', 'T', 'R')
+#define TAG_TCOL ISRF_TAG('T', 'C', 'O', 'L')
+#define TAG_TVAL ISRF_TAG('T', 'V', 'A', 'L')
 
 static IsrfEnv env;
 static IsrfBackend *be;
@@ -252,6 +256,97 @@ every_byte_flip_detected(void)
 	}
 }
 
+/*
+ * The items' TF-IDF rows (the lexical relations' words) with a column past
+ * the stored vocabulary, a non-finite weight, a vocabulary of no columns
+ * or of more than the featurizer makes, row pointers out of order, or the
+ * entries' section shorter than its count: each refused as damage before
+ * serving reads a word.  Without the sections the model loads (a model of
+ * an older build, or of embeddings) with no rows.
+ */
+static void
+edit_text_column(IsrfTestSections *s)
+{
+	int32_t    *cols = section_i32(s, TAG_TCOL);
+
+	cols[0] = section_i32(s, TAG_TSIZ)[0];
+}
+
+static void
+edit_text_weight(IsrfTestSections *s)
+{
+	float	   *val = (float *) isrf_test_section(s, TAG_TVAL)->data;
+
+	val[1] = NAN;
+}
+
+static void
+edit_text_no_columns(IsrfTestSections *s)
+{
+	section_i32(s, TAG_TSIZ)[0] = 0;
+}
+
+static void
+edit_text_huge_vocabulary(IsrfTestSections *s)
+{
+	section_i32(s, TAG_TSIZ)[0] = INT32_MAX;
+}
+
+static void
+edit_text_pointers(IsrfTestSections *s)
+{
+	int32_t    *ptr = section_i32(s, TAG_TPTR);
+
+	ptr[2] = ptr[16] + 5;		/* 16 items: ptr[16] = nnz */
+}
+
+static void
+edit_text_count(IsrfTestSections *s)
+{
+	section_i32(s, TAG_TSIZ)[1] += 1;
+}
+
+static void
+edit_text_dropped(IsrfTestSections *s)
+{
+	isrf_test_section(s, TAG_TSIZ)->dropped = true;
+	isrf_test_section(s, TAG_TPTR)->dropped = true;
+	isrf_test_section(s, TAG_TCOL)->dropped = true;
+	isrf_test_section(s, TAG_TVAL)->dropped = true;
+}
+
+static void
+item_text_checked(void)
+{
+	void		(*edits[]) (IsrfTestSections *) = {edit_text_column, edit_text_weight, edit_text_no_columns,
+		edit_text_huge_vocabulary, edit_text_pointers, edit_text_count};
+	IsrfModel	m;
+	size_t		i;
+
+	CHECK(isrf_model_load(&env, model_buf[1], model_len[1], &m) == ISRF_OK);
+	CHECK_MSG(m.item_text.rowptr != NULL && m.item_text.n_rows == 16 && m.item_text.nnz > 16,
+			  "the small model has item text (%d rows, %d entries)", m.item_text.n_rows, m.item_text.nnz);
+	isrf_model_free(&env, &m);
+	for (i = 0; i < sizeof(edits) / sizeof(edits[0]); i++)
+	{
+		CHECK_MSG(load_edited(true, edits[i], &m) == ISRF_ERR_CORRUPT, "edit %zu loaded", i);
+		CHECK_MSG(strstr(env.errmsg, "item text") != NULL || strstr(env.errmsg, "TCOL") != NULL ||
+				  strstr(env.errmsg, "TVAL") != NULL, "edit %zu: %s", i, env.errmsg);
+	}
+	CHECK(load_edited(true, edit_text_dropped, &m) == ISRF_OK);
+	CHECK(m.item_text.rowptr == NULL);
+	{
+		IsrfServeSession *ss;
+		int32_t		cand[3] = {1, 2, 3};
+		float		sc[3];
+
+		CHECK(isrf_serve_session_open(&env, be, &m, &ss) == ISRF_OK);
+		CHECK(isrf_serve_rank(&env, ss, 0, NULL, 0, 3, cand, sc) == ISRF_OK);
+		isrf_serve_session_close(ss);
+	}
+	isrf_model_free(&env, &m);
+}
+
 int
 main(void)
 {
@@ -271,6 +366,7 @@ main(void)
 	stored_configuration_checked();
 	every_byte_flip_detected();
 	beam_wider_than_catalogue();
+	item_text_checked();
 
 	isrf_free(&env, model_buf[0]);
 	isrf_free(&env, model_buf[1]);

@@ -12,6 +12,8 @@
 #include "serve/serve.h"
 #include "serve/serve_internal.h"
 #include "data/synthetic.h"
+#include "model/model_file.h"
+#include "support/model_edit.h"
 #include "support/synth_corpus.h"
 #include "unit.h"
 
@@ -380,8 +382,81 @@ main(void)
 		CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 4, cand, sb) == ISRF_OK);
 		isrf_serve_session_close(ss2);
 		CHECK(memcmp(sa, sb, 2 * sizeof(float)) == 0 && sa[3] == sb[3]);
+		/* the items' words travel too, and the network reads them */
+		CHECK(m.item_text.rowptr != NULL && m2.item_text.nnz == m.item_text.nnz &&
+			  m2.item_text.n_cols == m.item_text.n_cols &&
+			  memcmp(m2.item_text.rowptr, m.item_text.rowptr, sizeof(int32_t) * (m.n_items + 1)) == 0 &&
+			  memcmp(m2.item_text.col, m.item_text.col, sizeof(int32_t) * m.item_text.nnz) == 0 &&
+			  memcmp(m2.item_text.val, m.item_text.val, sizeof(float) * m.item_text.nnz) == 0);
+		{
+			IsrfCsr		words = m2.item_text;
+			float		sw[4];
+
+			m2.item_text.rowptr = NULL;
+			CHECK(isrf_serve_session_open(&env, be, &m2, &ss2) == ISRF_OK);
+			CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 4, cand, sw) == ISRF_OK);
+			isrf_serve_session_close(ss2);
+			m2.item_text = words;
+			CHECK_MSG(sw[0] != sa[0] || sw[1] != sa[1] || sw[3] != sa[3], "the words changed no score");
+		}
 		isrf_model_free(&env, &m2);
 		isrf_free(&env, buf);
+
+		/*
+		 * a model of a build before the relations stored a network of 8
+		 * inputs (section GNET): it loads as a network that ignores the
+		 * newer inputs, with the same scores
+		 */
+		{
+			IsrfBlendNet old = m.genrec.weights.net;
+			IsrfTestSections secs;
+			IsrfTestSection *sec;
+			float		v1[ISRF_BLEND_NET_FLOATS_V1],
+						so[4];
+			int			q = 0;
+
+			for (f = ISRF_BLEND_N_FEATURES_V1; f < ISRF_BLEND_N_FEATURES; f++)
+			{
+				m.genrec.weights.net.mean[f] = 0.0f;
+				m.genrec.weights.net.inv_sd[f] = 0.0f;
+				for (k = 0; k < ISRF_BLEND_HIDDEN; k++)
+					m.genrec.weights.net.w1[k][f] = 0.0f;
+			}
+			for (f = 0; f < ISRF_BLEND_N_FEATURES_V1; f++)
+				v1[q++] = m.genrec.weights.net.mean[f];
+			for (f = 0; f < ISRF_BLEND_N_FEATURES_V1; f++)
+				v1[q++] = m.genrec.weights.net.inv_sd[f];
+			for (k = 0; k < ISRF_BLEND_HIDDEN; k++)
+				for (f = 0; f < ISRF_BLEND_N_FEATURES_V1; f++)
+					v1[q++] = m.genrec.weights.net.w1[k][f];
+			for (k = 0; k < ISRF_BLEND_HIDDEN; k++)
+				v1[q++] = m.genrec.weights.net.b1[k];
+			for (k = 0; k < ISRF_BLEND_HIDDEN; k++)
+				v1[q++] = m.genrec.weights.net.w2[k];
+			CHECK(q == ISRF_BLEND_NET_FLOATS_V1);
+			CHECK(isrf_serve_session_open(&env, be, &m, &ss2) == ISRF_OK);
+			CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 4, cand, so) == ISRF_OK);
+			isrf_serve_session_close(ss2);
+			CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
+			CHECK(isrf_test_sections_split(&env, buf, len, &secs) == ISRF_OK);
+			isrf_free(&env, buf);
+			sec = isrf_test_section(&secs, ISRF_TAG('G', 'N', 'E', '2'));
+			CHECK(sec != NULL);
+			sec->tag = ISRF_TAG('G', 'N', 'E', 'T');
+			isrf_test_section_resize(sec, sizeof(v1));
+			memcpy(sec->data, v1, sizeof(v1));
+			CHECK(isrf_test_sections_join(&env, &secs, &buf, &len) == ISRF_OK);
+			isrf_test_sections_free(&secs);
+			CHECK_MSG(isrf_model_load(&env, buf, len, &m2) == ISRF_OK, "%s", env.errmsg);
+			CHECK(memcmp(&m2.genrec.weights.net, &m.genrec.weights.net, sizeof(IsrfBlendNet)) == 0);
+			CHECK(isrf_serve_session_open(&env, be, &m2, &ss2) == ISRF_OK);
+			CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 4, cand, sb) == ISRF_OK);
+			isrf_serve_session_close(ss2);
+			CHECK(memcmp(so, sb, 2 * sizeof(float)) == 0 && so[3] == sb[3]);
+			isrf_model_free(&env, &m2);
+			isrf_free(&env, buf);
+			m.genrec.weights.net = old;
+		}
 		m.genrec.weights.net.b1[3] = NAN;
 		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
 		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_ERR_CORRUPT);

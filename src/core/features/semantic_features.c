@@ -34,6 +34,7 @@ isrf_semantic_free(IsrfEnv *env, IsrfSemantic *s)
 	isrf_free(env, s->item);
 	isrf_free(env, s->user);
 	isrf_free(env, s->user_source);
+	isrf_csr_free(env, &s->item_text);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -47,6 +48,19 @@ semantic_sum(const float *v, int32_t n)
 	for (i = 0; i < n; i++)
 		s += v[i];
 	return s;
+}
+
+/* out = the first n_rows rows of x (a copy). */
+static IsrfStatus
+semantic_csr_head(IsrfEnv *env, const IsrfCsr *x, int32_t n_rows, IsrfCsr *out)
+{
+	int32_t		nnz = x->rowptr[n_rows];
+
+	ISRF_TRY(isrf_csr_alloc(env, n_rows, x->n_cols, nnz, out));
+	memcpy(out->rowptr, x->rowptr, sizeof(int32_t) * ((size_t) n_rows + 1));
+	memcpy(out->col, x->col, sizeof(int32_t) * (size_t) nnz);
+	memcpy(out->val, x->val, sizeof(float) * (size_t) nnz);
+	return ISRF_OK;
 }
 
 /*
@@ -122,6 +136,12 @@ semantic_from_text(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 	if (st != ISRF_OK)
 		return st;
 	out->t_featurize = isrf_now() - t0;
+	/* the items' rows, kept for the lexical terms of the score (model/scorer.h) */
+	if ((st = semantic_csr_head(env, &x, n_items, &out->item_text)) != ISRF_OK)
+	{
+		isrf_csr_free(env, &x);
+		return st;
+	}
 
 	/*
 	 * Dropping empty rows changes only the row pointers: an empty row owns

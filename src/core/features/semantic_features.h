@@ -56,6 +56,10 @@ typedef struct IsrfSemantic
 	int32_t		dm;
 	float	   *item;			/* [n_items x dm], zero row = no feature */
 	float	   *user;			/* [n_users x dm], zero row = no feature */
+	IsrfCsr		item_text;		/* n_items x hash_dim: each item's L2-normalised
+								 * TF-IDF row (the PCA's input; empty rows for
+								 * items without text); no rows (NULL rowptr)
+								 * when the features came from embeddings */
 	uint8_t    *user_source;	/* [n_users] IsrfUserFeatureSource */
 
 	int32_t		n_items_with_text;	/* (or with an embedding) */

@@ -33,8 +33,15 @@ typedef enum IsrfBlendFeature
 	ISRF_BLEND_CONTENT,			/* the profile cosine */
 	ISRF_BLEND_GROUP,			/* group(i) */
 	ISRF_BLEND_TEXT,			/* text(i) */
+	ISRF_BLEND_KNN_MAX,			/* the relations (isrf_scorer_relations): the */
+	ISRF_BLEND_LEX_PROFILE,		/* closest co-occurrence, the lexical */
+	ISRF_BLEND_LEX_LAST,		/* cosines with the recent items' profile and */
+	ISRF_BLEND_LEX_MAX,			/* the last item, the closest lexical cosine */
 	ISRF_BLEND_N_FEATURES
 } IsrfBlendFeature;
+
+/* the inputs of the first networks (the terms up to ISRF_BLEND_TEXT) */
+#define ISRF_BLEND_N_FEATURES_V1 8
 
 #define ISRF_BLEND_HIDDEN 16
 
@@ -48,6 +55,16 @@ typedef struct IsrfBlendNet
 } IsrfBlendNet;
 
 #define ISRF_BLEND_NET_FLOATS ((int) (sizeof(IsrfBlendNet) / sizeof(float)))
+/* a first network's floats: the same fields over ISRF_BLEND_N_FEATURES_V1 inputs */
+#define ISRF_BLEND_NET_FLOATS_V1 \
+	(2 * ISRF_BLEND_N_FEATURES_V1 + ISRF_BLEND_HIDDEN * (ISRF_BLEND_N_FEATURES_V1 + 2))
+
+/*
+ * A first network's floats v1[ISRF_BLEND_NET_FLOATS_V1] (a model of a build
+ * before the relations) as a network of today's inputs that ignores the
+ * newer ones: the same output for every input.
+ */
+void		isrf_blend_net_from_v1(const float *v1, IsrfBlendNet *net);
 
 /* True when the network adds something (some output weight is not 0). */
 bool		isrf_blend_net_active(const IsrfBlendNet *net);

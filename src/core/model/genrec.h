@@ -100,6 +100,7 @@ typedef struct IsrfGenrecConfig
 	bool		use_group_score;	/* the group's recent items as a score term */
 	bool		use_text_score; /* the recent items' text as a score term */
 	bool		use_blend_net;	/* the candidate lists' blend network */
+	bool		use_relations;	/* its inputs include the relations (scorer.h) */
 	int32_t		semid_levels;	/* residual k-means levels */
 	int32_t		semid_codebook; /* codes per level */
 	int32_t		eval_users;		/* validation users per evaluation, 0 = all */
@@ -123,6 +124,7 @@ typedef struct IsrfGenrecData
 	const int32_t *seq;
 	const int32_t *n_train;		/* [n_users] train prefix lengths */
 	const float *item_feat;		/* [n_items x dm] */
+	const IsrfCsr *item_text;	/* the items' TF-IDF rows (NULL: none) */
 	const float *item_explicit; /* [n_items x dm] */
 	const float *user_explicit; /* [n_users x dm] */
 	const float *user_group;	/* [n_users x dm] group vectors h_u */

@@ -284,7 +284,7 @@ isrf_gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cf
 	}
 	s->d = d;
 	isrf_scorer_init(&s->scorer, env, d->n_users, d->n_items, d->dm, d->seq_ptr, d->seq,
-					 d->n_train, d->item_explicit, d->item_feat, d->group, weights);
+					 d->n_train, d->item_explicit, d->item_feat, d->item_text, d->group, weights);
 	s->cfg = *cfg;
 	s->C = cfg->d_model;
 	s->ni = d->n_items;

@@ -35,7 +35,13 @@
 #define TAG_GTFP	ISRF_TAG('G', 'T', 'F', 'P')
 #define TAG_GEVP	ISRF_TAG('G', 'E', 'V', 'P')	/* train-split weights, after a refit */
 #define TAG_GEVT	ISRF_TAG('G', 'E', 'V', 'T')
-#define TAG_GNET	ISRF_TAG('G', 'N', 'E', 'T')	/* the blend network, where kept */
+#define TAG_GNET	ISRF_TAG('G', 'N', 'E', 'T')	/* the blend network of 8 inputs (before the
+														 * relations': read, no longer written) */
+#define TAG_GNE2	ISRF_TAG('G', 'N', 'E', '2')	/* the blend network, where kept */
+#define TAG_TSIZ	ISRF_TAG('T', 'S', 'I', 'Z')	/* the items' TF-IDF rows: columns, entries */
+#define TAG_TPTR	ISRF_TAG('T', 'P', 'T', 'R')
+#define TAG_TCOL	ISRF_TAG('T', 'C', 'O', 'L')
+#define TAG_TVAL	ISRF_TAG('T', 'V', 'A', 'L')
 
 /*
  * The generative model's header, stored as "name=value" lines rather than
@@ -183,6 +189,7 @@ isrf_model_free(IsrfEnv *env, IsrfModel *m)
 	isrf_free(env, m->seq);
 	isrf_free(env, m->n_train);
 	isrf_free(env, m->item_feat);
+	isrf_csr_free(env, &m->item_text);
 	isrf_free(env, m->user_feat);
 	isrf_free(env, m->user_source);
 	isrf_csr_free(env, &m->group);
@@ -198,6 +205,7 @@ isrf_model_save(IsrfEnv *env, const IsrfModel *m, uint8_t **buf, size_t *len)
 {
 	IsrfModelWriter *w;
 	int32_t		sizes[4] = {m->n_users, m->n_items, m->dm, m->group.nnz};
+	int32_t		tsizes[2] = {m->item_text.n_cols, m->item_text.nnz};
 	size_t		nu = (size_t) m->n_users,
 				ni = (size_t) m->n_items,
 				dm = (size_t) m->dm;
@@ -225,7 +233,14 @@ isrf_model_save(IsrfEnv *env, const IsrfModel *m, uint8_t **buf, size_t *len)
 		(st = isrf_model_writer_add(w, TAG_GVAL, ISRF_ELEM_F32, m->group.val, (size_t) m->group.nnz * 4)) ||
 		(st = isrf_model_writer_add(w, TAG_UEXP, ISRF_ELEM_F32, m->user_explicit, nu * dm * 4)) ||
 		(st = isrf_model_writer_add(w, TAG_IEXP, ISRF_ELEM_F32, m->item_explicit, ni * dm * 4)) ||
-		(st = isrf_model_writer_add(w, TAG_UGRP, ISRF_ELEM_F32, m->user_group, nu * dm * 4)))
+		(st = isrf_model_writer_add(w, TAG_UGRP, ISRF_ELEM_F32, m->user_group, nu * dm * 4)) ||
+		(m->item_text.rowptr != NULL &&
+		 ((st = isrf_model_writer_add(w, TAG_TSIZ, ISRF_ELEM_I32, tsizes, sizeof(tsizes))) ||
+		  (st = isrf_model_writer_add(w, TAG_TPTR, ISRF_ELEM_I32, m->item_text.rowptr, (ni + 1) * 4)) ||
+		  (st = isrf_model_writer_add(w, TAG_TCOL, ISRF_ELEM_I32, m->item_text.col,
+									  (size_t) m->item_text.nnz * 4)) ||
+		  (st = isrf_model_writer_add(w, TAG_TVAL, ISRF_ELEM_F32, m->item_text.val,
+									  (size_t) m->item_text.nnz * 4)))))
 	{
 		isrf_model_writer_abort(w);
 		return st;
@@ -248,7 +263,7 @@ isrf_model_save(IsrfEnv *env, const IsrfModel *m, uint8_t **buf, size_t *len)
 			  (st = isrf_model_writer_add(w, TAG_GEVT, ISRF_ELEM_F32, m->genrec.eval_tf_params,
 										  m->genrec.n_tf_params * 4)))) ||
 			(isrf_blend_net_active(&m->genrec.weights.net) &&
-			 (st = isrf_model_writer_add(w, TAG_GNET, ISRF_ELEM_F32, &m->genrec.weights.net,
+			 (st = isrf_model_writer_add(w, TAG_GNE2, ISRF_ELEM_F32, &m->genrec.weights.net,
 										 sizeof(m->genrec.weights.net)))))
 		{
 			isrf_model_writer_abort(w);
@@ -356,13 +371,20 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 		if (g->codes[j] < 0 || g->codes[j] >= g->codebook_sizes[j % g->levels])
 			return isrf_fail(env, ISRF_ERR_CORRUPT, "model semantic IDs are damaged");
 	/* the blend network: absent in a model without it (all zero adds nothing) */
-	if (isrf_model_reader_has(r, TAG_GNET))
+	if (isrf_model_reader_has(r, TAG_GNE2))
 	{
-		ISRF_TRY(isrf_model_reader_get(env, r, TAG_GNET, ISRF_ELEM_F32, sizeof(g->weights.net), &p, NULL));
+		ISRF_TRY(isrf_model_reader_get(env, r, TAG_GNE2, ISRF_ELEM_F32, sizeof(g->weights.net), &p, NULL));
 		memcpy(&g->weights.net, p, sizeof(g->weights.net));
-		if (!isrf_blend_net_finite(&g->weights.net) || !isrf_blend_net_active(&g->weights.net))
-			return isrf_fail(env, ISRF_ERR_CORRUPT, "model blend network is damaged");
 	}
+	else if (isrf_model_reader_has(r, TAG_GNET))
+	{
+		ISRF_TRY(isrf_model_reader_get(env, r, TAG_GNET, ISRF_ELEM_F32,
+									   ISRF_BLEND_NET_FLOATS_V1 * sizeof(float), &p, NULL));
+		isrf_blend_net_from_v1(p, &g->weights.net);
+	}
+	if ((isrf_model_reader_has(r, TAG_GNE2) || isrf_model_reader_has(r, TAG_GNET)) &&
+		(!isrf_blend_net_finite(&g->weights.net) || !isrf_blend_net_active(&g->weights.net)))
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model blend network is damaged");
 	return ISRF_OK;
 }
 
@@ -377,12 +399,45 @@ isrf_model_genrec_data(const IsrfModel *m, IsrfGenrecData *d)
 	d->seq = m->seq;
 	d->n_train = m->n_train;
 	d->item_feat = m->item_feat;
+	d->item_text = m->item_text.rowptr ? &m->item_text : NULL;
 	d->item_explicit = m->item_explicit;
 	d->user_explicit = m->user_explicit;
 	d->user_group = m->user_group;
 	d->user_feat = m->cfg.use_group ? m->user_feat : NULL;
 	d->group_k = m->cfg.group_k;
 	d->group = &m->group;
+}
+
+/*
+ * The items' TF-IDF rows (optional sections: models trained from
+ * embeddings, or before them, have none): sizes, row pointers, columns in
+ * range, finite values.
+ */
+static IsrfStatus
+model_load_item_text(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *out)
+{
+	IsrfCsr    *t = &out->item_text;
+	const int32_t *sizes;
+	const void *p;
+	int32_t		i;
+
+	ISRF_TRY(isrf_model_reader_get(env, r, TAG_TSIZ, ISRF_ELEM_I32, 2 * sizeof(int32_t), &p, NULL));
+	sizes = p;
+	/* the featurizer's hashed vocabulary is at most 1 << 24 (train/config.c) */
+	if (sizes[0] < 1 || sizes[0] > (1 << 24) || sizes[1] < 0)
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model item text is damaged");
+	t->n_rows = out->n_items;
+	t->n_cols = sizes[0];
+	t->nnz = sizes[1];
+	ISRF_TRY(model_take(env, r, TAG_TPTR, ISRF_ELEM_I32, ((size_t) out->n_items + 1) * 4, (void **) &t->rowptr));
+	ISRF_TRY(model_take(env, r, TAG_TCOL, ISRF_ELEM_I32, (size_t) t->nnz * 4, (void **) &t->col));
+	ISRF_TRY(model_take(env, r, TAG_TVAL, ISRF_ELEM_F32, (size_t) t->nnz * 4, (void **) &t->val));
+	if (isrf_csr_validate(env, t) != ISRF_OK)
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model item text is damaged: %s", env->errmsg);
+	for (i = 0; i < t->nnz; i++)
+		if (!isfinite(t->val[i]))
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model item text is damaged (a non-finite weight)");
+	return ISRF_OK;
 }
 
 IsrfStatus
@@ -452,6 +507,9 @@ isrf_model_load(IsrfEnv *env, const uint8_t *buf, size_t len, IsrfModel *out)
 	}
 	else
 		memset(out->user_source, 2, nu);	/* ISRF_USER_FEATURE_HISTORY */
+	if (isrf_model_reader_has(&r, TAG_TSIZ) &&
+		(st = model_load_item_text(env, &r, out)) != ISRF_OK)
+		goto fail;
 	if (isrf_model_reader_has(&r, TAG_GHDR) &&
 		(st = model_load_genrec(env, &r, out)) != ISRF_OK)
 		goto fail;

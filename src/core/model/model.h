@@ -46,6 +46,11 @@ typedef struct IsrfModel
 	int32_t    *seq;			/* item indices */
 	int32_t    *n_train;		/* [n_users] train prefix length */
 	float	   *item_feat;		/* [n_items x dm] frozen semantic features */
+	IsrfCsr		item_text;		/* n_items x hash_dim TF-IDF rows of the
+								 * items' text (semantic_features.h), for the
+								 * score's lexical terms; no rows (NULL
+								 * rowptr) for features from embeddings and
+								 * models before it */
 	float	   *user_feat;		/* [n_users x dm] user semantic features */
 	uint8_t    *user_source;	/* [n_users] where each came from
 								 * (IsrfUserFeatureSource of

@@ -11,12 +11,14 @@
 #define SCORER_TEXT_BLOCK 256
 /* users whose text terms one pass over the catalogue computes */
 #define SCORER_TEXT_ROWS 16
+/* candidates whose relations the blend network reads at a time */
+#define SCORER_NET_BLOCK 256
 
 void
 isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items, int32_t dm,
 				 const int32_t *seq_ptr, const int32_t *seq, const int32_t *n_train,
-				 const float *item_explicit, const float *item_feat, const IsrfCsr *group,
-				 const IsrfScoreWeights *w)
+				 const float *item_explicit, const float *item_feat, const IsrfCsr *item_text,
+				 const IsrfCsr *group, const IsrfScoreWeights *w)
 {
 	memset(sc, 0, sizeof(*sc));
 	sc->env = env;
@@ -28,6 +30,7 @@ isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items,
 	sc->n_train = n_train;
 	sc->item_explicit = item_explicit;
 	sc->item_feat = item_feat;
+	sc->item_text = item_text && item_text->n_rows == n_items && item_text->rowptr ? item_text : NULL;
 	sc->group = group && group->n_rows == n_users && group->nnz > 0 ? group : NULL;
 	if (w)
 		sc->w = *w;
@@ -182,6 +185,11 @@ isrf_scorer_free(IsrfScorer *sc)
 	isrf_free(env, sc->ifeat_t);
 	isrf_free(env, sc->tprof);
 	isrf_free(env, sc->text);
+	isrf_free(env, sc->rel_knn);
+	isrf_free(env, sc->rel_touch);
+	isrf_free(env, sc->lex_slot);
+	isrf_free(env, sc->lex_cols);
+	isrf_free(env, sc->lex_rows);
 	memset(sc, 0, sizeof(*sc));
 }
 
@@ -427,29 +435,52 @@ scorer_add_net(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, i
 {
 	bool		has_text;
 	int32_t		ni = sc->n_items,
+				total = cand ? n : ni,
+				i0,
 				i;
 
 	ISRF_TRY(isrf_scorer_prior_all(sc, hist, len, sc->w.prior_knn_direct));
 	scorer_content_profile(sc, hist, len);
 	has_text = scorer_text_profile(sc, hist, len);
 	isrf_scorer_group(sc, user);
-	for (i = 0; i < (cand ? n : ni); i++)
+	ISRF_TRY(isrf_scorer_relations_begin(sc, hist, len));
+	/* the relations a block of candidates at a time: no buffer sized by the list */
+	for (i0 = 0; i0 < total; i0 += SCORER_NET_BLOCK)
 	{
-		int32_t		it = cand ? cand[i] : i;
-		float		x[ISRF_BLEND_N_FEATURES];
+		int32_t		nb = total - i0 < SCORER_NET_BLOCK ? total - i0 : SCORER_NET_BLOCK,
+					ids[SCORER_NET_BLOCK];
+		float		kmax[SCORER_NET_BLOCK],
+					lprof[SCORER_NET_BLOCK],
+					llast[SCORER_NET_BLOCK],
+					lmax[SCORER_NET_BLOCK];
+		IsrfRelations rel = {kmax, lprof, llast, lmax};
 
-		if (it < 0 || it >= ni)
-			continue;
-		x[ISRF_BLEND_DENSE] = scores[i];
-		x[ISRF_BLEND_MARKOV] = (float) sc->pmk[it];
-		x[ISRF_BLEND_KNN] = (float) sc->pkn[it];
-		x[ISRF_BLEND_POP] = log1pf((float) sc->prior.pop[it]);
-		x[ISRF_BLEND_RECENT] = sc->recent[it];
-		x[ISRF_BLEND_CONTENT] = scorer_dot(sc, sc->iexp_n, sc->profile, it);
-		x[ISRF_BLEND_GROUP] = sc->gsc[it];
-		x[ISRF_BLEND_TEXT] = has_text ? scorer_dot(sc, sc->ifeat_n, sc->tprof, it) : 0.0f;
-		scores[i] += (float) isrf_blend_net_forward(&sc->w.net, x);
+		for (i = 0; i < nb; i++)
+			ids[i] = cand ? cand[i0 + i] : i0 + i;
+		isrf_scorer_relations_get(sc, nb, ids, &rel);
+		for (i = 0; i < nb; i++)
+		{
+			int32_t		it = ids[i];
+			float		x[ISRF_BLEND_N_FEATURES];
+
+			if (it < 0 || it >= ni)
+				continue;
+			x[ISRF_BLEND_DENSE] = scores[i0 + i];
+			x[ISRF_BLEND_MARKOV] = (float) sc->pmk[it];
+			x[ISRF_BLEND_KNN] = (float) sc->pkn[it];
+			x[ISRF_BLEND_POP] = log1pf((float) sc->prior.pop[it]);
+			x[ISRF_BLEND_RECENT] = sc->recent[it];
+			x[ISRF_BLEND_CONTENT] = scorer_dot(sc, sc->iexp_n, sc->profile, it);
+			x[ISRF_BLEND_GROUP] = sc->gsc[it];
+			x[ISRF_BLEND_TEXT] = has_text ? scorer_dot(sc, sc->ifeat_n, sc->tprof, it) : 0.0f;
+			x[ISRF_BLEND_KNN_MAX] = kmax[i];
+			x[ISRF_BLEND_LEX_PROFILE] = lprof[i];
+			x[ISRF_BLEND_LEX_LAST] = llast[i];
+			x[ISRF_BLEND_LEX_MAX] = lmax[i];
+			scores[i0 + i] += (float) isrf_blend_net_forward(&sc->w.net, x);
+		}
 	}
+	isrf_scorer_relations_end(sc);
 	return ISRF_OK;
 }
 

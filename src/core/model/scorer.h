@@ -95,6 +95,8 @@ typedef struct IsrfScorer
 	const float *item_explicit; /* [n_items x dm] or NULL */
 	const float *item_feat;		/* [n_items x dm] semantic features or NULL */
 	const IsrfCsr *group;		/* each user's neighbours (NULL: no group term) */
+	const IsrfCsr *item_text;	/* the items' TF-IDF rows (NULL: no lexical
+								 * relations) */
 	/* fitted by isrf_scorer_fit */
 	bool		fitted;
 	IsrfDataset view;			/* the train split, for eval/baselines.h */
@@ -114,7 +116,43 @@ typedef struct IsrfScorer
 								 * where not touched */
 	int32_t    *gtouch;			/* [n_items] items gsc holds */
 	int32_t		n_gtouch;
+	/* the relations of one history (model/scorer_relations.c) */
+	float	   *rel_knn;		/* [n_items] knn_max, zero where not touched */
+	int32_t    *rel_touch;		/* [n_items] items rel_knn holds */
+	int32_t		n_rel_touch;
+	int32_t    *lex_slot;		/* [item_text columns] a column's row of
+								 * lex_rows, -1 where not touched */
+	int32_t    *lex_cols;		/* the columns that have a row */
+	float	   *lex_rows;		/* [n_lex_cols x ISRF_TEXT_WINDOW] the window
+								 * items' weights in them, then the profile's */
+	int32_t		n_lex_cols;
+	int32_t		lex_cap;		/* rows lex_cols and lex_rows have room for */
+	int32_t		n_lex_items;	/* window items read */
+	double		lex_norm;		/* the profile's length */
 } IsrfScorer;
+
+/*
+ * The relations of candidates to a history: inputs of the blend network
+ * only (blend_net.h), each 0 where it has nothing to read.
+ *   knn_max: the largest item-kNN similarity co(a, i) / sqrt(deg a * deg i)
+ *     (eval/baselines.h) over the history's last ISRF_KNN_WINDOW items a,
+ *     where the prior's kNN part sums over the last 5 only;
+ *   lex_profile: the cosine between item i's TF-IDF row (its text's words,
+ *     catalogue attributes included, before the PCA that makes text(i))
+ *     and the profile of the ISRF_TEXT_WINDOW most recent items' rows, the
+ *     j-th most recent weighted ISRF_TEXT_DECAY^j;
+ *   lex_last: the cosine with the last item's row;
+ *   lex_max: the largest cosine with one of those items' rows.
+ * The words are what the PCA loses: a brand or a shade name shared by
+ * few items.
+ */
+typedef struct IsrfRelations
+{
+	float	   *knn_max;
+	float	   *lex_profile;
+	float	   *lex_last;
+	float	   *lex_max;			/* each [n] */
+} IsrfRelations;
 
 /*
  * Point a scorer at its data (nothing is allocated until it is fitted).
@@ -126,8 +164,8 @@ typedef struct IsrfScorer
 void		isrf_scorer_init(IsrfScorer *sc, IsrfEnv *env, int32_t n_users, int32_t n_items,
 							 int32_t dm, const int32_t *seq_ptr, const int32_t *seq,
 							 const int32_t *n_train, const float *item_explicit,
-							 const float *item_feat, const IsrfCsr *group,
-							 const IsrfScoreWeights *w);
+							 const float *item_feat, const IsrfCsr *item_text,
+							 const IsrfCsr *group, const IsrfScoreWeights *w);
 
 /*
  * sum[i] = the sum over the first lens[u] items of each history (lens NULL:
@@ -168,6 +206,21 @@ void		isrf_scorer_text_all(IsrfScorer *sc, const int32_t *hist, int32_t len);
  */
 void		isrf_scorer_text(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
 							 const int32_t *cand, float *out);
+
+/*
+ * The relations (IsrfRelations) of cand[0..n) to hist[0..len) into
+ * rel->...[0..n) (-1 or an unknown item: zeros).  The scorer is fitted.
+ * isrf_scorer_relations_begin prepares a history (a pass over its items'
+ * co-occurrences and words), isrf_scorer_relations_get reads candidates
+ * after it as often as asked, isrf_scorer_relations_end clears it;
+ * isrf_scorer_relations is the three at once.
+ */
+IsrfStatus	isrf_scorer_relations(IsrfScorer *sc, const int32_t *hist, int32_t len, int32_t n,
+								  const int32_t *cand, const IsrfRelations *rel);
+IsrfStatus	isrf_scorer_relations_begin(IsrfScorer *sc, const int32_t *hist, int32_t len);
+void		isrf_scorer_relations_get(const IsrfScorer *sc, int32_t n, const int32_t *cand,
+									  const IsrfRelations *rel);
+void		isrf_scorer_relations_end(IsrfScorer *sc);
 
 /*
  * group(i) of user u (-1: none) into sc->gsc (the items it touches listed in

@@ -68,7 +68,11 @@ typedef struct TuneTerms
 			   *recent,
 			   *content,
 			   *group,
-			   *text;			/* each n_users x n_cand */
+			   *text,			/* each n_users x n_cand */
+			   *knn_max,		/* the relations (scorer.h): blend network */
+			   *lex_profile,	/* inputs only */
+			   *lex_last,
+			   *lex_max;
 } TuneTerms;
 
 /* The candidate-list weights being tried (scorer.h's *_direct). */
@@ -150,7 +154,8 @@ tune_blend_net(IsrfGenrecSession *s, const TuneTerms *t, const IsrfDirectTask *d
 	IsrfEnv    *env = s->env;
 	/* a term switched off is no input either (constant 0: the network ignores it) */
 	bool		use_group = s->cfg.use_group_score,
-				use_text = s->cfg.use_text_score;
+				use_text = s->cfg.use_text_score,
+				use_rel = s->cfg.use_relations;
 	int32_t		n_lists = dt->n_users < TUNE_BLEND_MAX_LISTS ? dt->n_users : TUNE_BLEND_MAX_LISTS;
 	size_t		total = (size_t) n_lists * dt->n_cand,
 				k;
@@ -183,6 +188,11 @@ tune_blend_net(IsrfGenrecSession *s, const TuneTerms *t, const IsrfDirectTask *d
 		xk[ISRF_BLEND_CONTENT] = t->content[k];
 		xk[ISRF_BLEND_GROUP] = use_group ? t->group[k] : 0.0f;
 		xk[ISRF_BLEND_TEXT] = use_text ? t->text[k] : 0.0f;
+		xk[ISRF_BLEND_KNN_MAX] = use_rel ? t->knn_max[k] : 0.0f;
+		/* the words are text too */
+		xk[ISRF_BLEND_LEX_PROFILE] = use_rel && use_text ? t->lex_profile[k] : 0.0f;
+		xk[ISRF_BLEND_LEX_LAST] = use_rel && use_text ? t->lex_last[k] : 0.0f;
+		xk[ISRF_BLEND_LEX_MAX] = use_rel && use_text ? t->lex_max[k] : 0.0f;
 	}
 	bd.n_lists = n_lists;
 	bd.n_cand = dt->n_cand;
@@ -268,8 +278,12 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 	t.content = isrf_alloc(env, total * 4 + 4);
 	t.group = isrf_alloc(env, total * 4 + 4);
 	t.text = isrf_alloc(env, total * 4 + 4);
+	t.knn_max = isrf_alloc(env, total * 4 + 4);
+	t.lex_profile = isrf_alloc(env, total * 4 + 4);
+	t.lex_last = isrf_alloc(env, total * 4 + 4);
+	t.lex_max = isrf_alloc(env, total * 4 + 4);
 	if (!h || !sc || !t.dense || !t.markov || !t.knn || !t.pop || !t.recent || !t.content || !t.group ||
-		!t.text)
+		!t.text || !t.knn_max || !t.lex_profile || !t.lex_last || !t.lex_max)
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
@@ -292,10 +306,12 @@ tune_direct(IsrfGenrecSession *s, IsrfGenrec *out)
 		{
 			const int32_t *cand = dt.cand + (size_t) (i + j) * dt.n_cand;
 			size_t		off = (size_t) (i + j) * dt.n_cand;
+			IsrfRelations rel = {t.knn_max + off, t.lex_profile + off, t.lex_last + off, t.lex_max + off};
 
 			if ((st = isrf_genrec_dense_candidates(s, h + (size_t) j * s->C, dt.n_cand, cand,
 												   t.dense + off)) != ISRF_OK ||
-				(st = isrf_scorer_prior_all(scr, hist[j], lens[j], 0.0f)) != ISRF_OK)
+				(st = isrf_scorer_prior_all(scr, hist[j], lens[j], 0.0f)) != ISRF_OK ||
+				(st = isrf_scorer_relations(scr, hist[j], lens[j], dt.n_cand, cand, &rel)) != ISRF_OK)
 				goto done;
 			isrf_scorer_content(scr, hist[j], lens[j], dt.n_cand, cand, t.content + off);
 			isrf_scorer_text(scr, hist[j], lens[j], dt.n_cand, cand, t.text + off);
@@ -415,6 +431,10 @@ done:
 	isrf_free(env, t.content);
 	isrf_free(env, t.group);
 	isrf_free(env, t.text);
+	isrf_free(env, t.knn_max);
+	isrf_free(env, t.lex_profile);
+	isrf_free(env, t.lex_last);
+	isrf_free(env, t.lex_max);
 	return st;
 }
 

@@ -93,7 +93,8 @@ session_open(IsrfEnv *env, IsrfBackend *be, const IsrfModel *m, bool eval, IsrfS
 		if (st == ISRF_OK)
 		{
 			isrf_scorer_init(&ss->scorer, env, m->n_users, m->n_items, m->dm, m->seq_ptr, m->seq,
-							 NULL, m->item_explicit, m->item_feat, &m->group, &m->genrec.weights);
+							 NULL, m->item_explicit, m->item_feat, m->item_text.rowptr ? &m->item_text : NULL,
+							 &m->group, &m->genrec.weights);
 			st = isrf_scorer_fit(&ss->scorer);
 		}
 		if (st == ISRF_OK && m->genrec.levels > 0 && m->genrec.cfg.use_generative)

@@ -202,6 +202,9 @@ pipeline_run(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *corpus,
 	memcpy(m->item_feat, sem->item, ni * dm * 4);
 	memcpy(m->user_feat, sem->user, nu * dm * 4);
 	memcpy(m->user_source, sem->user_source, nu);
+	/* the items' TF-IDF rows change hands */
+	m->item_text = sem->item_text;
+	memset(&sem->item_text, 0, sizeof(sem->item_text));
 	m->stats.n_items_with_text = sem->n_items_with_text;
 	m->stats.n_users_with_description = sem->n_users_with_description;
 	m->stats.n_users_from_history = sem->n_users_from_history;
