@@ -70,6 +70,11 @@ test_forward(void)
 
 		x[2] = 1e6f;
 		CHECK(isrf_blend_net_forward(&net, x) == a);
+		/* nor does an infinite or NaN value there (a hostile model's words) */
+		x[2] = INFINITY;
+		CHECK(isrf_blend_net_forward(&net, x) == a);
+		x[2] = NAN;
+		CHECK(isrf_blend_net_forward(&net, x) == a);
 	}
 	net.b1[1] = NAN;
 	CHECK(!isrf_blend_net_finite(&net));

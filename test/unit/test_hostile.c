@@ -281,6 +281,14 @@ edit_text_weight(IsrfTestSections *s)
 }
 
 static void
+edit_text_huge_weight(IsrfTestSections *s)
+{
+	float	   *val = (float *) isrf_test_section(s, TAG_TVAL)->data;
+
+	val[2] = 1e30f;
+}
+
+static void
 edit_text_no_columns(IsrfTestSections *s)
 {
 	section_i32(s, TAG_TSIZ)[0] = 0;
@@ -318,7 +326,8 @@ edit_text_dropped(IsrfTestSections *s)
 static void
 item_text_checked(void)
 {
-	void		(*edits[]) (IsrfTestSections *) = {edit_text_column, edit_text_weight, edit_text_no_columns,
+	void		(*edits[]) (IsrfTestSections *) = {edit_text_column, edit_text_weight, edit_text_huge_weight,
+		edit_text_no_columns,
 		edit_text_huge_vocabulary, edit_text_pointers, edit_text_count};
 	IsrfModel	m;
 	size_t		i;

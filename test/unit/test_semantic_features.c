@@ -109,6 +109,39 @@ test_text(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *c, const IsrfDataset 
 	CHECK(row_is_zero(s.item + (size_t) i80 * dm, dm));
 	CHECK(!row_is_zero(s.item + (size_t) i10 * dm, dm));
 
+	/*
+	 * the items' TF-IDF rows: one per item, of unit length where there is
+	 * text, empty where there is none; columns ascending within a row and
+	 * renumbered to the ones used (every column of 0..n_cols-1 is)
+	 */
+	{
+		const IsrfCsr *t = &s.item_text;
+		bool	   *used;
+		int32_t		r,
+					p,
+					n_used = 0;
+
+		CHECK(t->rowptr != NULL && t->n_rows == 8 && t->nnz > 0 && t->n_cols > 0 &&
+			  t->n_cols <= cfg.text.hash_dim && isrf_csr_validate(env, t) == ISRF_OK);
+		used = calloc(t->n_cols, sizeof(bool));
+		for (r = 0; r < 8; r++)
+		{
+			double		ss = 0.0;
+
+			for (p = t->rowptr[r]; p < t->rowptr[r + 1]; p++)
+			{
+				ss += (double) t->val[p] * t->val[p];
+				CHECK(p == t->rowptr[r] || t->col[p] > t->col[p - 1]);
+				if (!used[t->col[p]])
+					n_used++;
+				used[t->col[p]] = true;
+			}
+			CHECK_MSG(r == i80 ? ss == 0.0 : fabs(ss - 1.0) < 1e-5, "item row %d: squared length %g", r, ss);
+		}
+		CHECK(n_used == t->n_cols);
+		free(used);
+	}
+
 	/* one space: identical text gives the identical feature */
 	CHECK(s.user_source[u3] == ISRF_USER_FEATURE_DESCRIPTION);
 	CHECK(unit_max_abs_diff(s.user + (size_t) u3 * dm, s.item + (size_t) i70 * dm, dm) < 1e-6);
@@ -178,6 +211,7 @@ test_embeddings(IsrfEnv *env, IsrfBackend *be, const IsrfCorpus *c, const IsrfDa
 	cfg.embedding_dim = 6;
 	CHECK(isrf_semantic_build(env, be, c, ds, &cfg, &s) == ISRF_OK);
 	CHECK(s.n_items_with_text == 7);
+	CHECK(s.item_text.rowptr == NULL);	/* no words from embeddings */
 	CHECK(row_is_zero(s.item + (size_t) i40 * dm, dm));
 	for (i = 0; i < 8; i++)
 		for (j = 0; j < 8; j++)

@@ -50,16 +50,42 @@ semantic_sum(const float *v, int32_t n)
 	return s;
 }
 
-/* out = the first n_rows rows of x (a copy). */
+/*
+ * out = the first n_rows rows of x (a copy), their columns renumbered to
+ * the ones they use (in order, so rows stay ascending): the hashed
+ * vocabulary may be 1 << 24 wide, the items' words are far fewer, and
+ * whoever reads the rows sizes a column table by it.  No rows (NULL
+ * rowptr) when the items have no word.
+ */
 static IsrfStatus
 semantic_csr_head(IsrfEnv *env, const IsrfCsr *x, int32_t n_rows, IsrfCsr *out)
 {
-	int32_t		nnz = x->rowptr[n_rows];
+	int32_t		nnz = x->rowptr[n_rows],
+				n_used = 0,
+				c,
+				p;
+	int32_t    *map;
 
-	ISRF_TRY(isrf_csr_alloc(env, n_rows, x->n_cols, nnz, out));
+	memset(out, 0, sizeof(*out));
+	if (nnz == 0)
+		return ISRF_OK;
+	map = isrf_calloc(env, (size_t) x->n_cols + 1, sizeof(int32_t));
+	if (map == NULL)
+		return ISRF_ERR_NOMEM;
+	for (p = 0; p < nnz; p++)
+		map[x->col[p]] = 1;
+	for (c = 0; c < x->n_cols; c++)
+		map[c] = map[c] ? n_used++ : -1;
+	if (isrf_csr_alloc(env, n_rows, n_used, nnz, out) != ISRF_OK)
+	{
+		isrf_free(env, map);
+		return ISRF_ERR_NOMEM;
+	}
 	memcpy(out->rowptr, x->rowptr, sizeof(int32_t) * ((size_t) n_rows + 1));
-	memcpy(out->col, x->col, sizeof(int32_t) * (size_t) nnz);
+	for (p = 0; p < nnz; p++)
+		out->col[p] = map[x->col[p]];
 	memcpy(out->val, x->val, sizeof(float) * (size_t) nnz);
+	isrf_free(env, map);
 	return ISRF_OK;
 }
 

@@ -90,8 +90,9 @@ blend_hidden(const IsrfBlendNet *net, const float *x, double *z, double *t)
 	int			f,
 				h;
 
+	/* an input that never varied is ignored, whatever it holds now */
 	for (f = 0; f < NF; f++)
-		z[f] = ((double) x[f] - net->mean[f]) * net->inv_sd[f];
+		z[f] = net->inv_sd[f] == 0.0f || !isfinite(x[f]) ? 0.0 : ((double) x[f] - net->mean[f]) * net->inv_sd[f];
 	for (h = 0; h < NH; h++)
 	{
 		double		a = net->b1[h];

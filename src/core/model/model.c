@@ -434,9 +434,11 @@ model_load_item_text(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *out)
 	ISRF_TRY(model_take(env, r, TAG_TVAL, ISRF_ELEM_F32, (size_t) t->nnz * 4, (void **) &t->val));
 	if (isrf_csr_validate(env, t) != ISRF_OK)
 		return isrf_fail(env, ISRF_ERR_CORRUPT, "model item text is damaged: %s", env->errmsg);
+	/* each row is of unit length: no weight is more than 1 (nor infinite, nor NaN) */
 	for (i = 0; i < t->nnz; i++)
-		if (!isfinite(t->val[i]))
-			return isrf_fail(env, ISRF_ERR_CORRUPT, "model item text is damaged (a non-finite weight)");
+		if (!(fabsf(t->val[i]) <= 1.001f))
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model item text is damaged (a weight of %g)",
+							 (double) t->val[i]);
 	return ISRF_OK;
 }
 

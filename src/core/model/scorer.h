@@ -123,8 +123,9 @@ typedef struct IsrfScorer
 	int32_t    *lex_slot;		/* [item_text columns] a column's row of
 								 * lex_rows, -1 where not touched */
 	int32_t    *lex_cols;		/* the columns that have a row */
-	float	   *lex_rows;		/* [n_lex_cols x ISRF_TEXT_WINDOW] the window
-								 * items' weights in them, then the profile's */
+	float	   *lex_rows;		/* [n_lex_cols x (ISRF_TEXT_WINDOW + 1)] the
+								 * window items' weights in them, then the
+								 * profile's */
 	int32_t		n_lex_cols;
 	int32_t		lex_cap;		/* rows lex_cols and lex_rows have room for */
 	int32_t		n_lex_items;	/* window items read */

@@ -26,12 +26,21 @@ rel_scratch(IsrfScorer *sc)
 {
 	IsrfEnv    *env = sc->env;
 
-	if (sc->rel_knn == NULL)
+	if (sc->rel_knn == NULL || sc->rel_touch == NULL)
 	{
+		/* both or neither: a half-made pair would be read on the next call */
+		isrf_free(env, sc->rel_knn);
+		isrf_free(env, sc->rel_touch);
 		sc->rel_knn = isrf_calloc(env, (size_t) sc->n_items + 1, sizeof(float));
 		sc->rel_touch = isrf_alloc(env, (size_t) sc->n_items * 4 + 4);
 		if (sc->rel_knn == NULL || sc->rel_touch == NULL)
+		{
+			isrf_free(env, sc->rel_knn);
+			isrf_free(env, sc->rel_touch);
+			sc->rel_knn = NULL;
+			sc->rel_touch = NULL;
 			return ISRF_ERR_NOMEM;
+		}
 	}
 	if (sc->item_text != NULL && sc->lex_slot == NULL)
 	{
@@ -96,10 +105,13 @@ rel_knn_walk(IsrfScorer *sc, const int32_t *hist, int32_t len)
 			int32_t		x = b->co_col[r];
 			float		v = (float) ((double) b->co_cnt[r] / sqrt((double) b->pop[a] * (double) b->pop[x]));
 
-			if (sc->rel_knn[x] == 0.0f)
-				sc->rel_touch[sc->n_rel_touch++] = x;
+			/* listed once, when it first gets a (positive) value */
 			if (v > sc->rel_knn[x])
+			{
+				if (sc->rel_knn[x] == 0.0f)
+					sc->rel_touch[sc->n_rel_touch++] = x;
 				sc->rel_knn[x] = v;
+			}
 		}
 	}
 }
