@@ -14,36 +14,11 @@
 #define CONFIG_BEGIN "<!-- config-keys:begin (generated from src/core/train/config.c) -->\n"
 #define CONFIG_END "<!-- config-keys:end -->"
 
-/* Read a whole file (NUL-terminated, malloc'd) or NULL. */
-static char *
-config_read(const char *path)
-{
-	FILE	   *f = fopen(path, "rb");
-	char	   *buf;
-	long		len;
-
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
-		(buf = calloc(1, (size_t) len + 1)) == NULL)
-	{
-		fclose(f);
-		return NULL;
-	}
-	if (fread(buf, 1, (size_t) len, f) != (size_t) len)
-	{
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	return buf;
-}
-
 /* Replace the block between the markers of path with md; false on failure. */
 static bool
 config_rewrite(const char *path, const char *md)
 {
-	char	   *all = config_read(path);
+	char	   *all = driver_read_file(path, NULL);
 	char	   *a,
 			   *b;
 	FILE	   *f;

@@ -74,6 +74,12 @@ bool		driver_parse_opts(int argc, char **argv, DriverOpts *o);
 int			driver_next_arg(int argc, char **argv, int *i, const char **positional, const char **name,
 							const char **value);
 
+/*
+ * A whole file, NUL-terminated, malloc'd (its length into *len unless NULL),
+ * or NULL when it cannot be read.
+ */
+char	   *driver_read_file(const char *path, size_t *len);
+
 /* Load a saved model file into *m; returns an exit code (0, or 1 with a message). */
 int			driver_load_model(IsrfEnv *env, const char *path, IsrfModel *m);
 

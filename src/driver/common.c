@@ -298,41 +298,47 @@ driver_start(int argc, char **argv, const char *command, bool print_backend,
 	return -1;
 }
 
-/* Read a whole file into env memory, or NULL (with a message). */
-static uint8_t *
-driver_read_file(IsrfEnv *env, const char *path, size_t *len)
+char *
+driver_read_file(const char *path, size_t *len)
 {
 	FILE	   *f = fopen(path, "rb");
-	uint8_t    *buf = NULL;
+	char	   *buf;
 	long		n;
 
-	if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-		(buf = isrf_alloc(env, (size_t) n + 1)) != NULL &&
-		fread(buf, 1, (size_t) n, f) == (size_t) n)
-		*len = (size_t) n;
-	else
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+		(buf = calloc(1, (size_t) n + 1)) == NULL)
 	{
-		fprintf(stderr, "isrf_driver: cannot read \"%s\"\n", path);
-		isrf_free(env, buf);
+		fclose(f);
+		return NULL;
+	}
+	if (fread(buf, 1, (size_t) n, f) != (size_t) n)
+	{
+		free(buf);
 		buf = NULL;
 	}
-	if (f)
-		fclose(f);
+	else if (len != NULL)
+		*len = (size_t) n;
+	fclose(f);
 	return buf;
 }
 
 int
 driver_load_model(IsrfEnv *env, const char *path, IsrfModel *m)
 {
-	uint8_t    *buf;
+	char	   *buf;
 	size_t		len = 0;
 	IsrfStatus	st;
 
 	memset(m, 0, sizeof(*m));
-	if ((buf = driver_read_file(env, path, &len)) == NULL)
+	if ((buf = driver_read_file(path, &len)) == NULL)
+	{
+		fprintf(stderr, "isrf_driver: cannot read \"%s\"\n", path);
 		return 1;
-	st = isrf_model_load(env, buf, len, m);
-	isrf_free(env, buf);
+	}
+	st = isrf_model_load(env, (const uint8_t *) buf, len, m);
+	free(buf);
 	return st == ISRF_OK ? 0 : driver_report(env, "load");
 }
 

@@ -73,8 +73,8 @@ ds_sort_unique(int64_t *v, int64_t n)
 	return w + 1;
 }
 
-static int32_t
-ds_find(const int64_t *ids, int32_t n, int64_t id)
+int32_t
+isrf_id_index(const int64_t *ids, int32_t n, int64_t id)
 {
 	int32_t		lo = 0;
 	int32_t		hi = n - 1;
@@ -192,8 +192,8 @@ ds_build(IsrfEnv *env, const IsrfInteractions *rows,
 		return ISRF_ERR_NOMEM;
 	for (r = 0; r < n; r++)
 	{
-		rec[r].u = ds_find(out->user_ids, out->n_users, rows->user_id[r]);
-		rec[r].i = ds_find(out->item_ids, out->n_items, rows->item_id[r]);
+		rec[r].u = isrf_id_index(out->user_ids, out->n_users, rows->user_id[r]);
+		rec[r].i = isrf_id_index(out->item_ids, out->n_items, rows->item_id[r]);
 		rec[r].order = rows->order[r];
 		rec[r].row = r;
 	}
@@ -311,11 +311,11 @@ isrf_dataset_view_free(IsrfEnv *env, IsrfDataset *ds)
 int32_t
 isrf_dataset_user_index(const IsrfDataset *ds, int64_t user_id)
 {
-	return ds_find(ds->user_ids, ds->n_users, user_id);
+	return isrf_id_index(ds->user_ids, ds->n_users, user_id);
 }
 
 int32_t
 isrf_dataset_item_index(const IsrfDataset *ds, int64_t item_id)
 {
-	return ds_find(ds->item_ids, ds->n_items, item_id);
+	return isrf_id_index(ds->item_ids, ds->n_items, item_id);
 }

@@ -64,6 +64,9 @@ IsrfStatus	isrf_dataset_build(IsrfEnv *env, const IsrfInteractions *rows,
 
 void		isrf_dataset_free(IsrfEnv *env, IsrfDataset *ds);
 
+/* Index of id in the ascending ids[0..n), or -1 (binary search). */
+int32_t		isrf_id_index(const int64_t *ids, int32_t n, int64_t id);
+
 /* Dense index of an external id, or -1. (binary search) */
 int32_t		isrf_dataset_user_index(const IsrfDataset *ds, int64_t user_id);
 int32_t		isrf_dataset_item_index(const IsrfDataset *ds, int64_t item_id);

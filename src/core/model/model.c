@@ -522,37 +522,16 @@ fail:
 	return st;
 }
 
-/* Index of id in the ascending ids[0..n), or -1. */
-static int32_t
-model_id_index(const int64_t *ids, int32_t n, int64_t id)
-{
-	int32_t		lo = 0,
-				hi = n - 1;
-
-	while (lo <= hi)
-	{
-		int32_t		mid = lo + (hi - lo) / 2;
-
-		if (ids[mid] == id)
-			return mid;
-		if (ids[mid] < id)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return -1;
-}
-
 int32_t
 isrf_model_user_index(const IsrfModel *m, int64_t user_id)
 {
-	return model_id_index(m->user_ids, m->n_users, user_id);
+	return isrf_id_index(m->user_ids, m->n_users, user_id);
 }
 
 int32_t
 isrf_model_item_index(const IsrfModel *m, int64_t item_id)
 {
-	return model_id_index(m->item_ids, m->n_items, item_id);
+	return isrf_id_index(m->item_ids, m->n_items, item_id);
 }
 
 void
