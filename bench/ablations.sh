@@ -10,6 +10,7 @@
 #   no_text_score    without the text term of the score (use_text_score=false)
 #   no_blend_net     without the candidate lists' blend network (use_blend_net=false)
 #   no_relations     the blend network without its relations inputs (use_relations=false)
+#   no_rerank_net    full ranking without the rerank network of its best 100 (use_rerank_net=false)
 #   group_interest   with the causal group interest in the model and its
 #                    alignment losses (use_group_interest=true)
 #   no_align         the group interest without the alignment losses
@@ -19,9 +20,9 @@
 #   no_beam          the default model served without the beam (beam_weight=0)
 #   with_beam        the default model served with the beam bonus at weight 1
 #
-# no_group, no_text_score, no_blend_net, no_relations, no_prior, no_beam and with_beam change only the
+# no_group, no_text_score, no_blend_net, no_relations, no_rerank_net, no_prior, no_beam and with_beam change only the
 # ranking score, not the trained network: they re-evaluate the default run's
-# saved model (isrf_driver evaluate --without group|text|net|relations|prior, --beam-weight; the remaining
+# saved model (isrf_driver evaluate --without group|text|net|relations|rerank|prior, --beam-weight; the remaining
 # weights chosen on validation again), so they need no training.  --without always
 # chooses the weights with the build that runs it, the other variants keep the weights
 # their training chose: after a build that changes the ranking score, run with RETUNE=1
@@ -50,7 +51,7 @@ declare -A options=(
 	[no_text]="--config use_text=false"
 	[no_adapter]="--config use_adapter=false"
 )
-variants="${VARIANTS:-default no_group no_text_score no_blend_net no_relations group_interest no_align no_text no_adapter no_prior no_beam with_beam}"
+variants="${VARIANTS:-default no_group no_text_score no_blend_net no_relations no_rerank_net group_interest no_align no_text no_adapter no_prior no_beam with_beam}"
 
 # "sequential  isrf  HR@5 NDCG@5 HR@10 NDCG@10 users" -> "HR@10 NDCG@10"
 row() { awk -v t="$2" '$1 == t && $2 == "isrf" { printf "%7s %7s", $5, $6 }' "$1"; }
@@ -62,13 +63,14 @@ for ds in $datasets; do
 	for v in $variants; do
 		log="$out/${ds}_${v}.txt"
 		case "$v" in
-			no_group|no_text_score|no_blend_net|no_relations|no_prior|no_beam|with_beam)
+			no_group|no_text_score|no_blend_net|no_relations|no_rerank_net|no_prior|no_beam|with_beam)
 				[ -f "$out/${ds}_default.bin" ] || { echo "$v needs the default run first" >&2; continue; }
 				case "$v" in
 					no_group) how=(--without group) ;;
 					no_text_score) how=(--without text) ;;
 					no_blend_net) how=(--without net) ;;
 					no_relations) how=(--without relations) ;;
+					no_rerank_net) how=(--without rerank) ;;
 					no_prior) how=(--without prior) ;;
 					no_beam) how=(--beam-weight 0) ;;
 					with_beam) how=(--beam-weight 1) ;;

@@ -1521,7 +1521,7 @@ RETURNS TABLE (rank integer, item_id bigint, score real, cold_start boolean)
 AS 'MODULE_PATHNAME', 'isrf_recommend'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION isrf_recommend(bigint, integer, text)
-    IS 'Top-k next items for a user by constrained beam search over semantic IDs, rescored by the dense head; history excluded; unknown users get a cold-start answer';
+    IS 'Top-k next items for a user by the ranking score (dense head and the terms chosen on validation, plus the generative head''s beam bonus where validation kept it), its best 100 reordered by the rerank network where one was kept; history excluded, scores never rise down the list; unknown users get a cold-start answer';
 
 CREATE FUNCTION isrf_recommend_items(items bigint[], k integer, model text DEFAULT NULL)
 RETURNS TABLE (rank integer, item_id bigint, score real)

@@ -1,15 +1,16 @@
 /*
  * cmd_evaluate.c
  *	  isrf_driver evaluate MODEL_FILE [--device D] [--retune on|off]
- *	  [--beam-weight W] [--without prior|group|text|net|relations] [--baselines on|off]
+ *	  [--beam-weight W] [--without prior|group|text|net|relations|rerank] [--baselines on|off]
  *	  [--lists FILE]: the isrf_evaluate
  *	  table of a saved model (the same code as the SQL function: the isrf rows
  *	  are the served lists), optionally after choosing the ranking score's
  *	  weights on validation again with this build's scorer (--without: with
- *	  the prior's terms, the group term, the text term, the blend network
- *	  or its relations inputs left out, as use_prior=false,
- *	  use_group_score=false, use_text_score=false, use_blend_net=false or
- *	  use_relations=false would train them), and with the
+ *	  the prior's terms, the group term, the text term, the blend network,
+ *	  its relations inputs or the rerank network left out, as
+ *	  use_prior=false, use_group_score=false, use_text_score=false,
+ *	  use_blend_net=false, use_relations=false or use_rerank_net=false
+ *	  would train them), and with the
  *	  served sequential-task lists written as user_id,rank,item_id for
  *	  ../shared/tools/referee.py score.  driver_evaluate is also what train
  *	  prints.
@@ -132,7 +133,8 @@ driver_cmd_evaluate(int argc, char **argv)
 				no_group = false,
 				no_text = false,
 				no_net = false,
-				no_rel = false;
+				no_rel = false,
+				no_rerank = false;
 	double		beam_weight = -1.0;
 	int			i,
 				rc = 1;
@@ -169,6 +171,8 @@ driver_cmd_evaluate(int argc, char **argv)
 			no_net = retune = true;
 		else if (strcmp(a, "--without") == 0 && strcmp(v, "relations") == 0)
 			no_rel = retune = true;
+		else if (strcmp(a, "--without") == 0 && strcmp(v, "rerank") == 0)
+			no_rerank = retune = true;
 		else
 		{
 			fprintf(stderr, "isrf_driver: evaluate: bad option %s %s\n", a, v);
@@ -178,7 +182,7 @@ driver_cmd_evaluate(int argc, char **argv)
 	if (file == NULL)
 	{
 		fprintf(stderr, "usage: isrf_driver evaluate MODEL_FILE [--device D] [--retune on|off] "
-				"[--beam-weight W] [--without prior|group|text|net|relations] [--baselines on|off] [--lists FILE]\n");
+				"[--beam-weight W] [--without prior|group|text|net|relations|rerank] [--baselines on|off] [--lists FILE]\n");
 		return 2;
 	}
 	if (driver_load_model(&env, file, &m) != 0)
@@ -196,6 +200,8 @@ driver_cmd_evaluate(int argc, char **argv)
 		m.genrec.cfg.use_blend_net = false;
 	if (no_rel)
 		m.genrec.cfg.use_relations = false;
+	if (no_rerank)
+		m.genrec.cfg.use_rerank_net = false;
 	if (no_prior && m.genrec.params)
 	{
 		/* what use_prior=false trains: no terms beside the dense logit */

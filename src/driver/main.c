@@ -32,7 +32,7 @@ main_usage(FILE *f)
 			"            [--save FILE] [--evaluate on|off]\n"
 			"                                           train the model, print isrf_evaluate\n"
 			"  evaluate MODEL_FILE [--device D] [--retune on|off] [--beam-weight W]\n"
-			"           [--without prior|group|text|net|relations] [--baselines on|off] [--lists FILE]\n"
+			"           [--without prior|group|text|net|relations|rerank] [--baselines on|off] [--lists FILE]\n"
 			"                                           isrf_evaluate of a saved model\n"
 			"  recommend MODEL_FILE --lists FILE [--k 10] [--device D] [--retune on|off]\n"
 			"      [--weights served|train]\n"

@@ -20,7 +20,7 @@ tools=$data/../tools
 work=$(mktemp -d /tmp/isrf-quality.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 q() { psql -X -At -v ON_ERROR_STOP=1 -d isrf_quality -c "$1" 2>&1; }
-echo "1..4"
+echo "1..6"
 
 python3 "$tools/heldout.py" "$data/ml100k" "$work/ml100k" >/dev/null
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS isrf_quality" -c "CREATE DATABASE isrf_quality" >/dev/null 2>&1
@@ -44,6 +44,16 @@ awk -v a="$(field "$served" HR10)" -v b="$(field "$baseline" HR10)" 'BEGIN { exi
 ok $? "served HR@10 $(field "$served" HR10) above Markov + item-kNN's $(field "$baseline" HR10)"
 awk -v a="$(field "$served" N10)" -v b="$(field "$baseline" N10)" 'BEGIN { exit !(a > b) }'
 ok $? "served NDCG@10 $(field "$served" N10) above Markov + item-kNN's $(field "$baseline" N10)"
+
+# the served order past the rerank network's window of 100 (items 101.. follow in the ranking score's order)
+rerank=$(q "SELECT metrics->'score_weights'->>'rerank_net' FROM isrf.models WHERE name = 'ml100k_ho' AND deployed")
+echo "# rerank network kept: $rerank"
+rises=$(q "SELECT count(*) FROM (SELECT r.score, lag(r.score) OVER (PARTITION BY u ORDER BY r.rank) AS prev FROM generate_series(1, 40) u, LATERAL isrf_recommend(u, 150) r) x WHERE score > prev")
+[ "$rises" = 0 ]
+ok $? "scores never rise down lists of 150 (rises: $rises)"
+differ=$(q "SELECT count(*) FROM (SELECT u, r.rank, r.item_id FROM generate_series(1, 40) u, LATERAL isrf_recommend(u, 150) r WHERE r.rank <= 10 EXCEPT SELECT u, r.rank, r.item_id FROM generate_series(1, 40) u, LATERAL isrf_recommend(u, 10) r) x")
+[ "$differ" = 0 ]
+ok $? "the first 10 of a list of 150 are the list of 10 (differences: $differ)"
 
 psql -X -q -d postgres -c "DROP DATABASE isrf_quality WITH (FORCE)" >/dev/null 2>&1
 exit $((failed > 0))

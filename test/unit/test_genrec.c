@@ -872,7 +872,8 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 					kmax[4],
 					lprof[4],
 					llast[4],
-					lmax[4];
+					lmax[4],
+					adj[4];
 		IsrfRelations rel = {kmax, lprof, llast, lmax};
 		double		group_seen = 0.0;
 
@@ -887,7 +888,12 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 		CHECK(isrf_genrec_score_terms(s, users[r], hist, len, 4, cand, false, full0) == ISRF_OK);
 		isrf_genrec_session_close(s);
 		g.weights.net = net;
+		/* and a rerank network of the opposite output (scorer.h) */
+		g.weights.rerank = net;
+		for (j = 0; j < ISRF_BLEND_HIDDEN; j++)
+			g.weights.rerank.w2[j] = -net.w2[j];
 		CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
+		CHECK(isrf_scorer_rerank(isrf_genrec_scorer(s), users[r], hist, len, 4, cand, base, adj) == ISRF_OK);
 		memcpy(with, base, sizeof(with));
 		CHECK(isrf_genrec_score_terms(s, users[r], hist, len, 4, cand, true, with) == ISRF_OK);
 		memcpy(full, base, sizeof(full));
@@ -907,7 +913,7 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 
 			if (it < 0)
 			{
-				CHECK(isnan(with[j]) && isnan(sum[j]));
+				CHECK(isnan(with[j]) && isnan(sum[j]) && adj[j] == 0.0f);
 				continue;
 			}
 			x[ISRF_BLEND_DENSE] = base[j];
@@ -926,6 +932,8 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 			rel_seen += kmax[j] > 0.0f ? 1 : 0;
 			lex_seen += lprof[j] > 0.0f && lmax[j] > 0.0f ? 1 : 0;
 			CHECK_NEAR(with[j] - sum[j], isrf_blend_net_forward(&net, x), 1e-4);
+			/* the rerank network reads the same inputs */
+			CHECK_NEAR(adj[j], -isrf_blend_net_forward(&net, x), 1e-4);
 			/* and it does add something */
 			CHECK(fabs(isrf_blend_net_forward(&net, x)) > 1e-6);
 			/* the full-ranking weights on a list: no network */
@@ -935,6 +943,7 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 		CHECK(r == 0 ? group_seen > 0.0 : group_seen == 0.0);
 		isrf_scorer_group_clear(scr);
 		isrf_genrec_session_close(s);
+		memset(&g.weights.rerank, 0, sizeof(g.weights.rerank));
 	}
 	/* full ranking is the same with and without the network */
 	{

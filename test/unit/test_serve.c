@@ -22,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* a list longer than the rerank network's window */
+#define RERANK_K (ISRF_RERANK_DEPTH + 50)
+
 /* in user u's whole history? */
 static bool
 in_history(const IsrfModel *m, int32_t u, int32_t item)
@@ -461,6 +464,86 @@ main(void)
 		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
 		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_ERR_CORRUPT);
 		CHECK(strstr(env.errmsg, "blend network") != NULL);
+		isrf_free(&env, buf);
+		m.genrec.weights = keep;
+	}
+
+	/*
+	 * a rerank network reorders full ranking's best ISRF_RERANK_DEPTH and
+	 * leaves the rest after them in their order; the scores never rise down
+	 * the list and the first 10 of a longer list are the list of 10; it
+	 * travels with the model, and a non-finite one is damage
+	 */
+	{
+		IsrfScoreWeights keep = m.genrec.weights;
+		int32_t		ia[RERANK_K],
+					ib[RERANK_K],
+					ic[10],
+					f,
+					k,
+					i,
+					j,
+					depth = ISRF_RERANK_DEPTH;
+		float		sa[RERANK_K],
+					sb[RERANK_K],
+					sc10[10];
+		IsrfRecRequest rq = {1, RERANK_K, 0, NULL, 0};
+		IsrfRecResult ra = {ia, sa, 0, false},
+					rb = {ib, sb, 0, false},
+					rc = {ic, sc10, 0, false};
+		unsigned long long rs = 11;
+		uint8_t    *buf;
+		size_t		len;
+		bool		moved = false;
+
+		memset(&m.genrec.weights.rerank, 0, sizeof(m.genrec.weights.rerank));
+		CHECK(isrf_serve_session_open(&env, be, &m, &ss2) == ISRF_OK);
+		CHECK(isrf_serve_recommend(&env, ss2, 1, &rq, &ra) == ISRF_OK);
+		isrf_serve_session_close(ss2);
+		for (k = 0; k < ISRF_BLEND_HIDDEN; k++)
+		{
+			for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
+				m.genrec.weights.rerank.w1[k][f] = unit_rand_uniform(&rs);
+			m.genrec.weights.rerank.w2[k] = 4.0f * unit_rand_uniform(&rs);
+		}
+		for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
+			m.genrec.weights.rerank.inv_sd[f] = 1.0f;
+		CHECK(isrf_serve_session_open(&env, be, &m, &ss2) == ISRF_OK);
+		CHECK(isrf_serve_recommend(&env, ss2, 1, &rq, &rb) == ISRF_OK);
+		rq.k = 10;
+		CHECK(isrf_serve_recommend(&env, ss2, 1, &rq, &rc) == ISRF_OK);
+		rq.k = RERANK_K;
+		isrf_serve_session_close(ss2);
+		/* (this catalogue is smaller than the window: the rest is checked on ml100k, test/tap/quality.t) */
+		CHECK(ra.count == rb.count && ra.count > 10 && !rb.cold_start);
+		for (i = 0; i < depth && i < rb.count; i++)
+		{
+			bool		in = false;
+
+			for (j = 0; j < depth; j++)
+				in = in || ib[i] == ia[j];
+			CHECK_MSG(in, "item %d of the reranked list is not among the best %d", ib[i], depth);
+			moved = moved || ib[i] != ia[i];
+		}
+		CHECK_MSG(moved, "the rerank network moved nothing");
+		if (rb.count > depth)
+			CHECK(memcmp(ia + depth, ib + depth, sizeof(int32_t) * (rb.count - depth)) == 0);
+		for (i = 1; i < rb.count; i++)
+			CHECK_MSG(sb[i] <= sb[i - 1], "score %d rises: %g after %g", i, (double) sb[i], (double) sb[i - 1]);
+		CHECK(rc.count == 10 && memcmp(ic, ib, sizeof(ic)) == 0 && memcmp(sc10, sb, sizeof(sc10)) == 0);
+		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
+		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_OK);
+		isrf_free(&env, buf);
+		CHECK(memcmp(&m2.genrec.weights.rerank, &m.genrec.weights.rerank, sizeof(IsrfBlendNet)) == 0);
+		CHECK(isrf_serve_session_open(&env, be, &m2, &ss2) == ISRF_OK);
+		CHECK(isrf_serve_recommend(&env, ss2, 1, &rq, &ra) == ISRF_OK);
+		isrf_serve_session_close(ss2);
+		CHECK(ra.count == rb.count && memcmp(ia, ib, sizeof(int32_t) * rb.count) == 0);
+		isrf_model_free(&env, &m2);
+		m.genrec.weights.rerank.w2[5] = INFINITY;
+		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
+		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_ERR_CORRUPT);
+		CHECK(strstr(env.errmsg, "rerank network") != NULL);
 		isrf_free(&env, buf);
 		m.genrec.weights = keep;
 	}

@@ -101,6 +101,7 @@ typedef struct IsrfGenrecConfig
 	bool		use_text_score; /* the recent items' text as a score term */
 	bool		use_blend_net;	/* the candidate lists' blend network */
 	bool		use_relations;	/* its inputs include the relations (scorer.h) */
+	bool		use_rerank_net;	/* full ranking's best reordered by a network */
 	int32_t		semid_levels;	/* residual k-means levels */
 	int32_t		semid_codebook; /* codes per level */
 	int32_t		eval_users;		/* validation users per evaluation, 0 = all */

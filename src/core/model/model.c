@@ -38,6 +38,7 @@
 #define TAG_GNET	ISRF_TAG('G', 'N', 'E', 'T')	/* the blend network of 8 inputs (before the
 														 * relations': read, no longer written) */
 #define TAG_GNE2	ISRF_TAG('G', 'N', 'E', '2')	/* the blend network, where kept */
+#define TAG_GRRK	ISRF_TAG('G', 'R', 'R', 'K')	/* the rerank network, where kept */
 #define TAG_TSIZ	ISRF_TAG('T', 'S', 'I', 'Z')	/* the items' TF-IDF rows: columns, entries */
 #define TAG_TPTR	ISRF_TAG('T', 'P', 'T', 'R')
 #define TAG_TCOL	ISRF_TAG('T', 'C', 'O', 'L')
@@ -264,7 +265,10 @@ isrf_model_save(IsrfEnv *env, const IsrfModel *m, uint8_t **buf, size_t *len)
 										  m->genrec.n_tf_params * 4)))) ||
 			(isrf_blend_net_active(&m->genrec.weights.net) &&
 			 (st = isrf_model_writer_add(w, TAG_GNE2, ISRF_ELEM_F32, &m->genrec.weights.net,
-										 sizeof(m->genrec.weights.net)))))
+										 sizeof(m->genrec.weights.net)))) ||
+			(isrf_blend_net_active(&m->genrec.weights.rerank) &&
+			 (st = isrf_model_writer_add(w, TAG_GRRK, ISRF_ELEM_F32, &m->genrec.weights.rerank,
+										 sizeof(m->genrec.weights.rerank)))))
 		{
 			isrf_model_writer_abort(w);
 			return st;
@@ -385,6 +389,14 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 	if ((isrf_model_reader_has(r, TAG_GNE2) || isrf_model_reader_has(r, TAG_GNET)) &&
 		(!isrf_blend_net_finite(&g->weights.net) || !isrf_blend_net_active(&g->weights.net)))
 		return isrf_fail(env, ISRF_ERR_CORRUPT, "model blend network is damaged");
+	/* the rerank network: likewise */
+	if (isrf_model_reader_has(r, TAG_GRRK))
+	{
+		ISRF_TRY(isrf_model_reader_get(env, r, TAG_GRRK, ISRF_ELEM_F32, sizeof(g->weights.rerank), &p, NULL));
+		memcpy(&g->weights.rerank, p, sizeof(g->weights.rerank));
+		if (!isrf_blend_net_finite(&g->weights.rerank) || !isrf_blend_net_active(&g->weights.rerank))
+			return isrf_fail(env, ISRF_ERR_CORRUPT, "model rerank network is damaged");
+	}
 	return ISRF_OK;
 }
 
@@ -548,7 +560,7 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 " \"epochs\": %d, \"best_epoch\": %d, \"val_hr10\": %.4f, \"val_ndcg10\": %.4f,"
 			 " \"nonfinite_steps\": %lld, \"score_weights\": {\"prior\": %g, \"prior_direct\": %g,"
 			 " \"pop_direct\": %g, \"recent_direct\": %g, \"content_direct\": %g, \"beam\": %g, \"prior_knn\": %g, \"prior_knn_direct\": %g,"
-			 " \"group\": %g, \"group_direct\": %g, \"text\": %g, \"text_direct\": %g, \"blend_net\": %s}}",
+			 " \"group\": %g, \"group_direct\": %g, \"text\": %g, \"text_direct\": %g, \"blend_net\": %s, \"rerank_net\": %s}}",
 			 s->n_users, s->n_items, (long long) s->n_interactions, (long long) s->n_train_interactions,
 			 s->n_evaluated_users, s->n_items_with_text, s->n_users_with_description,
 			 s->n_users_from_history, s->n_users_without_feature, (long long) s->n_group_edges,
@@ -562,5 +574,6 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 (double) m->genrec.weights.prior_knn_direct, (double) m->genrec.weights.group,
 			 (double) m->genrec.weights.group_direct, (double) m->genrec.weights.text,
 			 (double) m->genrec.weights.text_direct,
-			 isrf_blend_net_active(&m->genrec.weights.net) ? "true" : "false");
+			 isrf_blend_net_active(&m->genrec.weights.net) ? "true" : "false",
+			 isrf_blend_net_active(&m->genrec.weights.rerank) ? "true" : "false");
 }

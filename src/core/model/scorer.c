@@ -422,16 +422,17 @@ scorer_nothing_to_add(const IsrfScorer *sc, bool direct)
 }
 
 /*
- * The blend network's output added to the scores of cand[0..n) (cand NULL:
- * every item), which hold the dense logits still: its inputs are the
- * direct task's terms as model/scorer_tune.c computes them to fit it.  The
- * scorer is fitted; candidates of -1 are left alone.  It leaves the prior
- * (with the candidate lists' kNN part) and the user's group term filled for
- * scorer_add_rest, which needs not compute them again.
+ * out[i] += net(x) of cand[i] (cand NULL: item i), dense[i] its dense
+ * logit (out may be dense: each is read before it is written): net's
+ * inputs are the direct task's terms as model/scorer_tune.c computes them
+ * to fit it.  The scorer is fitted; candidates of -1 are left alone.  It
+ * leaves the prior (with the candidate lists' kNN part) and the user's
+ * group term filled for scorer_add_rest, which needs not compute them
+ * again.
  */
 static IsrfStatus
-scorer_add_net(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, int32_t n,
-			   const int32_t *cand, float *scores)
+scorer_add_net(IsrfScorer *sc, const IsrfBlendNet *net, int32_t user, const int32_t *hist, int32_t len,
+			   int32_t n, const int32_t *cand, const float *dense, float *out)
 {
 	bool		has_text;
 	int32_t		ni = sc->n_items,
@@ -465,7 +466,7 @@ scorer_add_net(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, i
 
 			if (it < 0 || it >= ni)
 				continue;
-			x[ISRF_BLEND_DENSE] = scores[i0 + i];
+			x[ISRF_BLEND_DENSE] = dense[i0 + i];
 			x[ISRF_BLEND_MARKOV] = (float) sc->pmk[it];
 			x[ISRF_BLEND_KNN] = (float) sc->pkn[it];
 			x[ISRF_BLEND_POP] = log1pf((float) sc->prior.pop[it]);
@@ -477,7 +478,7 @@ scorer_add_net(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, i
 			x[ISRF_BLEND_LEX_PROFILE] = lprof[i];
 			x[ISRF_BLEND_LEX_LAST] = llast[i];
 			x[ISRF_BLEND_LEX_MAX] = lmax[i];
-			scores[i0 + i] += (float) isrf_blend_net_forward(&sc->w.net, x);
+			out[i0 + i] += (float) isrf_blend_net_forward(net, x);
 		}
 	}
 	isrf_scorer_relations_end(sc);
@@ -561,7 +562,7 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 		return ISRF_OK;
 	ISRF_TRY(isrf_scorer_fit(sc));
 	/* first, while the scores are the dense logits the network reads */
-	if (net && (st = scorer_add_net(sc, user, hist, len, n, cand, scores)) != ISRF_OK)
+	if (net && (st = scorer_add_net(sc, &sc->w.net, user, hist, len, n, cand, scores, scores)) != ISRF_OK)
 	{
 		isrf_scorer_group_clear(sc);
 		return st;
@@ -576,6 +577,21 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 		for (i = 0; i < n; i++)
 			scores[i] += theta * scorer_dot(sc, sc->ifeat_n, sc->tprof, cand[i]);
 	st = scorer_add_rest(sc, user, hist, len, n, cand, direct, net, scores);
+	isrf_scorer_group_clear(sc);
+	return st;
+}
+
+IsrfStatus
+isrf_scorer_rerank(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, int32_t n,
+				   const int32_t *cand, const float *dense, float *out)
+{
+	IsrfStatus	st;
+
+	memset(out, 0, (size_t) n * sizeof(float));
+	if (!isrf_blend_net_active(&sc->w.rerank) || n <= 0)
+		return ISRF_OK;
+	ISRF_TRY(isrf_scorer_fit(sc));
+	st = scorer_add_net(sc, &sc->w.rerank, user, hist, len, n, cand, dense, out);
 	isrf_scorer_group_clear(sc);
 	return st;
 }

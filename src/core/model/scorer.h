@@ -62,7 +62,12 @@ typedef struct IsrfScoreWeights
 								 * ranking */
 	float		text_direct;	/* the same, candidate lists */
 	IsrfBlendNet net;			/* over the terms, candidate lists */
+	IsrfBlendNet rerank;		/* over the same terms, full ranking's best
+								 * ISRF_RERANK_DEPTH (serve/recommend.c) */
 } IsrfScoreWeights;
+
+/* the full ranking's best items the rerank network reorders */
+#define ISRF_RERANK_DEPTH 100
 
 /* neighbour items that vote in group(i), and their decay */
 #define ISRF_GROUP_WINDOW 20
@@ -238,6 +243,15 @@ void		isrf_scorer_group_clear(IsrfScorer *sc);
  */
 IsrfStatus	isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len,
 							int32_t n, const int32_t *cand, bool direct, float *scores);
+
+/*
+ * out[i] = the rerank network's output (sc->w.rerank; 0 where it is not
+ * active) for cand[i] after hist[0..len) of user, dense[i] its dense
+ * logit: the network reads the blend network's inputs (blend_net.h), as
+ * the fit read them (model/scorer_tune.c).  Candidates of -1 get 0.
+ */
+IsrfStatus	isrf_scorer_rerank(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len,
+							   int32_t n, const int32_t *cand, const float *dense, float *out);
 
 /*
  * isrf_scorer_add of full ranking (cand NULL, not direct) for n users at

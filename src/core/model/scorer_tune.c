@@ -9,8 +9,10 @@
  *	  the validation direct task.  Ties keep the smaller weight (grids
  *	  run from 0 outwards, by magnitude), so a term no one can show helps
  *	  stays out; each later stage starts from what the earlier chose and
- *	  moves only on a gain.  Last, the candidate lists' blend network is
- *	  fitted on the same lists beside the chosen sum (model/blend_net.h).
+ *	  moves only on a gain.  Then the candidate lists' blend network is
+ *	  fitted on the same lists beside the chosen sum (model/blend_net.h);
+ *	  last, full ranking's rerank network on the validation users' best
+ *	  ISRF_RERANK_DEPTH items under the chosen weights (scorer.h).
  */
 #include "model/genrec_internal.h"
 
@@ -527,6 +529,230 @@ tune_full_pass(IsrfGenrecSession *s, TuneFull *f, IsrfMetrics (*acc1)[GR_N_KNN][
 }
 
 /*
+ * The validation users' windows (the full ranking's best ISRF_RERANK_DEPTH
+ * after the train input, under the chosen weights, best first, as
+ * serve/recommend.c picks them) that hold the validation target, with the
+ * rerank network's inputs of their items: what tune_rerank fits on.
+ */
+typedef struct TuneWindows
+{
+	int32_t		n_lists;		/* windows kept */
+	int32_t		cap;			/* windows x, base and target have room for */
+	int32_t		max;			/* the most windows kept */
+	float	   *x;				/* [cap x depth x ISRF_BLEND_N_FEATURES] */
+	double	   *base;			/* [cap x depth] the ranking score */
+	int32_t    *target;			/* [cap] the target's place in its window */
+} TuneWindows;
+
+/* win[0..depth) = the best items of full (-inf for the history), best first, ties to the lower item. */
+static int32_t
+tune_window(const float *full, int32_t ni, int32_t depth, int32_t *win)
+{
+	int32_t		n = 0,
+				q,
+				p;
+
+	for (q = 0; q < ni; q++)
+	{
+		float		v = full[q];
+
+		if (!(v > -INFINITY) || (n == depth && !(v > full[win[depth - 1]])))
+			continue;
+		p = n < depth ? n++ : depth - 1;
+		for (; p > 0 && full[win[p - 1]] < v; p--)
+			win[p] = win[p - 1];
+		win[p] = q;
+	}
+	return n;
+}
+
+/* Room for twice the windows *tw has room for (at most tw->max): false when out of memory. */
+static bool
+tune_windows_grow(IsrfEnv *env, TuneWindows *tw)
+{
+	int32_t		cap = tw->cap == 0 ? 1024 : 2 * tw->cap;
+	size_t		per = (size_t) ISRF_RERANK_DEPTH;
+	float	   *x;
+	double	   *base;
+	int32_t    *target;
+
+	cap = cap < tw->max ? cap : tw->max;
+	x = isrf_alloc(env, (size_t) cap * per * ISRF_BLEND_N_FEATURES * 4 + 4);
+	base = isrf_alloc(env, (size_t) cap * per * 8 + 8);
+	target = isrf_alloc(env, (size_t) cap * 4 + 4);
+	if (!x || !base || !target)
+	{
+		isrf_free(env, x);
+		isrf_free(env, base);
+		isrf_free(env, target);
+		return false;
+	}
+	if (tw->n_lists > 0)
+	{
+		memcpy(x, tw->x, (size_t) tw->n_lists * per * ISRF_BLEND_N_FEATURES * 4);
+		memcpy(base, tw->base, (size_t) tw->n_lists * per * 8);
+		memcpy(target, tw->target, (size_t) tw->n_lists * 4);
+	}
+	isrf_free(env, tw->x);
+	isrf_free(env, tw->base);
+	isrf_free(env, tw->target);
+	tw->x = x;
+	tw->base = base;
+	tw->target = target;
+	tw->cap = cap;
+	return true;
+}
+
+/* The windows of one pass over the validation users (f) into *tw. */
+static IsrfStatus
+tune_rerank_windows(IsrfGenrecSession *s, TuneFull *f, float *full, TuneWindows *tw)
+{
+	IsrfEnv    *env = s->env;
+	IsrfScorer *scr = &s->scorer;
+	const IsrfGenrecData *d = s->d;
+	const int32_t *hist[256];
+	float	   *scores,
+				rel_v[4][ISRF_RERANK_DEPTH],
+				content[ISRF_RERANK_DEPTH],
+				text[ISRF_RERANK_DEPTH];
+	int32_t		win[ISRF_RERANK_DEPTH],
+				i,
+				j,
+				q,
+				c;
+	/* a term switched off is no input either (constant 0: the network ignores it) */
+	bool		use_group = s->cfg.use_group_score,
+				use_text = s->cfg.use_text_score,
+				use_rel = s->cfg.use_relations;
+	IsrfStatus	st;
+
+	for (i = 0; i < f->n && tw->n_lists < tw->max; i += 256)
+	{
+		int32_t		nb = f->n - i < 256 ? f->n - i : 256;
+
+		ISRF_TRY(isrf_poll(env));
+		for (j = 0; j < nb; j++)
+			hist[j] = d->seq + d->seq_ptr[f->vu[i + j]];
+		ISRF_TRY(isrf_gr_encode(s, nb, f->vu + i, hist, f->vin + i, f->h));
+		ISRF_TRY(isrf_gr_dense_chunk(s, nb, f->h, &scores));
+		for (j = 0; j < nb && tw->n_lists < tw->max; j++)
+		{
+			const float *dense = scores + (size_t) j * s->ni;
+			int32_t		len = f->vin[i + j],
+						n,
+						tp = -1;
+			IsrfRelations rel = {rel_v[0], rel_v[1], rel_v[2], rel_v[3]};
+			float	   *xl;
+
+			/* the ranking score as serving adds it (scorer.c) */
+			ISRF_TRY(isrf_scorer_prior_all(scr, hist[j], len, scr->w.prior_knn));
+			isrf_scorer_group(scr, f->vu[i + j]);
+			if (scr->w.text != 0.0f)
+				isrf_scorer_text_all(scr, hist[j], len);
+			for (q = 0; q < s->ni; q++)
+				full[q] = dense[q] + scr->w.prior * (float) scr->psc[q] + scr->w.group * scr->gsc[q] +
+					(scr->w.text != 0.0f ? scr->w.text * scr->text[q] : 0.0f);
+			for (q = 0; q < len; q++)
+				full[hist[j][q]] = -INFINITY;
+			n = tune_window(full, s->ni, ISRF_RERANK_DEPTH, win);
+			for (c = 0; c < n; c++)
+				if (win[c] == f->vt[i + j])
+					tp = c;
+			if (tp < 0 || n < ISRF_RERANK_DEPTH)
+			{
+				isrf_scorer_group_clear(scr);
+				continue;
+			}
+			if (tw->n_lists == tw->cap && !tune_windows_grow(env, tw))
+			{
+				isrf_scorer_group_clear(scr);
+				return ISRF_ERR_NOMEM;
+			}
+			/* its items' inputs, as scorer.c's scorer_add_net reads them */
+			if ((st = isrf_scorer_relations(scr, hist[j], len, n, win, &rel)) != ISRF_OK)
+			{
+				isrf_scorer_group_clear(scr);
+				return st;
+			}
+			isrf_scorer_content(scr, hist[j], len, n, win, content);
+			isrf_scorer_text(scr, hist[j], len, n, win, text);
+			xl = tw->x + (size_t) tw->n_lists * ISRF_RERANK_DEPTH * ISRF_BLEND_N_FEATURES;
+			for (c = 0; c < n; c++)
+			{
+				float	   *xk = xl + (size_t) c * ISRF_BLEND_N_FEATURES;
+				int32_t		it = win[c];
+
+				xk[ISRF_BLEND_DENSE] = dense[it];
+				xk[ISRF_BLEND_MARKOV] = (float) scr->pmk[it];
+				xk[ISRF_BLEND_KNN] = (float) scr->pkn[it];
+				xk[ISRF_BLEND_POP] = log1pf((float) scr->prior.pop[it]);
+				xk[ISRF_BLEND_RECENT] = scr->recent[it];
+				xk[ISRF_BLEND_CONTENT] = content[c];
+				xk[ISRF_BLEND_GROUP] = use_group ? scr->gsc[it] : 0.0f;
+				xk[ISRF_BLEND_TEXT] = use_text ? text[c] : 0.0f;
+				xk[ISRF_BLEND_KNN_MAX] = use_rel ? rel_v[0][c] : 0.0f;
+				/* the words are text too */
+				xk[ISRF_BLEND_LEX_PROFILE] = use_rel && use_text ? rel_v[1][c] : 0.0f;
+				xk[ISRF_BLEND_LEX_LAST] = use_rel && use_text ? rel_v[2][c] : 0.0f;
+				xk[ISRF_BLEND_LEX_MAX] = use_rel && use_text ? rel_v[3][c] : 0.0f;
+				tw->base[(size_t) tw->n_lists * ISRF_RERANK_DEPTH + c] = full[it];
+			}
+			tw->target[tw->n_lists++] = tp;
+			isrf_scorer_group_clear(scr);
+		}
+	}
+	return ISRF_OK;
+}
+
+/*
+ * The rerank network (scorer.h), fitted on the validation users whose
+ * target is among their window's items (the others' served lists it cannot
+ * change), into out->weights.rerank: all zero where it does not help
+ * windows it was not fitted on (isrf_blend_net_fit).  The scorer's weights
+ * of full ranking are chosen.
+ */
+static IsrfStatus
+tune_rerank(IsrfGenrecSession *s, TuneFull *f, IsrfGenrec *out)
+{
+	IsrfEnv    *env = s->env;
+	TuneWindows tw;
+	IsrfBlendData bd;
+	IsrfBlendReport rep;
+	float	   *full = isrf_alloc(env, (size_t) s->ni * 4 + 4);
+	double		t0 = isrf_now();
+	IsrfStatus	st;
+
+	memset(&out->weights.rerank, 0, sizeof(out->weights.rerank));
+	memset(&tw, 0, sizeof(tw));
+	tw.max = TUNE_BLEND_MAX_LISTS;
+	if (!full)
+		st = ISRF_ERR_NOMEM;
+	else if ((st = tune_rerank_windows(s, f, full, &tw)) == ISRF_OK && tw.n_lists > 1)
+	{
+		bd.n_lists = tw.n_lists;
+		bd.n_cand = ISRF_RERANK_DEPTH;
+		bd.x = tw.x;
+		bd.base = tw.base;
+		bd.target = tw.target;
+		st = isrf_blend_net_fit(env, &bd, TUNE_BLEND_EPOCHS, &out->weights.rerank, &rep);
+		if (st == ISRF_OK)
+			isrf_log(env, "isrf: rerank network (full ranking): %s (best epoch %d of %d); the validation target is "
+					 "among the best %d for %d of %d users (%.4f); on the half of those it was not fitted on, HR@10 "
+					 "%.4f NDCG@10 %.4f with it at its best epoch, %.4f / %.4f without (gain %.4f, standard "
+					 "error %.4f); %.1f s",
+					 rep.epochs > 0 ? "kept" : "left out", rep.best_epoch, TUNE_BLEND_EPOCHS,
+					 ISRF_RERANK_DEPTH, tw.n_lists, f->n, f->n > 0 ? (double) tw.n_lists / f->n : 0.0,
+					 rep.held_net_hr10, rep.held_net_ndcg10, rep.held_sum_hr10, rep.held_sum_ndcg10,
+					 rep.held_gain, rep.held_gain_se, isrf_now() - t0);
+	}
+	isrf_free(env, full);
+	isrf_free(env, tw.x);
+	isrf_free(env, tw.base);
+	isrf_free(env, tw.target);
+	return st;
+}
+
+/*
  * Choose the weights on the validation targets with the trained weights
  * (already in the session): full ranking's prior, kNN part and group
  * weights together, then the text's weight with the prior's again (a
@@ -620,6 +846,10 @@ isrf_gr_tune_scorer(IsrfGenrecSession *s, IsrfGenrec *out)
 	scr->w.prior_knn = out->weights.prior_knn;
 	scr->w.group = out->weights.group;
 	scr->w.text = out->weights.text;
+	memset(&out->weights.rerank, 0, sizeof(out->weights.rerank));
+	if (s->cfg.use_rerank_net && f.n > 0 && (st = tune_rerank(s, &f, out)) != ISRF_OK)
+		goto done;
+	scr->w.rerank = out->weights.rerank;
 	alone = isrf_metrics_mean(&acc[0][0][0]);
 	nogroup = isrf_metrics_mean(&acc[best0][best0k][0]);
 	if (f.n > 0)

@@ -187,6 +187,54 @@ serve_topk(IsrfEnv *env, const float *score, int32_t n_items, int32_t k, int32_t
 	return ISRF_OK;
 }
 
+IsrfStatus
+isrf_serve_list(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, const float *h, int32_t user,
+				const int32_t *hist, int32_t len, float *row, int32_t k, int32_t *items, float *scores,
+				int32_t *count)
+{
+	int32_t		ni = ss->m->n_items,
+				win[ISRF_RERANK_DEPTH],
+				n,
+				more,
+				i;
+	float		base[ISRF_RERANK_DEPTH],
+				dense[ISRF_RERANK_DEPTH],
+				adj[ISRF_RERANK_DEPTH],
+				least = INFINITY;
+	ServeRanked r[ISRF_RERANK_DEPTH];
+
+	if (!isrf_blend_net_active(&sc->w.rerank) || k <= 0)
+		return serve_topk(env, row, ni, k, items, scores, count);
+	ISRF_TRY(serve_topk(env, row, ni, ISRF_RERANK_DEPTH, win, base, &n));
+	ISRF_TRY(isrf_genrec_dense_candidates(ss->s, h, n, win, dense));
+	ISRF_TRY(isrf_scorer_rerank(sc, user, hist, len, n, win, dense, adj));
+	for (i = 0; i < n; i++)
+	{
+		if (!isfinite(adj[i]))
+			adj[i] = 0.0f;		/* never: the inputs are finite */
+		least = adj[i] < least ? adj[i] : least;
+	}
+	for (i = 0; i < n; i++)
+	{
+		r[i].score = base[i] + (adj[i] - least);
+		r[i].item = win[i];
+		row[win[i]] = NAN;
+	}
+	qsort(r, (size_t) n, sizeof(ServeRanked), serve_ranked_cmp);
+	for (i = 0; i < n && i < k; i++)
+	{
+		items[i] = r[i].item;
+		scores[i] = r[i].score;
+	}
+	*count = i;
+	if (k <= n)
+		return ISRF_OK;
+	/* the rest, below the window (whose scores only rose) */
+	ISRF_TRY(serve_topk(env, row, ni, k - n, items + n, scores + n, &more));
+	*count += more;
+	return ISRF_OK;
+}
+
 void
 isrf_serve_beam_bonus(float weight, int32_t found, const int32_t *items, const float *logp,
 					  float *score)
@@ -352,7 +400,8 @@ serve_known(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, int32_t width, i
 				row[hist[i][q]] = NAN;
 			if (beam)
 				isrf_serve_beam_bonus(sc->w.beam, bc[i], bi + (size_t) i * width, bs + (size_t) i * width, row);
-			if ((st = serve_topk(env, row, m->n_items, rq->k, rs->items, rs->scores, &rs->count)) != ISRF_OK)
+			if ((st = isrf_serve_list(env, ss, sc, h + (size_t) i * C, users[i], hist[i], lens[i], row, rq->k,
+									  rs->items, rs->scores, &rs->count)) != ISRF_OK)
 				goto done;
 			rs->cold_start = false;
 		}

@@ -119,6 +119,20 @@ void		isrf_serve_beam_bonus(float weight, int32_t found, const int32_t *items,
 								  const float *logp, float *score);
 
 /*
+ * The served list of one known user from row, the ranking score of every
+ * item after hist[0..len) (NaN where excluded, the beam's bonus added):
+ * its k best into items / scores (*count of them), best first.  Where the
+ * scorer's rerank network is active (scorer.h), the row's best
+ * ISRF_RERANK_DEPTH come first, reordered by score + net(x) (h is the
+ * user's hidden state, whose dense logits the network reads), their score
+ * raised by the network's output less its least over them, so that the
+ * scores never rise down the list; then the rest by score.  row is changed.
+ */
+IsrfStatus	isrf_serve_list(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, const float *h,
+							int32_t user, const int32_t *hist, int32_t len, float *row, int32_t k,
+							int32_t *items, float *scores, int32_t *count);
+
+/*
  * The group of a request (serve/group.c): the model's users other than user
  * (-1: none) most similar by cosine to the request's semantic feature -- a
  * known user's own where it came from their description (or there is no

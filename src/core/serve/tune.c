@@ -77,10 +77,18 @@ tune_beam(IsrfEnv *env, IsrfServeSession *ss, IsrfModel *m, IsrfMetrics *acc)
 				base[hist[i][q]] = NAN;
 			for (w = 0; w < TUNE_N_BEAM; w++)
 			{
+				int32_t		list[10],
+							n_list;
+				float		list_sc[10];
+
 				memcpy(score, base, (size_t) m->n_items * 4);
 				isrf_serve_beam_bonus(tune_beam_grid[w], found[i], items + (size_t) i * width,
 									  logp + (size_t) i * width, score);
-				isrf_metrics_add(&acc[w], isrf_full_rank(score, m->n_items, target[i], 10));
+				/* the served list (the rerank network's order, where it has one) */
+				if ((st = isrf_serve_list(env, ss, sc, h + (size_t) i * C, users[i], hist[i], lens[i], score,
+										  10, list, list_sc, &n_list)) != ISRF_OK)
+					goto done;
+				isrf_metrics_add(&acc[w], isrf_rank_in_list(list, n_list, target[i]));
 			}
 		}
 		nb = 0;

@@ -108,6 +108,8 @@ static const IsrfConfigKey config_keys[] = {
 	"a small network over the candidate lists' score terms (isrf_rank, the direct task), fitted on the validation lists after their weights and kept only where it improves validation lists it was not fitted on"},
 	{"use_relations", ISRF_KEY_BOOL, F(gen.use_relations), 0, 1, 1, false, GEN ",use_prior,use_blend_net", NULL,
 	"the blend network also reads the candidate's relations to the history: its largest item-kNN similarity to any of the last 50 items, and the lexical cosines of its text's words (TF-IDF, before the PCA) with the recent items' (with use_text_score)"},
+	{"use_rerank_net", ISRF_KEY_BOOL, F(gen.use_rerank_net), 0, 1, 1, false, GEN ",use_prior", NULL,
+	"full ranking (isrf_recommend, the sequential task) reorders the ranking score's best 100 items by a small network over the same inputs as the blend network's, fitted on the validation targets that reach those 100 and kept only where it improves validation users it was not fitted on"},
 	{"use_prior", ISRF_KEY_BOOL, F(gen.use_prior), 0, 1, 1, false, GEN, NULL,
 	"add the ranking score's terms beside the dense logit (train-only Markov + item-kNN transition score; for candidate lists also popularity, recent popularity and the profile cosine), their weights chosen on validation (0 allowed)"},
 	{"eval_users", ISRF_KEY_INT, F(gen.eval_users), 0, INT32_MAX, 0, false, GEN, NULL,
