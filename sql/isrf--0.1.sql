@@ -1528,7 +1528,7 @@ RETURNS TABLE (rank integer, item_id bigint, score real)
 AS 'MODULE_PATHNAME', 'isrf_recommend_items'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION isrf_recommend_items(bigint[], integer, text)
-    IS 'Top-k next items after an ordered list of items (an anonymous session, a basket), the listed items excluded; unknown items skipped and counted in a NOTICE';
+    IS 'Top-k next items after an ordered list of items (an anonymous session, a basket), ranked as isrf_recommend ranks a history, the listed items excluded; unknown items skipped and counted in a NOTICE';
 
 CREATE FUNCTION isrf_rank(user_id bigint, candidates bigint[], model text DEFAULT NULL)
 RETURNS TABLE (rank integer, item_id bigint, score real)

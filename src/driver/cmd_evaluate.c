@@ -218,13 +218,15 @@ driver_cmd_evaluate(int argc, char **argv)
 		goto out;
 	if (beam_weight >= 0.0)
 		m.genrec.weights.beam = (float) beam_weight;
-	printf("score weights: prior %g group %g text %g, direct: prior %g pop %g recent %g content %g group %g text %g, beam %g\n",
+	printf("score weights: prior %g group %g text %g, direct: prior %g pop %g recent %g content %g group %g text %g, beam %g; "
+		   "blend network %s, rerank network %s\n",
 		   (double) m.genrec.weights.prior, (double) m.genrec.weights.group,
 		   (double) m.genrec.weights.text, (double) m.genrec.weights.prior_direct,
 		   (double) m.genrec.weights.pop_direct, (double) m.genrec.weights.recent_direct,
 		   (double) m.genrec.weights.content_direct,
 		   (double) m.genrec.weights.group_direct, (double) m.genrec.weights.text_direct,
-		   (double) m.genrec.weights.beam);
+		   (double) m.genrec.weights.beam, isrf_blend_net_active(&m.genrec.weights.net) ? "kept" : "none",
+		   isrf_blend_net_active(&m.genrec.weights.rerank) ? "kept" : "none");
 	rc = driver_evaluate(&env, be, &m, baselines, lists);
 
 out:

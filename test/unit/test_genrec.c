@@ -873,7 +873,8 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 					lprof[4],
 					llast[4],
 					lmax[4],
-					adj[4];
+					adj[4],
+					xin[4 * ISRF_BLEND_N_FEATURES];
 		IsrfRelations rel = {kmax, lprof, llast, lmax};
 		double		group_seen = 0.0;
 
@@ -894,6 +895,8 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 			g.weights.rerank.w2[j] = -net.w2[j];
 		CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
 		CHECK(isrf_scorer_rerank(isrf_genrec_scorer(s), users[r], hist, len, 4, cand, base, adj) == ISRF_OK);
+		/* the inputs the rerank network's fit reads (model/scorer_tune.c) */
+		CHECK(isrf_scorer_net_inputs(isrf_genrec_scorer(s), users[r], hist, len, 4, cand, base, xin) == ISRF_OK);
 		memcpy(with, base, sizeof(with));
 		CHECK(isrf_genrec_score_terms(s, users[r], hist, len, 4, cand, true, with) == ISRF_OK);
 		memcpy(full, base, sizeof(full));
@@ -914,6 +917,8 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 			if (it < 0)
 			{
 				CHECK(isnan(with[j]) && isnan(sum[j]) && adj[j] == 0.0f);
+				for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
+					CHECK(xin[j * ISRF_BLEND_N_FEATURES + f] == 0.0f);
 				continue;
 			}
 			x[ISRF_BLEND_DENSE] = base[j];
@@ -932,8 +937,11 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 			rel_seen += kmax[j] > 0.0f ? 1 : 0;
 			lex_seen += lprof[j] > 0.0f && lmax[j] > 0.0f ? 1 : 0;
 			CHECK_NEAR(with[j] - sum[j], isrf_blend_net_forward(&net, x), 1e-4);
-			/* the rerank network reads the same inputs */
+			/* the rerank network reads the same inputs, which its fit reads */
 			CHECK_NEAR(adj[j], -isrf_blend_net_forward(&net, x), 1e-4);
+			for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
+				CHECK_MSG(xin[j * ISRF_BLEND_N_FEATURES + f] == x[f], "input %d of candidate %d: %g, %g", f, j,
+						  (double) xin[j * ISRF_BLEND_N_FEATURES + f], (double) x[f]);
 			/* and it does add something */
 			CHECK(fabs(isrf_blend_net_forward(&net, x)) > 1e-6);
 			/* the full-ranking weights on a list: no network */
@@ -1205,6 +1213,83 @@ check_overfit(IsrfEnv *env, IsrfBackend *be)
 	isrf_synth_free(env, &sd);
 }
 
+/* the rerank network's fit line of a training's log, kept by rerank_log */
+static char rerank_line[1024];
+
+static void
+rerank_log(void *ctx, const char *msg)
+{
+	(void) ctx;
+	if (strstr(msg, "rerank network (full ranking)") != NULL)
+		snprintf(rerank_line, sizeof(rerank_line), "%s", msg);
+}
+
+/*
+ * The rerank network's fit runs where a catalogue is larger than its window
+ * (the other tests' are not): windows that hold the validation target are
+ * found and fitted on, and two trainings give the same network.
+ */
+static void
+check_rerank_fit(IsrfEnv *env, IsrfBackend *be)
+{
+	IsrfSynthConfig sc = {.n_users = 400, .n_items = 300, .n_groups = 6, .per_user = 10, .seed = 5};
+	IsrfSynthData sd;
+	TestData	t;
+	IsrfGenrecConfig c;
+	IsrfGenrec	g1,
+				g2;
+	void		(*keep_log) (void *, const char *) = env->log;
+	int64_t		r;
+	int32_t		u,
+				p = 0,
+				found = 0,
+				users = 0;
+	const char *at;
+
+	CHECK(isrf_synth_generate(env, &sc, &sd) == ISRF_OK);
+	test_data_random(&t, sc.n_users, sc.n_items, 8, 13);
+	free(t.seq);
+	t.seq = malloc(sizeof(int32_t) * (size_t) sd.n_rows);
+	for (u = 0; u < sc.n_users; u++)
+	{
+		t.seq_ptr[u] = p;
+		for (r = 0; r < sd.n_rows; r++)
+			if (sd.user_id[r] == u + 1)
+			{
+				int32_t		it = (int32_t) sd.item_id[r] - 1,
+							q;
+				bool		dup = false;
+
+				for (q = t.seq_ptr[u]; q < p; q++)
+					dup |= t.seq[q] == it;
+				if (!dup)
+					t.seq[p++] = it;
+			}
+		t.n_train[u] = p - t.seq_ptr[u] >= 3 ? p - t.seq_ptr[u] - 2 : p - t.seq_ptr[u];
+	}
+	t.seq_ptr[sc.n_users] = p;
+	t.d.seq = t.seq;
+	tiny_config(&c);
+	c.epochs = 3;
+	c.use_prior = true;
+	c.use_rerank_net = true;
+	env->log = rerank_log;
+	rerank_line[0] = '\0';
+	CHECK(isrf_genrec_train(env, be, &t.d, &c, NULL, NULL, &g1) == ISRF_OK);
+	at = strstr(rerank_line, "among the best");
+	CHECK_MSG(at != NULL && sscanf(at, "among the best %*d for %d of %d users", &found, &users) == 2,
+			  "no rerank fit in the log: \"%s\"", rerank_line);
+	CHECK_MSG(found > 1 && found < users && users > 0, "windows %d of %d users", found, users);
+	CHECK(isrf_genrec_train(env, be, &t.d, &c, NULL, NULL, &g2) == ISRF_OK);
+	env->log = keep_log;
+	CHECK(memcmp(&g1.weights.rerank, &g2.weights.rerank, sizeof(IsrfBlendNet)) == 0);
+	CHECK(isrf_blend_net_finite(&g1.weights.rerank));
+	isrf_genrec_free(env, &g1);
+	isrf_genrec_free(env, &g2);
+	test_data_free(&t);
+	isrf_synth_free(env, &sd);
+}
+
 int
 main(void)
 {
@@ -1262,6 +1347,7 @@ main(void)
 	check_prior(&env, be, &t);
 	check_relations(&env, &t);
 	check_blend_net(&env, be, &t);
+	check_rerank_fit(&env, be);
 	check_determinism(&env, be, &t);
 	check_refit(&env, be, &t);
 	check_overfit(&env, be);

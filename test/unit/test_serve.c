@@ -520,7 +520,7 @@ main(void)
 		{
 			bool		in = false;
 
-			for (j = 0; j < depth; j++)
+			for (j = 0; j < depth && j < ra.count; j++)
 				in = in || ib[i] == ia[j];
 			CHECK_MSG(in, "item %d of the reranked list is not among the best %d", ib[i], depth);
 			moved = moved || ib[i] != ia[i];
@@ -540,6 +540,38 @@ main(void)
 		isrf_serve_session_close(ss2);
 		CHECK(ra.count == rb.count && memcmp(ia, ib, sizeof(int32_t) * rb.count) == 0);
 		isrf_model_free(&env, &m2);
+		/* a section that adds nothing or of another size is damage; a model without one has none */
+		{
+			IsrfTestSections secs;
+			IsrfTestSection *sec;
+			int			variant;
+
+			for (variant = 0; variant < 3; variant++)
+			{
+				CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
+				CHECK(isrf_test_sections_split(&env, buf, len, &secs) == ISRF_OK);
+				isrf_free(&env, buf);
+				sec = isrf_test_section(&secs, ISRF_TAG('G', 'R', 'R', 'K'));
+				CHECK(sec != NULL && sec->len == sizeof(IsrfBlendNet));
+				if (variant == 0)
+					memset(sec->data, 0, sec->len);
+				else if (variant == 1)
+					isrf_test_section_resize(sec, sec->len - 4);
+				else
+					sec->dropped = true;
+				CHECK(isrf_test_sections_join(&env, &secs, &buf, &len) == ISRF_OK);
+				isrf_test_sections_free(&secs);
+				if (variant < 2)
+					CHECK_MSG(isrf_model_load(&env, buf, len, &m2) == ISRF_ERR_CORRUPT, "variant %d", variant);
+				else
+				{
+					CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_OK);
+					CHECK(!isrf_blend_net_active(&m2.genrec.weights.rerank));
+					isrf_model_free(&env, &m2);
+				}
+				isrf_free(&env, buf);
+			}
+		}
 		m.genrec.weights.rerank.w2[5] = INFINITY;
 		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
 		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_ERR_CORRUPT);

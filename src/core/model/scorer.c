@@ -422,13 +422,68 @@ scorer_nothing_to_add(const IsrfScorer *sc, bool direct)
 }
 
 /*
+ * Prepare the inputs of the networks (blend_net.h) after hist[0..len) of
+ * user: the prior (with the candidate lists' kNN part), the profiles, the
+ * group term, the relations.  The scorer is fitted.  It leaves the prior
+ * and the group term filled (scorer_add_rest reads them; the caller clears
+ * the group); scorer_net_end ends it.
+ */
+static IsrfStatus
+scorer_net_begin(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, bool *has_text)
+{
+	ISRF_TRY(isrf_scorer_prior_all(sc, hist, len, sc->w.prior_knn_direct));
+	scorer_content_profile(sc, hist, len);
+	*has_text = scorer_text_profile(sc, hist, len);
+	isrf_scorer_group(sc, user);
+	return isrf_scorer_relations_begin(sc, hist, len);
+}
+
+/*
+ * x[i * ISRF_BLEND_N_FEATURES + f] = input f of ids[i], dense[i] its dense
+ * logit, for nb <= SCORER_NET_BLOCK items after scorer_net_begin: the
+ * direct task's terms, as model/scorer_tune.c computes them to fit the
+ * blend network.  Rows of -1 or an unknown item are left alone.
+ */
+static void
+scorer_net_block(IsrfScorer *sc, bool has_text, int32_t nb, const int32_t *ids, const float *dense,
+				 float *x)
+{
+	float		kmax[SCORER_NET_BLOCK],
+				lprof[SCORER_NET_BLOCK],
+				llast[SCORER_NET_BLOCK],
+				lmax[SCORER_NET_BLOCK];
+	IsrfRelations rel = {kmax, lprof, llast, lmax};
+	int32_t		i;
+
+	isrf_scorer_relations_get(sc, nb, ids, &rel);
+	for (i = 0; i < nb; i++)
+	{
+		int32_t		it = ids[i];
+		float	   *xi = x + (size_t) i * ISRF_BLEND_N_FEATURES;
+
+		if (it < 0 || it >= sc->n_items)
+			continue;
+		xi[ISRF_BLEND_DENSE] = dense[i];
+		xi[ISRF_BLEND_MARKOV] = (float) sc->pmk[it];
+		xi[ISRF_BLEND_KNN] = (float) sc->pkn[it];
+		xi[ISRF_BLEND_POP] = log1pf((float) sc->prior.pop[it]);
+		xi[ISRF_BLEND_RECENT] = sc->recent[it];
+		xi[ISRF_BLEND_CONTENT] = scorer_dot(sc, sc->iexp_n, sc->profile, it);
+		xi[ISRF_BLEND_GROUP] = sc->gsc[it];
+		xi[ISRF_BLEND_TEXT] = has_text ? scorer_dot(sc, sc->ifeat_n, sc->tprof, it) : 0.0f;
+		xi[ISRF_BLEND_KNN_MAX] = kmax[i];
+		xi[ISRF_BLEND_LEX_PROFILE] = lprof[i];
+		xi[ISRF_BLEND_LEX_LAST] = llast[i];
+		xi[ISRF_BLEND_LEX_MAX] = lmax[i];
+	}
+}
+
+/*
  * out[i] += net(x) of cand[i] (cand NULL: item i), dense[i] its dense
- * logit (out may be dense: each is read before it is written): net's
- * inputs are the direct task's terms as model/scorer_tune.c computes them
- * to fit it.  The scorer is fitted; candidates of -1 are left alone.  It
- * leaves the prior (with the candidate lists' kNN part) and the user's
- * group term filled for scorer_add_rest, which needs not compute them
- * again.
+ * logit (out may be dense: each is read before it is written), a block of
+ * candidates at a time (no buffer sized by the list).  The scorer is
+ * fitted; candidates of -1 are left alone.  As scorer_net_begin, it leaves
+ * the prior and the user's group term filled.
  */
 static IsrfStatus
 scorer_add_net(IsrfScorer *sc, const IsrfBlendNet *net, int32_t user, const int32_t *hist, int32_t len,
@@ -440,46 +495,19 @@ scorer_add_net(IsrfScorer *sc, const IsrfBlendNet *net, int32_t user, const int3
 				i0,
 				i;
 
-	ISRF_TRY(isrf_scorer_prior_all(sc, hist, len, sc->w.prior_knn_direct));
-	scorer_content_profile(sc, hist, len);
-	has_text = scorer_text_profile(sc, hist, len);
-	isrf_scorer_group(sc, user);
-	ISRF_TRY(isrf_scorer_relations_begin(sc, hist, len));
-	/* the relations a block of candidates at a time: no buffer sized by the list */
+	ISRF_TRY(scorer_net_begin(sc, user, hist, len, &has_text));
 	for (i0 = 0; i0 < total; i0 += SCORER_NET_BLOCK)
 	{
 		int32_t		nb = total - i0 < SCORER_NET_BLOCK ? total - i0 : SCORER_NET_BLOCK,
 					ids[SCORER_NET_BLOCK];
-		float		kmax[SCORER_NET_BLOCK],
-					lprof[SCORER_NET_BLOCK],
-					llast[SCORER_NET_BLOCK],
-					lmax[SCORER_NET_BLOCK];
-		IsrfRelations rel = {kmax, lprof, llast, lmax};
+		float		x[SCORER_NET_BLOCK * ISRF_BLEND_N_FEATURES];
 
 		for (i = 0; i < nb; i++)
 			ids[i] = cand ? cand[i0 + i] : i0 + i;
-		isrf_scorer_relations_get(sc, nb, ids, &rel);
+		scorer_net_block(sc, has_text, nb, ids, dense + i0, x);
 		for (i = 0; i < nb; i++)
-		{
-			int32_t		it = ids[i];
-			float		x[ISRF_BLEND_N_FEATURES];
-
-			if (it < 0 || it >= ni)
-				continue;
-			x[ISRF_BLEND_DENSE] = dense[i0 + i];
-			x[ISRF_BLEND_MARKOV] = (float) sc->pmk[it];
-			x[ISRF_BLEND_KNN] = (float) sc->pkn[it];
-			x[ISRF_BLEND_POP] = log1pf((float) sc->prior.pop[it]);
-			x[ISRF_BLEND_RECENT] = sc->recent[it];
-			x[ISRF_BLEND_CONTENT] = scorer_dot(sc, sc->iexp_n, sc->profile, it);
-			x[ISRF_BLEND_GROUP] = sc->gsc[it];
-			x[ISRF_BLEND_TEXT] = has_text ? scorer_dot(sc, sc->ifeat_n, sc->tprof, it) : 0.0f;
-			x[ISRF_BLEND_KNN_MAX] = kmax[i];
-			x[ISRF_BLEND_LEX_PROFILE] = lprof[i];
-			x[ISRF_BLEND_LEX_LAST] = llast[i];
-			x[ISRF_BLEND_LEX_MAX] = lmax[i];
-			out[i0 + i] += (float) isrf_blend_net_forward(net, x);
-		}
+			if (ids[i] >= 0 && ids[i] < ni)
+				out[i0 + i] += (float) isrf_blend_net_forward(net, x + (size_t) i * ISRF_BLEND_N_FEATURES);
 	}
 	isrf_scorer_relations_end(sc);
 	return ISRF_OK;
@@ -582,13 +610,38 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 }
 
 IsrfStatus
+isrf_scorer_net_inputs(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, int32_t n,
+					   const int32_t *cand, const float *dense, float *x)
+{
+	bool		has_text;
+	int32_t		i0;
+	IsrfStatus	st;
+
+	if (n <= 0)
+		return ISRF_OK;
+	memset(x, 0, (size_t) n * ISRF_BLEND_N_FEATURES * sizeof(float));
+	ISRF_TRY(isrf_scorer_fit(sc));
+	if ((st = scorer_net_begin(sc, user, hist, len, &has_text)) == ISRF_OK)
+	{
+		for (i0 = 0; i0 < n; i0 += SCORER_NET_BLOCK)
+			scorer_net_block(sc, has_text, n - i0 < SCORER_NET_BLOCK ? n - i0 : SCORER_NET_BLOCK, cand + i0,
+							 dense + i0, x + (size_t) i0 * ISRF_BLEND_N_FEATURES);
+		isrf_scorer_relations_end(sc);
+	}
+	isrf_scorer_group_clear(sc);
+	return st;
+}
+
+IsrfStatus
 isrf_scorer_rerank(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, int32_t n,
 				   const int32_t *cand, const float *dense, float *out)
 {
 	IsrfStatus	st;
 
+	if (n <= 0)
+		return ISRF_OK;
 	memset(out, 0, (size_t) n * sizeof(float));
-	if (!isrf_blend_net_active(&sc->w.rerank) || n <= 0)
+	if (!isrf_blend_net_active(&sc->w.rerank))
 		return ISRF_OK;
 	ISRF_TRY(isrf_scorer_fit(sc));
 	st = scorer_add_net(sc, &sc->w.rerank, user, hist, len, n, cand, dense, out);

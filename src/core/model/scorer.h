@@ -245,6 +245,14 @@ IsrfStatus	isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, in
 							int32_t n, const int32_t *cand, bool direct, float *scores);
 
 /*
+ * x[i * ISRF_BLEND_N_FEATURES + f] = input f of the networks (blend_net.h)
+ * for cand[i] after hist[0..len) of user, dense[i] its dense logit: what
+ * they read when they score (rows of -1 or an unknown item: zeros).
+ */
+IsrfStatus	isrf_scorer_net_inputs(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len,
+								   int32_t n, const int32_t *cand, const float *dense, float *x);
+
+/*
  * out[i] = the rerank network's output (sc->w.rerank; 0 where it is not
  * active) for cand[i] after hist[0..len) of user, dense[i] its dense
  * logit: the network reads the blend network's inputs (blend_net.h), as

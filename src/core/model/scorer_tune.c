@@ -531,8 +531,10 @@ tune_full_pass(IsrfGenrecSession *s, TuneFull *f, IsrfMetrics (*acc1)[GR_N_KNN][
 /*
  * The validation users' windows (the full ranking's best ISRF_RERANK_DEPTH
  * after the train input, under the chosen weights, best first, as
- * serve/recommend.c picks them) that hold the validation target, with the
- * rerank network's inputs of their items: what tune_rerank fits on.
+ * serve/recommend.c picks them -- without the beam's bonus, whose weight
+ * serve/tune.c chooses afterwards on the lists served with the network)
+ * that hold the validation target, with the rerank network's inputs of
+ * their items: what tune_rerank fits on.
  */
 typedef struct TuneWindows
 {
@@ -612,19 +614,15 @@ tune_rerank_windows(IsrfGenrecSession *s, TuneFull *f, float *full, TuneWindows 
 	const IsrfGenrecData *d = s->d;
 	const int32_t *hist[256];
 	float	   *scores,
-				rel_v[4][ISRF_RERANK_DEPTH],
-				content[ISRF_RERANK_DEPTH],
-				text[ISRF_RERANK_DEPTH];
+				wdense[ISRF_RERANK_DEPTH];
 	int32_t		win[ISRF_RERANK_DEPTH],
 				i,
 				j,
 				q,
 				c;
-	/* a term switched off is no input either (constant 0: the network ignores it) */
 	bool		use_group = s->cfg.use_group_score,
 				use_text = s->cfg.use_text_score,
 				use_rel = s->cfg.use_relations;
-	IsrfStatus	st;
 
 	for (i = 0; i < f->n && tw->n_lists < tw->max; i += 256)
 	{
@@ -641,17 +639,22 @@ tune_rerank_windows(IsrfGenrecSession *s, TuneFull *f, float *full, TuneWindows 
 			int32_t		len = f->vin[i + j],
 						n,
 						tp = -1;
-			IsrfRelations rel = {rel_v[0], rel_v[1], rel_v[2], rel_v[3]};
 			float	   *xl;
 
-			/* the ranking score as serving adds it (scorer.c) */
+			/* the ranking score as serving adds it, in its order (scorer.c: text, group, prior) */
 			ISRF_TRY(isrf_scorer_prior_all(scr, hist[j], len, scr->w.prior_knn));
 			isrf_scorer_group(scr, f->vu[i + j]);
 			if (scr->w.text != 0.0f)
 				isrf_scorer_text_all(scr, hist[j], len);
 			for (q = 0; q < s->ni; q++)
-				full[q] = dense[q] + scr->w.prior * (float) scr->psc[q] + scr->w.group * scr->gsc[q] +
-					(scr->w.text != 0.0f ? scr->w.text * scr->text[q] : 0.0f);
+			{
+				full[q] = dense[q];
+				if (scr->w.text != 0.0f)
+					full[q] += scr->w.text * scr->text[q];
+				full[q] += scr->w.group * scr->gsc[q];
+				full[q] += scr->w.prior * (float) scr->psc[q];
+			}
+			isrf_scorer_group_clear(scr);
 			for (q = 0; q < len; q++)
 				full[hist[j][q]] = -INFINITY;
 			n = tune_window(full, s->ni, ISRF_RERANK_DEPTH, win);
@@ -659,46 +662,33 @@ tune_rerank_windows(IsrfGenrecSession *s, TuneFull *f, float *full, TuneWindows 
 				if (win[c] == f->vt[i + j])
 					tp = c;
 			if (tp < 0 || n < ISRF_RERANK_DEPTH)
-			{
-				isrf_scorer_group_clear(scr);
 				continue;
-			}
 			if (tw->n_lists == tw->cap && !tune_windows_grow(env, tw))
-			{
-				isrf_scorer_group_clear(scr);
 				return ISRF_ERR_NOMEM;
-			}
-			/* its items' inputs, as scorer.c's scorer_add_net reads them */
-			if ((st = isrf_scorer_relations(scr, hist[j], len, n, win, &rel)) != ISRF_OK)
-			{
-				isrf_scorer_group_clear(scr);
-				return st;
-			}
-			isrf_scorer_content(scr, hist[j], len, n, win, content);
-			isrf_scorer_text(scr, hist[j], len, n, win, text);
+			/*
+			 * its items' inputs, from the code serving reads them with (the
+			 * dense logit as serving computes a candidate's); a term switched
+			 * off is no input either (constant 0: the network ignores it)
+			 */
 			xl = tw->x + (size_t) tw->n_lists * ISRF_RERANK_DEPTH * ISRF_BLEND_N_FEATURES;
+			ISRF_TRY(isrf_genrec_dense_candidates(s, f->h + (size_t) j * s->C, n, win, wdense));
+			ISRF_TRY(isrf_scorer_net_inputs(scr, f->vu[i + j], hist[j], len, n, win, wdense, xl));
 			for (c = 0; c < n; c++)
 			{
 				float	   *xk = xl + (size_t) c * ISRF_BLEND_N_FEATURES;
-				int32_t		it = win[c];
 
-				xk[ISRF_BLEND_DENSE] = dense[it];
-				xk[ISRF_BLEND_MARKOV] = (float) scr->pmk[it];
-				xk[ISRF_BLEND_KNN] = (float) scr->pkn[it];
-				xk[ISRF_BLEND_POP] = log1pf((float) scr->prior.pop[it]);
-				xk[ISRF_BLEND_RECENT] = scr->recent[it];
-				xk[ISRF_BLEND_CONTENT] = content[c];
-				xk[ISRF_BLEND_GROUP] = use_group ? scr->gsc[it] : 0.0f;
-				xk[ISRF_BLEND_TEXT] = use_text ? text[c] : 0.0f;
-				xk[ISRF_BLEND_KNN_MAX] = use_rel ? rel_v[0][c] : 0.0f;
+				if (!use_group)
+					xk[ISRF_BLEND_GROUP] = 0.0f;
+				if (!use_text)
+					xk[ISRF_BLEND_TEXT] = 0.0f;
+				if (!use_rel)
+					xk[ISRF_BLEND_KNN_MAX] = 0.0f;
 				/* the words are text too */
-				xk[ISRF_BLEND_LEX_PROFILE] = use_rel && use_text ? rel_v[1][c] : 0.0f;
-				xk[ISRF_BLEND_LEX_LAST] = use_rel && use_text ? rel_v[2][c] : 0.0f;
-				xk[ISRF_BLEND_LEX_MAX] = use_rel && use_text ? rel_v[3][c] : 0.0f;
-				tw->base[(size_t) tw->n_lists * ISRF_RERANK_DEPTH + c] = full[it];
+				if (!use_rel || !use_text)
+					xk[ISRF_BLEND_LEX_PROFILE] = xk[ISRF_BLEND_LEX_LAST] = xk[ISRF_BLEND_LEX_MAX] = 0.0f;
+				tw->base[(size_t) tw->n_lists * ISRF_RERANK_DEPTH + c] = full[win[c]];
 			}
 			tw->target[tw->n_lists++] = tp;
-			isrf_scorer_group_clear(scr);
 		}
 	}
 	return ISRF_OK;

@@ -187,6 +187,9 @@ serve_topk(IsrfEnv *env, const float *score, int32_t n_items, int32_t k, int32_t
 	return ISRF_OK;
 }
 
+/* the most a rerank network's output moves an item (a trained one moves a few units) */
+#define SERVE_RERANK_BOUND 1e6f
+
 IsrfStatus
 isrf_serve_list(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, const float *h, int32_t user,
 				const int32_t *hist, int32_t len, float *row, int32_t k, int32_t *items, float *scores,
@@ -210,8 +213,11 @@ isrf_serve_list(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, const float 
 	ISRF_TRY(isrf_scorer_rerank(sc, user, hist, len, n, win, dense, adj));
 	for (i = 0; i < n; i++)
 	{
+		/* finite weights of absurd size could overflow: the order stays defined */
 		if (!isfinite(adj[i]))
-			adj[i] = 0.0f;		/* never: the inputs are finite */
+			adj[i] = 0.0f;
+		adj[i] = adj[i] > SERVE_RERANK_BOUND ? SERVE_RERANK_BOUND :
+			adj[i] < -SERVE_RERANK_BOUND ? -SERVE_RERANK_BOUND : adj[i];
 		least = adj[i] < least ? adj[i] : least;
 	}
 	for (i = 0; i < n; i++)

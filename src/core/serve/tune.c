@@ -39,7 +39,9 @@ tune_beam(IsrfEnv *env, IsrfServeSession *ss, IsrfModel *m, IsrfMetrics *acc)
 				u,
 				i,
 				w,
-				q;
+				q,
+				rank,
+				rank0;
 	const int32_t *hist[TUNE_BATCH];
 	float	   *h = isrf_alloc(env, (size_t) TUNE_BATCH * C * 4),
 			   *base = isrf_alloc(env, (size_t) m->n_items * 4 + 4),
@@ -75,12 +77,18 @@ tune_beam(IsrfEnv *env, IsrfServeSession *ss, IsrfModel *m, IsrfMetrics *acc)
 				goto done;
 			for (q = 0; q < lens[i]; q++)
 				base[hist[i][q]] = NAN;
-			for (w = 0; w < TUNE_N_BEAM; w++)
+			for (w = 0, rank0 = -1; w < TUNE_N_BEAM; w++)
 			{
 				int32_t		list[10],
 							n_list;
 				float		list_sc[10];
 
+				/* the beam found nothing: every weight serves the list of weight 0 */
+				if (w > 0 && found[i] == 0)
+				{
+					isrf_metrics_add(&acc[w], rank0);
+					continue;
+				}
 				memcpy(score, base, (size_t) m->n_items * 4);
 				isrf_serve_beam_bonus(tune_beam_grid[w], found[i], items + (size_t) i * width,
 									  logp + (size_t) i * width, score);
@@ -88,7 +96,9 @@ tune_beam(IsrfEnv *env, IsrfServeSession *ss, IsrfModel *m, IsrfMetrics *acc)
 				if ((st = isrf_serve_list(env, ss, sc, h + (size_t) i * C, users[i], hist[i], lens[i], score,
 										  10, list, list_sc, &n_list)) != ISRF_OK)
 					goto done;
-				isrf_metrics_add(&acc[w], isrf_rank_in_list(list, n_list, target[i]));
+				rank = isrf_rank_in_list(list, n_list, target[i]);
+				rank0 = w == 0 ? rank : rank0;
+				isrf_metrics_add(&acc[w], rank);
 			}
 		}
 		nb = 0;
