@@ -152,6 +152,94 @@ check_batch_alone(IsrfEnv *env, IsrfBackend *be, IsrfModel *m)
 	m->genrec.weights = keep;
 }
 
+/*
+ * The rerank network on a catalogue larger than its window: a served list
+ * of more than ISRF_RERANK_DEPTH items is the window's items, reordered,
+ * then the others in the order they have without the network; the scores
+ * never rise; the first 10 of it are the list of 10.
+ */
+static void
+check_rerank_window(IsrfEnv *env, IsrfBackend *be)
+{
+	static const char *const keys[] = {"dm", "group_k", "d_model", "epochs", "batch_size"};
+	static const char *const values[] = {"8", "5", "8", "1", "64"};
+	IsrfTestCorpus tc = {.sc = {200, 320, 4, 10, 9}};
+	IsrfTrainConfig cfg;
+	IsrfModel	m;
+	IsrfServeSession *ss;
+	int32_t		ia[RERANK_K],
+				ib[RERANK_K],
+				ic[10],
+				u,
+				i,
+				j,
+				k,
+				f,
+				depth = ISRF_RERANK_DEPTH;
+	float		sa[RERANK_K],
+				sb[RERANK_K],
+				sc10[10];
+	unsigned long long rs = 17;
+
+	CHECK(isrf_test_corpus_build(env, &tc) == ISRF_OK);
+	CHECK(isrf_train_config_parse(env, 5, keys, values, &cfg) == ISRF_OK);
+	CHECK(isrf_train(env, be, &tc.corpus, &cfg, NULL, &m) == ISRF_OK);
+	CHECK(m.n_items > RERANK_K + 20);
+	for (k = 0; k < ISRF_BLEND_HIDDEN; k++)
+	{
+		for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
+			m.genrec.weights.rerank.w1[k][f] = unit_rand_uniform(&rs);
+		m.genrec.weights.rerank.b1[k] = 0.0f;
+		m.genrec.weights.rerank.w2[k] = 4.0f * unit_rand_uniform(&rs);
+	}
+	for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
+	{
+		m.genrec.weights.rerank.mean[f] = 0.0f;
+		m.genrec.weights.rerank.inv_sd[f] = 1.0f;
+	}
+	for (u = 0; u < 3; u++)
+	{
+		IsrfRecRequest rq = {u * 31, RERANK_K, 0, NULL, 0};
+		IsrfRecResult ra = {ia, sa, 0, false},
+					rb = {ib, sb, 0, false},
+					rc = {ic, sc10, 0, false};
+		IsrfBlendNet net = m.genrec.weights.rerank;
+		bool		moved = false;
+
+		memset(&m.genrec.weights.rerank, 0, sizeof(net));
+		CHECK(isrf_serve_session_open(env, be, &m, &ss) == ISRF_OK);
+		CHECK(isrf_serve_recommend(env, ss, 1, &rq, &ra) == ISRF_OK);
+		isrf_serve_session_close(ss);
+		m.genrec.weights.rerank = net;
+		CHECK(isrf_serve_session_open(env, be, &m, &ss) == ISRF_OK);
+		CHECK(isrf_serve_recommend(env, ss, 1, &rq, &rb) == ISRF_OK);
+		rq.k = 10;
+		CHECK(isrf_serve_recommend(env, ss, 1, &rq, &rc) == ISRF_OK);
+		isrf_serve_session_close(ss);
+		CHECK_MSG(ra.count == RERANK_K && rb.count == RERANK_K && !rb.cold_start, "%d %d", ra.count, rb.count);
+		for (i = 0; i < depth; i++)
+		{
+			bool		in = false;
+
+			for (j = 0; j < depth; j++)
+				in = in || ib[i] == ia[j];
+			CHECK_MSG(in, "user %d: item %d of the reordered window is not among the best %d", rq.user, ib[i], depth);
+			moved = moved || ib[i] != ia[i];
+		}
+		CHECK_MSG(moved, "user %d: the rerank network moved nothing", rq.user);
+		CHECK_MSG(memcmp(ia + depth, ib + depth, sizeof(int32_t) * (RERANK_K - depth)) == 0,
+				  "user %d: the items after the window moved", rq.user);
+		for (i = 1; i < rb.count; i++)
+			CHECK_MSG(sb[i] <= sb[i - 1], "user %d: score %d rises: %g after %g", rq.user, i, (double) sb[i],
+					  (double) sb[i - 1]);
+		/* the window's scores rose by at least 0, the rest are as they were */
+		CHECK(sb[depth - 1] >= sa[depth - 1] && memcmp(sa + depth, sb + depth, sizeof(float) * (RERANK_K - depth)) == 0);
+		CHECK(rc.count == 10 && memcmp(ic, ib, sizeof(ic)) == 0 && memcmp(sc10, sb, sizeof(sc10)) == 0);
+	}
+	isrf_model_free(env, &m);
+	isrf_test_corpus_free(env, &tc);
+}
+
 int
 main(void)
 {
@@ -611,6 +699,7 @@ main(void)
 	isrf_model_free(&env, &m2);
 	isrf_model_free(&env, &m);
 	isrf_test_corpus_free(&env, &tc);
+	check_rerank_window(&env, be);
 	isrf_backend_close(be);
 	UNIT_END("test_serve");
 }
