@@ -1155,6 +1155,40 @@ epoch_hook(void *arg, const IsrfEpochReport *r)
 }
 
 /*
+ * Replace t's random histories by the synthetic ones of sd (rows by user, in
+ * order; a repeated item once), the last two items of each held out.
+ */
+static void
+test_data_synth(TestData *t, const IsrfSynthData *sd, int32_t n_users)
+{
+	int64_t		r;
+	int32_t		u,
+				p = 0;
+
+	free(t->seq);
+	t->seq = malloc(sizeof(int32_t) * (size_t) sd->n_rows);
+	for (u = 0; u < n_users; u++)
+	{
+		t->seq_ptr[u] = p;
+		for (r = 0; r < sd->n_rows; r++)
+			if (sd->user_id[r] == u + 1)
+			{
+				int32_t		it = (int32_t) sd->item_id[r] - 1,
+							q;
+				bool		dup = false;
+
+				for (q = t->seq_ptr[u]; q < p; q++)
+					dup |= t->seq[q] == it;
+				if (!dup)
+					t->seq[p++] = it;
+			}
+		t->n_train[u] = p - t->seq_ptr[u] >= 3 ? p - t->seq_ptr[u] - 2 : p - t->seq_ptr[u];
+	}
+	t->seq_ptr[n_users] = p;
+	t->d.seq = t->seq;
+}
+
+/*
  * A tiny synthetic data set with planted group orders: the model must learn
  * it (training loss falls a lot, validation hit rate far above chance).
  */
@@ -1167,34 +1201,10 @@ check_overfit(IsrfEnv *env, IsrfBackend *be)
 	IsrfGenrecConfig c;
 	IsrfGenrec	g;
 	double		last[5] = {0, 0, 0};
-	int64_t		r;
-	int32_t		u,
-				p = 0;
 
 	CHECK(isrf_synth_generate(env, &sc, &sd) == ISRF_OK);
 	test_data_random(&t, sc.n_users, sc.n_items, 8, 11);
-	/* replace the random histories by the synthetic ones (rows are by user, in order) */
-	free(t.seq);
-	t.seq = malloc(sizeof(int32_t) * (size_t) sd.n_rows);
-	for (u = 0; u < sc.n_users; u++)
-	{
-		t.seq_ptr[u] = p;
-		for (r = 0; r < sd.n_rows; r++)
-			if (sd.user_id[r] == u + 1)
-			{
-				int32_t		it = (int32_t) sd.item_id[r] - 1,
-							q;
-				bool		dup = false;
-
-				for (q = t.seq_ptr[u]; q < p; q++)
-					dup |= t.seq[q] == it;
-				if (!dup)
-					t.seq[p++] = it;
-			}
-		t.n_train[u] = p - t.seq_ptr[u] >= 3 ? p - t.seq_ptr[u] - 2 : p - t.seq_ptr[u];
-	}
-	t.seq_ptr[sc.n_users] = p;
-	t.d.seq = t.seq;
+	test_data_synth(&t, &sd, sc.n_users);
 	tiny_config(&c);
 	c.d_model = 16;
 	c.epochs = 40;
@@ -1239,36 +1249,13 @@ check_rerank_fit(IsrfEnv *env, IsrfBackend *be)
 	IsrfGenrec	g1,
 				g2;
 	void		(*keep_log) (void *, const char *) = env->log;
-	int64_t		r;
-	int32_t		u,
-				p = 0,
-				found = 0,
+	int32_t		found = 0,
 				users = 0;
 	const char *at;
 
 	CHECK(isrf_synth_generate(env, &sc, &sd) == ISRF_OK);
 	test_data_random(&t, sc.n_users, sc.n_items, 8, 13);
-	free(t.seq);
-	t.seq = malloc(sizeof(int32_t) * (size_t) sd.n_rows);
-	for (u = 0; u < sc.n_users; u++)
-	{
-		t.seq_ptr[u] = p;
-		for (r = 0; r < sd.n_rows; r++)
-			if (sd.user_id[r] == u + 1)
-			{
-				int32_t		it = (int32_t) sd.item_id[r] - 1,
-							q;
-				bool		dup = false;
-
-				for (q = t.seq_ptr[u]; q < p; q++)
-					dup |= t.seq[q] == it;
-				if (!dup)
-					t.seq[p++] = it;
-			}
-		t.n_train[u] = p - t.seq_ptr[u] >= 3 ? p - t.seq_ptr[u] - 2 : p - t.seq_ptr[u];
-	}
-	t.seq_ptr[sc.n_users] = p;
-	t.d.seq = t.seq;
+	test_data_synth(&t, &sd, sc.n_users);
 	tiny_config(&c);
 	c.epochs = 3;
 	c.use_prior = true;

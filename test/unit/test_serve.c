@@ -153,6 +153,26 @@ check_batch_alone(IsrfEnv *env, IsrfBackend *be, IsrfModel *m)
 }
 
 /*
+ * Random input and output weights (the output's scaled by w2_scale) over
+ * inputs of unit spread: a network that adds something to every score.
+ */
+static void
+serve_random_net(IsrfBlendNet *net, unsigned long long *rs, float w2_scale)
+{
+	int32_t		k,
+				f;
+
+	for (k = 0; k < ISRF_BLEND_HIDDEN; k++)
+	{
+		for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
+			net->w1[k][f] = unit_rand_uniform(rs);
+		net->w2[k] = w2_scale * unit_rand_uniform(rs);
+	}
+	for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
+		net->inv_sd[f] = 1.0f;
+}
+
+/*
  * The rerank network on a catalogue larger than its window: a served list
  * of more than ISRF_RERANK_DEPTH items is the window's items, reordered,
  * then the others in the order they have without the network; the scores
@@ -173,8 +193,6 @@ check_rerank_window(IsrfEnv *env, IsrfBackend *be)
 				u,
 				i,
 				j,
-				k,
-				f,
 				depth = ISRF_RERANK_DEPTH;
 	float		sa[RERANK_K],
 				sb[RERANK_K],
@@ -185,18 +203,8 @@ check_rerank_window(IsrfEnv *env, IsrfBackend *be)
 	CHECK(isrf_train_config_parse(env, 5, keys, values, &cfg) == ISRF_OK);
 	CHECK(isrf_train(env, be, &tc.corpus, &cfg, NULL, &m) == ISRF_OK);
 	CHECK(m.n_items > RERANK_K + 20);
-	for (k = 0; k < ISRF_BLEND_HIDDEN; k++)
-	{
-		for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
-			m.genrec.weights.rerank.w1[k][f] = unit_rand_uniform(&rs);
-		m.genrec.weights.rerank.b1[k] = 0.0f;
-		m.genrec.weights.rerank.w2[k] = 4.0f * unit_rand_uniform(&rs);
-	}
-	for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
-	{
-		m.genrec.weights.rerank.mean[f] = 0.0f;
-		m.genrec.weights.rerank.inv_sd[f] = 1.0f;
-	}
+	memset(&m.genrec.weights.rerank, 0, sizeof(m.genrec.weights.rerank));
+	serve_random_net(&m.genrec.weights.rerank, &rs, 4.0f);
 	for (u = 0; u < 3; u++)
 	{
 		IsrfRecRequest rq = {u * 31, RERANK_K, 0, NULL, 0};
@@ -454,14 +462,7 @@ main(void)
 		CHECK(!isrf_blend_net_active(&m2.genrec.weights.net));
 		isrf_model_free(&env, &m2);
 		isrf_free(&env, buf);
-		for (k = 0; k < ISRF_BLEND_HIDDEN; k++)
-		{
-			for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
-				m.genrec.weights.net.w1[k][f] = unit_rand_uniform(&rs);
-			m.genrec.weights.net.w2[k] = unit_rand_uniform(&rs);
-		}
-		for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
-			m.genrec.weights.net.inv_sd[f] = 1.0f;
+		serve_random_net(&m.genrec.weights.net, &rs, 1.0f);
 		CHECK(isrf_serve_session_open(&env, be, &m, &ss2) == ISRF_OK);
 		CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 4, cand, sa) == ISRF_OK);
 		isrf_serve_session_close(ss2);
@@ -557,68 +558,33 @@ main(void)
 	}
 
 	/*
-	 * a rerank network reorders full ranking's best ISRF_RERANK_DEPTH and
-	 * leaves the rest after them in their order; the scores never rise down
-	 * the list and the first 10 of a longer list are the list of 10; it
-	 * travels with the model, and a non-finite one is damage
+	 * a rerank network (its order: check_rerank_window) changes the lists,
+	 * travels with the model, serves the same lists after loading, and one
+	 * that is not finite, adds nothing or is cut short is damage
 	 */
 	{
 		IsrfScoreWeights keep = m.genrec.weights;
 		int32_t		ia[RERANK_K],
-					ib[RERANK_K],
-					ic[10],
-					f,
-					k,
-					i,
-					j,
-					depth = ISRF_RERANK_DEPTH;
+					ib[RERANK_K];
 		float		sa[RERANK_K],
-					sb[RERANK_K],
-					sc10[10];
+					sb[RERANK_K];
 		IsrfRecRequest rq = {1, RERANK_K, 0, NULL, 0};
 		IsrfRecResult ra = {ia, sa, 0, false},
-					rb = {ib, sb, 0, false},
-					rc = {ic, sc10, 0, false};
+					rb = {ib, sb, 0, false};
 		unsigned long long rs = 11;
 		uint8_t    *buf;
 		size_t		len;
-		bool		moved = false;
 
 		memset(&m.genrec.weights.rerank, 0, sizeof(m.genrec.weights.rerank));
 		CHECK(isrf_serve_session_open(&env, be, &m, &ss2) == ISRF_OK);
 		CHECK(isrf_serve_recommend(&env, ss2, 1, &rq, &ra) == ISRF_OK);
 		isrf_serve_session_close(ss2);
-		for (k = 0; k < ISRF_BLEND_HIDDEN; k++)
-		{
-			for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
-				m.genrec.weights.rerank.w1[k][f] = unit_rand_uniform(&rs);
-			m.genrec.weights.rerank.w2[k] = 4.0f * unit_rand_uniform(&rs);
-		}
-		for (f = 0; f < ISRF_BLEND_N_FEATURES; f++)
-			m.genrec.weights.rerank.inv_sd[f] = 1.0f;
+		serve_random_net(&m.genrec.weights.rerank, &rs, 4.0f);
 		CHECK(isrf_serve_session_open(&env, be, &m, &ss2) == ISRF_OK);
 		CHECK(isrf_serve_recommend(&env, ss2, 1, &rq, &rb) == ISRF_OK);
-		rq.k = 10;
-		CHECK(isrf_serve_recommend(&env, ss2, 1, &rq, &rc) == ISRF_OK);
-		rq.k = RERANK_K;
 		isrf_serve_session_close(ss2);
-		/* (this catalogue is smaller than the window: the rest is checked on ml100k, test/tap/quality.t) */
 		CHECK(ra.count == rb.count && ra.count > 10 && !rb.cold_start);
-		for (i = 0; i < depth && i < rb.count; i++)
-		{
-			bool		in = false;
-
-			for (j = 0; j < depth && j < ra.count; j++)
-				in = in || ib[i] == ia[j];
-			CHECK_MSG(in, "item %d of the reranked list is not among the best %d", ib[i], depth);
-			moved = moved || ib[i] != ia[i];
-		}
-		CHECK_MSG(moved, "the rerank network moved nothing");
-		if (rb.count > depth)
-			CHECK(memcmp(ia + depth, ib + depth, sizeof(int32_t) * (rb.count - depth)) == 0);
-		for (i = 1; i < rb.count; i++)
-			CHECK_MSG(sb[i] <= sb[i - 1], "score %d rises: %g after %g", i, (double) sb[i], (double) sb[i - 1]);
-		CHECK(rc.count == 10 && memcmp(ic, ib, sizeof(ic)) == 0 && memcmp(sc10, sb, sizeof(sc10)) == 0);
+		CHECK_MSG(memcmp(ia, ib, sizeof(int32_t) * rb.count) != 0, "the rerank network moved nothing");
 		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
 		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_OK);
 		isrf_free(&env, buf);

@@ -452,6 +452,24 @@ typedef struct TuneFull
 } TuneFull;
 
 /*
+ * Validation users f->vu[i0 .. i0 + nb) (nb <= 256) encoded after their
+ * inputs: hist[j] their histories, *scores their dense logits (nb rows of
+ * s->ni, isrf_gr_dense_chunk's).  Polls for cancellation.
+ */
+static IsrfStatus
+tune_full_chunk(IsrfGenrecSession *s, TuneFull *f, int32_t i0, int32_t nb, const int32_t **hist,
+				float **scores)
+{
+	int32_t		j;
+
+	ISRF_TRY(isrf_poll(s->env));
+	for (j = 0; j < nb; j++)
+		hist[j] = s->d->seq + s->d->seq_ptr[f->vu[i0 + j]];
+	ISRF_TRY(isrf_gr_encode(s, nb, f->vu + i0, hist, f->vin + i0, f->h));
+	return isrf_gr_dense_chunk(s, nb, f->h, scores);
+}
+
+/*
  * One pass over the validation users' full rankings.  Stage 1 (acc2 NULL)
  * fills acc1[prior][kNN part][group]; stage 2 fills acc2[text][prior] with
  * the kNN part and the group's weight fixed at knn and wg.
@@ -460,9 +478,7 @@ static IsrfStatus
 tune_full_pass(IsrfGenrecSession *s, TuneFull *f, IsrfMetrics (*acc1)[GR_N_KNN][GR_N_GROUP],
 			   IsrfMetrics (*acc2)[GR_N_PRIOR], int32_t knn, float wg)
 {
-	IsrfEnv    *env = s->env;
 	IsrfScorer *scr = &s->scorer;
-	const IsrfGenrecData *d = s->d;
 	const int32_t *hist[256];
 	float	   *scores;
 	int32_t		i,
@@ -478,11 +494,7 @@ tune_full_pass(IsrfGenrecSession *s, TuneFull *f, IsrfMetrics (*acc1)[GR_N_KNN][
 	{
 		int32_t		nb = f->n - i < 256 ? f->n - i : 256;
 
-		ISRF_TRY(isrf_poll(env));
-		for (j = 0; j < nb; j++)
-			hist[j] = d->seq + d->seq_ptr[f->vu[i + j]];
-		ISRF_TRY(isrf_gr_encode(s, nb, f->vu + i, hist, f->vin + i, f->h));
-		ISRF_TRY(isrf_gr_dense_chunk(s, nb, f->h, &scores));
+		ISRF_TRY(tune_full_chunk(s, f, i, nb, hist, &scores));
 		for (j = 0; j < nb; j++)
 		{
 			float	   *sc = scores + (size_t) j * s->ni;
@@ -611,7 +623,6 @@ tune_rerank_windows(IsrfGenrecSession *s, TuneFull *f, float *full, TuneWindows 
 {
 	IsrfEnv    *env = s->env;
 	IsrfScorer *scr = &s->scorer;
-	const IsrfGenrecData *d = s->d;
 	const int32_t *hist[256];
 	float	   *scores,
 				wdense[ISRF_RERANK_DEPTH];
@@ -628,11 +639,7 @@ tune_rerank_windows(IsrfGenrecSession *s, TuneFull *f, float *full, TuneWindows 
 	{
 		int32_t		nb = f->n - i < 256 ? f->n - i : 256;
 
-		ISRF_TRY(isrf_poll(env));
-		for (j = 0; j < nb; j++)
-			hist[j] = d->seq + d->seq_ptr[f->vu[i + j]];
-		ISRF_TRY(isrf_gr_encode(s, nb, f->vu + i, hist, f->vin + i, f->h));
-		ISRF_TRY(isrf_gr_dense_chunk(s, nb, f->h, &scores));
+		ISRF_TRY(tune_full_chunk(s, f, i, nb, hist, &scores));
 		for (j = 0; j < nb && tw->n_lists < tw->max; j++)
 		{
 			const float *dense = scores + (size_t) j * s->ni;
