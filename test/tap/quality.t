@@ -20,7 +20,7 @@ tools=$data/../tools
 work=$(mktemp -d /tmp/isrf-quality.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 q() { psql -X -At -v ON_ERROR_STOP=1 -d isrf_quality -c "$1" 2>&1; }
-echo "1..6"
+echo "1..8"
 
 python3 "$tools/heldout.py" "$data/ml100k" "$work/ml100k" >/dev/null
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS isrf_quality" -c "CREATE DATABASE isrf_quality" >/dev/null 2>&1
@@ -55,6 +55,26 @@ ok $? "scores never rise down lists of 150 (rises: $rises)"
 differ=$(q "SELECT count(*) FROM (SELECT u, r.rank, r.item_id FROM generate_series(1, 40) u, LATERAL isrf_recommend(u, 150) r WHERE r.rank <= 10 EXCEPT SELECT u, r.rank, r.item_id FROM generate_series(1, 40) u, LATERAL isrf_recommend(u, 10) r) x")
 [ "$differ" = 0 ]
 ok $? "the first 10 of a list of 150 are the list of 10 (differences: $differ)"
+
+# the standalone driver (a bench tool) on the model CALL isrf_train stored: its rank and
+# recommend commands run isrf_rank's and isrf_recommend's code in-process and must give
+# what SQL gives -- the direct task of bench/direct_tasks.py for every user, scored in SQL
+# and by the driver, and the served lists, scored by the referee
+q "SELECT encode(string_agg(c.data, ''::bytea ORDER BY c.seq), 'base64') FROM isrf.model_chunks c JOIN isrf.models m USING (name, version) WHERE m.name = 'ml100k_ho' AND m.deployed" | base64 -d >"$work/m.bin"
+python3 "$here/bench/direct_tasks.py" "$data/ml100k" "$work/direct.csv" >/dev/null
+q "CREATE TABLE direct_task (user_id bigint, target bigint, cand bigint[])" >/dev/null
+q "\\copy direct_task FROM '$work/direct.csv' CSV" >/dev/null
+sql_direct=$(q "SELECT round(avg((r.rank <= 10)::int), 4) || ' ' || round(avg(CASE WHEN r.rank <= 10 THEN 1 / log(2, r.rank + 1) ELSE 0 END), 4) FROM direct_task d, LATERAL isrf_rank(d.user_id, d.cand, 'ml100k_ho') r WHERE r.item_id = d.target")
+drv_direct=$("$here/build/isrf_driver" rank "$work/m.bin" --tasks "$work/direct.csv" 2>/dev/null |
+    sed -nE 's/.*HR@10 ([0-9.]+) NDCG@10 ([0-9.]+).*/\1 \2/p')
+echo "# direct task, HR@10 NDCG@10: isrf_rank through SQL $sql_direct, isrf_driver rank $drv_direct"
+[ -n "$drv_direct" ] && [ "$sql_direct" = "$drv_direct" ]
+ok $? "isrf_driver rank scores the direct task as isrf_rank does ($drv_direct)"
+"$here/build/isrf_driver" recommend "$work/m.bin" --lists "$work/drv_served.csv" >/dev/null 2>&1
+drv_served=$(python3 "$tools/referee.py" score "$data/ml100k" "$work/drv_served.csv")
+echo "# isrf_driver recommend: $drv_served"
+[ "$(field "$drv_served" HR10) $(field "$drv_served" N10)" = "$(field "$served" HR10) $(field "$served" N10)" ]
+ok $? "isrf_driver recommend serves what isrf_recommend serves (HR@10 $(field "$drv_served" HR10))"
 
 psql -X -q -d postgres -c "DROP DATABASE isrf_quality WITH (FORCE)" >/dev/null 2>&1
 exit $((failed > 0))

@@ -191,6 +191,57 @@ serve_topk(IsrfEnv *env, const float *score, int32_t n_items, int32_t k, int32_t
 #define SERVE_RERANK_BOUND 1e6f
 
 IsrfStatus
+isrf_serve_rerank_outputs(IsrfServeSession *ss, IsrfScorer *sc, const float *h, int32_t user,
+						  const int32_t *hist, int32_t len, int32_t n, const int32_t *cand, float *adj)
+{
+	float		dense[ISRF_RERANK_DEPTH];
+	int32_t		i,
+				i0;
+
+	for (i0 = 0; i0 < n; i0 += ISRF_RERANK_DEPTH)
+	{
+		int32_t		nb = n - i0 < ISRF_RERANK_DEPTH ? n - i0 : ISRF_RERANK_DEPTH;
+
+		ISRF_TRY(isrf_genrec_dense_candidates(ss->s, h, nb, cand + i0, dense));
+		ISRF_TRY(isrf_scorer_rerank(sc, user, hist, len, nb, cand + i0, dense, adj + i0));
+	}
+	for (i = 0; i < n; i++)
+	{
+		/* finite weights of absurd size could overflow: the order stays defined */
+		if (!isfinite(adj[i]))
+			adj[i] = 0.0f;
+		adj[i] = adj[i] > SERVE_RERANK_BOUND ? SERVE_RERANK_BOUND :
+			adj[i] < -SERVE_RERANK_BOUND ? -SERVE_RERANK_BOUND : adj[i];
+	}
+	return ISRF_OK;
+}
+
+void
+isrf_serve_reorder(int32_t n, const int32_t *win, const float *base, const float *adj, int32_t k,
+				   int32_t *items, float *scores, int32_t *count)
+{
+	ServeRanked r[ISRF_RERANK_DEPTH];
+	float		least = INFINITY;
+	int32_t		i;
+
+	n = n < ISRF_RERANK_DEPTH ? n : ISRF_RERANK_DEPTH;
+	for (i = 0; i < n; i++)
+		least = adj[i] < least ? adj[i] : least;
+	for (i = 0; i < n; i++)
+	{
+		r[i].score = base[i] + (adj[i] - least);
+		r[i].item = win[i];
+	}
+	qsort(r, (size_t) n, sizeof(ServeRanked), serve_ranked_cmp);
+	for (i = 0; i < n && i < k; i++)
+	{
+		items[i] = r[i].item;
+		scores[i] = r[i].score;
+	}
+	*count = i;
+}
+
+IsrfStatus
 isrf_serve_list(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, const float *h, int32_t user,
 				const int32_t *hist, int32_t len, float *row, int32_t k, int32_t *items, float *scores,
 				int32_t *count)
@@ -201,41 +252,18 @@ isrf_serve_list(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, const float 
 				more,
 				i;
 	float		base[ISRF_RERANK_DEPTH],
-				dense[ISRF_RERANK_DEPTH],
-				adj[ISRF_RERANK_DEPTH],
-				least = INFINITY;
-	ServeRanked r[ISRF_RERANK_DEPTH];
+				adj[ISRF_RERANK_DEPTH];
 
 	if (!isrf_blend_net_active(&sc->w.rerank) || k <= 0)
 		return serve_topk(env, row, ni, k, items, scores, count);
 	ISRF_TRY(serve_topk(env, row, ni, ISRF_RERANK_DEPTH, win, base, &n));
-	ISRF_TRY(isrf_genrec_dense_candidates(ss->s, h, n, win, dense));
-	ISRF_TRY(isrf_scorer_rerank(sc, user, hist, len, n, win, dense, adj));
-	for (i = 0; i < n; i++)
-	{
-		/* finite weights of absurd size could overflow: the order stays defined */
-		if (!isfinite(adj[i]))
-			adj[i] = 0.0f;
-		adj[i] = adj[i] > SERVE_RERANK_BOUND ? SERVE_RERANK_BOUND :
-			adj[i] < -SERVE_RERANK_BOUND ? -SERVE_RERANK_BOUND : adj[i];
-		least = adj[i] < least ? adj[i] : least;
-	}
-	for (i = 0; i < n; i++)
-	{
-		r[i].score = base[i] + (adj[i] - least);
-		r[i].item = win[i];
-		row[win[i]] = NAN;
-	}
-	qsort(r, (size_t) n, sizeof(ServeRanked), serve_ranked_cmp);
-	for (i = 0; i < n && i < k; i++)
-	{
-		items[i] = r[i].item;
-		scores[i] = r[i].score;
-	}
-	*count = i;
+	ISRF_TRY(isrf_serve_rerank_outputs(ss, sc, h, user, hist, len, n, win, adj));
+	isrf_serve_reorder(n, win, base, adj, k, items, scores, count);
 	if (k <= n)
 		return ISRF_OK;
 	/* the rest, below the window (whose scores only rose) */
+	for (i = 0; i < n; i++)
+		row[win[i]] = NAN;
 	ISRF_TRY(serve_topk(env, row, ni, k - n, items + n, scores + n, &more));
 	*count += more;
 	return ISRF_OK;

@@ -133,6 +133,24 @@ IsrfStatus	isrf_serve_list(IsrfEnv *env, IsrfServeSession *ss, IsrfScorer *sc, c
 							int32_t *items, float *scores, int32_t *count);
 
 /*
+ * adj[i] = the rerank network's output for cand[i] (-1: 0) of a known user
+ * after hist[0..len), h its hidden state (the pieces of isrf_serve_list, for
+ * serve/tune.c, which scores one user's windows under several beam weights):
+ * 0 where the scorer has no active network; bounded to +-1e6.
+ */
+IsrfStatus	isrf_serve_rerank_outputs(IsrfServeSession *ss, IsrfScorer *sc, const float *h, int32_t user,
+									  const int32_t *hist, int32_t len, int32_t n, const int32_t *cand,
+									  float *adj);
+
+/*
+ * The first k of a window win[0..n) (n <= ISRF_RERANK_DEPTH, scores base)
+ * reordered by base + adj - min adj, ties to the lower item, into items /
+ * scores (*count of them).
+ */
+void		isrf_serve_reorder(int32_t n, const int32_t *win, const float *base, const float *adj, int32_t k,
+							   int32_t *items, float *scores, int32_t *count);
+
+/*
  * The group of a request (serve/group.c): the model's users other than user
  * (-1: none) most similar by cosine to the request's semantic feature -- a
  * known user's own where it came from their description (or there is no

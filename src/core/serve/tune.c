@@ -13,6 +13,8 @@
 #include "eval/metrics.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* users encoded and searched at once */
@@ -21,6 +23,93 @@
 /* the grid of the beam bonus's weight (0 first: ties keep the beam out) */
 static const float tune_beam_grid[] = {0.0f, 0.1f, 0.25f, 0.5f, 1.0f, 2.0f, 4.0f};
 #define TUNE_N_BEAM ((int) (sizeof(tune_beam_grid) / sizeof(tune_beam_grid[0])))
+
+/* An item the window of a beam weight may hold: its score under the weight, its network output. */
+typedef struct TuneWindowItem
+{
+	float		score;
+	float		adj;
+	int32_t		item;
+} TuneWindowItem;
+
+/* Order of (score desc, item asc): serve_topk's. */
+static int
+tune_window_cmp(const void *a, const void *b)
+{
+	const TuneWindowItem *x = a,
+			   *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return (x->item > y->item) - (x->item < y->item);
+}
+
+/*
+ * pool[0..*n) = the items any beam weight's window can hold -- the best
+ * ISRF_RERANK_DEPTH of base and the beam's found items (the bonus raises no
+ * other item) -- with their rerank network outputs, computed once for every
+ * weight.
+ */
+static IsrfStatus
+tune_window_pool(IsrfServeSession *ss, IsrfScorer *sc, const float *h, int32_t user, const int32_t *hist,
+				 int32_t len, const float *base, int32_t found, const int32_t *items, TuneWindowItem *pool,
+				 int32_t *n)
+{
+	int32_t		ids[ISRF_RERANK_DEPTH + ISRF_BEAM_WIDTH_DEFAULT];
+	float		adj[ISRF_RERANK_DEPTH + ISRF_BEAM_WIDTH_DEFAULT];
+	int32_t		i,
+				j,
+				c = 0;
+
+	isrf_topk_excluding(base, ss->m->n_items, NULL, 0, ISRF_RERANK_DEPTH, ids, NULL);
+	while (c < ISRF_RERANK_DEPTH && ids[c] >= 0)
+		c++;
+	for (i = 0; i < found && i < ISRF_BEAM_WIDTH_DEFAULT; i++)
+	{
+		bool		in = isnan(base[items[i]]);
+
+		for (j = 0; j < c && !in; j++)
+			in = ids[j] == items[i];
+		if (!in)
+			ids[c++] = items[i];
+	}
+	ISRF_TRY(isrf_serve_rerank_outputs(ss, sc, h, user, hist, len, c, ids, adj));
+	for (i = 0; i < c; i++)
+	{
+		pool[i].item = ids[i];
+		pool[i].adj = adj[i];
+	}
+	*n = c;
+	return ISRF_OK;
+}
+
+/*
+ * The served list of 10 under one beam weight (score: base with its bonus)
+ * where a rerank network reorders the window: the window is the pool's best
+ * ISRF_RERANK_DEPTH under score (isrf_serve_list's, but for exact ties at
+ * its edge), reordered as serving does.
+ */
+static void
+tune_window_list(const float *score, TuneWindowItem *pool, int32_t n, int32_t *list, int32_t *n_list)
+{
+	int32_t		win[ISRF_RERANK_DEPTH];
+	float		wbase[ISRF_RERANK_DEPTH],
+				wadj[ISRF_RERANK_DEPTH],
+				list_sc[10];
+	int32_t		i,
+				nw = n < ISRF_RERANK_DEPTH ? n : ISRF_RERANK_DEPTH;
+
+	for (i = 0; i < n; i++)
+		pool[i].score = score[pool[i].item];
+	qsort(pool, (size_t) n, sizeof(TuneWindowItem), tune_window_cmp);
+	for (i = 0; i < nw; i++)
+	{
+		win[i] = pool[i].item;
+		wbase[i] = pool[i].score;
+		wadj[i] = pool[i].adj;
+	}
+	isrf_serve_reorder(nw, win, wbase, wadj, 10, list, list_sc, n_list);
+}
 
 /* The body of isrf_serve_tune over an open session. */
 static IsrfStatus
@@ -48,6 +137,9 @@ tune_beam(IsrfEnv *env, IsrfServeSession *ss, IsrfModel *m, IsrfMetrics *acc)
 			   *score = isrf_alloc(env, (size_t) m->n_items * 4 + 4),
 			   *logp = isrf_alloc(env, (size_t) TUNE_BATCH * width * 4);
 	int32_t    *items = isrf_alloc(env, (size_t) TUNE_BATCH * width * 4);
+	TuneWindowItem pool[ISRF_RERANK_DEPTH + ISRF_BEAM_WIDTH_DEFAULT];
+	int32_t		n_pool = 0;
+	bool		rerank = isrf_blend_net_active(&sc->w.rerank);
 	IsrfStatus	st = ISRF_OK;
 
 	if (!h || !base || !score || !logp || !items)
@@ -77,6 +169,10 @@ tune_beam(IsrfEnv *env, IsrfServeSession *ss, IsrfModel *m, IsrfMetrics *acc)
 				goto done;
 			for (q = 0; q < lens[i]; q++)
 				base[hist[i][q]] = NAN;
+			if (rerank &&
+				(st = tune_window_pool(ss, sc, h + (size_t) i * C, users[i], hist[i], lens[i], base, found[i],
+									   items + (size_t) i * width, pool, &n_pool)) != ISRF_OK)
+				goto done;
 			for (w = 0, rank0 = -1; w < TUNE_N_BEAM; w++)
 			{
 				int32_t		list[10],
@@ -93,8 +189,10 @@ tune_beam(IsrfEnv *env, IsrfServeSession *ss, IsrfModel *m, IsrfMetrics *acc)
 				isrf_serve_beam_bonus(tune_beam_grid[w], found[i], items + (size_t) i * width,
 									  logp + (size_t) i * width, score);
 				/* the served list (the rerank network's order, where it has one) */
-				if ((st = isrf_serve_list(env, ss, sc, h + (size_t) i * C, users[i], hist[i], lens[i], score,
-										  10, list, list_sc, &n_list)) != ISRF_OK)
+				if (rerank)
+					tune_window_list(score, pool, n_pool, list, &n_list);
+				else if ((st = isrf_serve_list(env, ss, sc, h + (size_t) i * C, users[i], hist[i], lens[i],
+											   score, 10, list, list_sc, &n_list)) != ISRF_OK)
 					goto done;
 				rank = isrf_rank_in_list(list, n_list, target[i]);
 				rank0 = w == 0 ? rank : rank0;
@@ -148,5 +246,19 @@ isrf_serve_tune(IsrfEnv *env, IsrfBackend *be, IsrfModel *m)
 		isrf_log(env, "isrf: beam bonus weight %g: served validation HR@10 %.4f NDCG@10 %.4f "
 				 "(without the beam %.4f / %.4f, %lld users)", (double) m->genrec.weights.beam,
 				 best_m.hr10, best_m.ndcg10, none_m.hr10, none_m.ndcg10, (long long) acc[0].users);
+	if (acc[0].users > 0)
+	{
+		char		grid[512];
+		size_t		off = 0;
+
+		for (w = 0; w < TUNE_N_BEAM && off < sizeof(grid); w++)
+		{
+			IsrfMetrics mw = isrf_metrics_mean(&acc[w]);
+
+			off += (size_t) snprintf(grid + off, sizeof(grid) - off, "%s%g: %.4f / %.4f", w ? ", " : "",
+									 (double) tune_beam_grid[w], mw.hr10, mw.ndcg10);
+		}
+		isrf_log(env, "isrf: served validation HR@10 / NDCG@10 by beam weight: %s", grid);
+	}
 	return ISRF_OK;
 }
