@@ -14,7 +14,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* users encoded and searched at once */
@@ -24,36 +23,15 @@
 static const float tune_beam_grid[] = {0.0f, 0.1f, 0.25f, 0.5f, 1.0f, 2.0f, 4.0f};
 #define TUNE_N_BEAM ((int) (sizeof(tune_beam_grid) / sizeof(tune_beam_grid[0])))
 
-/* An item the window of a beam weight may hold: its score under the weight, its network output. */
-typedef struct TuneWindowItem
-{
-	float		score;
-	float		adj;
-	int32_t		item;
-} TuneWindowItem;
-
-/* Order of (score desc, item asc): serve_topk's. */
-static int
-tune_window_cmp(const void *a, const void *b)
-{
-	const TuneWindowItem *x = a,
-			   *y = b;
-
-	if (x->score != y->score)
-		return x->score > y->score ? -1 : 1;
-	return (x->item > y->item) - (x->item < y->item);
-}
-
 /*
- * pool[0..*n) = the items any beam weight's window can hold -- the best
- * ISRF_RERANK_DEPTH of base and the beam's found items (the bonus raises no
- * other item) -- with their rerank network outputs, computed once for every
- * weight.
+ * adj_of[i] = the rerank network's output of every item i any beam
+ * weight's window can hold -- the best ISRF_RERANK_DEPTH of base and the
+ * beam's found items: the bonus is never negative and raises no other item,
+ * so every window is among them -- computed once for all the weights.
  */
 static IsrfStatus
 tune_window_pool(IsrfServeSession *ss, IsrfScorer *sc, const float *h, int32_t user, const int32_t *hist,
-				 int32_t len, const float *base, int32_t found, const int32_t *items, TuneWindowItem *pool,
-				 int32_t *n)
+				 int32_t len, const float *base, int32_t found, const int32_t *items, float *adj_of)
 {
 	int32_t		ids[ISRF_RERANK_DEPTH + ISRF_BEAM_WIDTH_DEFAULT];
 	float		adj[ISRF_RERANK_DEPTH + ISRF_BEAM_WIDTH_DEFAULT];
@@ -75,39 +53,27 @@ tune_window_pool(IsrfServeSession *ss, IsrfScorer *sc, const float *h, int32_t u
 	}
 	ISRF_TRY(isrf_serve_rerank_outputs(ss, sc, h, user, hist, len, c, ids, adj));
 	for (i = 0; i < c; i++)
-	{
-		pool[i].item = ids[i];
-		pool[i].adj = adj[i];
-	}
-	*n = c;
+		adj_of[ids[i]] = adj[i];
 	return ISRF_OK;
 }
 
 /*
  * The served list of 10 under one beam weight (score: base with its bonus)
- * where a rerank network reorders the window: the window is the pool's best
- * ISRF_RERANK_DEPTH under score (isrf_serve_list's, but for exact ties at
- * its edge), reordered as serving does.
+ * where a rerank network reorders the window: isrf_serve_list's window and
+ * order, with the network's outputs from tune_window_pool.
  */
 static void
-tune_window_list(const float *score, TuneWindowItem *pool, int32_t n, int32_t *list, int32_t *n_list)
+tune_window_list(const float *score, int32_t n_items, const float *adj_of, int32_t *list, int32_t *n_list)
 {
-	int32_t		win[ISRF_RERANK_DEPTH];
+	int32_t		win[ISRF_RERANK_DEPTH],
+				nw = 0;
 	float		wbase[ISRF_RERANK_DEPTH],
 				wadj[ISRF_RERANK_DEPTH],
 				list_sc[10];
-	int32_t		i,
-				nw = n < ISRF_RERANK_DEPTH ? n : ISRF_RERANK_DEPTH;
 
-	for (i = 0; i < n; i++)
-		pool[i].score = score[pool[i].item];
-	qsort(pool, (size_t) n, sizeof(TuneWindowItem), tune_window_cmp);
-	for (i = 0; i < nw; i++)
-	{
-		win[i] = pool[i].item;
-		wbase[i] = pool[i].score;
-		wadj[i] = pool[i].adj;
-	}
+	isrf_topk_excluding(score, n_items, NULL, 0, ISRF_RERANK_DEPTH, win, wbase);
+	for (; nw < ISRF_RERANK_DEPTH && win[nw] >= 0; nw++)
+		wadj[nw] = adj_of[win[nw]];
 	isrf_serve_reorder(nw, win, wbase, wadj, 10, list, list_sc, n_list);
 }
 
@@ -137,12 +103,11 @@ tune_beam(IsrfEnv *env, IsrfServeSession *ss, IsrfModel *m, IsrfMetrics *acc)
 			   *score = isrf_alloc(env, (size_t) m->n_items * 4 + 4),
 			   *logp = isrf_alloc(env, (size_t) TUNE_BATCH * width * 4);
 	int32_t    *items = isrf_alloc(env, (size_t) TUNE_BATCH * width * 4);
-	TuneWindowItem pool[ISRF_RERANK_DEPTH + ISRF_BEAM_WIDTH_DEFAULT];
-	int32_t		n_pool = 0;
 	bool		rerank = isrf_blend_net_active(&sc->w.rerank);
+	float	   *adj_of = rerank ? isrf_alloc(env, (size_t) m->n_items * 4 + 4) : NULL;
 	IsrfStatus	st = ISRF_OK;
 
-	if (!h || !base || !score || !logp || !items)
+	if (!h || !base || !score || !logp || !items || (rerank && !adj_of))
 	{
 		st = ISRF_ERR_NOMEM;
 		goto done;
@@ -171,7 +136,7 @@ tune_beam(IsrfEnv *env, IsrfServeSession *ss, IsrfModel *m, IsrfMetrics *acc)
 				base[hist[i][q]] = NAN;
 			if (rerank &&
 				(st = tune_window_pool(ss, sc, h + (size_t) i * C, users[i], hist[i], lens[i], base, found[i],
-									   items + (size_t) i * width, pool, &n_pool)) != ISRF_OK)
+									   items + (size_t) i * width, adj_of)) != ISRF_OK)
 				goto done;
 			for (w = 0, rank0 = -1; w < TUNE_N_BEAM; w++)
 			{
@@ -190,7 +155,7 @@ tune_beam(IsrfEnv *env, IsrfServeSession *ss, IsrfModel *m, IsrfMetrics *acc)
 									  logp + (size_t) i * width, score);
 				/* the served list (the rerank network's order, where it has one) */
 				if (rerank)
-					tune_window_list(score, pool, n_pool, list, &n_list);
+					tune_window_list(score, m->n_items, adj_of, list, &n_list);
 				else if ((st = isrf_serve_list(env, ss, sc, h + (size_t) i * C, users[i], hist[i], lens[i],
 											   score, 10, list, list_sc, &n_list)) != ISRF_OK)
 					goto done;
@@ -208,6 +173,7 @@ done:
 	isrf_free(env, score);
 	isrf_free(env, logp);
 	isrf_free(env, items);
+	isrf_free(env, adj_of);
 	return st;
 }
 
