@@ -874,6 +874,7 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 					llast[4],
 					lmax[4],
 					adj[4],
+					adj_in_place[4],
 					xin[4 * ISRF_BLEND_N_FEATURES];
 		IsrfRelations rel = {kmax, lprof, llast, lmax};
 		double		group_seen = 0.0;
@@ -895,6 +896,11 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 			g.weights.rerank.w2[j] = -net.w2[j];
 		CHECK(isrf_genrec_session_open(env, be, &g, &t->d, &s) == ISRF_OK);
 		CHECK(isrf_scorer_rerank(isrf_genrec_scorer(s), users[r], hist, len, 4, cand, base, adj) == ISRF_OK);
+		/* the same outputs written over the dense logits they read */
+		memcpy(adj_in_place, base, sizeof(base));
+		CHECK(isrf_scorer_rerank(isrf_genrec_scorer(s), users[r], hist, len, 4, cand, adj_in_place,
+								 adj_in_place) == ISRF_OK);
+		CHECK(memcmp(adj_in_place, adj, sizeof(adj)) == 0);
 		/* the inputs the rerank network's fit reads (model/scorer_tune.c) */
 		CHECK(isrf_scorer_net_inputs(isrf_genrec_scorer(s), users[r], hist, len, 4, cand, base, xin) == ISRF_OK);
 		memcpy(with, base, sizeof(with));

@@ -479,15 +479,16 @@ scorer_net_block(IsrfScorer *sc, bool has_text, int32_t nb, const int32_t *ids, 
 }
 
 /*
- * out[i] += net(x) of cand[i] (cand NULL: item i), dense[i] its dense
- * logit (out may be dense: each is read before it is written), a block of
- * candidates at a time (no buffer sized by the list).  The scorer is
- * fitted; candidates of -1 are left alone.  As scorer_net_begin, it leaves
- * the prior and the user's group term filled.
+ * out[i] += net(x) of cand[i] (cand NULL: item i), or with replace out[i] =
+ * net(x) (0 for -1), dense[i] its dense logit (out may be dense: each is
+ * read before it is written), a block of candidates at a time (no buffer
+ * sized by the list).  The scorer is fitted; without replace candidates of
+ * -1 are left alone.  As scorer_net_begin, it leaves the prior and the
+ * user's group term filled.
  */
 static IsrfStatus
 scorer_add_net(IsrfScorer *sc, const IsrfBlendNet *net, int32_t user, const int32_t *hist, int32_t len,
-			   int32_t n, const int32_t *cand, const float *dense, float *out)
+			   int32_t n, const int32_t *cand, const float *dense, bool replace, float *out)
 {
 	bool		has_text;
 	int32_t		ni = sc->n_items,
@@ -506,8 +507,14 @@ scorer_add_net(IsrfScorer *sc, const IsrfBlendNet *net, int32_t user, const int3
 			ids[i] = cand ? cand[i0 + i] : i0 + i;
 		scorer_net_block(sc, has_text, nb, ids, dense + i0, x);
 		for (i = 0; i < nb; i++)
+		{
+			float		base = replace ? 0.0f : out[i0 + i];
+
 			if (ids[i] >= 0 && ids[i] < ni)
-				out[i0 + i] += (float) isrf_blend_net_forward(net, x + (size_t) i * ISRF_BLEND_N_FEATURES);
+				out[i0 + i] = base + (float) isrf_blend_net_forward(net, x + (size_t) i * ISRF_BLEND_N_FEATURES);
+			else
+				out[i0 + i] = base;
+		}
 	}
 	isrf_scorer_relations_end(sc);
 	return ISRF_OK;
@@ -590,7 +597,7 @@ isrf_scorer_add(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len, 
 		return ISRF_OK;
 	ISRF_TRY(isrf_scorer_fit(sc));
 	/* first, while the scores are the dense logits the network reads */
-	if (net && (st = scorer_add_net(sc, &sc->w.net, user, hist, len, n, cand, scores, scores)) != ISRF_OK)
+	if (net && (st = scorer_add_net(sc, &sc->w.net, user, hist, len, n, cand, scores, false, scores)) != ISRF_OK)
 	{
 		isrf_scorer_group_clear(sc);
 		return st;
@@ -640,11 +647,13 @@ isrf_scorer_rerank(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t le
 
 	if (n <= 0)
 		return ISRF_OK;
-	memset(out, 0, (size_t) n * sizeof(float));
 	if (!isrf_blend_net_active(&sc->w.rerank))
+	{
+		memset(out, 0, (size_t) n * sizeof(float));
 		return ISRF_OK;
+	}
 	ISRF_TRY(isrf_scorer_fit(sc));
-	st = scorer_add_net(sc, &sc->w.rerank, user, hist, len, n, cand, dense, out);
+	st = scorer_add_net(sc, &sc->w.rerank, user, hist, len, n, cand, dense, true, out);
 	isrf_scorer_group_clear(sc);
 	return st;
 }

@@ -255,8 +255,9 @@ IsrfStatus	isrf_scorer_net_inputs(IsrfScorer *sc, int32_t user, const int32_t *h
 /*
  * out[i] = the rerank network's output (sc->w.rerank; 0 where it is not
  * active) for cand[i] after hist[0..len) of user, dense[i] its dense
- * logit: the network reads the blend network's inputs (blend_net.h), as
- * the fit read them (model/scorer_tune.c).  Candidates of -1 get 0.
+ * logit (out may be dense): the network reads the blend network's inputs
+ * (blend_net.h), as the fit read them (model/scorer_tune.c).  Candidates
+ * of -1 get 0.
  */
 IsrfStatus	isrf_scorer_rerank(IsrfScorer *sc, int32_t user, const int32_t *hist, int32_t len,
 							   int32_t n, const int32_t *cand, const float *dense, float *out);

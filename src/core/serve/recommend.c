@@ -194,17 +194,11 @@ IsrfStatus
 isrf_serve_rerank_outputs(IsrfServeSession *ss, IsrfScorer *sc, const float *h, int32_t user,
 						  const int32_t *hist, int32_t len, int32_t n, const int32_t *cand, float *adj)
 {
-	float		dense[ISRF_RERANK_DEPTH];
-	int32_t		i,
-				i0;
+	int32_t		i;
 
-	for (i0 = 0; i0 < n; i0 += ISRF_RERANK_DEPTH)
-	{
-		int32_t		nb = n - i0 < ISRF_RERANK_DEPTH ? n - i0 : ISRF_RERANK_DEPTH;
-
-		ISRF_TRY(isrf_genrec_dense_candidates(ss->s, h, nb, cand + i0, dense));
-		ISRF_TRY(isrf_scorer_rerank(sc, user, hist, len, nb, cand + i0, dense, adj + i0));
-	}
+	/* the dense logits first, in adj, which the network's outputs replace */
+	ISRF_TRY(isrf_genrec_dense_candidates(ss->s, h, n, cand, adj));
+	ISRF_TRY(isrf_scorer_rerank(sc, user, hist, len, n, cand, adj, adj));
 	for (i = 0; i < n; i++)
 	{
 		/* finite weights of absurd size could overflow: the order stays defined */
