@@ -16,6 +16,7 @@
 #   no_align         the group interest without the alignment losses
 #   no_text          without semantic features (use_text=false)
 #   no_adapter       without the adapter of the semantic feature (use_adapter=false)
+#   no_word_emb      without the items' word embeddings in the token (use_word_emb=false)
 #   no_prior         without the score's terms beside the dense head (use_prior=false)
 #   no_beam          the default model served without the beam (beam_weight=0)
 #   with_beam        the default model served with the beam bonus at weight 1
@@ -50,8 +51,9 @@ declare -A options=(
 	[no_align]="--config use_group_interest=true --config use_align=false"
 	[no_text]="--config use_text=false"
 	[no_adapter]="--config use_adapter=false"
+	[no_word_emb]="--config use_word_emb=false"
 )
-variants="${VARIANTS:-default no_group no_text_score no_blend_net no_relations no_rerank_net group_interest no_align no_text no_adapter no_prior no_beam with_beam}"
+variants="${VARIANTS:-default no_group no_text_score no_blend_net no_relations no_rerank_net group_interest no_align no_text no_adapter no_word_emb no_prior no_beam with_beam}"
 
 # "sequential  isrf  HR@5 NDCG@5 HR@10 NDCG@10 users" -> "HR@10 NDCG@10"
 row() { awk -v t="$2" '$1 == t && $2 == "isrf" { printf "%7s %7s", $5, $6 }' "$1"; }

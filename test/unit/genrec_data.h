@@ -10,6 +10,7 @@
 #include "model/genrec.h"
 #include "unit.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +95,57 @@ test_data_free(TestData *t)
 	free(t->user_exp);
 	free(t->user_grp);
 	free(t->user_feat);
+}
+
+/*
+ * A TF-IDF-like matrix of item text: item i has the words i % 4, 4 + i % 3
+ * and 7 + i / 5 with random positive weights, its row of unit length; item
+ * 5 has no text.
+ */
+static void
+test_data_text(int32_t n_items, IsrfCsr *m)
+{
+	unsigned long long rs = 29;
+	int32_t		i,
+				k;
+
+	m->n_rows = n_items;
+	m->n_cols = 7 + n_items / 5 + 1;
+	m->rowptr = malloc(sizeof(int32_t) * (n_items + 1));
+	m->col = malloc(sizeof(int32_t) * 3 * n_items);
+	m->val = malloc(sizeof(float) * 3 * n_items);
+	m->rowptr[0] = 0;
+	for (i = 0; i < n_items; i++)
+	{
+		int32_t		p = m->rowptr[i];
+		double		ss = 0.0;
+
+		if (i == 5)
+		{
+			m->rowptr[i + 1] = p;
+			continue;
+		}
+		m->col[p] = i % 4;
+		m->col[p + 1] = 4 + i % 3;
+		m->col[p + 2] = 7 + i / 5;
+		for (k = 0; k < 3; k++)
+		{
+			m->val[p + k] = 0.2f + (float) (unit_rand_next(&rs) % 100) / 100.0f;
+			ss += (double) m->val[p + k] * m->val[p + k];
+		}
+		for (k = 0; k < 3; k++)
+			m->val[p + k] = (float) (m->val[p + k] / sqrt(ss));
+		m->rowptr[i + 1] = p + 3;
+	}
+	m->nnz = m->rowptr[n_items];
+}
+
+static void
+test_data_text_free(IsrfCsr *m)
+{
+	free(m->rowptr);
+	free(m->col);
+	free(m->val);
 }
 
 #endif							/* ISRF_GENREC_DATA_H */

@@ -55,7 +55,7 @@ check_gradients(IsrfEnv *env, IsrfBackend *be, TestData *t, const IsrfGenrecConf
 {
 	static const char *names[] = {"item_emb", "ad_w1", "ad_b1", "ad_w2", "ad_b2", "ex_w",
 		"pu_w", "pu_b", "pg_w", "pg_b", "cemb0", "cemb1", "dec_w0", "dec_w1", "dec_w2",
-	"dec_b2", "tf", NULL};
+	"dec_b2", "word_emb", "tf", NULL};
 	IsrfGenrec	g;
 	IsrfGenrecSession *s = NULL;
 	int32_t		users[8];
@@ -594,54 +594,99 @@ check_prior(IsrfEnv *env, IsrfBackend *be, TestData *t)
  * get it.
  */
 /*
- * A TF-IDF-like matrix of item text: item i has the words i % 4, 4 + i % 3
- * and 7 + i / 5 with random positive weights, its row of unit length; item
- * 5 has no text.
+ * Word embeddings (use_word_emb): the vocabulary is the text's used
+ * columns; their gradient passes the finite-difference check with every
+ * other part; each item's token gains its row, scaled to unit length, times
+ * the words' embeddings (the table with and without them); an item without
+ * words gains nothing; without text or with the key off there are none.
  */
 static void
-test_item_text(int32_t n_items, IsrfCsr *m)
+check_word_emb(IsrfEnv *env, IsrfBackend *be, TestData *t)
 {
-	unsigned long long rs = 29;
-	int32_t		i,
+	IsrfGenrecConfig c;
+	IsrfCsr		txt;
+	IsrfGenrec	g;
+	IsrfGenrecSession *s = NULL;
+	int32_t		ni = t->d.n_items,
+				used = 0,
+				bad = 0,
+				i,
+				p,
 				k;
+	int32_t    *word;
+	float	   *with,
+			   *without,
+			   *wr,
+			   *w,
+			   *gr;
+	size_t		n = 0,
+				C;
+	unsigned long long rs = 5;
 
-	m->n_rows = n_items;
-	m->n_cols = 7 + n_items / 5 + 1;
-	m->rowptr = malloc(sizeof(int32_t) * (n_items + 1));
-	m->col = malloc(sizeof(int32_t) * 3 * n_items);
-	m->val = malloc(sizeof(float) * 3 * n_items);
-	m->rowptr[0] = 0;
-	for (i = 0; i < n_items; i++)
+	test_data_text(ni, &txt);
+	word = malloc(sizeof(int32_t) * (txt.n_cols + 1));
+	for (k = 0; k < txt.n_cols; k++)
+		word[k] = -1;
+	for (p = 0; p < txt.nnz; p++)
+		word[txt.col[p]] = 0;
+	for (k = 0; k < txt.n_cols; k++)
+		if (word[k] == 0)
+			word[k] = used++;
+	t->d.item_text = &txt;
+	tiny_config(&c);
+	c.lambda1 = 0.0f;
+	c.use_word_emb = true;
+	check_gradients(env, be, t, &c, "word embeddings");
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
+	CHECK_MSG(g.n_words == used, "%d words, the text uses %d", g.n_words, used);
+	CHECK(isrf_genrec_test_session(env, be, &t->d, &g, &s) == ISRF_OK);
+	CHECK(isrf_genrec_test_tensor(s, "word_emb", &w, &gr, &n) && n == (size_t) used * c.d_model);
+	C = (size_t) c.d_model;
+	for (k = 0; (size_t) k < n; k++)
+		w[k] = (float) unit_rand_uniform(&rs);
+	wr = malloc(sizeof(float) * n);
+	memcpy(wr, w, sizeof(float) * n);
+	with = malloc(sizeof(float) * ni * C);
+	without = malloc(sizeof(float) * ni * C);
+	CHECK(isrf_genrec_test_table(s, with) == ISRF_OK);
+	memset(w, 0, sizeof(float) * n);
+	CHECK(isrf_genrec_test_table(s, without) == ISRF_OK);
+	for (i = 0; i < ni; i++)
 	{
-		int32_t		p = m->rowptr[i];
 		double		ss = 0.0;
 
-		if (i == 5)
+		for (p = txt.rowptr[i]; p < txt.rowptr[i + 1]; p++)
+			ss += (double) txt.val[p] * txt.val[p];
+		for (k = 0; (size_t) k < C; k++)
 		{
-			m->rowptr[i + 1] = p;
-			continue;
-		}
-		m->col[p] = i % 4;
-		m->col[p + 1] = 4 + i % 3;
-		m->col[p + 2] = 7 + i / 5;
-		for (k = 0; k < 3; k++)
-		{
-			m->val[p + k] = 0.2f + (float) (unit_rand_next(&rs) % 100) / 100.0f;
-			ss += (double) m->val[p + k] * m->val[p + k];
-		}
-		for (k = 0; k < 3; k++)
-			m->val[p + k] = (float) (m->val[p + k] / sqrt(ss));
-		m->rowptr[i + 1] = p + 3;
-	}
-	m->nnz = m->rowptr[n_items];
-}
+			double		e = 0.0,
+						got = (double) with[i * C + k] - without[i * C + k];
 
-static void
-test_item_text_free(IsrfCsr *m)
-{
-	free(m->rowptr);
-	free(m->col);
-	free(m->val);
+			for (p = txt.rowptr[i]; p < txt.rowptr[i + 1]; p++)
+				e += txt.val[p] / sqrt(ss) * wr[(size_t) word[txt.col[p]] * C + k];
+			if (fabs(got - e) > 1e-5 || (txt.rowptr[i] == txt.rowptr[i + 1] && got != 0.0))
+				bad++;
+		}
+	}
+	CHECK_MSG(bad == 0, "word embeddings: %d table entries are not the words' weighted mean", bad);
+	isrf_genrec_session_close(s);
+	isrf_genrec_free(env, &g);
+	t->d.item_text = NULL;
+	/* without text, or with the key off, there are none */
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
+	CHECK(g.n_words == 0);
+	isrf_genrec_free(env, &g);
+	t->d.item_text = &txt;
+	c.use_word_emb = false;
+	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
+	CHECK(g.n_words == 0);
+	isrf_genrec_free(env, &g);
+	t->d.item_text = NULL;
+	free(word);
+	free(wr);
+	free(with);
+	free(without);
+	test_data_text_free(&txt);
 }
 
 /* The dot product of rows a and b of m (dense, by brute force). */
@@ -682,7 +727,7 @@ check_relations(IsrfEnv *env, TestData *t)
 	int32_t		n_knn = 0,
 				n_lex = 0;
 
-	test_item_text(ni, &txt);
+	test_data_text(ni, &txt);
 	for (i = 0; i < ni; i++)
 		cand[i] = i;
 	cand[ni] = -1;
@@ -787,7 +832,7 @@ check_relations(IsrfEnv *env, TestData *t)
 	for (i = nc; i < 4 * nc; i++)
 		CHECK(buf[i] == 0.0f);
 	isrf_scorer_free(&scr);
-	test_item_text_free(&txt);
+	test_data_text_free(&txt);
 	free(cand);
 	free(pop);
 	free(buf);
@@ -821,7 +866,7 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	tiny_config(&c);
 	c.epochs = 2;
 	c.use_prior = true;
-	test_item_text(t->d.n_items, &txt);
+	test_data_text(t->d.n_items, &txt);
 	t->d.item_text = &txt;
 	CHECK(isrf_genrec_train(env, be, &t->d, &c, NULL, NULL, &g) == ISRF_OK);
 	/* a network with every weight set, and a weighted sum beside it */
@@ -987,7 +1032,7 @@ check_blend_net(IsrfEnv *env, IsrfBackend *be, TestData *t)
 	t->d.group = NULL;
 	t->d.item_text = NULL;
 	free(grp_ptr);
-	test_item_text_free(&txt);
+	test_data_text_free(&txt);
 	isrf_genrec_free(env, &g);
 }
 
@@ -1334,6 +1379,7 @@ main(void)
 	c.use_adapter = false;
 	check_gradients(&env, be, &t, &c, "code decoder");
 
+	check_word_emb(&env, be, &t);
 	check_switches(&env, be, &t);
 	check_inference(&env, be, &t);
 	check_no_leak(&env, be, &t);

@@ -323,6 +323,20 @@ edit_text_dropped(IsrfTestSections *s)
 	isrf_test_section(s, TAG_TVAL)->dropped = true;
 }
 
+/* A model without item text opens and ranks. */
+static void
+item_text_absent_serves(IsrfModel *m)
+{
+	IsrfServeSession *ss;
+	int32_t		cand[3] = {1, 2, 3};
+	float		sc[3];
+
+	CHECK(m->item_text.rowptr == NULL);
+	CHECK_MSG(isrf_serve_session_open(&env, be, m, &ss) == ISRF_OK, "%s", env.errmsg);
+	CHECK(isrf_serve_rank(&env, ss, 0, NULL, 0, 3, cand, sc) == ISRF_OK);
+	isrf_serve_session_close(ss);
+}
+
 static void
 item_text_checked(void)
 {
@@ -342,17 +356,21 @@ item_text_checked(void)
 		CHECK_MSG(strstr(env.errmsg, "item text") != NULL || strstr(env.errmsg, "TCOL") != NULL ||
 				  strstr(env.errmsg, "TVAL") != NULL, "edit %zu: %s", i, env.errmsg);
 	}
-	CHECK(load_edited(true, edit_text_dropped, &m) == ISRF_OK);
+	/* without the text: damage where word embeddings need it */
+	CHECK(load_edited(true, edit_text_dropped, &m) == ISRF_ERR_CORRUPT);
+	CHECK_MSG(strstr(env.errmsg, "item text") != NULL, "%s", env.errmsg);
+	/* a model without text serves without it: one without a generative model ... */
+	CHECK(load_edited(false, edit_text_dropped, &m) == ISRF_OK);
 	CHECK(m.item_text.rowptr == NULL);
-	{
-		IsrfServeSession *ss;
-		int32_t		cand[3] = {1, 2, 3};
-		float		sc[3];
-
-		CHECK(isrf_serve_session_open(&env, be, &m, &ss) == ISRF_OK);
-		CHECK(isrf_serve_rank(&env, ss, 0, NULL, 0, 3, cand, sc) == ISRF_OK);
-		isrf_serve_session_close(ss);
-	}
+	item_text_absent_serves(&m);
+	isrf_model_free(&env, &m);
+	/* ... and one with it but without word embeddings (cut from the weights' end) */
+	CHECK(isrf_model_load(&env, model_buf[1], model_len[1], &m) == ISRF_OK);
+	CHECK(m.genrec.n_words > 0);
+	m.genrec.n_params -= (size_t) m.genrec.n_words * m.genrec.cfg.d_model;
+	m.genrec.n_words = 0;
+	isrf_csr_free(&env, &m.item_text);
+	item_text_absent_serves(&m);
 	isrf_model_free(&env, &m);
 }
 

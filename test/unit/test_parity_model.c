@@ -208,6 +208,7 @@ model_config(IsrfGenrecConfig *c)
 	c->lambda2 = 0.5f;
 	c->use_explicit = true;		/* every part on */
 	c->use_group_interest = true;
+	c->use_word_emb = true;		/* over test_data_text's words */
 	c->tau = 0.5f;
 	c->use_prior = false;
 }
@@ -216,7 +217,7 @@ model_config(IsrfGenrecConfig *c)
 static const char *const tensor_names[] = {
 	"tf", "item_emb", "ad_w1", "ad_b1", "ad_w2", "ad_b2", "ex_w", "pu_w", "pu_b",
 	"pg_w", "pg_b", "cemb0", "cemb1", "cemb2", "dec_w0", "dec_w1", "dec_w2",
-	"dec_b0", "dec_b1", "dec_b2"
+	"dec_b0", "dec_b1", "dec_b2", "word_emb"
 };
 
 /* Loss and gradients of one training step on b; gradients as host copies. */
@@ -424,8 +425,11 @@ test_genrec(void)
 	TestData	t;
 	IsrfGenrecConfig c;
 	IsrfGenrec	g;
+	IsrfCsr		txt;
 
 	test_data_random(&t, 64, 50, 16, 5);
+	test_data_text(t.d.n_items, &txt);
+	t.d.item_text = &txt;
 	model_config(&c);
 	/* epochs 0: the initial weights, built on the reference */
 	CHECK(isrf_genrec_train(&env, cpu, &t.d, &c, NULL, NULL, &g) == ISRF_OK);
@@ -436,6 +440,7 @@ test_genrec(void)
 	isrf_genrec_free(&env, &g);
 	test_training(&t);
 	test_data_free(&t);
+	test_data_text_free(&txt);
 }
 
 int

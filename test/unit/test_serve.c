@@ -438,6 +438,43 @@ main(void)
 	}
 
 	/*
+	 * the word embeddings (on by default, over the corpus' text) travel in
+	 * the weights; a header whose vocabulary does not match the weights' size,
+	 * or is larger than the text's columns, is damage, and weights of the
+	 * right size for a vocabulary the items' text does not have are refused
+	 * when a session opens
+	 */
+	{
+		uint8_t    *buf;
+		size_t		len,
+					C = (size_t) m.genrec.cfg.d_model;
+		IsrfGenrec	keep = m.genrec;
+
+		CHECK(m.genrec.n_words > 1 && m.genrec.n_words <= m.item_text.n_cols);
+		m.genrec.n_words--;
+		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
+		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_ERR_CORRUPT);
+		CHECK_MSG(strstr(env.errmsg, "wrong size") != NULL, "%s", env.errmsg);
+		isrf_free(&env, buf);
+		m.genrec.n_words = m.item_text.n_cols + 1;
+		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
+		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_ERR_CORRUPT);
+		CHECK_MSG(strstr(env.errmsg, "word embeddings") != NULL, "%s", env.errmsg);
+		isrf_free(&env, buf);
+		/* one word fewer, weights cut to fit: loads, but the words are not the items' */
+		m.genrec.n_words = keep.n_words - 1;
+		m.genrec.n_params -= C;
+		m.genrec.eval_params = NULL;
+		CHECK(isrf_model_save(&env, &m, &buf, &len) == ISRF_OK);
+		CHECK(isrf_model_load(&env, buf, len, &m2) == ISRF_OK);
+		CHECK_MSG(isrf_serve_session_open(&env, be, &m2, &ss2) == ISRF_ERR_CORRUPT, "%s", env.errmsg);
+		CHECK_MSG(strstr(env.errmsg, "word embeddings") != NULL, "%s", env.errmsg);
+		isrf_model_free(&env, &m2);
+		isrf_free(&env, buf);
+		m.genrec = keep;
+	}
+
+	/*
 	 * a blend network travels with the model: the same candidate scores after
 	 * loading, none where it was not kept; a non-finite one is damage
 	 */
@@ -482,14 +519,32 @@ main(void)
 			  memcmp(m2.item_text.val, m.item_text.val, sizeof(float) * m.item_text.nnz) == 0);
 		{
 			IsrfCsr		words = m2.item_text;
-			float		sw[4];
+			float		sw[4],
+						sr[4];
+			int32_t		nw = m2.genrec.n_words;
+			size_t		np = m2.genrec.n_params;
 
+			/*
+			 * the word embeddings need the words: without them (a model cut
+			 * to its layout before the embeddings, which come last) the
+			 * scores still move with the words
+			 */
+			m2.genrec.n_words = 0;
+			m2.genrec.n_params -= (size_t) nw * m2.genrec.cfg.d_model;
+			CHECK(isrf_serve_session_open(&env, be, &m2, &ss2) == ISRF_OK);
+			CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 4, cand, sr) == ISRF_OK);
+			isrf_serve_session_close(ss2);
 			m2.item_text.rowptr = NULL;
 			CHECK(isrf_serve_session_open(&env, be, &m2, &ss2) == ISRF_OK);
 			CHECK(isrf_serve_rank(&env, ss2, 0, NULL, 0, 4, cand, sw) == ISRF_OK);
 			isrf_serve_session_close(ss2);
+			m2.genrec.n_words = nw;
+			m2.genrec.n_params = np;
+			CHECK_MSG(sw[0] != sr[0] || sw[1] != sr[1] || sw[3] != sr[3], "the words changed no score");
+			/* with its embeddings a model needs its words */
+			CHECK(nw > 0 && isrf_serve_session_open(&env, be, &m2, &ss2) == ISRF_ERR_CORRUPT);
+			CHECK(strstr(env.errmsg, "no item words") != NULL);
 			m2.item_text = words;
-			CHECK_MSG(sw[0] != sa[0] || sw[1] != sa[1] || sw[3] != sa[3], "the words changed no score");
 		}
 		isrf_model_free(&env, &m2);
 		isrf_free(&env, buf);

@@ -93,6 +93,8 @@ typedef struct IsrfGenrecConfig
 	bool		use_explicit;	/* explicit-interest input and LightGCN item
 								 * vector (see the top of this file) */
 	bool		use_adapter;	/* adapter(semantic feature) in the token */
+	bool		use_word_emb;	/* learned embeddings of the items' words
+								 * (their TF-IDF rows) in the token */
 	bool		use_prior;		/* the scorer's terms, weights tuned on
 								 * validation */
 	float		beam_weight;	/* the beam bonus in the served score; < 0:
@@ -147,6 +149,7 @@ typedef struct IsrfGenrec
 	float		scale[4];		/* input scales: feat, item_exp, user_exp, group */
 	IsrfScoreWeights weights;	/* of the ranking score's terms (scorer.h) */
 	int32_t    *codes;			/* [n_items x levels] */
+	int32_t		n_words;		/* word embeddings' vocabulary (0: none) */
 	size_t		n_params;
 	float	   *params;			/* embeddings, adapter, projections, decoder */
 	size_t		n_tf_params;
@@ -228,7 +231,7 @@ IsrfStatus	isrf_genrec_copy(IsrfEnv *env, const IsrfGenrec *src, IsrfGenrec *dst
 /* Number of floats of the non-transformer block for these sizes. */
 size_t		isrf_genrec_param_count(const IsrfGenrecConfig *cfg, int32_t n_items,
 									int32_t dm, int32_t levels,
-									const int32_t *codebook_sizes);
+									const int32_t *codebook_sizes, int32_t n_words);
 
 /* ---- inference --------------------------------------------------------- */
 

@@ -12,7 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-/* Item token table = E + adapter(feat) + alpha * iexp W_e^T. */
+/* Item token table = E + adapter(feat) + words W_w + alpha * iexp W_e^T. */
 IsrfStatus
 isrf_gr_table_forward(IsrfGenrecSession *s)
 {
@@ -32,6 +32,8 @@ isrf_gr_table_forward(IsrfGenrecSession *s)
 	}
 	else
 		ISRF_TRY(be->copy(be, s->table, p + l->item_emb, n * 4));
+	if (s->n_words > 0)
+		ISRF_TRY(be->spmm(be, s->words, s->C, 1.0f, p + l->word_emb, 1.0f, s->table));
 	if (s->cfg.use_explicit && s->cfg.alpha != 0.0f)
 		ISRF_TRY(be->gemm(be, false, true, s->ni, s->C, s->dm, s->cfg.alpha, s->iexp_s, s->dm,
 						  p + l->ex_w, s->dm, 1.0f, s->table, s->C));
@@ -39,7 +41,7 @@ isrf_gr_table_forward(IsrfGenrecSession *s)
 	return ISRF_OK;
 }
 
-/* Gradient of the table into E, the adapter and W_e. */
+/* Gradient of the table into E, the word embeddings, the adapter and W_e. */
 static IsrfStatus
 gr_table_backward(IsrfGenrecSession *s)
 {
@@ -50,6 +52,8 @@ gr_table_backward(IsrfGenrecSession *s)
 	size_t		n = (size_t) s->ni * s->C;
 
 	ISRF_TRY(isrf_nn_accumulate(be, g + l->item_emb, s->dtable, n));
+	if (s->n_words > 0)
+		ISRF_TRY(be->spmm(be, s->words_t, s->C, 1.0f, s->dtable, 1.0f, g + l->word_emb));
 	if (s->cfg.use_explicit && s->cfg.alpha != 0.0f)
 		ISRF_TRY(be->gemm(be, true, false, s->C, s->dm, s->ni, s->cfg.alpha, s->dtable, s->C,
 						  s->iexp_s, s->dm, 1.0f, g + l->ex_w, s->dm));

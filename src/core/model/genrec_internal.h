@@ -54,6 +54,7 @@ typedef struct GrLayout
 				pu_b,
 				pg_w,
 				pg_b;
+	size_t		word_emb;		/* n_words x C, last (0 words: empty) */
 	size_t		cemb[ISRF_GENREC_MAX_LEVELS];
 	size_t		dec_w[ISRF_GENREC_MAX_LEVELS];
 	size_t		dec_b[ISRF_GENREC_MAX_LEVELS];
@@ -91,6 +92,9 @@ struct IsrfGenrecSession
 	float	   *a1,
 			   *g1,
 			   *table;			/* ni x C */
+	int32_t		n_words;		/* word embeddings (0: none) */
+	IsrfDevCsr *words,
+			   *words_t;		/* ni x n_words TF-IDF rows, and transposed */
 	float	   *dtable,
 			   *dg1,
 			   *da1;			/* training */
@@ -177,7 +181,7 @@ struct IsrfGenrecSession
 
 /* genrec_params.c */
 void		isrf_gr_layout(GrLayout *l, int32_t C, int32_t ni, int32_t dm, int32_t levels,
-						   const int32_t *ks);
+						   const int32_t *ks, int32_t n_words);
 void		isrf_gr_tf_config(const IsrfGenrecConfig *c, IsrfTfConfig *t);
 IsrfStatus	isrf_gr_init_params(IsrfGenrecSession *s);
 void		isrf_gr_decay_mask(const IsrfGenrecSession *s, uint8_t *mask);
@@ -194,8 +198,10 @@ float		isrf_gr_rms(const float *x, size_t n);
 IsrfStatus	isrf_gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cfg,
 								   const IsrfGenrecData *d, int32_t levels, const int32_t *ks,
 								   const int32_t *codes, const float *scale,
-								   const IsrfScoreWeights *weights, bool train,
+								   const IsrfScoreWeights *weights, int32_t n_words, bool train,
 								   IsrfGenrecSession **out);
+IsrfStatus	isrf_gr_word_count(IsrfEnv *env, const IsrfGenrecConfig *cfg,
+							   const IsrfGenrecData *d, int32_t *out);
 
 /* genrec_forward.c */
 IsrfStatus	isrf_gr_table_forward(IsrfGenrecSession *s);

@@ -13,7 +13,8 @@
 
 /* Lay the non-transformer tensors out one after another. */
 void
-isrf_gr_layout(GrLayout *l, int32_t C, int32_t ni, int32_t dm, int32_t levels, const int32_t *ks)
+isrf_gr_layout(GrLayout *l, int32_t C, int32_t ni, int32_t dm, int32_t levels, const int32_t *ks,
+			   int32_t n_words)
 {
 	size_t		o = 0;
 	int32_t		j;
@@ -36,17 +37,19 @@ isrf_gr_layout(GrLayout *l, int32_t C, int32_t ni, int32_t dm, int32_t levels, c
 		GR_PUT(dec_w[j], (size_t) ks[j] * C);
 		GR_PUT(dec_b[j], ks[j]);
 	}
+	/* last, so that a model without word embeddings keeps its layout */
+	GR_PUT(word_emb, (size_t) n_words * C);
 #undef GR_PUT
 	l->total = o;
 }
 
 size_t
 isrf_genrec_param_count(const IsrfGenrecConfig *cfg, int32_t n_items, int32_t dm,
-						int32_t levels, const int32_t *codebook_sizes)
+						int32_t levels, const int32_t *codebook_sizes, int32_t n_words)
 {
 	GrLayout	l;
 
-	isrf_gr_layout(&l, cfg->d_model, n_items, dm, levels, codebook_sizes);
+	isrf_gr_layout(&l, cfg->d_model, n_items, dm, levels, codebook_sizes, n_words);
 	return l.total;
 }
 
@@ -90,6 +93,7 @@ isrf_gr_init_params(IsrfGenrecSession *s)
 		isrf_nn_init_normal(p + l->cemb[j], (size_t) s->ks[j] * C, 0.02f, isrf_nn_key(seed, 2, (uint64_t) j));
 		isrf_nn_init_normal(p + l->dec_w[j], (size_t) s->ks[j] * C, 0.02f, isrf_nn_key(seed, 3, (uint64_t) j));
 	}
+	isrf_nn_init_normal(p + l->word_emb, (size_t) s->n_words * C, 0.05f, isrf_nn_key(seed, 1, 6));
 	st = s->be->upload(s->be, s->p, p, l->total * 4);
 	isrf_free(s->env, p);
 	return st;

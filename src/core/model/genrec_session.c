@@ -222,6 +222,10 @@ isrf_genrec_session_close(IsrfGenrecSession *s)
 	isrf_free(s->env, s->ugrp_s);
 	isrf_gr_drop_train_cache(s);
 	isrf_scorer_free(&s->scorer);
+	if (s->words)
+		be->csr_destroy(be, s->words);
+	if (s->words_t)
+		be->csr_destroy(be, s->words_t);
 	isrf_tf_destroy(s->tf);
 	if (s->own_hb)
 		isrf_backend_close(s->hb);
@@ -243,6 +247,129 @@ isrf_gr_rms(const float *x, size_t n)
 	return ss > 1e-12 ? (float) ss : 1.0f;
 }
 
+/* Entry p of the items' TF-IDF rows holds a word. */
+static inline bool
+gr_word_entry(const IsrfCsr *t, int32_t p)
+{
+	return t->val[p] != 0.0f && t->col[p] >= 0 && t->col[p] < t->n_cols;
+}
+
+/*
+ * Number the columns of t that hold a word of some item 0, 1, ... in column
+ * order into map[t->n_cols] (-1: no item's); their count.
+ */
+static int32_t
+gr_word_map(const IsrfCsr *t, int32_t *map)
+{
+	int32_t		n = 0,
+				p;
+
+	for (p = 0; p < t->n_cols; p++)
+		map[p] = -1;
+	for (p = 0; p < t->nnz; p++)
+		if (gr_word_entry(t, p))
+			map[t->col[p]] = 0;
+	for (p = 0; p < t->n_cols; p++)
+		if (map[p] == 0)
+			map[p] = n++;
+	return n;
+}
+
+/*
+ * The word embeddings' vocabulary: the columns of the items' TF-IDF rows
+ * that hold a word of some item (0 without word embeddings or text).
+ */
+IsrfStatus
+isrf_gr_word_count(IsrfEnv *env, const IsrfGenrecConfig *cfg, const IsrfGenrecData *d,
+				   int32_t *out)
+{
+	const IsrfCsr *t = d->item_text;
+	int32_t    *map;
+
+	*out = 0;
+	if (!cfg->use_word_emb || t == NULL || t->nnz == 0 || t->n_rows != d->n_items)
+		return ISRF_OK;
+	if ((map = isrf_alloc(env, ((size_t) t->n_cols + 1) * 4)) == NULL)
+		return ISRF_ERR_NOMEM;
+	*out = gr_word_map(t, map);
+	isrf_free(env, map);
+	return ISRF_OK;
+}
+
+/*
+ * The items' words as two backend matrices: rows of the TF-IDF matrix with
+ * its used columns numbered 0 .. n_words-1 in column order and each row
+ * scaled to unit length (an item's word vector is the weighted mean of its
+ * words' embeddings), and the transpose, which carries the table's gradient
+ * back to the words.
+ */
+static IsrfStatus
+gr_words_create(IsrfGenrecSession *s)
+{
+	const IsrfCsr *t = s->d->item_text;
+	IsrfEnv    *env = s->env;
+	int32_t    *map = NULL,
+			   *rows = NULL,
+			   *cols = NULL;
+	float	   *vals = NULL;
+	IsrfCsr		w,
+				wt;
+	int32_t		n,
+				r,
+				p;
+	int64_t		k = 0;
+	IsrfStatus	st = ISRF_ERR_NOMEM;
+
+	memset(&w, 0, sizeof(w));
+	memset(&wt, 0, sizeof(wt));
+	if (t == NULL || t->n_rows != s->ni)
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "the model has word embeddings but no item words");
+	map = isrf_alloc(env, ((size_t) t->n_cols + 1) * 4);
+	rows = isrf_alloc(env, ((size_t) t->nnz + 1) * 4);
+	cols = isrf_alloc(env, ((size_t) t->nnz + 1) * 4);
+	vals = isrf_alloc(env, ((size_t) t->nnz + 1) * 4);
+	if (!map || !rows || !cols || !vals)
+		goto done;
+	if ((n = gr_word_map(t, map)) != s->n_words)
+	{
+		st = isrf_fail(env, ISRF_ERR_CORRUPT, "the model's word embeddings have %d words, its items %d",
+					   s->n_words, n);
+		goto done;
+	}
+	for (r = 0; r < t->n_rows; r++)
+	{
+		double		ss = 0.0;
+		int64_t		k0 = k;
+
+		for (p = t->rowptr[r]; p < t->rowptr[r + 1]; p++)
+			if (gr_word_entry(t, p))
+			{
+				rows[k] = r;
+				cols[k] = map[t->col[p]];
+				vals[k] = t->val[p];
+				ss += (double) t->val[p] * t->val[p];
+				k++;
+			}
+		for (; k0 < k && ss > 0.0; k0++)
+			vals[k0] = (float) (vals[k0] / sqrt(ss));
+	}
+	if ((st = isrf_csr_from_coo(env, s->ni, n, k, rows, cols, vals, &w)) != ISRF_OK ||
+		(st = isrf_csr_from_coo(env, n, s->ni, k, cols, rows, vals, &wt)) != ISRF_OK ||
+		(st = s->be->csr_create(s->be, &w, &s->words)) != ISRF_OK ||
+		(st = s->be->csr_create(s->be, &wt, &s->words_t)) != ISRF_OK)
+		goto done;
+	st = ISRF_OK;
+
+done:
+	isrf_csr_free(env, &w);
+	isrf_csr_free(env, &wt);
+	isrf_free(env, map);
+	isrf_free(env, rows);
+	isrf_free(env, cols);
+	isrf_free(env, vals);
+	return st;
+}
+
 /*
  * Open a session with the given sizes; weights are left zero for the caller
  * to initialise or upload.
@@ -251,7 +378,7 @@ IsrfStatus
 isrf_gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cfg,
 					   const IsrfGenrecData *d, int32_t levels, const int32_t *ks,
 					   const int32_t *codes, const float *scale,
-					   const IsrfScoreWeights *weights, bool train,
+					   const IsrfScoreWeights *weights, int32_t n_words, bool train,
 					   IsrfGenrecSession **out)
 {
 	IsrfGenrecSession *s;
@@ -294,7 +421,8 @@ isrf_gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cf
 	memcpy(s->scale, scale, sizeof(s->scale));
 	s->codes = codes;
 	s->train = train;
-	isrf_gr_layout(&s->lay, s->C, s->ni, s->dm, levels, ks);
+	s->n_words = n_words;
+	isrf_gr_layout(&s->lay, s->C, s->ni, s->dm, levels, ks, n_words);
 	isrf_gr_tf_config(cfg, &tcfg);
 
 #define GR_A(ptr, bytes) do { if ((st = isrf_gr_mem(be, (void **) &(ptr), (bytes))) != ISRF_OK) goto fail; } while (0)
@@ -327,6 +455,8 @@ isrf_gr_session_create(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecConfig *cf
 #undef GR_A
 #define GR_A2(ptr, bytes) do { if ((st = isrf_gr_mem(s->hb, (void **) &(ptr), (bytes))) != ISRF_OK) goto fail; } while (0)
 	if ((st = isrf_tf_create(be, &tcfg, isrf_nn_key(cfg->seed, 11, 0), &s->tf)) != ISRF_OK)
+		goto fail;
+	if (n_words > 0 && (st = gr_words_create(s)) != ISRF_OK)
 		goto fail;
 	/* scaled copies of the frozen inputs: host arrays to backend memory */
 	{
@@ -408,7 +538,7 @@ gr_session_open(IsrfEnv *env, IsrfBackend *be, const IsrfGenrec *g,
 						 "the generative model does not fit its data (%d items, dm %d vs %d, %d)",
 						 g->n_items, g->dm, d->n_items, d->dm);
 	ISRF_TRY(isrf_gr_session_create(env, be, &g->cfg, d, g->levels, g->codebook_sizes, g->codes,
-									g->scale, &g->weights, false, &s));
+									g->scale, &g->weights, g->n_words, false, &s));
 	if (s->lay.total != g->n_params || s->tf->n_params != g->n_tf_params)
 	{
 		isrf_genrec_session_close(s);

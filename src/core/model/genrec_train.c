@@ -665,9 +665,12 @@ isrf_genrec_train(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d,
 		memcpy(out->codes, ids.codes, ni * (size_t) out->levels * 4);
 		isrf_semid_free(env, &ids);
 	}
-	if ((st = isrf_gr_session_create(env, be, cfg, d, out->levels, out->codebook_sizes, out->codes,
-									 out->scale, NULL, true, &s)) != ISRF_OK)
+	if ((st = isrf_gr_word_count(env, cfg, d, &out->n_words)) != ISRF_OK ||
+		(st = isrf_gr_session_create(env, be, cfg, d, out->levels, out->codebook_sizes, out->codes,
+									 out->scale, NULL, out->n_words, true, &s)) != ISRF_OK)
 		goto fail;
+	if (out->n_words > 0)
+		isrf_log(env, "isrf: word embeddings: %d words of the items' text", out->n_words);
 	out->n_params = s->lay.total;
 	out->n_tf_params = s->tf->n_params;
 	out->params = isrf_alloc(env, out->n_params * 4 + 4);

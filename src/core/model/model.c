@@ -74,7 +74,7 @@ static const ModelField model_genrec_fields[] = {
 	GF("weight.content_direct", 'f', weights.content_direct), GF("weight.beam", 'f', weights.beam),
 	GF("weight.group", 'f', weights.group), GF("weight.group_direct", 'f', weights.group_direct),
 	GF("weight.text", 'f', weights.text), GF("weight.text_direct", 'f', weights.text_direct),
-	GF("n_params", 'z', n_params), GF("n_tf_params", 'z', n_tf_params),
+	GF("n_words", 'i', n_words), GF("n_params", 'z', n_params), GF("n_tf_params", 'z', n_tf_params),
 	GF("epochs_run", 'i', epochs_run), GF("best_epoch", 'i', best_epoch),
 	GF("best_val_hr10", 'd', best_val_hr10), GF("best_val_ndcg10", 'd', best_val_ndcg10),
 	GF("t_train", 'd', t_train), GF("nonfinite_steps", 'l', nonfinite_steps),
@@ -342,7 +342,8 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 	ISRF_TRY(isrf_model_reader_get(env, r, TAG_GHDR, ISRF_ELEM_BYTES, SIZE_MAX, &p, &len));
 	ISRF_TRY(model_genrec_parse(env, p, len, g));
 	g->cfg = m->cfg.gen;
-	if (g->n_items != m->n_items || g->dm != m->dm || g->levels < 0 || !model_genrec_floats_finite(g) ||
+	if (g->n_items != m->n_items || g->dm != m->dm || g->levels < 0 || g->n_words < 0 ||
+		!model_genrec_floats_finite(g) ||
 		g->levels > ISRF_GENREC_MAX_LEVELS || isrf_genrec_config_check(env, &g->cfg) != ISRF_OK)
 	{
 		memset(g, 0, sizeof(*g));
@@ -354,7 +355,14 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 			memset(g, 0, sizeof(*g));
 			return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative header is damaged");
 		}
-	if (g->n_params != isrf_genrec_param_count(&g->cfg, g->n_items, g->dm, g->levels, g->codebook_sizes))
+	/* word embeddings are of the items' words: they need them (a vocabulary at most their columns) */
+	if (g->n_words > 0 && (m->item_text.rowptr == NULL || g->n_words > m->item_text.n_cols))
+	{
+		memset(g, 0, sizeof(*g));
+		return isrf_fail(env, ISRF_ERR_CORRUPT, "model has word embeddings but not their item text");
+	}
+	if (g->n_params != isrf_genrec_param_count(&g->cfg, g->n_items, g->dm, g->levels, g->codebook_sizes,
+											   g->n_words))
 	{
 		memset(g, 0, sizeof(*g));
 		return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative weights have the wrong size");
@@ -558,7 +566,7 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 " \"mean_neighbour_similarity\": %.4f, \"explained_variance\": %.4f,"
 			 " \"seconds\": {\"split\": %.3f, \"features\": %.3f, \"group_graph\": %.3f, \"lightgcn\": %.3f, \"train\": %.3f},"
 			 " \"epochs\": %d, \"best_epoch\": %d, \"val_hr10\": %.4f, \"val_ndcg10\": %.4f,"
-			 " \"nonfinite_steps\": %lld, \"score_weights\": {\"prior\": %g, \"prior_direct\": %g,"
+			 " \"nonfinite_steps\": %lld, \"words\": %d, \"score_weights\": {\"prior\": %g, \"prior_direct\": %g,"
 			 " \"pop_direct\": %g, \"recent_direct\": %g, \"content_direct\": %g, \"beam\": %g, \"prior_knn\": %g, \"prior_knn_direct\": %g,"
 			 " \"group\": %g, \"group_direct\": %g, \"text\": %g, \"text_direct\": %g, \"blend_net\": %s, \"rerank_net\": %s}}",
 			 s->n_users, s->n_items, (long long) s->n_interactions, (long long) s->n_train_interactions,
@@ -567,7 +575,7 @@ isrf_model_stats_json(const IsrfModel *m, char *buf, size_t len)
 			 s->mean_neighbour_similarity, s->explained_variance,
 			 s->t_split, s->t_features, s->t_group_graph, s->t_lightgcn, s->t_train,
 			 m->genrec.epochs_run, m->genrec.best_epoch, m->genrec.best_val_hr10,
-			 m->genrec.best_val_ndcg10, (long long) m->genrec.nonfinite_steps,
+			 m->genrec.best_val_ndcg10, (long long) m->genrec.nonfinite_steps, m->genrec.n_words,
 			 (double) m->genrec.weights.prior, (double) m->genrec.weights.prior_direct,
 			 (double) m->genrec.weights.pop_direct, (double) m->genrec.weights.recent_direct,
 			 (double) m->genrec.weights.content_direct, (double) m->genrec.weights.beam, (double) m->genrec.weights.prior_knn,

@@ -90,6 +90,8 @@ static const IsrfConfigKey config_keys[] = {
 	"weight of the LightGCN item vector in each item token"},
 	{"use_adapter", ISRF_KEY_BOOL, F(gen.use_adapter), 0, 1, 1, false, GEN ",use_text", NULL,
 	"the adapter (a two-layer MLP) of the item's semantic feature in each item token"},
+	{"use_word_emb", ISRF_KEY_BOOL, F(gen.use_word_emb), 0, 1, 1, false, GEN ",use_text", NULL,
+	"learned embeddings of the items' words (the TF-IDF rows' terms, attributes included) added to each item's token and so to the tied dense head: items with few interactions share what their words learned"},
 	{"use_generative", ISRF_KEY_BOOL, F(gen.use_generative), 0, 1, 1, false, GEN, NULL,
 	"train and serve the semantic-ID decoder (beam search); false: dense head only"},
 	{"gen_weight", ISRF_KEY_FLOAT, F(gen.gen_weight), 0, 100, 0.3, false, GEN ",use_generative", NULL,

@@ -17,7 +17,7 @@ isrf_genrec_test_session(IsrfEnv *env, IsrfBackend *be, const IsrfGenrecData *d,
 	IsrfStatus	st;
 
 	ISRF_TRY(isrf_gr_session_create(env, be, &g->cfg, d, g->levels, g->codebook_sizes, g->codes,
-									g->scale, &g->weights, true, &s));
+									g->scale, &g->weights, g->n_words, true, &s));
 	if (s->lay.total != g->n_params || s->tf->n_params != g->n_tf_params ||
 		(st = be->upload(be, s->p, g->params, g->n_params * 4)) != ISRF_OK ||
 		(st = be->upload(be, s->tf->params, g->tf_params, g->n_tf_params * 4)) != ISRF_OK)
@@ -66,6 +66,7 @@ isrf_genrec_test_tensor(IsrfGenrecSession *s, const char *name, float **w, float
 	GR_T("pu_b", pu_b, C);
 	GR_T("pg_w", pg_w, C * dm);
 	GR_T("pg_b", pg_b, C);
+	GR_T("word_emb", word_emb, (size_t) s->n_words * C);
 #undef GR_T
 	for (j = 0; j < s->levels; j++)
 	{
@@ -99,4 +100,11 @@ found:
 	*w = s->p + off;
 	*g = s->gp + off;
 	return true;
+}
+
+IsrfStatus
+isrf_genrec_test_table(IsrfGenrecSession *s, float *out)
+{
+	ISRF_TRY(isrf_gr_table_forward(s));
+	return s->be->download(s->be, out, s->table, (size_t) s->ni * s->C * 4);
 }

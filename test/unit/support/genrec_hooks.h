@@ -24,10 +24,16 @@ IsrfStatus	isrf_genrec_test_loss(IsrfGenrecSession *s, int32_t n_users, const in
 /*
  * A named tensor of the weights ("item_emb", "ad_w1", "ad_b1", "ad_w2",
  * "ad_b2", "ex_w", "pu_w", "pu_b", "pg_w", "pg_b", "cemb0", "dec_w0",
- * "dec_b0", ... or "tf" for the transformer block): pointers to its weights
+ * "dec_b0", ..., "word_emb" or "tf" for the transformer block): pointers to its weights
  * and gradients and its length; false when there is no such tensor.
  */
 bool		isrf_genrec_test_tensor(IsrfGenrecSession *s, const char *name, float **w,
 									float **g, size_t *n);
+
+/*
+ * The item token table (n_items x d_model) recomputed from the session's
+ * current weights, into host memory.
+ */
+IsrfStatus	isrf_genrec_test_table(IsrfGenrecSession *s, float *out);
 
 #endif							/* ISRF_GENREC_HOOKS_H */
