@@ -8,7 +8,9 @@
  *	  The code is in genrec_*.c (see genrec_internal.h for which is where).
  *
  * One token per item: ID embedding + adapter(frozen semantic feature, a
- * two-layer GELU MLP) + alpha * W_e (LightGCN item vector) + position.  The
+ * two-layer GELU MLP) + word embeddings (the item's TF-IDF row, scaled to
+ * unit length, times a learned vector per word: n_words of them, the words
+ * some item has) + alpha * W_e (LightGCN item vector) + position.  The
  * same item token table is the dense head's output matrix (tied weights).
  *
  * User-level interests, causal so that training never sees its targets:

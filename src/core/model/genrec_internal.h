@@ -94,7 +94,8 @@ struct IsrfGenrecSession
 			   *table;			/* ni x C */
 	int32_t		n_words;		/* word embeddings (0: none) */
 	IsrfDevCsr *words,
-			   *words_t;		/* ni x n_words TF-IDF rows, and transposed */
+			   *words_t;		/* ni x n_words TF-IDF rows, and transposed
+								 * (training) */
 	float	   *dtable,
 			   *dg1,
 			   *da1;			/* training */

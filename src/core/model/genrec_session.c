@@ -297,11 +297,11 @@ isrf_gr_word_count(IsrfEnv *env, const IsrfGenrecConfig *cfg, const IsrfGenrecDa
 }
 
 /*
- * The items' words as two backend matrices: rows of the TF-IDF matrix with
- * its used columns numbered 0 .. n_words-1 in column order and each row
- * scaled to unit length (an item's word vector is the weighted mean of its
- * words' embeddings), and the transpose, which carries the table's gradient
- * back to the words.
+ * The items' words as backend matrices: rows of the TF-IDF matrix with its
+ * used columns numbered 0 .. n_words-1 in column order and each row scaled
+ * to unit length (an item's word vector is the weighted mean of its words'
+ * embeddings), and, for training, the transpose, which carries the table's
+ * gradient back to the words.
  */
 static IsrfStatus
 gr_words_create(IsrfGenrecSession *s)
@@ -353,10 +353,12 @@ gr_words_create(IsrfGenrecSession *s)
 		for (; k0 < k && ss > 0.0; k0++)
 			vals[k0] = (float) (vals[k0] / sqrt(ss));
 	}
+	/* the transpose only carries gradients: training sessions alone need it */
 	if ((st = isrf_csr_from_coo(env, s->ni, n, k, rows, cols, vals, &w)) != ISRF_OK ||
-		(st = isrf_csr_from_coo(env, n, s->ni, k, cols, rows, vals, &wt)) != ISRF_OK ||
 		(st = s->be->csr_create(s->be, &w, &s->words)) != ISRF_OK ||
-		(st = s->be->csr_create(s->be, &wt, &s->words_t)) != ISRF_OK)
+		(s->train &&
+		 ((st = isrf_csr_from_coo(env, n, s->ni, k, cols, rows, vals, &wt)) != ISRF_OK ||
+		  (st = s->be->csr_create(s->be, &wt, &s->words_t)) != ISRF_OK)))
 		goto done;
 	st = ISRF_OK;
 
