@@ -330,6 +330,26 @@ model_genrec_floats_finite(const IsrfGenrec *g)
 }
 
 /* The generative model's sections, checked against the model's sizes. */
+/* The columns of the item text that hold a word of some item (-1: no memory). */
+static int32_t
+model_text_words(IsrfEnv *env, const IsrfCsr *t)
+{
+	uint8_t    *seen = isrf_calloc(env, (size_t) t->n_cols + 1, 1);
+	int32_t		n = 0,
+				p;
+
+	if (seen == NULL)
+		return -1;
+	for (p = 0; p < t->nnz; p++)
+		if (t->val[p] != 0.0f && t->col[p] >= 0 && t->col[p] < t->n_cols && !seen[t->col[p]])
+		{
+			seen[t->col[p]] = 1;
+			n++;
+		}
+	isrf_free(env, seen);
+	return n;
+}
+
 static IsrfStatus
 model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 {
@@ -356,7 +376,9 @@ model_load_genrec(IsrfEnv *env, const IsrfModelReader *r, IsrfModel *m)
 			return isrf_fail(env, ISRF_ERR_CORRUPT, "model generative header is damaged");
 		}
 	/* word embeddings are of the items' words: they need them (a vocabulary at most their columns) */
-	if (g->n_words > 0 && (m->item_text.rowptr == NULL || g->n_words > m->item_text.n_cols))
+	if (g->n_words > 0 && (!g->cfg.use_word_emb || m->item_text.rowptr == NULL ||
+						   g->n_words > m->item_text.n_cols ||
+						   model_text_words(env, &m->item_text) != g->n_words))
 	{
 		memset(g, 0, sizeof(*g));
 		return isrf_fail(env, ISRF_ERR_CORRUPT, "model has word embeddings but not their item text");
