@@ -90,6 +90,15 @@ test_csr(IsrfBackend *be, IsrfEnv *env)
 	CHECK_NEAR(y[1], 32 + 8 + 50, 1e-5);
 	CHECK_NEAR(y[2], 4 * 5 + 50, 1e-5);
 	CHECK_NEAR(y[4], 2 * 1 + 6 * 7 + 50, 1e-5);
+	/* the columns holding an entry (all but 1 here, once its entry is zero), numbered in order */
+	{
+		int32_t		map[4];
+
+		CHECK(isrf_csr_column_map(&s, map) == 4 && map[0] == 0 && map[3] == 3);
+		s.val[0] = 0.0f;		/* (0,1), the only entry of column 1 */
+		CHECK(isrf_csr_column_map(&s, map) == 3 && map[0] == 0 && map[1] == -1 && map[2] == 1 &&
+			  map[3] == 2);
+	}
 	be->csr_destroy(be, ds);
 	isrf_csr_free(env, &s);
 

@@ -149,6 +149,23 @@ isrf_csr_from_coo(IsrfEnv *env, int32_t n_rows, int32_t n_cols, int64_t n,
 	return ISRF_OK;
 }
 
+int32_t
+isrf_csr_column_map(const IsrfCsr *m, int32_t *map)
+{
+	int32_t		n = 0,
+				p;
+
+	for (p = 0; p < m->n_cols; p++)
+		map[p] = -1;
+	for (p = 0; p < m->nnz; p++)
+		if (m->val[p] != 0.0f && m->col[p] >= 0 && m->col[p] < m->n_cols)
+			map[m->col[p]] = 0;
+	for (p = 0; p < m->n_cols; p++)
+		if (map[p] == 0)
+			map[p] = n++;
+	return n;
+}
+
 void
 isrf_csr_spmm_ref(const IsrfCsr *s, int d, float alpha, const float *x,
 				  float beta, float *y)

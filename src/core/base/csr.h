@@ -38,6 +38,12 @@ IsrfStatus	isrf_csr_from_coo(IsrfEnv *env, int32_t n_rows, int32_t n_cols,
 							  IsrfCsr *out);
 
 /* Plain reference product Y[n_rows,d] = alpha*S*X + beta*Y (row-major). */
+/*
+ * Number the columns of m that hold a nonzero entry 0, 1, ... in column
+ * order into map[m->n_cols] (-1: a column without one); their count.
+ */
+int32_t		isrf_csr_column_map(const IsrfCsr *m, int32_t *map);
+
 void		isrf_csr_spmm_ref(const IsrfCsr *s, int d, float alpha,
 							  const float *x, float beta, float *y);
 

@@ -255,27 +255,6 @@ gr_word_entry(const IsrfCsr *t, int32_t p)
 }
 
 /*
- * Number the columns of t that hold a word of some item 0, 1, ... in column
- * order into map[t->n_cols] (-1: no item's); their count.
- */
-static int32_t
-gr_word_map(const IsrfCsr *t, int32_t *map)
-{
-	int32_t		n = 0,
-				p;
-
-	for (p = 0; p < t->n_cols; p++)
-		map[p] = -1;
-	for (p = 0; p < t->nnz; p++)
-		if (gr_word_entry(t, p))
-			map[t->col[p]] = 0;
-	for (p = 0; p < t->n_cols; p++)
-		if (map[p] == 0)
-			map[p] = n++;
-	return n;
-}
-
-/*
  * The word embeddings' vocabulary: the columns of the items' TF-IDF rows
  * that hold a word of some item (0 without word embeddings or text).
  */
@@ -291,7 +270,7 @@ isrf_gr_word_count(IsrfEnv *env, const IsrfGenrecConfig *cfg, const IsrfGenrecDa
 		return ISRF_OK;
 	if ((map = isrf_alloc(env, ((size_t) t->n_cols + 1) * 4)) == NULL)
 		return ISRF_ERR_NOMEM;
-	*out = gr_word_map(t, map);
+	*out = isrf_csr_column_map(t, map);
 	isrf_free(env, map);
 	return ISRF_OK;
 }
@@ -330,7 +309,7 @@ gr_words_create(IsrfGenrecSession *s)
 	vals = isrf_alloc(env, ((size_t) t->nnz + 1) * 4);
 	if (!map || !rows || !cols || !vals)
 		goto done;
-	if ((n = gr_word_map(t, map)) != s->n_words)
+	if ((n = isrf_csr_column_map(t, map)) != s->n_words)
 	{
 		st = isrf_fail(env, ISRF_ERR_CORRUPT, "the model's word embeddings have %d words, its items %d",
 					   s->n_words, n);

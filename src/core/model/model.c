@@ -334,19 +334,13 @@ model_genrec_floats_finite(const IsrfGenrec *g)
 static int32_t
 model_text_words(IsrfEnv *env, const IsrfCsr *t)
 {
-	uint8_t    *seen = isrf_calloc(env, (size_t) t->n_cols + 1, 1);
-	int32_t		n = 0,
-				p;
+	int32_t    *map = isrf_alloc(env, ((size_t) t->n_cols + 1) * 4);
+	int32_t		n;
 
-	if (seen == NULL)
+	if (map == NULL)
 		return -1;
-	for (p = 0; p < t->nnz; p++)
-		if (t->val[p] != 0.0f && t->col[p] >= 0 && t->col[p] < t->n_cols && !seen[t->col[p]])
-		{
-			seen[t->col[p]] = 1;
-			n++;
-		}
-	isrf_free(env, seen);
+	n = isrf_csr_column_map(t, map);
+	isrf_free(env, map);
 	return n;
 }
 
